@@ -1,0 +1,206 @@
+package config
+
+import (
+	"net/url"
+	"time"
+)
+
+// Config is a loaded, validated and normalized configuration. Every
+// default is filled in and every `${env:NAME}` is resolved, so the rest of
+// hookgate never re-checks it. Treat it as immutable: a reload builds a new
+// one.
+type Config struct {
+	Path       string // file it was loaded from, for messages
+	Server     Server
+	Admin      Admin
+	Queue      Queue
+	Transforms Transforms
+	Log        Log
+	Targets    []Target
+	Plugins    []Plugin
+	Routes     []Route
+}
+
+// Server is the ingest listener: `[server]`.
+type Server struct {
+	Listen          string        // listen = "127.0.0.1:8080"
+	MaxBody         int64         // max_body = "1MiB": default route body limit, bytes
+	MaxHeaderBytes  int           // max_header_bytes = "16KiB"
+	ReadTimeout     time.Duration // read_timeout = "10s"
+	WriteTimeout    time.Duration // write_timeout = "10s"
+	IdleTimeout     time.Duration // idle_timeout = "60s"
+	ShutdownTimeout time.Duration // shutdown_timeout = "15s"
+	MaxConcurrency  int           // max_concurrency = 4096: in-flight requests before 503
+}
+
+// Admin is the admin listener: `[admin]`.
+type Admin struct {
+	Listen string // listen = "127.0.0.1:8081"; "" disables the admin listener
+	Token  Secret // token = "${env:HOOKGATE_ADMIN_TOKEN}"; bearer token, optional on loopback
+}
+
+// Queue is the durable delivery queue: `[queue]`.
+type Queue struct {
+	Path     string // path = "data/queue"
+	Sync     string // sync = "always" | "batch": see QueueSyncAlways/QueueSyncBatch
+	MaxDepth int    // max_depth = 1000000: pending deliveries before ingest answers 503
+	MaxBytes int64  // max_bytes = "1GiB": pending payload bytes before ingest answers 503
+	Workers  int    // workers = 0: delivery workers per target; 0 means the target's max_conns
+}
+
+const (
+	// QueueSyncAlways fsyncs each acknowledged write before the 202.
+	// Concurrent writes share one fsync (group commit).
+	QueueSyncAlways = "always"
+	// QueueSyncBatch lets the store flush in the background; a power loss
+	// can lose the last moments of acknowledged events, a process crash
+	// cannot.
+	QueueSyncBatch = "batch"
+)
+
+// Transforms configures the WASM host: `[transforms]`.
+type Transforms struct {
+	CacheDir string // cache_dir = "data/wasm-cache": wazero compilation cache; "" disables
+}
+
+// Log configures logging: `[log]`.
+type Log struct {
+	Level  string // level = "info" | "debug" | "warn" | "error"
+	Format string // format = "text" | "json"
+	Access bool   // access = false: one line per request when true
+}
+
+// Target is an outgoing destination: `[[target]]`.
+type Target struct {
+	Name            string
+	URL             *url.URL          // url = "http://127.0.0.1:9000/crm"; scheme http or https
+	Method          string            // method = "POST"
+	Headers         map[string]Secret // headers = { "Content-Type" = "application/json" }; values may be secrets
+	Query           map[string]Secret // query = { apiToken = "${env:SURVEYLAB_TOKEN}" }; values may be secrets
+	Timeout         time.Duration     // timeout = "10s": whole attempt
+	MaxConns        int               // max_conns = 64
+	MaxResponseSize int               // max_response_size = "1MiB"
+	IdleTimeout     time.Duration     // idle_timeout = "60s": pooled keep-alive connections
+	IDHeader        string            // id_header = "Idempotency-Key": carries the delivery id; "" disables
+	Auth            Auth              // auth = { type = "hmac", secret = "...", header = "X-Signature" }
+	Retry           Retry             // retry = { ... }
+	Success         Success           // success = { ... }
+	RateLimit       float64           // rate_limit = 50.0: deliveries per second; 0 = unlimited
+	Burst           int               // burst = 10
+	Breaker         Breaker           // breaker = { failures = 5, cooldown = "30s" }
+}
+
+// Auth types for Target.Auth.Type.
+const (
+	AuthNone             = "none"
+	AuthBasic            = "basic"             // username, password
+	AuthBearer           = "bearer"            // token
+	AuthHeader           = "header"            // header, value: an API key in a header
+	AuthHMAC             = "hmac"              // secret, header (default "X-Hookgate-Signature"), prefix: hex HMAC-SHA256 of the body
+	AuthStandardWebhooks = "standard-webhooks" // secret "whsec_...": webhook-id, webhook-timestamp, webhook-signature
+)
+
+// Auth is outbound authentication for a target.
+type Auth struct {
+	Type     string
+	Username string
+	Password Secret
+	Token    Secret
+	Header   string
+	Value    Secret
+	Secret   Secret
+	Prefix   string // hmac: written before the hex digest, e.g. "sha256="
+}
+
+// Retry is a target's retry policy.
+type Retry struct {
+	MaxAttempts int           // max_attempts = 10 (including the first)
+	Initial     time.Duration // initial = "1s"
+	Max         time.Duration // max = "10m"
+	MaxAge      time.Duration // max_age = "72h": give up after this long since ingest
+	Jitter      float64       // jitter = 0.2: +/- fraction of each interval
+}
+
+// Success says how a target's answer is judged.
+type Success struct {
+	Status        []int  // status = [200, 201]; empty means any 2xx
+	JSONPath      string // json_path = "status": a dotted path in the JSON answer
+	JSONEquals    string // json_equals = "true": the raw JSON value that means success
+	RetryOnFailed bool   // retry_body_failure = false: retry when the status is fine but the body check fails
+}
+
+// Breaker is a target's circuit breaker.
+type Breaker struct {
+	Failures int           // failures = 5 consecutive failures open it; 0 disables
+	Cooldown time.Duration // cooldown = "30s" before a half-open probe
+}
+
+// Plugin is a WASM module: `[[plugin]]`.
+type Plugin struct {
+	Name      string
+	Wasm      string        // wasm = "plugins/bin/filter.wasm", relative to the config file
+	Instances int           // instances = 0: pool size; 0 means GOMAXPROCS
+	Timeout   time.Duration // timeout = "100ms": wall time per call
+	MaxMemory int64         // max_memory = "64MiB": rounded up to 64 KiB pages
+	MaxOutput int64         // max_output = "1MiB": bytes a call may produce in all
+}
+
+// Route modes.
+const (
+	ModeAsync = "async" // deliveries are queued durably, the sender gets 202 {"event_id"}
+	ModeSync  = "sync"  // deliveries are sent now, the sender gets the first target's answer
+)
+
+// Route binds a method and path to targets: `[[route]]`.
+type Route struct {
+	Name       string
+	Method     string        // method = "POST"
+	Path       string        // path = "/hooks/howxm"; a trailing "/*" matches the prefix
+	Mode       string        // mode = "async" (default) | "sync"
+	Targets    []string      // targets = ["crm"]
+	MaxBody    int64         // max_body = "256KiB"; 0 means server.max_body
+	JSON       bool          // json = true: the body must be valid JSON (400 otherwise)
+	Delay      time.Duration // delay = "0s": not-before for every delivery (seed 003 send time)
+	Transforms []Step        // transforms = [{ plugin = "filter", config = { ... } }]
+}
+
+// Step is one link of a route's transform chain.
+type Step struct {
+	Plugin string
+	Config []byte // the step's `config` table, encoded as JSON for the guest
+}
+
+// Secret is a string that may hold a credential. It never prints itself:
+// String and MarshalText give a redacted form, Reveal gives the value.
+type Secret struct {
+	value  string
+	source string // "${env:NAME}" or "" for a literal
+}
+
+// NewSecret wraps a value; source names where it came from, for messages.
+func NewSecret(value, source string) Secret { return Secret{value: value, source: source} }
+
+// Reveal returns the secret value. Call it only where the value is used.
+func (s Secret) Reveal() string { return s.value }
+
+// IsSet reports whether a value is present.
+func (s Secret) IsSet() bool { return s.value != "" }
+
+// String redacts: "${env:NAME}" when it came from the environment, else
+// "[redacted]", or "" when empty.
+func (s Secret) String() string {
+	switch {
+	case s.value == "" && s.source == "":
+		return ""
+	case s.source != "":
+		return s.source
+	default:
+		return "[redacted]"
+	}
+}
+
+// MarshalText redacts like String, so JSON and logs never carry the value.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// GoString redacts for %#v.
+func (s Secret) GoString() string { return `config.Secret("` + s.String() + `")` }
