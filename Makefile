@@ -1,0 +1,45 @@
+# hookgate: the two commands of the quick start are `make run` and `make test`.
+
+GO       ?= go
+PLUGINS  := filter template howxm-nps smartsupp-chat threshold
+WASM     := $(PLUGINS:%=plugins/bin/%.wasm)
+CONFIG   ?= config.toml
+SINK     ?= 127.0.0.1:9000
+
+.PHONY: run test build plugins check bench clean
+
+# run: build the gateway and the stock plugins, start the demo capture sink
+# (it prints every delivery it receives as a JSON line), then serve config.toml.
+# Ctrl-C stops both.
+run: build plugins
+	@./hookgate sink --listen $(SINK) & sink=$$!; \
+	trap 'kill $$sink 2>/dev/null' EXIT INT TERM; \
+	./hookgate serve --config $(CONFIG)
+
+# test: every test in the repository, with the race detector.
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
+
+build:
+	$(GO) build -o hookgate ./cmd/hookgate
+
+# The plugins are ordinary Go programs built for WASI; the host calls the
+# reactor's _initialize, so they are built as c-shared.
+plugins: $(WASM)
+
+plugins/bin/%.wasm: FORCE
+	@mkdir -p plugins/bin
+	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./plugins/$*
+
+check: build plugins
+	./hookgate check --config $(CONFIG)
+
+# bench: the load harness (see benchmarks/README.md) and the Go benchmarks.
+bench:
+	$(GO) run ./benchmarks --duration 10s --rounds 3 --conns 64
+
+clean:
+	rm -rf hookgate plugins/bin data
+
+FORCE:

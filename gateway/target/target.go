@@ -1,0 +1,431 @@
+// Package target sends deliveries to the user's systems: one pooled,
+// keep-alive fasthttp client per configured target, built once when a
+// configuration is loaded, with the target's URL, method, static headers and
+// query, outbound auth or signing, and limits.
+//
+//	c, err := target.New(cfg.Targets[0])
+//	...
+//	defer c.Close()
+//	var r target.Result
+//	err = c.Do(&d, &r) // err: transport failure; r.Status: any HTTP answer
+//
+// Lifecycle:
+//  1. New validates what it needs and precomputes everything static: the
+//     dial address, header and query bytes, the basic token, decoded
+//     signing secrets.
+//  2. Do builds one request from pooled fasthttp objects, signs it, sends
+//     it within the target's timeout and copies the answer into the
+//     caller's Result. In steady state it allocates nothing.
+//  3. Close drops idle connections.
+//
+// # Notes
+//
+//   - Delivery query values are plain text: Do encodes them. They come
+//     after the target's static query; a key the target also sets replaces
+//     all of the target's values for it. Delivery paths are sent as given
+//     (already escaped), never normalized.
+//   - Framing and hop-by-hop headers in a delivery (Host, Content-Length,
+//     Connection, Transfer-Encoding, ...) are ignored; auth and signature
+//     headers are written last, so a delivery cannot override them.
+//   - An answer whose body exceeds max_response_size is not an error: Do
+//     returns nil with the status, an empty Body and BodyTooLarge set, and
+//     the connection is closed. The target did answer, so retrying would only
+//     send the same delivery again.
+//   - Do never retries on its own except once when a pooled keep-alive
+//     connection turns out to have been closed by the target before it
+//     answered a single byte; every retry policy is the caller's.
+package target
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/valyala/fasthttp"
+)
+
+// Result is a target's answer. Its buffers are reused across Do calls:
+// copy what must outlive the next call.
+type Result struct {
+	Status       int
+	ContentType  []byte
+	RetryAfter   []byte // raw Retry-After header value, empty if none
+	Body         []byte // at most the target's max_response_size bytes
+	BodyTooLarge bool   // the answer's body exceeded max_response_size and was dropped
+}
+
+// Reset empties r, keeping capacity.
+func (r *Result) Reset() {
+	r.Status = 0
+	r.ContentType = r.ContentType[:0]
+	r.RetryAfter = r.RetryAfter[:0]
+	r.Body = r.Body[:0]
+	r.BodyTooLarge = false
+}
+
+// Client sends deliveries to one target. It is safe for concurrent use.
+type Client struct {
+	cfg     config.Target
+	hc      *fasthttp.HostClient
+	timeout time.Duration
+
+	method []byte
+	scheme []byte // "http" or "https"
+	host   []byte // Host header: the URL's host[:port]
+	path   []byte // the URL's escaped path
+	query  []kv   // the URL's query, then the target's query table
+	header []kv   // the target's static headers, sorted by name
+
+	idHeader []byte
+	auth     signer
+
+	now func() time.Time // the clock for Standard Webhooks timestamps; tests replace it
+}
+
+type kv struct {
+	key, value []byte
+	shown      string // the value as error messages may print it
+}
+
+// New builds the client for t. Zero fields take the config package's
+// defaults, so a hand-built Target in a test works too.
+func New(t config.Target) (*Client, error) {
+	if t.URL == nil {
+		return nil, fmt.Errorf("target %q: no url", t.Name)
+	}
+	fillDefaults(&t)
+	c := &Client{cfg: t, timeout: t.Timeout, now: time.Now}
+
+	u := t.URL
+	var port string
+	switch u.Scheme {
+	case "http":
+		port = "80"
+	case "https":
+		port = "443"
+	default:
+		// Never print the URL itself here: its query may hold a token.
+		return nil, fmt.Errorf("target %q: url scheme %q must be http or https", t.Name, u.Scheme)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("target %q: url has no host", t.Name)
+	}
+	if p := u.Port(); p != "" {
+		port = p
+	}
+	c.scheme = []byte(u.Scheme)
+	c.host = []byte(u.Host)
+	c.path = []byte(u.EscapedPath())
+	if len(c.path) == 0 {
+		c.path = []byte("/")
+	}
+	c.method = []byte(strings.ToUpper(t.Method))
+
+	// The URL's own query keeps its order and repeated keys; the query
+	// table is applied over it (same key replaces), sorted for a stable
+	// wire form.
+	var args fasthttp.Args
+	args.Parse(u.RawQuery)
+	for k, v := range args.All() {
+		c.query = append(c.query, kv{key: clone(k), value: clone(v), shown: "[redacted]"})
+	}
+	for _, k := range sortedKeys(t.Query) {
+		v := t.Query[k]
+		c.query = slices.DeleteFunc(c.query, func(q kv) bool { return string(q.key) == k })
+		c.query = append(c.query, kv{key: []byte(k), value: []byte(v.Reveal()), shown: v.String()})
+	}
+	for _, k := range sortedKeys(t.Headers) {
+		if skipHeader([]byte(k)) {
+			return nil, fmt.Errorf("target %q: header %q is set by hookgate and cannot be configured", t.Name, k)
+		}
+		c.header = append(c.header, kv{key: []byte(k), value: []byte(t.Headers[k].Reveal())})
+	}
+	c.idHeader = []byte(t.IDHeader)
+
+	var err error
+	if c.auth, err = newSigner(t.Auth); err != nil {
+		return nil, fmt.Errorf("target %q: auth: %w", t.Name, err)
+	}
+
+	dialer := &fasthttp.TCPDialer{DNSCacheDuration: time.Minute}
+	c.hc = &fasthttp.HostClient{
+		Addr:                   net.JoinHostPort(u.Hostname(), port),
+		Name:                   "hookgate",
+		IsTLS:                  u.Scheme == "https",
+		DialTimeout:            dialer.DialTimeout,
+		MaxConns:               t.MaxConns,
+		MaxConnWaitTimeout:     t.Timeout, // a saturated pool errors instead of queueing forever
+		MaxIdleConnDuration:    t.IdleTimeout,
+		ReadTimeout:            t.Timeout,
+		WriteTimeout:           t.Timeout,
+		MaxResponseBodySize:    t.MaxResponseSize,
+		DisablePathNormalizing: true,
+		ConnPoolStrategy:       fasthttp.LIFO, // hot connections stay hot, spare ones idle out
+		RetryIfErr:             retryStaleConn,
+		SecureErrorLogMessage:  true,
+	}
+	return c, nil
+}
+
+func fillDefaults(t *config.Target) {
+	if t.Method == "" {
+		t.Method = config.DefaultTargetMethod
+	}
+	if t.Timeout <= 0 {
+		t.Timeout = config.DefaultTargetTimeout
+	}
+	if t.MaxConns <= 0 {
+		t.MaxConns = config.DefaultTargetMaxConns
+	}
+	if t.MaxResponseSize <= 0 {
+		t.MaxResponseSize = config.DefaultTargetMaxResponseSize
+	}
+	if t.IdleTimeout <= 0 {
+		t.IdleTimeout = config.DefaultTargetIdleTimeout
+	}
+	if t.Auth.Type == "" {
+		t.Auth.Type = config.AuthNone
+	}
+	if t.Auth.Type == config.AuthHMAC && t.Auth.Header == "" {
+		t.Auth.Header = config.DefaultHMACHeader
+	}
+}
+
+// retryStaleConn retries once when the target closed a pooled keep-alive
+// connection before answering anything: the request never reached a
+// handler, and the delivery id lets the target deduplicate if it did.
+func retryStaleConn(_ *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	if attempts > 1 {
+		return false, false
+	}
+	return false, errors.Is(err, fasthttp.ErrConnectionClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)
+}
+
+// Name is the target's name.
+func (c *Client) Name() string { return c.cfg.Name }
+
+// Config is the target's configuration with defaults filled in. Do not
+// modify it.
+func (c *Client) Config() *config.Target { return &c.cfg }
+
+// Close drops the client's idle connections. Do may still be called, and
+// opens new ones.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+var (
+	headerRetryAfter = []byte("Retry-After")
+	contentTypeJSON  = []byte("application/json")
+)
+
+// Do sends d and fills r. The error is a transport failure (dial, timeout,
+// reset, pool exhausted), an *Error; any HTTP status, 5xx included, is
+// r.Status with a nil error.
+func (c *Client) Do(d *delivery.Delivery, r *Result) error {
+	r.Reset()
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+
+	c.build(d, req)
+	c.auth.apply(req, d, c.now)
+
+	err := c.hc.DoTimeout(req, resp, c.timeout)
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) && resp.StatusCode() > 0 {
+		r.Status = resp.StatusCode()
+		r.ContentType = append(r.ContentType, resp.Header.ContentType()...)
+		r.RetryAfter = append(r.RetryAfter, resp.Header.PeekBytes(headerRetryAfter)...)
+		r.BodyTooLarge = true
+		return nil
+	}
+	if err != nil {
+		return c.wrap(d, err)
+	}
+	r.Status = resp.StatusCode()
+	r.ContentType = append(r.ContentType, resp.Header.ContentType()...)
+	r.RetryAfter = append(r.RetryAfter, resp.Header.PeekBytes(headerRetryAfter)...)
+	r.Body = append(r.Body, resp.Body()...)
+	return nil
+}
+
+// build writes method, URL, headers and body of d into req.
+func (c *Client) build(d *delivery.Delivery, req *fasthttp.Request) {
+	if len(d.Method) > 0 {
+		req.Header.SetMethodBytes(d.Method)
+	} else {
+		req.Header.SetMethodBytes(c.method)
+	}
+	uri := req.URI()
+	uri.SetSchemeBytes(c.scheme)
+	uri.SetHostBytes(c.host)
+	if len(d.Path) > 0 {
+		uri.SetPathBytes(d.Path)
+	} else {
+		uri.SetPathBytes(c.path)
+	}
+	if len(c.query) > 0 || len(d.Query) > 0 {
+		args := uri.QueryArgs()
+		for i := range c.query {
+			args.AddBytesKV(c.query[i].key, c.query[i].value)
+		}
+		for i := range d.Query {
+			q := &d.Query[i]
+			if c.hasStaticQuery(q.Key) && !seenBefore(d.Query[:i], q.Key) {
+				args.DelBytes(q.Key) // same key replaces every static value
+			}
+			args.AddBytesKV(q.Key, q.Value)
+		}
+	}
+
+	for i := range c.header {
+		req.Header.SetBytesKV(c.header[i].key, c.header[i].value)
+	}
+	for i := range d.Headers {
+		h := &d.Headers[i]
+		if skipHeader(h.Key) {
+			continue
+		}
+		if headerSeenBefore(d.Headers[:i], h.Key) {
+			req.Header.AddBytesKV(h.Key, h.Value)
+		} else {
+			req.Header.SetBytesKV(h.Key, h.Value)
+		}
+	}
+	if len(d.Body) > 0 {
+		if len(req.Header.ContentType()) == 0 {
+			req.Header.SetContentTypeBytes(contentTypeJSON)
+		}
+		// The request is released before Do returns, so it may borrow
+		// the body instead of copying it.
+		req.SetBodyRaw(d.Body)
+	}
+	if len(c.idHeader) > 0 && len(d.ID) > 0 {
+		req.Header.SetBytesKV(c.idHeader, d.ID)
+	}
+}
+
+func (c *Client) hasStaticQuery(key []byte) bool {
+	for i := range c.query {
+		if string(c.query[i].key) == string(key) {
+			return true
+		}
+	}
+	return false
+}
+
+// seenBefore reports whether key occurs in kvs: query keys compare
+// exactly.
+func seenBefore(kvs []delivery.KV, key []byte) bool {
+	for i := range kvs {
+		if string(kvs[i].Key) == string(key) {
+			return true
+		}
+	}
+	return false
+}
+
+// headerSeenBefore is seenBefore for header names, which ignore case.
+func headerSeenBefore(kvs []delivery.KV, key []byte) bool {
+	for i := range kvs {
+		if equalFold(kvs[i].Key, key) {
+			return true
+		}
+	}
+	return false
+}
+
+// ownedHeaders are set by hookgate (or the HTTP framing) on the outgoing
+// request; a delivery or a static header never sets them.
+var ownedHeaders = [][]byte{
+	[]byte("host"), []byte("content-length"), []byte("connection"), []byte("transfer-encoding"),
+	[]byte("keep-alive"), []byte("te"), []byte("trailer"), []byte("upgrade"),
+	[]byte("proxy-connection"), []byte("proxy-authorization"),
+}
+
+func skipHeader(key []byte) bool {
+	for _, h := range ownedHeaders {
+		if equalFold(key, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// equalFold compares ASCII case-insensitively without allocating.
+func equalFold(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+func clone(b []byte) []byte { return append([]byte(nil), b...) }
+
+func sortedKeys(m map[string]config.Secret) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Set holds the clients of every target of a configuration.
+type Set struct {
+	byName map[string]*Client
+	all    []*Client
+}
+
+// NewSet builds a client per target. Names must be unique.
+func NewSet(ts []config.Target) (*Set, error) {
+	s := &Set{byName: make(map[string]*Client, len(ts))}
+	var errs []error
+	for _, t := range ts {
+		if _, dup := s.byName[t.Name]; dup {
+			errs = append(errs, fmt.Errorf("target %q: defined twice", t.Name))
+			continue
+		}
+		c, err := New(t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.byName[t.Name] = c
+		s.all = append(s.all, c)
+	}
+	if len(errs) > 0 {
+		s.Close()
+		return nil, errors.Join(errs...)
+	}
+	return s, nil
+}
+
+// Get returns the client of the named target, nil if there is none.
+func (s *Set) Get(name string) *Client { return s.byName[name] }
+
+// Close closes every client.
+func (s *Set) Close() {
+	for _, c := range s.all {
+		c.Close()
+	}
+}

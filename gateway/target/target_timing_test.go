@@ -1,0 +1,109 @@
+package target
+
+import (
+	"testing"
+
+	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/gateway/sink"
+)
+
+// forwardCases are the forward paths measured for allocations and speed.
+var forwardCases = []struct {
+	name   string
+	target config.Target
+}{
+	{name: "none", target: config.Target{IDHeader: "Idempotency-Key"}},
+	{name: "hmac", target: config.Target{IDHeader: "Idempotency-Key",
+		Auth: config.Auth{Type: config.AuthHMAC, Secret: config.NewSecret("growingio-secret", ""), Prefix: "sha256="}}},
+	{name: "standard-webhooks", target: config.Target{
+		Auth: config.Auth{Type: config.AuthStandardWebhooks, Secret: config.NewSecret(swSecret, "")}}},
+	{name: "get-with-query", target: config.Target{Method: "GET",
+		Query: map[string]config.Secret{"apiToken": config.NewSecret("t0k", "${env:SURVEYLAB_TOKEN}")}}},
+}
+
+func forwardDelivery() *delivery.Delivery {
+	return &delivery.Delivery{
+		ID:      []byte("evt_01JBQ3Z5K4V6W7X8Y9Z0ABCDEF.0"),
+		Body:    []byte(`{"event":"entry_submitted","entry":{"id":"e1","fields":{"nps":9,"comment":"great"}}}`),
+		Headers: kvs("X-Source", "howxm", "X-Trace", "abc"),
+		Query:   kvs("cId", "1234", "email", "jan@example.pl", "crk", "evt_01JBQ3Z5K4V6W7X8Y9Z0ABCDEF.0"),
+	}
+}
+
+// TestDoAllocatesNothing: the forward path in steady state, against a sink
+// that itself allocates nothing, with each kind of signing.
+func TestDoAllocatesNothing(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("allocation counts need a build without -race")
+	}
+	s := startSink(t, sink.Options{Discard: true})
+	for _, tc := range forwardCases {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.target.URL = mustURL(t, s.URL()+"/crm?static=1")
+			c := newClient(t, tc.target)
+			d := forwardDelivery()
+			var r Result
+			do := func() {
+				if err := c.Do(d, &r); err != nil || r.Status != 200 {
+					t.Fatalf("Do: %v, status %d", err, r.Status)
+				}
+			}
+			for range 100 { // warm pools and buffers
+				do()
+			}
+			if got := testing.AllocsPerRun(500, do); got != 0 {
+				t.Errorf("allocs per Do = %v, want 0", got)
+			}
+		})
+	}
+}
+
+// BenchmarkDo measures the forward path over loopback, client and sink on
+// the same machine: ns/op includes the sink's share of the CPU.
+func BenchmarkDo(b *testing.B) {
+	s := startSink(b, sink.Options{Discard: true})
+	for _, tc := range forwardCases {
+		b.Run(tc.name, func(b *testing.B) {
+			tc.target.URL = mustURL(b, s.URL()+"/crm?static=1")
+			tc.target.MaxConns = 64
+			c := newClient(b, tc.target)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				d := forwardDelivery()
+				var r Result
+				for pb.Next() {
+					if err := c.Do(d, &r); err != nil || r.Status != 200 {
+						b.Fatalf("Do: %v, status %d", err, r.Status)
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkSign measures signing alone.
+func BenchmarkSign(b *testing.B) {
+	key, err := decodeWebhookSecret(swSecret)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := forwardDelivery()
+	ts := []byte("1614265330")
+	b.Run("hmac", func(b *testing.B) {
+		sc := newScratch(key)
+		b.ReportAllocs()
+		b.SetBytes(int64(len(d.Body)))
+		for b.Loop() {
+			sc.signHMAC(nil, d.Body)
+		}
+	})
+	b.Run("standard-webhooks", func(b *testing.B) {
+		sc := newScratch(key)
+		b.ReportAllocs()
+		b.SetBytes(int64(len(d.Body)))
+		for b.Loop() {
+			sc.signStandardWebhooks(d.ID, ts, d.Body)
+		}
+	})
+}
