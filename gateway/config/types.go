@@ -19,6 +19,11 @@ type Config struct {
 	Targets    []Target
 	Plugins    []Plugin
 	Routes     []Route
+
+	// Warnings are things that work but deserve a look, such as a
+	// credential written into the file instead of `${env:NAME}`.
+	// `hookgate check` prints them; they never stop a load.
+	Warnings []string
 }
 
 // Server is the ingest listener: `[server]`.

@@ -1,0 +1,403 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func (p *parser) server(t *table) Server {
+	s := Server{
+		Listen:          t.str("listen", DefaultServerListen),
+		MaxBody:         t.bytes("max_body", DefaultMaxBody, math.MaxInt32),
+		MaxHeaderBytes:  int(t.bytes("max_header_bytes", DefaultMaxHeaderBytes, math.MaxInt32)),
+		ReadTimeout:     t.positive("read_timeout", DefaultReadTimeout),
+		WriteTimeout:    t.positive("write_timeout", DefaultWriteTimeout),
+		IdleTimeout:     t.positive("idle_timeout", DefaultIdleTimeout),
+		ShutdownTimeout: t.positive("shutdown_timeout", DefaultShutdownTimeout),
+		MaxConcurrency:  t.intOf("max_concurrency", DefaultMaxConcurrency, 1),
+	}
+	if !validListen(s.Listen) {
+		t.errf("listen", "%q is not host:port (use e.g. \"127.0.0.1:8080\", or \":8080\" for every interface)", s.Listen)
+	}
+	t.done()
+	return s
+}
+
+func (p *parser) admin(t *table, server Server) Admin {
+	a := Admin{
+		Listen: t.str("listen", DefaultAdminListen),
+		Token:  t.secret("token"),
+	}
+	t.literalSecret("token", a.Token)
+	switch {
+	case a.Listen == "":
+		// The admin listener is off.
+	case !validListen(a.Listen):
+		t.errf("listen", "%q is not host:port (use e.g. \"127.0.0.1:8081\"; \"\" turns the admin listener off)", a.Listen)
+	case a.Listen == server.Listen:
+		t.errf("listen", "%q is also server.listen; give the admin listener its own port", a.Listen)
+	case !isLoopback(a.Listen) && !a.Token.IsSet():
+		// Admin can replay and drop deliveries: never open it to a network
+		// without a credential.
+		t.errf("listen", "%q is reachable from other machines but admin.token is not set; set token = \"${env:HOOKGATE_ADMIN_TOKEN}\" or listen on 127.0.0.1", a.Listen)
+	}
+	t.done()
+	return a
+}
+
+func (p *parser) queue(t *table) Queue {
+	q := Queue{
+		Path:     p.resolve(t.str("path", DefaultQueuePath)),
+		Sync:     t.str("sync", DefaultQueueSync),
+		MaxDepth: t.intOf("max_depth", DefaultQueueMaxDepth, 1),
+		MaxBytes: t.bytes("max_bytes", DefaultQueueMaxBytes, math.MaxInt64),
+		Workers:  t.intOf("workers", 0, 0),
+	}
+	if q.Path == "" {
+		t.errf("path", "must not be empty (e.g. path = %q)", DefaultQueuePath)
+	}
+	if q.Sync != QueueSyncAlways && q.Sync != QueueSyncBatch {
+		t.errf("sync", "%q is not a sync policy (use %q: fsync before every 202, or %q: background flush)", q.Sync, QueueSyncAlways, QueueSyncBatch)
+	}
+	t.done()
+	return q
+}
+
+func (p *parser) transforms(t *table) Transforms {
+	// An explicit cache_dir = "" turns the compilation cache off, so the
+	// default applies only when the key is absent.
+	dir := DefaultCacheDir
+	if t.has("cache_dir") {
+		dir = t.str("cache_dir", "")
+	}
+	tr := Transforms{CacheDir: p.resolve(dir)}
+	t.done()
+	return tr
+}
+
+func (p *parser) log(t *table) Log {
+	l := Log{
+		Level:  t.str("level", DefaultLogLevel),
+		Format: t.str("format", DefaultLogFormat),
+		Access: t.boolean("access", false),
+	}
+	switch l.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		t.errf("level", "%q is not a log level (use debug, info, warn or error)", l.Level)
+	}
+	if l.Format != "text" && l.Format != "json" {
+		t.errf("format", "%q is not a log format (use text or json)", l.Format)
+	}
+	t.done()
+	return l
+}
+
+// named starts reading an item of an array of tables: it reads the name
+// and points messages at `kind "name"` (or `kind #n` when it has none).
+func (p *parser) named(kind string, i int, m map[string]any) (*table, string) {
+	t := p.table(fmt.Sprintf("%s #%d", kind, i+1), m)
+	name := t.str("name", "")
+	_, isStr := m["name"].(string)
+	switch {
+	case !t.has("name"):
+		t.errf("name", "is missing; every [[%s]] needs a name", kind)
+	case !isStr:
+		// The type is already reported.
+	case !validName(name):
+		t.errf("name", "%q is not a valid name (use letters, digits, '.', '_' and '-', starting with a letter or digit)", name)
+	default:
+		t.where = fmt.Sprintf("%s %q", kind, name)
+	}
+	return t, name
+}
+
+func (p *parser) plugin(i int, m map[string]any, checkWasm bool) Plugin {
+	t, name := p.named("plugin", i, m)
+	pl := Plugin{
+		Name:      name,
+		Instances: t.intOf("instances", DefaultPluginInstances, 0),
+		Timeout:   t.positive("timeout", DefaultPluginTimeout),
+		MaxMemory: t.bytes("max_memory", DefaultPluginMaxMemory, maxWasmMemory),
+		MaxOutput: t.bytes("max_output", DefaultPluginMaxOutput, math.MaxInt32),
+	}
+	// Memory is granted in whole pages; round up so the limit is exact.
+	pl.MaxMemory = (pl.MaxMemory + wasmPageSize - 1) / wasmPageSize * wasmPageSize
+	wasm := t.str("wasm", "")
+	switch {
+	case !t.has("wasm"):
+		t.errf("wasm", "is missing (e.g. wasm = \"plugins/bin/%s.wasm\")", exampleName(name))
+	case wasm == "":
+		t.errf("wasm", "must not be empty")
+	default:
+		pl.Wasm = p.resolve(wasm)
+		if checkWasm {
+			checkFile(t, wasm, pl.Wasm)
+		}
+	}
+	t.done()
+	return pl
+}
+
+func checkFile(t *table, written, resolved string) {
+	fi, err := os.Stat(resolved)
+	shown := resolved
+	if abs, aerr := filepath.Abs(resolved); aerr == nil {
+		shown = abs
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		t.p.addf("%s: wasm %q: file %s does not exist; run \"make plugins\" to build the stock plugins", t.where, written, shown)
+	case err != nil:
+		t.p.addf("%s: wasm %q: cannot read %s: %v", t.where, written, shown, cause(err))
+	case fi.IsDir():
+		t.p.addf("%s: wasm %q: %s is a directory, not a .wasm file", t.where, written, shown)
+	}
+}
+
+func (p *parser) route(i int, m map[string]any, serverMaxBody int64) Route {
+	t, name := p.named("route", i, m)
+	r := Route{
+		Name:    name,
+		Method:  strings.ToUpper(t.str("method", DefaultRouteMethod)),
+		Path:    t.str("path", ""),
+		Mode:    t.str("mode", DefaultRouteMode),
+		Targets: t.strs("targets"),
+		MaxBody: t.size("max_body", 0),
+		JSON:    t.boolean("json", DefaultRouteJSON),
+		Delay:   t.duration("delay", 0),
+	}
+	switch {
+	case r.MaxBody == 0:
+		r.MaxBody = serverMaxBody
+	case r.MaxBody > math.MaxInt32:
+		t.errf("max_body", "%d bytes is too large (at most %d)", r.MaxBody, math.MaxInt32)
+		r.MaxBody = serverMaxBody
+	}
+	if !validMethod(r.Method) {
+		t.errf("method", "%q is not an HTTP method (use %s)", r.Method, methodList)
+	}
+	switch {
+	case !t.has("path"):
+		t.errf("path", "is missing (e.g. path = \"/hooks/%s\")", exampleName(name))
+	default:
+		if msg := pathProblem(r.Path); msg != "" {
+			t.errf("path", "%q %s", r.Path, msg)
+		}
+	}
+	switch r.Mode {
+	case ModeAsync:
+	case ModeSync:
+		if r.Delay > 0 {
+			t.errf("delay", "is not allowed on a sync route: the sender waits for the answer; use mode = \"async\" or remove delay")
+		}
+	default:
+		t.errf("mode", "%q is not a mode (use \"async\": queue and answer 202, or \"sync\": forward now and answer with the target's reply)", r.Mode)
+	}
+	seen := map[string]bool{}
+	for _, tg := range r.Targets {
+		if seen[tg] {
+			t.errf("targets", "%q is listed twice", tg)
+		}
+		seen[tg] = true
+	}
+	for j, sm := range t.list("transforms", `{ plugin = "filter", config = { ... } }`) {
+		if sm != nil {
+			r.Transforms = append(r.Transforms, p.step(t.where, j, sm))
+		}
+	}
+	t.done()
+	if len(r.Targets) == 0 && len(r.Transforms) == 0 {
+		t.p.addf("%s: has no targets and no transforms; add targets = [\"...\"] naming a [[target]]", t.where)
+	}
+	return r
+}
+
+func (p *parser) step(route string, j int, m map[string]any) Step {
+	t := p.table(fmt.Sprintf("%s: transforms[%d]", route, j), m)
+	s := Step{Plugin: t.str("plugin", ""), Config: []byte("{}")}
+	if !t.has("plugin") {
+		t.errf("plugin", "is missing; name a [[plugin]], e.g. { plugin = \"filter\", config = { ... } }")
+	}
+	if v, ok := t.get("config"); ok {
+		if cm, isTable := v.(map[string]any); !isTable {
+			t.errf("config", "must be a table like { key = \"value\" }, not %s", typeName(v))
+		} else if b, ok := p.stepConfig(t.at("config"), cm); ok {
+			s.Config = b
+		}
+	}
+	t.done()
+	return s
+}
+
+// stepConfig encodes a step's config table as JSON for the guest. Maps
+// encode with sorted keys, so the same table always gives the same bytes
+// (plugins may cache their parsed config by those bytes).
+func (p *parser) stepConfig(where string, m map[string]any) ([]byte, bool) {
+	v, ok := p.jsonValue(where, m)
+	if !ok {
+		return nil, false
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // templates hold <, > and & as they are
+	if err := enc.Encode(v); err != nil {
+		p.addf("%s: cannot be encoded as JSON: %v", where, err)
+		return nil, false
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), true
+}
+
+// jsonValue turns a decoded TOML value into one encoding/json accepts:
+// strings get `${env:NAME}` resolved, datetimes become their TOML text.
+func (p *parser) jsonValue(where string, v any) (any, bool) {
+	switch x := v.(type) {
+	case string:
+		return p.expand(where, x)
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			p.addf("%s: %v cannot be passed to a plugin (JSON has no nan or inf)", where, x)
+			return nil, false
+		}
+		return x, true
+	case time.Time:
+		switch x.Location().String() {
+		case "date-local":
+			return x.Format("2006-01-02"), true
+		case "time-local":
+			return x.Format("15:04:05.999999999"), true
+		case "datetime-local":
+			return x.Format("2006-01-02T15:04:05.999999999"), true
+		}
+		return x.Format(time.RFC3339Nano), true
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		ok := true
+		for _, k := range sortedKeys(x) { // sorted: problems come out in a stable order
+			var eok bool
+			out[k], eok = p.jsonValue(where+"."+keyText(k), x[k])
+			ok = ok && eok
+		}
+		return out, ok
+	case []map[string]any:
+		out := make([]any, len(x))
+		ok := true
+		for i, e := range x {
+			var eok bool
+			out[i], eok = p.jsonValue(where+"["+strconv.Itoa(i)+"]", e)
+			ok = ok && eok
+		}
+		return out, ok
+	case []any:
+		out := make([]any, len(x))
+		ok := true
+		for i, e := range x {
+			var eok bool
+			out[i], eok = p.jsonValue(where+"["+strconv.Itoa(i)+"]", e)
+			ok = ok && eok
+		}
+		return out, ok
+	}
+	return v, true // int64, bool
+}
+
+// keyText writes a TOML key as the file would: bare when it can be.
+func keyText(k string) string {
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return strconv.Quote(k)
+		}
+	}
+	if k == "" {
+		return `""`
+	}
+	return k
+}
+
+// methodList is what validMethod accepts, for messages.
+const methodList = "GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS"
+
+func validMethod(m string) bool {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS":
+		return true
+	}
+	return false
+}
+
+// pathProblem says what is wrong with a route path, or "".
+func pathProblem(path string) string {
+	switch {
+	case !strings.HasPrefix(path, "/"):
+		return "must start with \"/\""
+	case strings.ContainsAny(path, "?#"):
+		return "must not hold a query or fragment (match the path only)"
+	case strings.Contains(strings.TrimSuffix(path, "/*"), "*"):
+		return "may hold \"*\" only as a final \"/*\" (prefix match)"
+	}
+	for i := 0; i < len(path); i++ {
+		if path[i] <= ' ' || path[i] == 0x7f {
+			return "must not contain spaces or control characters"
+		}
+	}
+	return ""
+}
+
+// exampleName is name for use in a suggested value, or a placeholder when
+// the name itself is unusable.
+func exampleName(name string) string {
+	if !validName(name) {
+		return "NAME"
+	}
+	return name
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case (c == '-' || c == '_' || c == '.') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func validListen(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.Atoi(port)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// isLoopback reports whether a listen address accepts local connections
+// only. An empty host listens on every interface.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
