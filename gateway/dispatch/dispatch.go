@@ -1,0 +1,406 @@
+// Package dispatch runs hookgate's delivery workers: they take deliveries
+// from the durable queue (gateway/queue), send them with the target clients
+// (gateway/target), and ack, retry or dead-letter them.
+//
+// Each target is a lane of its own: a feeder goroutine that claims one
+// delivery at a time and workers (the target's max_conns, or
+// queue.workers) that send them. The feeder is where the target's rate
+// limit and circuit breaker act, so a target that is slow, down or
+// throttled only ever holds up its own lane.
+//
+// # Lifecycle
+//
+//  1. New builds the lanes (nothing runs yet).
+//  2. Start starts them; deliveries already in the queue (left by a crash
+//     or a restart) go out at once.
+//  3. Enqueue (or the store's Enqueue followed by Notify) wakes the lane of
+//     each target at once; a short poll catches scheduled deliveries.
+//  4. Stop stops claiming, lets attempts in flight finish, releases what
+//     was claimed but not sent, and returns; then close the store.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/gateway/queue"
+	"github.com/hookgate/hookgate/gateway/target"
+)
+
+// Options tune a Dispatcher; zero values are the defaults.
+type Options struct {
+	Logger  *slog.Logger
+	Workers int           // workers per target (config queue.workers); 0 = the target's max_conns
+	Poll    time.Duration // how often an idle lane looks for scheduled deliveries; default 1s
+}
+
+// Dispatcher sends queued deliveries. Its methods are safe for concurrent
+// use.
+type Dispatcher struct {
+	store   queue.Engine
+	log     *slog.Logger
+	poll    time.Duration
+	workers int
+
+	mu      sync.Mutex // serializes Start, Stop and Reload
+	started bool
+	stopped bool
+	gen     atomic.Pointer[generation]
+}
+
+// generation is the set of lanes built from one configuration; Reload
+// replaces it.
+type generation struct {
+	lanes  map[string]*lane
+	order  []*lane
+	ctx    context.Context // cancelled when the generation stops
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// lane is one target's feeder, workers and limits.
+type lane struct {
+	d       *Dispatcher
+	g       *generation
+	name    string
+	cfg     *config.Target
+	client  *target.Client
+	limiter *rate.Limiter // nil: unlimited
+	breaker *breaker
+	wake    chan struct{} // capacity 1: "look again"
+	free    chan *job     // idle workers' jobs
+	work    chan *job     // claimed, waiting for a worker
+	workers int
+}
+
+// job is one worker's reusable state.
+type job struct {
+	ls  []queue.Leased // one claimed delivery
+	res target.Result
+}
+
+// New builds a dispatcher for the targets in cfgs. A target without a
+// client in targets is skipped with a warning; its deliveries wait.
+func New(store queue.Engine, targets *target.Set, cfgs []config.Target, opts Options) *Dispatcher {
+	d := &Dispatcher{store: store, log: opts.Logger, poll: opts.Poll, workers: opts.Workers}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.poll <= 0 {
+		d.poll = time.Second
+	}
+	d.gen.Store(d.build(targets, cfgs))
+	return d
+}
+
+func (d *Dispatcher) build(targets *target.Set, cfgs []config.Target) *generation {
+	g := &generation{lanes: make(map[string]*lane)}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	for i := range cfgs {
+		c := targets.Get(cfgs[i].Name)
+		if c == nil {
+			d.log.Warn("dispatch: target has no client; its deliveries wait", "target", cfgs[i].Name)
+			continue
+		}
+		cfg := c.Config()
+		workers := d.workers
+		if workers <= 0 {
+			workers = cfg.MaxConns
+		}
+		workers = max(workers, 1)
+		l := &lane{
+			d: d, g: g, name: cfg.Name, cfg: cfg, client: c,
+			breaker: newBreaker(cfg.Breaker),
+			wake:    make(chan struct{}, 1),
+			free:    make(chan *job, workers),
+			work:    make(chan *job, workers),
+			workers: workers,
+		}
+		if cfg.RateLimit > 0 {
+			l.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), max(cfg.Burst, 1))
+		}
+		for range workers {
+			l.free <- &job{ls: make([]queue.Leased, 0, 1)}
+		}
+		g.lanes[l.name] = l
+		g.order = append(g.order, l)
+	}
+	return g
+}
+
+func (g *generation) start() {
+	for _, l := range g.order {
+		g.wg.Add(1 + l.workers)
+		go l.feed()
+		for range l.workers {
+			go l.run()
+		}
+	}
+}
+
+// stop stops claiming and waits for the attempts in flight, or for ctx.
+func (g *generation) stop(ctx context.Context) error {
+	g.cancel()
+	done := make(chan struct{})
+	go func() {
+		g.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("dispatch: stop: attempts still in flight: %w", ctx.Err())
+	}
+}
+
+// Start starts every lane; later calls do nothing.
+func (d *Dispatcher) Start() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.started || d.stopped {
+		return
+	}
+	d.started = true
+	d.gen.Load().start()
+}
+
+// Stop stops claiming and waits for attempts in flight to finish; what was
+// claimed but not sent is released. When ctx ends first, Stop returns its
+// error: the deliveries still in flight stay unacked and go out again after
+// a restart (at-least-once).
+func (d *Dispatcher) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopped = true
+	return d.gen.Load().stop(ctx)
+}
+
+// Reload replaces the lanes with ones built from a new configuration (call
+// it after a config reload, with the new target clients). The old lanes
+// stop as in Stop, bounded by ctx; the new ones start even if ctx ended,
+// since claims never hand out what the old ones still hold. Breaker and
+// rate-limit state start afresh.
+func (d *Dispatcher) Reload(ctx context.Context, targets *target.Set, cfgs []config.Target) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return errors.New("dispatch: reload: dispatcher is stopped")
+	}
+	next := d.build(targets, cfgs)
+	err := d.gen.Load().stop(ctx)
+	d.gen.Store(next)
+	if d.started {
+		next.start()
+	}
+	return err
+}
+
+// Notify wakes the lane of target: call it after enqueueing for it.
+func (d *Dispatcher) Notify(target string) {
+	if l := d.gen.Load().lanes[target]; l != nil {
+		l.notify()
+	}
+}
+
+// Enqueue stores ds in the queue and wakes their lanes: the gateway's
+// Queue for async routes.
+func (d *Dispatcher) Enqueue(ds []delivery.Delivery) error {
+	if err := d.store.Enqueue(ds); err != nil {
+		return err
+	}
+	lanes := d.gen.Load().lanes
+	for i := range ds {
+		if l := lanes[ds[i].Target]; l != nil {
+			l.notify()
+		}
+	}
+	return nil
+}
+
+func (l *lane) notify() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// feed claims deliveries one at a time for idle workers, after the breaker
+// allowed it and the rate limiter gave a token.
+func (l *lane) feed() {
+	defer l.g.wg.Done()
+	defer close(l.work)
+	ctx := l.g.ctx
+	leaseFor := 2*l.cfg.Timeout + time.Minute
+	if l.limiter != nil {
+		leaseFor += time.Duration(float64(time.Second) / float64(l.limiter.Limit()))
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var j *job
+		select {
+		case j = <-l.free:
+		case <-ctx.Done():
+			return
+		}
+		if !l.claim(ctx, j, leaseFor, timer) {
+			return
+		}
+		if l.limiter != nil {
+			if err := l.limiter.Wait(ctx); err != nil {
+				l.d.store.Release(j.ls[0].Ref)
+				return
+			}
+		}
+		l.work <- j
+	}
+}
+
+// claim fills j with one delivery, waiting as long as needed; false means
+// the dispatcher is stopping.
+func (l *lane) claim(ctx context.Context, j *job, leaseFor time.Duration, timer *time.Timer) bool {
+	for {
+		if ctx.Err() != nil {
+			return false
+		}
+		now := time.Now()
+		ok, wait := l.breaker.allow(now)
+		if ok {
+			var err error
+			j.ls, err = l.d.store.Claim(j.ls, l.name, now, 1, leaseFor)
+			if err != nil {
+				l.d.log.Error("dispatch: claim failed", "target", l.name, "err", err)
+			}
+			if len(j.ls) == 1 {
+				return true
+			}
+			l.breaker.unprobe()
+			wait = l.d.poll
+			if due, ok := l.d.store.NextDue(l.name); ok {
+				wait = min(wait, max(due.Sub(now), time.Millisecond))
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-l.wake:
+		case <-timer.C:
+		case <-ctx.Done():
+			return false
+		}
+		if !timer.Stop() {
+			select { // drain a fire that raced with wake
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// run is one worker: it sends what the feeder claimed.
+func (l *lane) run() {
+	defer l.g.wg.Done()
+	for j := range l.work {
+		if l.g.ctx.Err() != nil {
+			// Claimed but not started: give it back rather than start an
+			// attempt while shutting down.
+			l.d.store.Release(j.ls[0].Ref)
+		} else {
+			l.send(j)
+		}
+		l.free <- j
+	}
+}
+
+// send makes one attempt and acts on its verdict.
+func (l *lane) send(j *job) {
+	ld := &j.ls[0]
+	start := time.Now()
+	err := l.client.Do(&ld.Delivery, &j.res)
+	now := time.Now()
+	a := queue.Attempt{At: start, Duration: now.Sub(start)}
+	var v Verdict
+	if err != nil {
+		v = RetryLater
+		a.Error = err.Error()
+	} else {
+		a.Status, a.Body = j.res.Status, j.res.Body
+		v = Judge(l.cfg.Success, j.res.Status, j.res.Body)
+		if v != Delivered {
+			a.Error = failure(v, j.res.Status, statusOK(l.cfg.Success.Status, j.res.Status))
+		}
+	}
+	// Only signs that the target is unwell count against the breaker.
+	changed := l.breaker.record(err != nil || (v == RetryLater && Retryable(j.res.Status)), now)
+
+	switch v {
+	case Delivered:
+		err = l.d.store.Ack(ld.Ref)
+	case RetryLater:
+		n := ld.Attempts + 1 // attempts made, this one included
+		wait := retryWait(l.cfg.Retry, n, rand.Float64(), j.res.RetryAfter, now)
+		if reason := l.giveUp(n, ld.EnqueuedAt, now.Add(wait)); reason != "" {
+			a.Error += "; " + reason
+			err = l.d.store.Dead(ld.Ref, a)
+			l.d.log.Warn("dispatch: delivery dead", "target", l.name, "id", string(ld.Delivery.ID), "reason", a.Error)
+		} else {
+			err = l.d.store.Retry(ld.Ref, now.Add(wait), a)
+		}
+	case GiveUp:
+		err = l.d.store.Dead(ld.Ref, a)
+		l.d.log.Warn("dispatch: delivery dead", "target", l.name, "id", string(ld.Delivery.ID), "reason", a.Error)
+	}
+	if err != nil && !errors.Is(err, queue.ErrClosed) {
+		l.d.log.Error("dispatch: queue update failed; the delivery may be sent again", "target", l.name, "err", err)
+	}
+	if v != Delivered || changed {
+		l.notify() // a retry or a breaker change may need the feeder's attention
+	}
+}
+
+// giveUp says why retrying is over ("" if it is not): attempts exhausted,
+// or the next attempt would come after max_age.
+func (l *lane) giveUp(attempts int, enqueued int64, next time.Time) string {
+	p := l.cfg.Retry
+	maxAttempts := p.MaxAttempts
+	if maxAttempts <= 0 {
+		maxAttempts = config.DefaultRetryMaxAttempts
+	}
+	if attempts >= maxAttempts {
+		return "gave up after " + strconv.Itoa(attempts) + " attempts (max_attempts)"
+	}
+	if p.MaxAge > 0 && next.Sub(time.Unix(0, enqueued)) > p.MaxAge {
+		return "gave up: next attempt would be past max_age " + p.MaxAge.String()
+	}
+	return ""
+}
+
+func failure(v Verdict, status int, statusFine bool) string {
+	if statusFine {
+		return "status " + strconv.Itoa(status) + ": body check failed"
+	}
+	if v == RetryLater {
+		return "status " + strconv.Itoa(status) + ": will retry"
+	}
+	return "status " + strconv.Itoa(status) + ": refused"
+}
+
+// BreakerState reports the state of target's breaker ("" for an unknown
+// target).
+func (d *Dispatcher) BreakerState(target string) string {
+	if l := d.gen.Load().lanes[target]; l != nil {
+		return l.breaker.State()
+	}
+	return ""
+}

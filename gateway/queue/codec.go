@@ -1,0 +1,347 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+
+	"github.com/hookgate/hookgate/gateway/delivery"
+)
+
+// The record format is versioned by its first byte so a later hookgate can
+// read what an earlier one wrote. Every field is length-prefixed with a
+// uvarint; the body is last and also length-prefixed, so a truncated or
+// padded record is detected rather than misread.
+//
+//	v1: 0x01 | ID | EventID | Route | Target | Method | Path |
+//	    nQuery (k v)* | nHeaders (k v)* | NotBefore (varint) | Body
+const recordV1 = 1
+
+// ErrCorrupt is wrapped by decode errors: the stored bytes are not a record
+// this version understands.
+var ErrCorrupt = errors.New("queue: corrupt record")
+
+// maxFields bounds header and query counts so a corrupt count cannot make
+// the decoder allocate gigabytes.
+const maxFields = 1 << 16
+
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
+}
+
+func varintLen(x int64) int {
+	ux := uint64(x) << 1
+	if x < 0 {
+		ux = ^ux
+	}
+	return uvarintLen(ux)
+}
+
+func bytesLen(n int) int { return uvarintLen(uint64(n)) + n }
+
+// recordLen is the exact size encodeRecord writes, so Enqueue can reserve
+// the space inside the pebble batch and encode in place.
+func recordLen(d *delivery.Delivery) int {
+	n := 1 + bytesLen(len(d.ID)) + bytesLen(len(d.EventID)) + bytesLen(len(d.Route)) +
+		bytesLen(len(d.Target)) + bytesLen(len(d.Method)) + bytesLen(len(d.Path))
+	n += uvarintLen(uint64(len(d.Query)))
+	for i := range d.Query {
+		n += bytesLen(len(d.Query[i].Key)) + bytesLen(len(d.Query[i].Value))
+	}
+	n += uvarintLen(uint64(len(d.Headers)))
+	for i := range d.Headers {
+		n += bytesLen(len(d.Headers[i].Key)) + bytesLen(len(d.Headers[i].Value))
+	}
+	n += varintLen(d.NotBefore)
+	n += bytesLen(len(d.Body))
+	return n
+}
+
+// encodeRecord writes d into dst, which must be exactly recordLen(d) long.
+func encodeRecord(dst []byte, d *delivery.Delivery) {
+	dst[0] = recordV1
+	p := 1
+	p = putBytes(dst, p, d.ID)
+	p = putBytes(dst, p, d.EventID)
+	p = putString(dst, p, d.Route)
+	p = putString(dst, p, d.Target)
+	p = putBytes(dst, p, d.Method)
+	p = putBytes(dst, p, d.Path)
+	p += binary.PutUvarint(dst[p:], uint64(len(d.Query)))
+	for i := range d.Query {
+		p = putBytes(dst, p, d.Query[i].Key)
+		p = putBytes(dst, p, d.Query[i].Value)
+	}
+	p += binary.PutUvarint(dst[p:], uint64(len(d.Headers)))
+	for i := range d.Headers {
+		p = putBytes(dst, p, d.Headers[i].Key)
+		p = putBytes(dst, p, d.Headers[i].Value)
+	}
+	p += binary.PutVarint(dst[p:], d.NotBefore)
+	putBytes(dst, p, d.Body)
+}
+
+// AppendRecord appends the encoding of d to dst (for tests and tools; the
+// store encodes in place).
+func AppendRecord(dst []byte, d *delivery.Delivery) []byte {
+	n := recordLen(d)
+	start := len(dst)
+	if cap(dst)-start < n {
+		grown := make([]byte, start, start+n)
+		copy(grown, dst)
+		dst = grown
+	}
+	dst = dst[:start+n]
+	encodeRecord(dst[start:], d)
+	return dst
+}
+
+func putBytes(dst []byte, p int, b []byte) int {
+	p += binary.PutUvarint(dst[p:], uint64(len(b)))
+	return p + copy(dst[p:], b)
+}
+
+func putString(dst []byte, p int, s string) int {
+	p += binary.PutUvarint(dst[p:], uint64(len(s)))
+	return p + copy(dst[p:], s)
+}
+
+// decoder reads fields of a record; the first error sticks.
+type decoder struct {
+	b   []byte
+	err bool
+}
+
+func (r *decoder) uvarint() uint64 {
+	if r.err {
+		return 0
+	}
+	x, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return x
+}
+
+func (r *decoder) varint() int64 {
+	if r.err {
+		return 0
+	}
+	x, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = true
+		return 0
+	}
+	r.b = r.b[n:]
+	return x
+}
+
+// field returns the next length-prefixed field, aliasing the input.
+func (r *decoder) field() []byte {
+	n := r.uvarint()
+	if r.err || n > uint64(len(r.b)) {
+		r.err = true
+		return nil
+	}
+	f := r.b[:n:n]
+	r.b = r.b[n:]
+	return f
+}
+
+func (r *decoder) kvs(dst []delivery.KV) []delivery.KV {
+	n := r.uvarint()
+	// Each KV takes at least two bytes, which bounds n by the input.
+	if r.err || n > maxFields || n*2 > uint64(len(r.b)) {
+		r.err = true
+		return dst[:0]
+	}
+	dst = dst[:0]
+	for i := 0; i < int(n) && !r.err; i++ {
+		k := r.field()
+		v := r.field()
+		dst = delivery.Append(dst, k, v)
+	}
+	return dst
+}
+
+// interner turns route and target names into strings without allocating
+// once a name has been seen; names are few (they come from the config).
+type interner interface {
+	intern(b []byte) string
+}
+
+// DecodeRecord decodes a record into d, reusing d's buffers. Nothing in d
+// aliases src.
+func DecodeRecord(src []byte, d *delivery.Delivery) error {
+	return decodeRecord(src, d, plainInterner{})
+}
+
+type plainInterner struct{}
+
+func (plainInterner) intern(b []byte) string { return string(b) }
+
+func decodeRecord(src []byte, d *delivery.Delivery, in interner) error {
+	if len(src) == 0 || src[0] != recordV1 {
+		return ErrCorrupt
+	}
+	r := decoder{b: src[1:]}
+	d.ID = append(d.ID[:0], r.field()...)
+	d.EventID = append(d.EventID[:0], r.field()...)
+	route := r.field()
+	target := r.field()
+	d.Method = append(d.Method[:0], r.field()...)
+	d.Path = append(d.Path[:0], r.field()...)
+	d.Query = r.kvs(d.Query)
+	d.Headers = r.kvs(d.Headers)
+	d.NotBefore = r.varint()
+	d.Body = append(d.Body[:0], r.field()...)
+	if r.err || len(r.b) != 0 {
+		return ErrCorrupt
+	}
+	d.Route = in.intern(route)
+	d.Target = in.intern(target)
+	return nil
+}
+
+// recordHead reads only the id, route and target of a record, aliasing src.
+func recordHead(src []byte) (id, route, target []byte, err error) {
+	if len(src) == 0 || src[0] != recordV1 {
+		return nil, nil, nil, ErrCorrupt
+	}
+	r := decoder{b: src[1:]}
+	id = r.field()
+	r.field() // event id
+	route = r.field()
+	target = r.field()
+	if r.err {
+		return nil, nil, nil, ErrCorrupt
+	}
+	return id, route, target, nil
+}
+
+// pending is the small per-delivery state the store rebuilds its memory
+// from at Open, kept apart from the record so a retry rewrites a few bytes
+// rather than the body.
+//
+//	v1: 0x01 | Target | due (varint) | enqueued (varint) | size (uvarint) | attempts (uvarint)
+type pending struct {
+	target   []byte
+	due      int64
+	enqueued int64
+	size     int64
+	attempts int
+}
+
+func pendingLen(target string, due, enq, size int64, attempts int) int {
+	return 1 + bytesLen(len(target)) + varintLen(due) + varintLen(enq) +
+		uvarintLen(uint64(size)) + uvarintLen(uint64(attempts))
+}
+
+func appendPending(dst []byte, target string, due, enq, size int64, attempts int) []byte {
+	dst = append(dst, recordV1)
+	dst = binary.AppendUvarint(dst, uint64(len(target)))
+	dst = append(dst, target...)
+	dst = binary.AppendVarint(dst, due)
+	dst = binary.AppendVarint(dst, enq)
+	dst = binary.AppendUvarint(dst, uint64(size))
+	return binary.AppendUvarint(dst, uint64(attempts))
+}
+
+func decodePending(src []byte) (pending, error) {
+	if len(src) == 0 || src[0] != recordV1 {
+		return pending{}, ErrCorrupt
+	}
+	r := decoder{b: src[1:]}
+	p := pending{target: r.field(), due: r.varint(), enqueued: r.varint()}
+	size := r.uvarint()
+	attempts := r.uvarint()
+	if r.err || len(r.b) != 0 || size > math.MaxInt64 || attempts > math.MaxInt32 {
+		return pending{}, ErrCorrupt
+	}
+	p.size, p.attempts = int64(size), int(attempts)
+	return p, nil
+}
+
+// deadInfo is the value of a dead-letter index key.
+//
+//	v1: 0x01 | Target | Route | enqueued (varint) | dead at (varint) | size (uvarint) | attempts (uvarint)
+type deadInfo struct {
+	target, route    []byte
+	enqueued, deadAt int64
+	size             int64
+	attempts         int
+}
+
+func appendDead(dst []byte, di *deadInfo) []byte {
+	dst = append(dst, recordV1)
+	dst = binary.AppendUvarint(dst, uint64(len(di.target)))
+	dst = append(dst, di.target...)
+	dst = binary.AppendUvarint(dst, uint64(len(di.route)))
+	dst = append(dst, di.route...)
+	dst = binary.AppendVarint(dst, di.enqueued)
+	dst = binary.AppendVarint(dst, di.deadAt)
+	dst = binary.AppendUvarint(dst, uint64(di.size))
+	return binary.AppendUvarint(dst, uint64(di.attempts))
+}
+
+func decodeDead(src []byte) (deadInfo, error) {
+	if len(src) == 0 || src[0] != recordV1 {
+		return deadInfo{}, ErrCorrupt
+	}
+	r := decoder{b: src[1:]}
+	di := deadInfo{target: r.field(), route: r.field(), enqueued: r.varint(), deadAt: r.varint()}
+	size := r.uvarint()
+	attempts := r.uvarint()
+	if r.err || len(r.b) != 0 || size > math.MaxInt64 || attempts > math.MaxInt32 {
+		return deadInfo{}, ErrCorrupt
+	}
+	di.size, di.attempts = int64(size), int(attempts)
+	return di, nil
+}
+
+// Attempt encoding:
+//
+//	v1: 0x01 | at (varint) | duration (varint) | status (uvarint) | Error | Body
+func appendAttempt(dst []byte, a *Attempt) []byte {
+	dst = append(dst, recordV1)
+	dst = binary.AppendVarint(dst, a.At.UnixNano())
+	dst = binary.AppendVarint(dst, int64(a.Duration))
+	dst = binary.AppendUvarint(dst, uint64(a.Status))
+	dst = binary.AppendUvarint(dst, uint64(len(a.Error)))
+	dst = append(dst, a.Error...)
+	body := a.Body
+	if len(body) > MaxAttemptBody {
+		body = body[:MaxAttemptBody]
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(body)))
+	return append(dst, body...)
+}
+
+func decodeAttempt(src []byte) (Attempt, error) {
+	if len(src) == 0 || src[0] != recordV1 {
+		return Attempt{}, ErrCorrupt
+	}
+	r := decoder{b: src[1:]}
+	at := r.varint()
+	dur := r.varint()
+	status := r.uvarint()
+	errText := r.field()
+	body := r.field()
+	if r.err || len(r.b) != 0 || status > 999 {
+		return Attempt{}, ErrCorrupt
+	}
+	return Attempt{
+		At:       unixTime(at),
+		Duration: durationOf(dur),
+		Status:   int(status),
+		Error:    string(errText),
+		Body:     append([]byte(nil), body...),
+	}, nil
+}

@@ -1,0 +1,335 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Dead records attempt a and moves the delivery to the dead letters, where
+// it stays (with all its attempts) until replayed.
+func (s *Store) Dead(ref Ref, a Attempt) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.mu.Lock()
+	e, err := s.lookup(ref)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	seq, n, enq, size, tq := e.seq, e.attempts, e.enqueued, e.size, e.tq
+	s.drop(e)
+	tq.dead++
+	s.mu.Unlock()
+
+	if err := s.writeDead(seq, n, enq, size, tq.name, &a); err != nil {
+		// The delivery is still pending on disk: it comes back at restart.
+		s.log.Error("queue: dead letter not recorded; it will be retried after a restart", "ref", seq, "err", err)
+		s.mu.Lock()
+		tq.dead--
+		s.mu.Unlock()
+		return fmt.Errorf("queue: dead %d: %w", seq, err)
+	}
+	return nil
+}
+
+func (s *Store) writeDead(seq uint64, n int, enq, size int64, target string, a *Attempt) error {
+	dk := keyOf(kindRecord, seq)
+	v, closer, err := s.db.Get(dk[:])
+	if err != nil {
+		return err
+	}
+	id, route, _, err := recordHead(v)
+	if err != nil {
+		closer.Close()
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	pk, xk, ak := keyOf(kindPending, seq), keyOf(kindDead, seq), attemptKeyOf(seq, n)
+	b.Delete(pk[:], nil)
+	di := deadInfo{target: []byte(target), route: route, enqueued: enq, deadAt: time.Now().UnixNano(), size: size, attempts: n + 1}
+	b.Set(xk[:], appendDead(nil, &di), nil)
+	b.Set(idKey(id), binary.BigEndian.AppendUint64(nil, seq), nil)
+	b.Set(ak[:], appendAttempt(nil, a), nil)
+	closer.Close()
+	return b.Commit(s.syncOpt)
+}
+
+func idKey(id []byte) []byte {
+	return append([]byte{kindID}, id...)
+}
+
+// DeadList returns up to limit dead letters matching f, oldest first,
+// starting after cursor ("" for the start). The returned cursor is "" when
+// there are no more.
+func (s *Store) DeadList(f Filter, cursor string, limit int) ([]DeadLetter, string, error) {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return nil, "", ErrClosed
+	}
+	start := uint64(0)
+	if cursor != "" {
+		c, err := strconv.ParseUint(cursor, 10, 64)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w %q: pass the next_cursor of a previous page", ErrBadCursor, cursor)
+		}
+		start = c + 1
+	}
+	if limit <= 0 {
+		limit = 100
+	}
+	lo := keyOf(kindDead, start)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo[:], UpperBound: []byte{kindDead + 1}})
+	if err != nil {
+		return nil, "", fmt.Errorf("queue: dead letters: %w", err)
+	}
+	defer it.Close()
+	var out []DeadLetter
+	next := ""
+	for it.First(); it.Valid(); it.Next() {
+		seq := binary.BigEndian.Uint64(it.Key()[1:])
+		di, err := decodeDead(it.Value())
+		if err != nil {
+			return nil, "", fmt.Errorf("queue: dead letter %d: %w", seq, err)
+		}
+		if !f.match(di.target, di.route) {
+			continue
+		}
+		if len(out) == limit {
+			next = strconv.FormatUint(uint64(out[len(out)-1].Ref), 10)
+			break
+		}
+		dl := DeadLetter{Ref: Ref(seq), EnqueuedAt: unixTime(di.enqueued), DeadAt: unixTime(di.deadAt)}
+		if err := s.readRecord(seq, &dl.Delivery, make([]byte, 9)); err != nil {
+			return nil, "", fmt.Errorf("queue: dead letters: %w", err)
+		}
+		if dl.Attempts, err = s.attempts(seq, di.attempts); err != nil {
+			return nil, "", fmt.Errorf("queue: dead letter %d: %w", seq, err)
+		}
+		out = append(out, dl)
+	}
+	return out, next, nil
+}
+
+func (s *Store) attempts(seq uint64, n int) ([]Attempt, error) {
+	out := make([]Attempt, 0, n)
+	for i := 0; i < n; i++ {
+		k := attemptKeyOf(seq, i)
+		v, closer, err := s.db.Get(k[:])
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		a, err := decodeAttempt(v)
+		closer.Close()
+		if err != nil {
+			return nil, fmt.Errorf("attempt %d: %w", i, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// DeadCount counts the dead letters matching f (for a progress bar's
+// total before ReplayAll).
+func (s *Store) DeadCount(f Filter) (int, error) {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	if f == (Filter{}) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		n := 0
+		for _, tq := range s.targets {
+			n += tq.dead
+		}
+		return n, nil
+	}
+	n := 0
+	err := s.scan(kindDead, func(seq uint64, v []byte) error {
+		di, err := decodeDead(v)
+		if err != nil {
+			return fmt.Errorf("dead letter %d: %w", seq, err)
+		}
+		if f.match(di.target, di.route) {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("queue: count dead letters: %w", err)
+	}
+	return n, nil
+}
+
+// Replay moves the dead letter whose delivery id is id back to ready, due
+// now, with its attempts cleared.
+func (s *Store) Replay(id string) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.replayMu.Lock()
+	defer s.replayMu.Unlock()
+	v, closer, err := s.db.Get(idKey([]byte(id)))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return fmt.Errorf("queue: replay %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("queue: replay %q: %w", id, err)
+	}
+	if len(v) != 8 {
+		closer.Close()
+		return fmt.Errorf("queue: replay %q: %w", id, ErrCorrupt)
+	}
+	seq := binary.BigEndian.Uint64(v)
+	closer.Close()
+	n, err := s.replay([]uint64{seq})
+	if err != nil {
+		return fmt.Errorf("queue: replay %q: %w", id, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("queue: replay %q: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+// ReplayAll replays the dead letters matching f, oldest first, at most limit
+// of them (limit <= 0: all), in chunks; progress (if not nil) is called after
+// each chunk with the number replayed so far.
+func (s *Store) ReplayAll(f Filter, limit int, progress func(done int)) (int, error) {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return 0, ErrClosed
+	}
+	s.replayMu.Lock()
+	defer s.replayMu.Unlock()
+	const chunk = 256
+	done := 0
+	start := uint64(0)
+	seqs := make([]uint64, 0, chunk)
+	for {
+		seqs = seqs[:0]
+		lo := keyOf(kindDead, start)
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo[:], UpperBound: []byte{kindDead + 1}})
+		if err != nil {
+			return done, fmt.Errorf("queue: replay: %w", err)
+		}
+		last := false
+		for it.First(); ; it.Next() {
+			if !it.Valid() {
+				last = true
+				break
+			}
+			if len(seqs) == chunk || (limit > 0 && done+len(seqs) == limit) {
+				break
+			}
+			seq := binary.BigEndian.Uint64(it.Key()[1:])
+			start = seq + 1
+			di, err := decodeDead(it.Value())
+			if err != nil {
+				it.Close()
+				return done, fmt.Errorf("queue: replay: dead letter %d: %w", seq, err)
+			}
+			if f.match(di.target, di.route) {
+				seqs = append(seqs, seq)
+			}
+		}
+		it.Close()
+		n, err := s.replay(seqs)
+		done += n
+		if err != nil {
+			return done, fmt.Errorf("queue: replay: %w", err)
+		}
+		if progress != nil && n > 0 {
+			progress(done)
+		}
+		if last || (limit > 0 && done >= limit) {
+			return done, nil
+		}
+	}
+}
+
+// replay moves the dead letters seqs back to ready in one batch; s.life
+// (shared) and s.replayMu held.
+func (s *Store) replay(seqs []uint64) (int, error) {
+	if len(seqs) == 0 {
+		return 0, nil
+	}
+	now := time.Now().UnixNano()
+	b := s.db.NewBatch()
+	defer b.Close()
+	type moved struct {
+		seq    uint64
+		target string
+		size   int64
+	}
+	ms := make([]moved, 0, len(seqs))
+	for _, seq := range seqs {
+		xk := keyOf(kindDead, seq)
+		v, closer, err := s.db.Get(xk[:])
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		di, err := decodeDead(v)
+		if err != nil {
+			closer.Close()
+			return 0, fmt.Errorf("dead letter %d: %w", seq, err)
+		}
+		target := string(di.target)
+		closer.Close()
+		dk := keyOf(kindRecord, seq)
+		rv, rcloser, err := s.db.Get(dk[:])
+		if err != nil {
+			return 0, fmt.Errorf("record %d: %w", seq, err)
+		}
+		id, _, _, err := recordHead(rv)
+		if err == nil {
+			b.Delete(idKey(id), nil)
+		}
+		rcloser.Close()
+		b.Delete(xk[:], nil)
+		for n := 0; n < di.attempts; n++ {
+			ak := attemptKeyOf(seq, n)
+			b.Delete(ak[:], nil)
+		}
+		pk := keyOf(kindPending, seq)
+		b.Set(pk[:], appendPending(nil, target, now, now, di.size, 0), nil)
+		ms = append(ms, moved{seq, target, di.size})
+	}
+	if err := b.Commit(s.syncOpt); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range ms {
+		tq := s.target(m.target)
+		tq.dead--
+		e := s.newEntry()
+		*e = entry{seq: m.seq, due: now, enqueued: now, size: m.size, tq: tq}
+		s.entries[m.seq] = e
+		tq.ready.push(e)
+		tq.bytes += m.size
+		s.depth++
+		s.bytes += m.size
+	}
+	return len(ms), nil
+}

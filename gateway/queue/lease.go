@@ -1,0 +1,236 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/hookgate/hookgate/gateway/delivery"
+)
+
+// Claim leases up to max ready deliveries of target (due at or before
+// now), appending them to dst[:0] and reusing its elements' buffers.
+func (s *Store) Claim(dst []Leased, target string, now time.Time, max int, leaseFor time.Duration) ([]Leased, error) {
+	dst = dst[:0]
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return dst, ErrClosed
+	}
+	nowNs := now.UnixNano()
+	s.mu.Lock()
+	tq := s.targets[target]
+	if tq == nil {
+		s.mu.Unlock()
+		return dst, nil
+	}
+	for seq, e := range tq.leased {
+		if e.leaseEnd <= nowNs {
+			delete(tq.leased, seq)
+			tq.ready.push(e)
+		}
+	}
+	for len(dst) < max && len(tq.ready) > 0 && tq.ready[0].due <= nowNs {
+		e := tq.ready.pop()
+		e.leaseEnd = nowNs + int64(leaseFor)
+		tq.leased[e.seq] = e
+		if len(dst) < cap(dst) {
+			dst = dst[:len(dst)+1]
+		} else {
+			dst = append(dst, Leased{})
+		}
+		l := &dst[len(dst)-1]
+		l.Ref, l.Attempts, l.EnqueuedAt = Ref(e.seq), e.attempts, e.enqueued
+	}
+	s.mu.Unlock()
+	n := 0
+	for i := range dst {
+		l := &dst[i]
+		if err := s.readRecord(uint64(l.Ref), &l.Delivery, l.key[:]); err != nil {
+			s.unreadable(l.Ref, now, err)
+			continue
+		}
+		if n != i { // swap, so the skipped element's buffers stay reusable
+			dst[n], dst[i] = dst[i], dst[n]
+		}
+		n++
+	}
+	return dst[:n], nil
+}
+
+// unreadable deals with a claimed delivery whose record cannot be read
+// (s.life held shared): a missing one (its pending key outlived it) is
+// forgotten, a corrupt one is parked for an hour with the error recorded,
+// so a worker never spins on it.
+func (s *Store) unreadable(ref Ref, now time.Time, cause error) {
+	s.log.Error("queue: delivery record unreadable", "ref", uint64(ref), "err", cause)
+	if !errors.Is(cause, pebble.ErrNotFound) {
+		s.retry(ref, now.Add(time.Hour), Attempt{At: now, Error: cause.Error()})
+		return
+	}
+	s.mu.Lock()
+	e := s.entries[uint64(ref)]
+	if e != nil {
+		s.drop(e)
+	}
+	s.mu.Unlock()
+	pk := keyOf(kindPending, uint64(ref))
+	s.db.Delete(pk[:], pebble.NoSync)
+}
+
+// readRecord decodes record seq into d; kbuf (9 bytes) holds the key, so
+// a caller with a buffer already on the heap makes the lookup allocate
+// nothing.
+func (s *Store) readRecord(seq uint64, d *delivery.Delivery, kbuf []byte) error {
+	kbuf[0] = kindRecord
+	binary.BigEndian.PutUint64(kbuf[1:9], seq)
+	v, closer, err := s.db.Get(kbuf[:9])
+	if err != nil {
+		return fmt.Errorf("record %d: %w", seq, err)
+	}
+	err = decodeRecord(v, d, s)
+	closer.Close()
+	if err != nil {
+		return fmt.Errorf("record %d: %w", seq, err)
+	}
+	return nil
+}
+
+// intern implements interner: route and target names are few, so after
+// the first sighting they cost no allocation.
+func (s *Store) intern(b []byte) string {
+	s.namesMu.RLock()
+	name, ok := s.names[string(b)]
+	s.namesMu.RUnlock()
+	if ok {
+		return name
+	}
+	name = string(b)
+	s.namesMu.Lock()
+	if len(s.names) < 4096 {
+		s.names[name] = name
+	}
+	s.namesMu.Unlock()
+	return name
+}
+
+// NextDue reports the due time of target's earliest ready delivery.
+func (s *Store) NextDue(target string) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tq := s.targets[target]
+	if tq == nil || len(tq.ready) == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, tq.ready[0].due), true
+}
+
+// lookup returns the pending entry of ref; s.mu held. An entry that a
+// Retry is still writing is refused too: only the holder of an expired
+// lease can get here, and refusing it keeps the store from resurrecting a
+// delivery that its Retry and another holder's Ack both touched.
+func (s *Store) lookup(ref Ref) (*entry, error) {
+	e := s.entries[uint64(ref)]
+	if e == nil || e.busy {
+		return nil, fmt.Errorf("queue: delivery %d: %w", ref, ErrNotLeased)
+	}
+	return e, nil
+}
+
+// Ack removes a sent delivery. It does not wait for an fsync: a crash
+// right after can only make the delivery be sent again.
+func (s *Store) Ack(ref Ref) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	s.mu.Lock()
+	e, err := s.lookup(ref)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	seq, attempts := e.seq, e.attempts
+	s.drop(e)
+	s.mu.Unlock()
+
+	b := s.db.NewBatch()
+	dk, pk := keyOf(kindRecord, seq), keyOf(kindPending, seq)
+	b.Delete(dk[:], nil)
+	b.Delete(pk[:], nil)
+	for n := 0; n < attempts; n++ {
+		ak := attemptKeyOf(seq, n)
+		b.Delete(ak[:], nil)
+	}
+	err = b.Commit(pebble.NoSync)
+	b.Close()
+	if err != nil {
+		return fmt.Errorf("queue: ack %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Retry records attempt a and makes the delivery ready again at due.
+func (s *Store) Retry(ref Ref, due time.Time, a Attempt) error {
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	return s.retry(ref, due, a)
+}
+
+// retry is Retry with s.life already held (shared).
+func (s *Store) retry(ref Ref, due time.Time, a Attempt) error {
+	s.mu.Lock()
+	e, err := s.lookup(ref)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	seq, n, enq, size, name := e.seq, e.attempts, e.enqueued, e.size, e.tq.name
+	e.busy = true
+	s.mu.Unlock()
+
+	b := s.db.NewBatch()
+	pk, ak := keyOf(kindPending, seq), attemptKeyOf(seq, n)
+	b.Set(pk[:], appendPending(nil, name, due.UnixNano(), enq, size, n+1), nil)
+	b.Set(ak[:], appendAttempt(nil, &a), nil)
+	err = b.Commit(pebble.NoSync)
+	b.Close()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.busy = false
+	if err != nil {
+		return fmt.Errorf("queue: retry %d: %w", seq, err)
+	}
+	e.attempts = n + 1
+	e.due = due.UnixNano()
+	if e.heapIdx < 0 {
+		delete(e.tq.leased, seq)
+		e.tq.ready.push(e)
+	} else {
+		e.tq.ready.fix(e)
+	}
+	return nil
+}
+
+// Release ends a lease without an attempt: the delivery is ready again.
+func (s *Store) Release(ref Ref) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[uint64(ref)]
+	if e == nil {
+		return fmt.Errorf("queue: delivery %d: %w", ref, ErrNotLeased)
+	}
+	if e.heapIdx < 0 {
+		delete(e.tq.leased, e.seq)
+		e.tq.ready.push(e)
+	}
+	return nil
+}

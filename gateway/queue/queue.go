@@ -1,0 +1,157 @@
+// Package queue is hookgate's durable delivery queue: the deliveries of
+// async routes wait here until a worker (gateway/dispatch) has sent them.
+//
+// Store is the embedded engine, on Pebble in a local directory. Engine is
+// the contract it implements, written so a distributed engine (NATS
+// JetStream: a work-queue stream, acks, redelivery) can implement it too.
+//
+// # The contract
+//
+//  1. Durability. Enqueue returns nil only once every delivery it was given
+//     is stored: with sync "always", fsynced (concurrent Enqueue calls share
+//     one fsync: group commit); with sync "batch", written to the store's
+//     log without waiting for the fsync, so a crash or power loss can lose
+//     the last few milliseconds of acknowledged deliveries in exchange for
+//     throughput. The deliveries of one Enqueue call are stored atomically:
+//     all or none.
+//  2. At-least-once. A delivery leaves the queue only through Ack (sent) or
+//     Dead (given up; kept as a dead letter until replayed). A worker that
+//     crashes, a lease that runs out, or a process that dies makes the
+//     delivery ready again, so it may be sent more than once; targets
+//     deduplicate by the delivery id, which never changes.
+//  3. Leases. Claim hands out ready deliveries (due time reached) under a
+//     lease of leaseFor; until it ends nobody else gets them. The holder
+//     ends it with exactly one of Ack, Retry (attempt recorded, ready again
+//     at due), Dead (attempt recorded, moved to the dead letters) or Release
+//     (ready again at once, no attempt recorded: shutdown, open breaker).
+//     Leases are not durable: after a restart everything not acked or dead
+//     is ready again.
+//  4. Ordering is not guaranteed. Claim prefers the earliest due time, but
+//     retries, leases and concurrent workers reorder deliveries freely.
+//  5. Budget. Over MaxDepth pending deliveries or MaxBytes pending record
+//     bytes, Enqueue fails with an error wrapping ErrFull and stores
+//     nothing; ingest answers 503 with Retry-After. Dead letters are not
+//     counted against the budget.
+//  6. Replay moves dead letters back to ready with their attempts cleared
+//     and their age reset. It never goes through ingest, so the ingest
+//     dedupe cannot block it.
+//
+// # On JetStream
+//
+// A work-queue stream per queue, a pull consumer per target (filter
+// subject per target). Ref is the stream sequence; Claim is Fetch with
+// AckWait = leaseFor; Ack is AckAck (synchronous ack: a double ack is
+// harmless); Retry is NakWithDelay(due - now) after storing the attempt;
+// Release is Nak; Dead publishes the delivery and its attempts to a
+// dead-letter stream, then acks. NextDue may answer "unknown" (false):
+// the dispatcher then polls. Budgets map to the stream's MaxMsgs and
+// MaxBytes with DiscardNew, whose refusal Enqueue wraps in ErrFull.
+package queue
+
+import (
+	"errors"
+	"time"
+
+	"github.com/hookgate/hookgate/gateway/delivery"
+)
+
+// Engine is the queue contract (see the package documentation).
+type Engine interface {
+	Enqueue(ds []delivery.Delivery) error
+	// Claim appends up to max ready deliveries of target to dst[:0],
+	// reusing the buffers of dst's elements, and leases them.
+	Claim(dst []Leased, target string, now time.Time, max int, leaseFor time.Duration) ([]Leased, error)
+	// NextDue reports when the earliest unleased delivery of target is due.
+	NextDue(target string) (time.Time, bool)
+	Ack(ref Ref) error
+	Retry(ref Ref, due time.Time, a Attempt) error
+	Dead(ref Ref, a Attempt) error
+	Release(ref Ref) error
+	DeadList(f Filter, cursor string, limit int) ([]DeadLetter, string, error)
+	// Replay moves the dead letter with delivery id back to ready.
+	Replay(id string) error
+	ReplayAll(f Filter, limit int, progress func(done int)) (int, error)
+	DeadCount(f Filter) (int, error)
+	Stats() map[string]TargetStats
+	Close() error
+}
+
+var (
+	// ErrFull is wrapped when the queue is over its depth or byte budget.
+	ErrFull = errors.New("queue: over budget")
+	// ErrClosed is returned by every call after Close.
+	ErrClosed = errors.New("queue: closed")
+	// ErrNotLeased is returned by Ack, Retry, Dead and Release for a
+	// delivery that is not pending (already acked, dead, or unknown).
+	ErrNotLeased = errors.New("queue: delivery is not pending")
+	// ErrNotFound is returned by Replay for an id that is not a dead letter.
+	ErrNotFound = errors.New("queue: no such dead letter")
+	// ErrLocked is wrapped by Open when another process (or Store) has the
+	// directory open.
+	ErrLocked = errors.New("queue: directory in use")
+	// ErrBadCursor is wrapped by DeadList for a cursor it did not hand out.
+	ErrBadCursor = errors.New("queue: bad cursor")
+)
+
+// MaxAttemptBody is how much of a target's answer an Attempt keeps.
+const MaxAttemptBody = 512
+
+// Ref names one queued delivery for the lease calls. It is the engine's
+// handle, not the delivery id.
+type Ref uint64
+
+// Leased is a claimed delivery.
+type Leased struct {
+	Ref        Ref
+	Delivery   delivery.Delivery
+	Attempts   int   // attempts already made (0 on the first send)
+	EnqueuedAt int64 // unix nanoseconds; reset by replay
+
+	key [9]byte // Claim's lookup key, kept here so it costs no allocation
+}
+
+// Attempt is the record of one try at sending a delivery.
+type Attempt struct {
+	At       time.Time
+	Duration time.Duration
+	Status   int    // HTTP status, 0 when there was no answer
+	Error    string // transport error or verdict; "" on success
+	Body     []byte // the first MaxAttemptBody bytes of the answer
+}
+
+// DeadLetter is a delivery that was given up on, with its attempts.
+type DeadLetter struct {
+	Ref        Ref
+	Delivery   delivery.Delivery
+	EnqueuedAt time.Time
+	DeadAt     time.Time
+	Attempts   []Attempt
+}
+
+// Filter selects dead letters; empty fields match everything.
+type Filter struct {
+	Target string
+	Route  string
+}
+
+func (f Filter) match(target, route []byte) bool {
+	return (f.Target == "" || f.Target == string(target)) && (f.Route == "" || f.Route == string(route))
+}
+
+// TargetStats describes one target's queue.
+type TargetStats struct {
+	Depth     int           `json:"depth"`  // pending deliveries, leased included
+	Leased    int           `json:"leased"` // being sent right now
+	Bytes     int64         `json:"bytes"`  // pending record bytes
+	OldestAge time.Duration `json:"oldest_age"`
+	Dead      int           `json:"dead"`
+}
+
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+func durationOf(ns int64) time.Duration { return time.Duration(ns) }

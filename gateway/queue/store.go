@@ -1,0 +1,419 @@
+package queue
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/hookgate/hookgate/gateway/delivery"
+)
+
+// Sync policies (the values of config queue.sync).
+const (
+	SyncAlways = "always" // fsync before Enqueue returns; concurrent calls share an fsync
+	SyncBatch  = "batch"  // Enqueue returns once the write is in the log, fsynced in the background
+)
+
+// Options configure a Store.
+type Options struct {
+	Path     string // directory, created if missing
+	Sync     string // SyncAlways (default) or SyncBatch
+	MaxDepth int    // pending deliveries before ErrFull; 0 = unlimited
+	MaxBytes int64  // pending record bytes before ErrFull; 0 = unlimited
+	Logger   *slog.Logger
+}
+
+// Key layout. Every delivery gets a sequence number (Ref) at Enqueue; its
+// keys are the one-byte kind, then the big-endian sequence:
+//
+//	d<seq>          the delivery record (codec.go), written once
+//	p<seq>          pending state: target, due, enqueued, size, attempts
+//	x<seq>          dead-letter state: target, route, enqueued, dead at, size, attempts
+//	a<seq><n:4>     attempt n
+//	i<delivery id>  seq of a dead letter, for replay by id
+//
+// Ready order lives in memory (a heap per target, rebuilt from the p keys at
+// Open) rather than in an index ordered by due time: a queue on an LSM tree
+// that deletes from the head of an ordered index makes every scan step over
+// the tombstones of everything acked since the last compaction.
+const (
+	kindRecord  = 'd'
+	kindPending = 'p'
+	kindDead    = 'x'
+	kindAttempt = 'a'
+	kindID      = 'i'
+)
+
+type seqKey [9]byte
+
+func keyOf(kind byte, seq uint64) seqKey {
+	var k seqKey
+	k[0] = kind
+	binary.BigEndian.PutUint64(k[1:], seq)
+	return k
+}
+
+type attemptKey [13]byte
+
+func attemptKeyOf(seq uint64, n int) attemptKey {
+	var k attemptKey
+	k[0] = kindAttempt
+	binary.BigEndian.PutUint64(k[1:9], seq)
+	binary.BigEndian.PutUint32(k[9:], uint32(n))
+	return k
+}
+
+// entry is the in-memory state of one pending delivery.
+type entry struct {
+	seq      uint64
+	due      int64
+	enqueued int64
+	size     int64
+	attempts int
+	heapIdx  int   // position in tq.ready, -1 while leased
+	leaseEnd int64 // unix nanoseconds
+	busy     bool  // a Retry is writing its new state: other updates are refused
+	tq       *targetQ
+}
+
+type targetQ struct {
+	name   string
+	ready  entryHeap
+	leased map[uint64]*entry
+	bytes  int64
+	dead   int
+}
+
+// Store is the embedded queue engine. It is safe for concurrent use.
+type Store struct {
+	db      *pebble.DB
+	lock    *pebble.Lock
+	opts    Options
+	syncOpt *pebble.WriteOptions
+	log     *slog.Logger
+	seq     atomic.Uint64
+
+	// life is held shared by every call that touches db and exclusively by
+	// Close, so Close waits for them and they never see a closed db.
+	life   sync.RWMutex
+	closed bool
+
+	mu      sync.Mutex
+	targets map[string]*targetQ
+	entries map[uint64]*entry
+	depth   int   // pending plus reserved by Enqueue calls in progress
+	bytes   int64 // same, in record bytes
+	free    []*entry
+
+	namesMu sync.RWMutex
+	names   map[string]string
+
+	replayMu sync.Mutex // replays read then rewrite dead letters
+}
+
+var _ Engine = (*Store)(nil)
+
+// Open opens (or creates) the store at opts.Path and rebuilds its memory:
+// every delivery not acked or dead is ready again at its due time, which is
+// how deliveries in flight at a crash get sent again.
+func Open(opts Options) (*Store, error) {
+	if opts.Path == "" {
+		return nil, errors.New("queue: open: no path: set queue.path")
+	}
+	s := &Store{
+		opts:    opts,
+		log:     opts.Logger,
+		targets: make(map[string]*targetQ),
+		entries: make(map[uint64]*entry),
+		names:   make(map[string]string),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	switch opts.Sync {
+	case "", SyncAlways:
+		s.syncOpt = pebble.Sync
+	case SyncBatch:
+		s.syncOpt = pebble.NoSync
+	default:
+		return nil, fmt.Errorf("queue: open: sync %q: want %q or %q", opts.Sync, SyncAlways, SyncBatch)
+	}
+	if err := os.MkdirAll(opts.Path, 0o755); err != nil {
+		return nil, fmt.Errorf("queue: open: %w", err)
+	}
+	// Take the directory lock first so "in use" gets its own error.
+	lock, err := pebble.LockDirectory(opts.Path, vfs.Default)
+	if err != nil {
+		return nil, fmt.Errorf("queue: open %s: %w (%v): another hookgate is using it; stop that one, or use its admin API", opts.Path, ErrLocked, err)
+	}
+	db, err := pebble.Open(opts.Path, &pebble.Options{Logger: pebbleLogger{s.log}, Lock: lock, MemTableSize: memTableSize})
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("queue: open %s: %w", opts.Path, err)
+	}
+	s.db, s.lock = db, lock
+	if err := s.load(); err != nil {
+		db.Close()
+		lock.Close()
+		return nil, fmt.Errorf("queue: open %s: %w", opts.Path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) load() error {
+	maxSeq := uint64(0)
+	err := s.scan(kindPending, func(seq uint64, v []byte) error {
+		p, err := decodePending(v)
+		if err != nil {
+			return fmt.Errorf("pending %d: %w", seq, err)
+		}
+		tq := s.target(string(p.target))
+		e := &entry{seq: seq, due: p.due, enqueued: p.enqueued, size: p.size, attempts: p.attempts, tq: tq}
+		s.entries[seq] = e
+		tq.ready.push(e)
+		tq.bytes += p.size
+		s.depth++
+		s.bytes += p.size
+		maxSeq = max(maxSeq, seq)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = s.scan(kindDead, func(seq uint64, v []byte) error {
+		di, err := decodeDead(v)
+		if err != nil {
+			return fmt.Errorf("dead letter %d: %w", seq, err)
+		}
+		s.target(string(di.target)).dead++
+		maxSeq = max(maxSeq, seq)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	// Sequence numbers start at the clock so they stay unique even when
+	// everything was acked and deleted before a restart.
+	s.seq.Store(max(maxSeq, uint64(time.Now().UnixNano())))
+	return nil
+}
+
+// scan calls fn for every key of kind, in sequence order.
+func (s *Store) scan(kind byte, fn func(seq uint64, v []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kind}, UpperBound: []byte{kind + 1}})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		k := it.Key()
+		if len(k) != 9 {
+			continue
+		}
+		if err := fn(binary.BigEndian.Uint64(k[1:]), it.Value()); err != nil {
+			it.Close()
+			return err
+		}
+	}
+	return it.Close()
+}
+
+// target returns the queue of name, creating it; s.mu held (or at load).
+func (s *Store) target(name string) *targetQ {
+	tq := s.targets[name]
+	if tq == nil {
+		tq = &targetQ{name: strings.Clone(name), leased: make(map[uint64]*entry)}
+		s.targets[tq.name] = tq
+	}
+	return tq
+}
+
+// Close syncs the log and closes the store; it waits for calls in progress.
+func (s *Store) Close() error {
+	s.life.Lock()
+	defer s.life.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	// Ack, Retry and batch-mode Enqueue do not wait for the fsync; make
+	// them durable before the process goes.
+	syncErr := s.db.LogData(nil, pebble.Sync)
+	err := s.db.Close()
+	s.lock.Close()
+	if err != nil {
+		return fmt.Errorf("queue: close: %w", err)
+	}
+	if syncErr != nil {
+		return fmt.Errorf("queue: close: sync log: %w", syncErr)
+	}
+	return nil
+}
+
+// Enqueue stores ds in one atomic batch (see the package documentation for
+// durability). Each delivery must name its Target.
+func (s *Store) Enqueue(ds []delivery.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	s.life.RLock()
+	defer s.life.RUnlock()
+	if s.closed {
+		return ErrClosed
+	}
+	var size int64
+	for i := range ds {
+		if ds[i].Target == "" {
+			return errors.New("queue: enqueue: delivery without a target")
+		}
+		size += int64(recordLen(&ds[i]))
+	}
+	if err := s.reserve(len(ds), size); err != nil {
+		return err
+	}
+	n := uint64(len(ds))
+	first := s.seq.Add(n) - n + 1
+	now := time.Now().UnixNano()
+	b := s.db.NewBatch()
+	for i := range ds {
+		d := &ds[i]
+		seq := first + uint64(i)
+		k := keyOf(kindRecord, seq)
+		op := b.SetDeferred(len(k), recordLen(d))
+		copy(op.Key, k[:])
+		encodeRecord(op.Value, d)
+		op.Finish()
+		k[0] = kindPending
+		rl := int64(len(op.Value))
+		op = b.SetDeferred(len(k), pendingLen(d.Target, dueOf(d, now), now, rl, 0))
+		copy(op.Key, k[:])
+		appendPending(op.Value[:0], d.Target, dueOf(d, now), now, rl, 0)
+		op.Finish()
+	}
+	err := b.Commit(s.syncOpt)
+	b.Close()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.depth -= len(ds)
+		s.bytes -= size
+		return fmt.Errorf("queue: enqueue: %w", err)
+	}
+	for i := range ds {
+		d := &ds[i]
+		e := s.newEntry()
+		*e = entry{seq: first + uint64(i), due: dueOf(d, now), enqueued: now, size: int64(recordLen(d)), tq: s.target(d.Target)}
+		s.entries[e.seq] = e
+		e.tq.ready.push(e)
+		e.tq.bytes += e.size
+	}
+	return nil
+}
+
+func dueOf(d *delivery.Delivery, now int64) int64 {
+	if d.NotBefore > now {
+		return d.NotBefore
+	}
+	return now
+}
+
+// reserve takes budget for an Enqueue before it writes, so concurrent
+// calls cannot overshoot the budget together.
+func (s *Store) reserve(n int, size int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opts.MaxDepth > 0 && s.depth+n > s.opts.MaxDepth {
+		return fmt.Errorf("queue: enqueue: %d deliveries pending, max_depth is %d: %w", s.depth, s.opts.MaxDepth, ErrFull)
+	}
+	if s.opts.MaxBytes > 0 && s.bytes+size > s.opts.MaxBytes {
+		return fmt.Errorf("queue: enqueue: %d bytes pending, max_bytes is %d: %w", s.bytes, s.opts.MaxBytes, ErrFull)
+	}
+	s.depth += n
+	s.bytes += size
+	return nil
+}
+
+func (s *Store) newEntry() *entry {
+	if n := len(s.free); n > 0 {
+		e := s.free[n-1]
+		s.free = s.free[:n-1]
+		return e
+	}
+	return new(entry)
+}
+
+// drop forgets e (acked or dead); s.mu held.
+func (s *Store) drop(e *entry) {
+	if e.heapIdx >= 0 {
+		e.tq.ready.remove(e)
+	} else {
+		delete(e.tq.leased, e.seq)
+	}
+	delete(s.entries, e.seq)
+	e.tq.bytes -= e.size
+	s.depth--
+	s.bytes -= e.size
+	if len(s.free) < 4096 {
+		*e = entry{}
+		s.free = append(s.free, e)
+	}
+}
+
+// Stats describes every target that has pending or dead deliveries.
+func (s *Store) Stats() map[string]TargetStats {
+	now := time.Now().UnixNano()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]TargetStats, len(s.targets))
+	for name, tq := range s.targets {
+		st := TargetStats{Depth: len(tq.ready) + len(tq.leased), Leased: len(tq.leased), Bytes: tq.bytes, Dead: tq.dead}
+		oldest := int64(0)
+		for _, e := range tq.ready {
+			if oldest == 0 || e.enqueued < oldest {
+				oldest = e.enqueued
+			}
+		}
+		for _, e := range tq.leased {
+			if oldest == 0 || e.enqueued < oldest {
+				oldest = e.enqueued
+			}
+		}
+		if oldest != 0 {
+			st.OldestAge = time.Duration(now - oldest)
+		}
+		out[name] = st
+	}
+	return out
+}
+
+// pebbleLogger sends pebble's messages to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble")
+	panic("queue: pebble: " + msg)
+}
+
+// memTableSize is larger than Pebble's default (4 MiB) because a queue's
+// records are usually deleted soon after they are written: when the ack's
+// tombstone meets the record in the same memtable, the flush drops the body
+// and it never costs a compaction. Memory: up to two memtables.
+const memTableSize = 64 << 20
