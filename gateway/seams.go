@@ -5,6 +5,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/delivery"
@@ -33,3 +34,9 @@ type ChainBuilder interface {
 type Queue interface {
 	Enqueue(ds []delivery.Delivery) error
 }
+
+// ErrQueueFull is what ingest looks for (errors.Is) in an Enqueue error to
+// answer 503 with Retry-After rather than 503 "unavailable". A Queue
+// signals it by returning (or wrapping) it; cmd/hookgate maps
+// queue.ErrFull onto it so gateway/queue need not import gateway.
+var ErrQueueFull = errors.New("gateway: queue full")
