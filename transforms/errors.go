@@ -1,0 +1,61 @@
+package transforms
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Kinds of PluginError.
+const (
+	KindTimeout = "timeout" // the call overran the plugin's timeout
+	KindTrap    = "trap"    // the guest trapped (unreachable, bad memory access, Go panic)
+	KindExit    = "exit"    // the guest exited (proc_exit) during the call
+	KindMemory  = "memory"  // the guest ran out of its max_memory
+	KindOutput  = "output"  // the call produced more than max_output bytes
+	KindFailed  = "failed"  // the guest returned 1 (see the fail host function)
+	KindABI     = "abi"     // the guest broke the ABI (bad pointer, bad return value, ...)
+)
+
+var (
+	// ErrUnknownPlugin is returned by Chain for a step naming a plugin that
+	// was never loaded.
+	ErrUnknownPlugin = errors.New("unknown plugin")
+	// ErrClosed is returned once the Host is closed.
+	ErrClosed = errors.New("transforms: host closed")
+)
+
+// PluginError is a failed plugin call: it names the plugin and the cause, and
+// is what the gateway turns into a 502 for the sender and a log line for the
+// operator.
+type PluginError struct {
+	Plugin string
+	Kind   string // one of the Kind* constants
+	Err    error
+}
+
+func (e *PluginError) Error() string {
+	return fmt.Sprintf("plugin %q: %v", e.Plugin, e.Err)
+}
+
+func (e *PluginError) Unwrap() error { return e.Err }
+
+// timeoutError is the cause of a KindTimeout error.
+type timeoutError time.Duration
+
+func (e timeoutError) Error() string {
+	return fmt.Sprintf("timed out after %v", time.Duration(e))
+}
+
+// LoadError is a plugin refused at load: a missing export, an import hookgate
+// does not provide, a module that does not compile or traps in _initialize.
+type LoadError struct {
+	Plugin string
+	Err    error
+}
+
+func (e *LoadError) Error() string {
+	return fmt.Sprintf("plugin %q: %v", e.Plugin, e.Err)
+}
+
+func (e *LoadError) Unwrap() error { return e.Err }

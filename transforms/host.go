@@ -1,0 +1,327 @@
+// Package transforms is hookgate's WebAssembly host: it loads plugins
+// (compiled once, with an on-disk compilation cache), runs each route's chain
+// of plugins over an event from a bounded pool of ready instances, and turns
+// what the guests asked for into a delivery.Outcome. The ABI is in abi.go and
+// plugins/ABI.md; the design choices in RATIONALE.md.
+//
+// It knows nothing of fasthttp: the gateway hands it a *delivery.Event and
+// reads a *delivery.Outcome.
+//
+// Lifecycle:
+//  1. NewHost, once per process (or per configuration).
+//  2. Load, once per [[plugin]]: compile (or fetch from the cache), check
+//     exports and imports, start one instance. A bad plugin fails here.
+//  3. Chain, once per route: resolve the plugins, give each step a config id.
+//  4. Chain.Run, per event, concurrently.
+//  5. Close, after the last Run.
+package transforms
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"golang.org/x/time/rate"
+)
+
+// Defaults for zero PluginSpec limits.
+const (
+	DefaultTimeout   = 100 * time.Millisecond
+	DefaultMaxMemory = 64 << 20
+	DefaultMaxOutput = 1 << 20
+	// MinMaxMemory is the smallest max_memory Load accepts. A Go guest's
+	// runtime takes a few MiB of linear memory before it handles anything
+	// (see RATIONALE.md for the measurement); below this it cannot start.
+	MinMaxMemory = 4 << 20
+)
+
+// Log rate limit per plugin, for log() and the guests' stdout/stderr.
+const (
+	logRate  = 10 // lines per second
+	logBurst = 50
+)
+
+const pageSize = 64 << 10
+
+// Options configures a Host.
+type Options struct {
+	// CacheDir holds wazero's compilation cache, so a restart does not
+	// compile again. "" keeps the cache in memory only.
+	CacheDir string
+	// Logger receives plugin log lines and guest stdout/stderr. nil
+	// discards them.
+	Logger *slog.Logger
+
+	// closeOnDone is true unless a benchmark turns it off to measure what
+	// wazero's termination watch costs; see BenchmarkCall.
+	noCloseOnDone bool
+}
+
+// PluginSpec is one [[plugin]] of the configuration, with the module bytes.
+type PluginSpec struct {
+	Name      string
+	Wasm      []byte
+	Instances int           // pool size; 0 means GOMAXPROCS
+	Timeout   time.Duration // wall time per call; 0 means DefaultTimeout
+	MaxMemory int64         // linear memory cap in bytes, rounded up to 64 KiB pages; 0 means DefaultMaxMemory
+	MaxOutput int64         // bytes a call may produce; 0 means DefaultMaxOutput
+}
+
+// Host runs plugins. It is safe for concurrent use.
+type Host struct {
+	opts   Options
+	logger *slog.Logger
+	cache  wazero.CompilationCache
+
+	mu      sync.Mutex
+	plugins map[string]*plugin
+	retired []*plugin // replaced by a later Load; closed with the host
+	kvs     map[string]*kvStore
+	closed  bool
+}
+
+// configIDs numbers chain steps across every Host, so an id is never reused
+// for another configuration even across reloads.
+var configIDs atomic.Uint32
+
+// NewHost creates a Host. With opts.CacheDir set, the directory is created
+// if needed and compiled modules are kept there.
+func NewHost(ctx context.Context, opts Options) (*Host, error) {
+	h := &Host{opts: opts, logger: opts.Logger, plugins: map[string]*plugin{}, kvs: map[string]*kvStore{}}
+	if h.logger == nil {
+		h.logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.CacheDir != "" {
+		c, err := wazero.NewCompilationCacheWithDir(opts.CacheDir)
+		if err != nil {
+			return nil, fmt.Errorf("transforms: opening the compilation cache %s: %w", opts.CacheDir, err)
+		}
+		h.cache = c
+	} else {
+		h.cache = wazero.NewCompilationCache()
+	}
+	return h, nil
+}
+
+// Load compiles spec.Wasm (or takes it from the compilation cache), checks
+// its exports and imports against the ABI, and starts one instance, so a bad
+// plugin fails here and not at the first event. Loading the same name with
+// the same bytes and limits again does nothing; with anything different, it
+// replaces the plugin for chains built afterwards (chains built before keep
+// the old one until CloseRetired or Close), and the key-value store carries
+// over. So a configuration reload calls Load on the same Host for every
+// plugin, builds the new chains, swaps them in, and calls CloseRetired once
+// the old chains are idle.
+//
+// Refusals are *LoadError values naming the plugin and the cause, e.g.
+// `plugin "x": missing export "hookgate_handle"`.
+func (h *Host) Load(ctx context.Context, spec PluginSpec) error {
+	if spec.Name == "" {
+		return errors.New("transforms: a plugin needs a name")
+	}
+	spec, err := normalize(spec)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(spec.Wasm)
+
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return ErrClosed
+	}
+	if old := h.plugins[spec.Name]; old != nil && old.hash == sum && old.sameLimits(spec) {
+		h.mu.Unlock()
+		return nil
+	}
+	kv := h.kvs[spec.Name]
+	if kv == nil {
+		kv = newKVStore(KVMaxEntries)
+		h.kvs[spec.Name] = kv
+	}
+	h.mu.Unlock()
+
+	p, err := h.newPlugin(ctx, spec, sum, kv)
+	if err != nil {
+		return err
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		p.close(ctx)
+		return ErrClosed
+	}
+	if old := h.plugins[spec.Name]; old != nil {
+		h.retired = append(h.retired, old)
+	}
+	h.plugins[spec.Name] = p
+	return nil
+}
+
+func normalize(spec PluginSpec) (PluginSpec, error) {
+	if len(spec.Wasm) == 0 {
+		return spec, &LoadError{Plugin: spec.Name, Err: errors.New("empty module")}
+	}
+	if spec.Instances <= 0 {
+		spec.Instances = runtime.GOMAXPROCS(0)
+	}
+	if spec.Timeout <= 0 {
+		spec.Timeout = DefaultTimeout
+	}
+	if spec.MaxMemory <= 0 {
+		spec.MaxMemory = DefaultMaxMemory
+	}
+	if spec.MaxMemory < MinMaxMemory || spec.MaxMemory > 4<<30 {
+		return spec, &LoadError{Plugin: spec.Name, Err: fmt.Errorf("max_memory %d is outside %d (4MiB) .. 4GiB", spec.MaxMemory, MinMaxMemory)}
+	}
+	if spec.MaxOutput <= 0 {
+		spec.MaxOutput = DefaultMaxOutput
+	}
+	return spec, nil
+}
+
+func (h *Host) newPlugin(ctx context.Context, spec PluginSpec, sum [32]byte, kv *kvStore) (*plugin, error) {
+	pages := uint32((spec.MaxMemory + pageSize - 1) / pageSize)
+	cfg := wazero.NewRuntimeConfigCompiler().
+		WithMemoryLimitPages(pages).
+		WithCloseOnContextDone(!h.opts.noCloseOnDone).
+		WithCompilationCache(h.cache)
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	p := &plugin{
+		name:    spec.Name,
+		spec:    spec,
+		hash:    sum,
+		rt:      rt,
+		kv:      kv,
+		logger:  h.logger.With("plugin", spec.Name),
+		limiter: rate.NewLimiter(logRate, logBurst),
+		ready:   make(chan *instance, spec.Instances),
+		room:    make(chan struct{}, spec.Instances),
+		closing: make(chan struct{}),
+	}
+	fail := func(err error) (*plugin, error) {
+		rt.Close(ctx)
+		return nil, &LoadError{Plugin: spec.Name, Err: err}
+	}
+	compiled, err := rt.CompileModule(ctx, spec.Wasm)
+	if err != nil {
+		return fail(fmt.Errorf("does not compile: %w", err))
+	}
+	p.compiled = compiled
+	if err := checkModule(compiled); err != nil {
+		return fail(err)
+	}
+	_, p.hasInit = compiled.ExportedFunctions()[ExportInitialize]
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return fail(fmt.Errorf("starting WASI: %w", err))
+	}
+	if err := instantiateHostModule(ctx, rt); err != nil {
+		return fail(fmt.Errorf("starting %s: %w", HostModule, err))
+	}
+	first, err := p.newInstance(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("failed to start: %w", err))
+	}
+	p.ready <- first
+	for i := 1; i < spec.Instances; i++ {
+		p.room <- struct{}{} // created when first needed
+	}
+	return p, nil
+}
+
+// CloseRetired closes the plugins that a later Load replaced. Call it after
+// a reload, once no Run of a chain built before the reload can still be in
+// flight; such a Run would fail with ErrClosed.
+func (h *Host) CloseRetired(ctx context.Context) error {
+	h.mu.Lock()
+	ps := h.retired
+	h.retired = nil
+	h.mu.Unlock()
+	var errs []error
+	for _, p := range ps {
+		errs = append(errs, p.close(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Close closes every plugin and the compilation cache. Runs in flight
+// finish first, unless ctx ends; Runs after Close fail with ErrClosed.
+func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		return nil
+	}
+	h.closed = true
+	ps := h.retired
+	for _, p := range h.plugins {
+		ps = append(ps, p)
+	}
+	h.mu.Unlock()
+	var errs []error
+	for _, p := range ps {
+		errs = append(errs, p.close(ctx))
+	}
+	errs = append(errs, h.cache.Close(ctx))
+	return errors.Join(errs...)
+}
+
+// plugin is one loaded module: its runtime, compiled code, pool and store.
+type plugin struct {
+	name     string
+	spec     PluginSpec
+	hash     [32]byte
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+	hasInit  bool
+	kv       *kvStore
+	logger   *slog.Logger
+
+	// The pool (see pool.go): ready holds idle instances; room holds a
+	// token for each instance not created yet or thrown away. Together
+	// they never hold more than Instances.
+	ready   chan *instance
+	room    chan struct{}
+	seq     atomic.Uint64 // instance names
+	dead    atomic.Bool
+	closing chan struct{} // closed by close: wakes calls waiting for an instance
+
+	stats   counters
+	limiter *rate.Limiter // log lines
+	dropped atomic.Int64  // log lines dropped by limiter since the last one written
+}
+
+func (p *plugin) sameLimits(s PluginSpec) bool {
+	return p.spec.Instances == s.Instances && p.spec.Timeout == s.Timeout &&
+		p.spec.MaxMemory == s.MaxMemory && p.spec.MaxOutput == s.MaxOutput
+}
+
+// close stops the plugin: new calls fail with ErrClosed, calls in flight
+// finish (each bounded by the timeout) and their instances are closed as
+// they come back; then the runtime is closed. If ctx ends first, the
+// runtime is closed under the remaining calls.
+func (p *plugin) close(ctx context.Context) error {
+	if p.dead.Swap(true) {
+		return nil
+	}
+	close(p.closing)
+	for range p.spec.Instances {
+		select {
+		case in := <-p.ready:
+			in.close()
+		case <-p.room:
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), p.rt.Close(context.Background()))
+		}
+	}
+	return p.rt.Close(ctx)
+}

@@ -1,0 +1,100 @@
+package transforms
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/plugins/plugintest"
+)
+
+func newTestHost(t testing.TB) *Host {
+	t.Helper()
+	h, err := NewHost(context.Background(), Options{CacheDir: testCacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	return h
+}
+
+// testCacheDir is a compilation cache shared by every test run, so the Go
+// guests compile once per wazero version, not once per test.
+func testCacheDir() string { return filepath.Join(os.TempDir(), "hookgate-transforms-test-cache") }
+
+// guestWasm builds transforms/testdata/guests/<name> and returns its bytes.
+func guestWasm(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(plugintest.Build(t, "transforms/testdata/guests/"+name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func load(t testing.TB, h *Host, spec PluginSpec) {
+	t.Helper()
+	if err := h.Load(context.Background(), spec); err != nil {
+		t.Fatalf("Load(%s): %v", spec.Name, err)
+	}
+}
+
+func chain(t testing.TB, h *Host, route string, targets []string, steps ...Step) *Chain {
+	t.Helper()
+	c, err := h.Chain(route, steps, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func testEvent() *delivery.Event {
+	return &delivery.Event{
+		ID:         []byte("evt_01TEST"),
+		Route:      "r",
+		ReceivedAt: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC).UnixNano(),
+		Method:     []byte("POST"),
+		Path:       []byte("/hooks/test"),
+		Query:      []byte("a=1&email=x%40y.z"),
+		Headers: []delivery.KV{
+			{Key: []byte("Content-Type"), Value: []byte("application/json")},
+			{Key: []byte("X-Seq"), Value: []byte("7")},
+		},
+		Body: []byte(`{"score":3}`),
+	}
+}
+
+func TestTrivialGuests(t *testing.T) {
+	h := newTestHost(t)
+	load(t, h, PluginSpec{Name: "tiny", Wasm: handleModule(i32const(0)), Instances: 2, Timeout: 10 * time.Second})
+	load(t, h, PluginSpec{Name: "go-trivial", Wasm: guestWasm(t, "trivial"), Instances: 2, Timeout: 10 * time.Second})
+	for _, name := range []string{"tiny", "go-trivial"} {
+		t.Run(name, func(t *testing.T) {
+			c := chain(t, h, "r", []string{"crm"}, Step{Plugin: name})
+			ev := testEvent()
+			var out delivery.Outcome
+			for range 3 {
+				out.Reset()
+				if err := c.Run(context.Background(), ev, &out); err != nil {
+					t.Fatal(err)
+				}
+				if out.Dropped || out.Emitted || len(out.Deliveries) != 0 || string(ev.Body) != `{"score":3}` {
+					t.Fatalf("outcome %+v, body %q; want untouched", out, ev.Body)
+				}
+			}
+		})
+	}
+}
+
+func TestChainUnknownPlugin(t *testing.T) {
+	h := newTestHost(t)
+	_, err := h.Chain("r", []Step{{Plugin: "nope"}}, nil)
+	if !errors.Is(err, ErrUnknownPlugin) || !strings.Contains(err.Error(), `plugin "nope"`) {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,325 @@
+package transforms
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// memorySlack: a trap with less than this left below max_memory counts as
+// running out of memory (the Go runtime grows its heap in 1 MiB steps or
+// more).
+const memorySlack = 1 << 20
+
+// instance is one ready module instance with everything a call needs built
+// in advance: the export, a reusable stack, the call state, a context
+// carrying that state, and a watchdog timer. A call allocates none of them.
+type instance struct {
+	p      *plugin
+	mod    api.Module
+	handle api.Function
+	stack  []uint64
+	st     callState
+	ctx    context.Context    // carries &st; canceled only by the watchdog
+	cancel context.CancelFunc // cancels ctx
+
+	watchdog *time.Timer
+	timedOut atomic.Bool
+
+	// fatal is the first "panic:" or "fatal error:" line the guest wrote
+	// to stderr during the current call; it names the cause of an exit.
+	fatal  []byte
+	stdout guestWriter
+	stderr guestWriter
+}
+
+// newInstance instantiates the plugin's module once more, under a unique
+// name, running _initialize when the module exports it.
+func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
+	in := &instance{p: p, stack: make([]uint64, 2)}
+	in.st.plugin = p
+	in.st.end()
+	in.ctx, in.cancel = context.WithCancel(context.WithValue(context.Background(), stateKey{}, &in.st))
+	in.stdout = guestWriter{in: in, stream: "stdout"}
+	in.stderr = guestWriter{in: in, stream: "stderr"}
+
+	cfg := wazeroModuleConfig(p, &in.stdout, &in.stderr, p.name+"#"+strconv.FormatUint(p.seq.Add(1), 10))
+	// _initialize runs under a deadline too: a guest looping in init must
+	// not hang Load. Ten calls' worth, at least a second, since a Go
+	// runtime starting up does more than a call.
+	initTimeout := max(10*p.spec.Timeout, time.Second)
+	initCtx, cancel := context.WithTimeout(in.ctx, initTimeout)
+	defer cancel()
+	mod, err := p.rt.InstantiateModule(initCtx, p.compiled, cfg)
+	if err != nil {
+		timedOut := initCtx.Err() != nil
+		in.cancel()
+		if timedOut {
+			return nil, fmt.Errorf("%s did not finish within %v", ExportInitialize, initTimeout)
+		}
+		msg := firstLine(err.Error()) // without wazero's stack trace
+		if f := in.fatal; len(f) > 0 {
+			msg += " (" + string(f) + ")"
+		}
+		return nil, errors.New(msg)
+	}
+	in.fatal = in.fatal[:0]
+	in.mod = mod
+	in.handle = mod.ExportedFunction(ExportHandle)
+	in.watchdog = time.AfterFunc(time.Hour, in.expire)
+	in.watchdog.Stop()
+	return in, nil
+}
+
+// wazeroModuleConfig is an instance's module config: its name, its own
+// stdout and stderr, real clocks and randomness (Go seeds its maps from
+// them); still no file system, environment or arguments.
+func wazeroModuleConfig(p *plugin, stdout, stderr io.Writer, name string) wazero.ModuleConfig {
+	cfg := wazero.NewModuleConfig().
+		WithName(name).
+		WithStdout(stdout).
+		WithStderr(stderr).
+		WithSysWalltime().
+		WithSysNanotime().
+		WithRandSource(rand.Reader)
+	if p.hasInit {
+		return cfg.WithStartFunctions(ExportInitialize)
+	}
+	return cfg.WithStartFunctions()
+}
+
+// expire runs on the watchdog's goroutine when a call overruns. It cancels
+// the instance's context: with WithCloseOnContextDone, wazero then marks
+// the module closed and the termination checks compiled into the guest stop
+// the running call, and the module's resources are released on the
+// calling goroutine. (Calling mod.Close from here instead would free them
+// under the running call: a data race inside wazero.) The instance is
+// discarded afterwards, so its context is canceled only once.
+func (in *instance) expire() {
+	in.timedOut.Store(true)
+	in.cancel()
+}
+
+// close releases an instance that is not running.
+func (in *instance) close() {
+	in.watchdog.Stop()
+	in.cancel()
+	_ = in.mod.Close(context.Background())
+}
+
+// get borrows an instance: a ready one if there is one, else a new one if
+// the pool is below its bound, else it waits for either (ctx bounds the
+// wait). Instances are thus created only when all existing ones are busy.
+func (p *plugin) get(ctx context.Context) (*instance, error) {
+	var in *instance
+	select {
+	case in = <-p.ready:
+	default:
+		select {
+		case in = <-p.ready:
+		case <-p.room:
+		case <-p.closing:
+			return nil, ErrClosed
+		case <-ctx.Done():
+			return nil, fmt.Errorf("transforms: waiting for an instance of plugin %q: %w", p.name, ctx.Err())
+		}
+	}
+	if p.dead.Load() {
+		p.release(in)
+		return nil, ErrClosed
+	}
+	if in == nil {
+		var err error
+		if in, err = p.newInstance(context.Background()); err != nil {
+			p.room <- struct{}{}
+			return nil, &PluginError{Plugin: p.name, Kind: KindFailed, Err: fmt.Errorf("starting an instance: %w", err)}
+		}
+	}
+	return in, nil
+}
+
+// release gives back what get took: an instance, or (nil) the room for one.
+func (p *plugin) release(in *instance) {
+	if in == nil {
+		p.room <- struct{}{}
+		return
+	}
+	p.ready <- in
+}
+
+// put returns a healthy instance to the pool.
+func (p *plugin) put(in *instance) { p.ready <- in }
+
+// discard closes an instance that must not run again and frees its room;
+// a replacement is created when one is next needed.
+func (p *plugin) discard(in *instance) {
+	p.stats.discarded.Add(1)
+	in.close()
+	p.room <- struct{}{}
+}
+
+// callResult is what a call decided, read from the call state before the
+// instance goes back to the pool.
+type callResult struct {
+	result     int32 // the guest's return value
+	dropped    bool
+	eventDelay int64
+	failMsg    string // set only when result is 1
+}
+
+// call runs hookgate_handle(bodyLen, configID) under the watchdog with the
+// call state already begun, and returns what the guest decided or the
+// failure as a *PluginError. The instance is back in the pool (or discarded)
+// when call returns.
+func (in *instance) call(bodyLen int, configID uint32) (callResult, error) {
+	p := in.p
+	st := &in.st
+	in.stack[0] = uint64(uint32(bodyLen))
+	in.stack[1] = uint64(configID)
+	in.fatal = in.fatal[:0]
+	p.stats.calls.Add(1)
+	in.watchdog.Reset(p.spec.Timeout)
+	err := in.handle.CallWithStack(in.ctx, in.stack)
+	if !in.watchdog.Stop() {
+		// The watchdog fired (or is firing): the module is being closed,
+		// whatever the call returned.
+		in.timedOut.Store(true)
+	}
+	var perr *PluginError
+	switch {
+	case err != nil || in.timedOut.Load():
+		perr = in.classify(err)
+	case st.overOutput:
+		perr = &PluginError{Plugin: p.name, Kind: KindOutput, Err: fmt.Errorf("produced more than max_output (%d bytes)", p.spec.MaxOutput)}
+	case st.badFunc != "":
+		perr = &PluginError{Plugin: p.name, Kind: KindABI, Err: fmt.Errorf("%s: pointer or length outside the plugin's memory", st.badFunc)}
+	}
+	if perr != nil {
+		p.stats.fail(perr.Kind)
+		st.end()
+		p.discard(in)
+		return callResult{}, perr
+	}
+	res := callResult{result: int32(uint32(in.stack[0])), dropped: st.dropped, eventDelay: st.eventDelay}
+	if res.result == 1 {
+		res.failMsg = string(st.failMsg)
+	}
+	st.end()
+	p.put(in)
+	return res, nil
+}
+
+// classify turns a failed call into a PluginError naming the cause.
+func (in *instance) classify(err error) *PluginError {
+	p := in.p
+	if in.timedOut.Load() {
+		return &PluginError{Plugin: p.name, Kind: KindTimeout, Err: timeoutError(p.spec.Timeout)}
+	}
+	fatal := string(in.fatal)
+	var exit *sys.ExitError
+	switch {
+	case bytes.Contains(in.fatal, []byte("out of memory")):
+		return &PluginError{Plugin: p.name, Kind: KindMemory, Err: fmt.Errorf("ran out of memory (max_memory %d bytes): %s", p.spec.MaxMemory, fatal)}
+	case bytes.HasPrefix(in.fatal, []byte("panic: ")):
+		return &PluginError{Plugin: p.name, Kind: KindTrap, Err: fmt.Errorf("trapped: %s", fatal)}
+	case errors.As(err, &exit):
+		if fatal != "" {
+			return &PluginError{Plugin: p.name, Kind: KindExit, Err: fmt.Errorf("exited with code %d: %s", exit.ExitCode(), fatal)}
+		}
+		return &PluginError{Plugin: p.name, Kind: KindExit, Err: fmt.Errorf("exited with code %d", exit.ExitCode())}
+	default:
+		msg := firstLine(err.Error()) // without wazero's stack trace
+		// A Go runtime that cannot grow its heap sometimes dies without a
+		// word (an unreachable in its allocator): a trap with memory at
+		// the cap is a memory error.
+		if used := uint64(in.mod.Memory().Size()); used+memorySlack >= uint64(p.spec.MaxMemory) {
+			return &PluginError{Plugin: p.name, Kind: KindMemory, Err: fmt.Errorf("ran out of memory (max_memory %d bytes, %d in use): trapped: %s", p.spec.MaxMemory, used, msg)}
+		}
+		return &PluginError{Plugin: p.name, Kind: KindTrap, Err: fmt.Errorf("trapped: %s", msg)}
+	}
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// log writes one guest line, rate-limited per plugin; lines dropped before
+// it are counted in it.
+func (p *plugin) log(level slog.Level, route string, eventID []byte, source string, msg []byte) {
+	if !p.limiter.Allow() {
+		p.dropped.Add(1)
+		p.stats.logDrops.Add(1)
+		return
+	}
+	attrs := [5]slog.Attr{
+		slog.String("source", source),
+		slog.String("route", route),
+		slog.String("event_id", string(eventID)),
+	}
+	n := 3
+	if d := p.dropped.Swap(0); d > 0 {
+		attrs[n] = slog.Int64("dropped_lines", d)
+		n++
+	}
+	p.logger.LogAttrs(context.Background(), level, string(msg), attrs[:n]...)
+}
+
+// guestWriter is a guest's stdout or stderr: complete lines go to the log
+// (rate-limited), and stderr's panic or fatal line is kept for the error.
+type guestWriter struct {
+	in     *instance
+	stream string
+	buf    []byte
+}
+
+const maxGuestLine = 4 << 10
+
+func (w *guestWriter) Write(b []byte) (int, error) {
+	n := len(b)
+	for len(b) > 0 {
+		i := bytes.IndexByte(b, '\n')
+		if i < 0 {
+			if room := maxGuestLine - len(w.buf); room > 0 {
+				w.buf = append(w.buf, b[:min(room, len(b))]...)
+			}
+			break
+		}
+		w.buf = append(w.buf, b[:min(i, max(0, maxGuestLine-len(w.buf)))]...)
+		w.line(w.buf)
+		w.buf = w.buf[:0]
+		b = b[i+1:]
+	}
+	return n, nil
+}
+
+func (w *guestWriter) line(l []byte) {
+	in := w.in
+	level := slog.LevelInfo
+	if w.stream == "stderr" {
+		level = slog.LevelWarn
+		if len(in.fatal) == 0 && (bytes.HasPrefix(l, []byte("panic: ")) || bytes.HasPrefix(l, []byte("fatal error: ")) ||
+			bytes.Contains(l, []byte("out of memory"))) {
+			in.fatal = append(in.fatal[:0], l...)
+		}
+	}
+	route := ""
+	if in.st.chain != nil {
+		route = in.st.chain.route
+	}
+	in.p.log(level, route, in.st.ev.ID, w.stream, l)
+}

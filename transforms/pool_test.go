@@ -1,0 +1,189 @@
+package transforms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/gateway/delivery"
+	"golang.org/x/time/rate"
+)
+
+// TestPoolConcurrent: many goroutines share a pool of two instances; every
+// event gets its own exact result and the pool never grows past its bound.
+func TestPoolConcurrent(t *testing.T) {
+	h := newTestHost(t)
+	load(t, h, PluginSpec{Name: "conf", Wasm: guestWasm(t, "conformance"), Instances: 2, Timeout: 5 * time.Second})
+	c := chain(t, h, "r", []string{"crm"}, Step{Plugin: "conf", Config: []byte(`{"mode":"set"}`)}, Step{Plugin: "conf", Config: []byte(`{"mode":"kv"}`)})
+	const goroutines, events = 6, 40
+	var wg sync.WaitGroup
+	errs := make(chan error, goroutines)
+	seen := make(chan string, goroutines*events)
+	for g := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out delivery.Outcome
+			for i := range events {
+				ev := testEvent()
+				ev.Body = fmt.Appendf(nil, `{"g":%d,"i":%d}`, g, i)
+				out.Reset()
+				if err := c.Run(context.Background(), ev, &out); err != nil {
+					errs <- err
+					return
+				}
+				// "set" rewrote this event's body; "kv" counted it.
+				if string(ev.Body) != `{"new":true}` || len(out.Deliveries) != 1 {
+					errs <- fmt.Errorf("goroutine %d event %d: body %q, %d deliveries", g, i, ev.Body, len(out.Deliveries))
+					return
+				}
+				incr, _, _ := strings.Cut(string(out.Deliveries[0].Body), " ")
+				seen <- incr
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(seen)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// kv_incr is atomic: every count from 1 to goroutines*events exactly once.
+	counts := map[string]bool{}
+	for s := range seen {
+		if counts[s] {
+			t.Fatalf("count %s seen twice", s)
+		}
+		counts[s] = true
+	}
+	for i := 1; i <= goroutines*events; i++ {
+		if !counts[fmt.Sprintf("incr=%d", i)] {
+			t.Fatalf("count %d missing", i)
+		}
+	}
+	if n := h.plugins["conf"].seq.Load(); n > 2 {
+		t.Fatalf("%d instances created; the bound is 2", n)
+	}
+	st := h.Stats()[0]
+	if st.Calls != 2*goroutines*events || len(st.Failures) != 0 || st.Discarded != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestPoolWaitHonoursContext: with every instance busy, Run waits only as
+// long as its context allows.
+func TestPoolWaitHonoursContext(t *testing.T) {
+	h := newTestHost(t)
+	load(t, h, PluginSpec{Name: "tiny", Wasm: handleModule(i32const(0)), Instances: 1, Timeout: 10 * time.Second})
+	p := h.plugins["tiny"]
+	busy, err := p.get(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := chain(t, h, "r", nil, Step{Plugin: "tiny"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err = c.Run(ctx, testEvent(), &delivery.Outcome{})
+	want := `transforms: waiting for an instance of plugin "tiny": context deadline exceeded`
+	if !errors.Is(err, context.DeadlineExceeded) || err.Error() != want {
+		t.Fatalf("err = %v; want %q", err, want)
+	}
+	p.put(busy)
+	if err := c.Run(context.Background(), testEvent(), &delivery.Outcome{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLoadAgain(t *testing.T) {
+	h := newTestHost(t)
+	spec := PluginSpec{Name: "tiny", Wasm: handleModule(i32const(0)), Instances: 1}
+	load(t, h, spec)
+	first := h.plugins["tiny"]
+	load(t, h, spec)
+	if h.plugins["tiny"] != first {
+		t.Fatal("loading the same bytes and limits again replaced the plugin")
+	}
+	spec.Timeout = time.Second
+	load(t, h, spec)
+	second := h.plugins["tiny"]
+	if second == first || second.kv != first.kv {
+		t.Fatalf("new limits: replaced %v, same store %v; want a new plugin sharing the store", second != first, second.kv == first.kv)
+	}
+	if err := h.CloseRetired(context.Background()); err != nil || !first.dead.Load() || second.dead.Load() {
+		t.Fatalf("CloseRetired: %v; old closed %v, new closed %v", err, first.dead.Load(), second.dead.Load())
+	}
+}
+
+func TestConfigIDsNeverReused(t *testing.T) {
+	h := newTestHost(t)
+	load(t, h, PluginSpec{Name: "tiny", Wasm: handleModule(i32const(0)), Instances: 1})
+	seen := map[uint32]bool{}
+	for range 3 {
+		c := chain(t, h, "r", nil, Step{Plugin: "tiny"}, Step{Plugin: "tiny", Config: []byte(`{"a":1}`)})
+		for _, id := range c.ConfigIDs() {
+			if id == 0 || seen[id] {
+				t.Fatalf("config id %d reused or zero", id)
+			}
+			seen[id] = true
+		}
+	}
+}
+
+// TestCompilationCacheDir: the first host writes compiled code to the
+// directory; a second one (a restart) loads from it.
+func TestCompilationCacheDir(t *testing.T) {
+	dir := t.TempDir()
+	wasm := handleModule(i32const(0))
+	for i := range 2 {
+		h, err := NewHost(context.Background(), Options{CacheDir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		load(t, h, PluginSpec{Name: "tiny", Wasm: wasm, Instances: 1})
+		if err := h.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		entries, _ := os.ReadDir(dir)
+		if len(entries) == 0 {
+			t.Fatalf("host %d: cache directory is empty", i+1)
+		}
+	}
+}
+
+func TestClosedHost(t *testing.T) {
+	h := newTestHost(t)
+	load(t, h, PluginSpec{Name: "tiny", Wasm: handleModule(i32const(0)), Instances: 1})
+	c := chain(t, h, "r", nil, Step{Plugin: "tiny"})
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Run(context.Background(), testEvent(), &delivery.Outcome{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Run after Close: %v; want ErrClosed", err)
+	}
+	if err := h.Load(context.Background(), PluginSpec{Name: "x", Wasm: handleModule(i32const(0))}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Load after Close: %v; want ErrClosed", err)
+	}
+}
+
+// TestLogRateLimit: past the burst, guest log lines are dropped and counted.
+func TestLogRateLimit(t *testing.T) {
+	c := newConfHost(t)
+	p := c.h.plugins["conf"]
+	p.limiter = rate.NewLimiter(0, 5) // no refill: exactly the burst gets through
+	for range 10 {
+		if _, _, _, err := c.run(t, "log"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(logLines(t, c.logs, "guest")); got != 5 {
+		t.Fatalf("%d lines logged, want 5", got)
+	}
+	if got := c.h.Stats()[0].LogDropped; got != 25 {
+		t.Fatalf("%d lines counted as dropped, want 25", got)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package transforms
+
+const raceEnabled = false
