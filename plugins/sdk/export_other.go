@@ -1,0 +1,9 @@
+//go:build !wasip1
+
+package sdk
+
+import "github.com/hookgate/hookgate/plugins/sdk/internal/abi"
+
+// Outside wasm the fake host (used by sdktest) calls the guest through
+// abi.Export, the way the real host calls the hookgate_handle export.
+func init() { abi.Export = call }
