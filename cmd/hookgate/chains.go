@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/hookgate/hookgate/gateway"
+	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/transforms"
+)
+
+// chainBuilder adapts the transforms host to gateway.ChainBuilder, so the
+// gateway never imports wazero.
+type chainBuilder struct {
+	host *transforms.Host
+}
+
+func newChainBuilder(host *transforms.Host) chainBuilder { return chainBuilder{host: host} }
+
+func (b chainBuilder) Build(r config.Route) (gateway.Chain, error) {
+	steps := make([]transforms.Step, len(r.Transforms))
+	for i, s := range r.Transforms {
+		steps[i] = transforms.Step{Plugin: s.Plugin, Config: s.Config}
+	}
+	// The route's targets are the ones its plugins may emit to, and where
+	// the event goes when nobody emits.
+	c, err := b.host.Chain(r.Name, steps, r.Targets)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// loadPlugins reads and loads the plugins of cfg into host. With used set,
+// only the plugins some route's chain names are loaded (try needs one
+// route's, serve needs all).
+func loadPlugins(ctx context.Context, host *transforms.Host, cfg *config.Config, used map[string]bool) error {
+	for _, p := range cfg.Plugins {
+		if used != nil && !used[p.Name] {
+			continue
+		}
+		wasm, err := os.ReadFile(p.Wasm)
+		if err != nil {
+			return fmt.Errorf("plugin %q: cannot read %s: %w; build the plugins (make plugins) or fix wasm in the config", p.Name, p.Wasm, err)
+		}
+		spec := transforms.PluginSpec{Name: p.Name, Wasm: wasm, Instances: p.Instances, Timeout: p.Timeout, MaxMemory: p.MaxMemory, MaxOutput: p.MaxOutput}
+		if err := host.Load(ctx, spec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newHost starts the transforms host for cfg and loads its plugins.
+func newHost(ctx context.Context, cfg *config.Config, logger *slog.Logger, used map[string]bool) (*transforms.Host, error) {
+	host, err := transforms.NewHost(ctx, transforms.Options{CacheDir: cfg.Transforms.CacheDir, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := loadPlugins(ctx, host, cfg, used); err != nil {
+		host.Close(ctx)
+		return nil, err
+	}
+	return host, nil
+}

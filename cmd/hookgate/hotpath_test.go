@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/hookgate/hookgate/gateway"
+	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/sink"
+	"github.com/hookgate/hookgate/gateway/target"
+	"github.com/hookgate/hookgate/plugins/plugintest"
+	"github.com/hookgate/hookgate/transforms"
+)
+
+// pluginPath is a gateway whose sync route runs the howxm-nps plugin
+// (max_score 10, so the seed payload becomes a ticket) before forwarding
+// to a loopback sink, driven through its handler with one reused context.
+type pluginPath struct {
+	h   fasthttp.RequestHandler
+	ctx fasthttp.RequestCtx
+}
+
+func newPluginPath(tb testing.TB) *pluginPath {
+	tb.Helper()
+	wasm, err := os.ReadFile(plugintest.Build(tb, "plugins/howxm-nps"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	payload, err := os.ReadFile("../../testdata/howxm_entry_submitted.json")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s, err := sink.Start("127.0.0.1:0", sink.Options{Discard: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+
+	ctx := context.Background()
+	host, err := transforms.NewHost(ctx, transforms.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { host.Close(context.Background()) })
+	if err := host.Load(ctx, transforms.PluginSpec{Name: "howxm-nps", Wasm: wasm, Instances: 2}); err != nil {
+		tb.Fatal(err)
+	}
+	u, _ := url.Parse(s.URL() + "/crm/tickets")
+	cfg := &config.Config{
+		Server:  config.Server{MaxBody: 1 << 20, ShutdownTimeout: 5 * time.Second, MaxConcurrency: 100},
+		Targets: []config.Target{{Name: "crm", URL: u, Method: "POST", Timeout: 5 * time.Second, MaxConns: 8}},
+		Routes: []config.Route{{Name: "howxm", Method: "POST", Path: "/hooks/howxm", Mode: config.ModeSync, JSON: true,
+			Targets:    []string{"crm"},
+			Transforms: []config.Step{{Plugin: "howxm-nps", Config: []byte(`{"max_score":10,"target":"crm"}`)}}}},
+	}
+	set, err := target.NewSet(cfg.Targets)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(set.Close)
+	g, err := gateway.New(cfg, gateway.Deps{Targets: set, Chains: newChainBuilder(host), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { g.Shutdown(context.Background()) })
+	p := &pluginPath{h: g.Handler()}
+	var req fasthttp.Request
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/hooks/howxm")
+	req.Header.SetContentType("application/json")
+	req.SetBody(payload)
+	p.ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
+	return p
+}
+
+func (p *pluginPath) serve(tb testing.TB) {
+	p.ctx.Response.Reset()
+	p.h(&p.ctx)
+	if st := p.ctx.Response.StatusCode(); st != 200 {
+		tb.Fatalf("status %d: %s", st, p.ctx.Response.Body())
+	}
+}
+
+// pluginCallAllocs is what one plugin call allocates today, all of it in
+// wazero's per-call termination watch (CloseModuleOnCanceledOrTimeout,
+// from WithCloseOnContextDone); the gateway's own share is zero
+// (TestHotPathAllocs in package gateway). Lower it when the host does.
+const pluginCallAllocs = 3
+
+// TestPluginPathAllocs counts allocations per request of ingest + the
+// howxm-nps plugin + forward, all goroutines included.
+func TestPluginPathAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
+	p := newPluginPath(t)
+	for range 50 {
+		p.serve(t)
+	}
+	if n := testing.AllocsPerRun(200, func() { p.serve(t) }); n > pluginCallAllocs {
+		t.Errorf("%v allocations per request, want at most %d (the plugin call's)", n, pluginCallAllocs)
+	}
+}
+
+// BenchmarkSyncPluginPath is BenchmarkSyncPassthrough (package gateway)
+// with the howxm-nps plugin in the route's chain.
+func BenchmarkSyncPluginPath(b *testing.B) {
+	p := newPluginPath(b)
+	p.serve(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		p.serve(b)
+	}
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hookgate/hookgate/gateway"
+	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/gateway/dispatch"
+	"github.com/hookgate/hookgate/gateway/queue"
+	"github.com/hookgate/hookgate/gateway/target"
+)
+
+// queueAdapter is the gateway's Queue: the dispatcher stores and wakes the
+// target lanes; a full queue is reported as gateway.ErrQueueFull so ingest
+// answers 503 with Retry-After (gateway does not import gateway/queue).
+type queueAdapter struct{ d *dispatch.Dispatcher }
+
+func (q queueAdapter) Enqueue(ds []delivery.Delivery) error {
+	err := q.d.Enqueue(ds)
+	if err != nil && errors.Is(err, queue.ErrFull) {
+		return fmt.Errorf("%w: %w", gateway.ErrQueueFull, err)
+	}
+	return err
+}
+
+func hasAsync(cfg *config.Config) bool {
+	for _, r := range cfg.Routes {
+		if r.Mode != config.ModeSync {
+			return true
+		}
+	}
+	return false
+}
+
+// startQueue opens the durable queue and starts the delivery workers the
+// first time a config has an async route; once running, it returns the
+// same queue (a reload hands the dispatcher its new target clients after
+// the gateway took the new config, see server.reload). The [queue]
+// settings are read once; changing them takes a restart.
+func (s *server) startQueue(cfg *config.Config, targets *target.Set) (gateway.Queue, error) {
+	if s.dispatcher != nil {
+		return queueAdapter{s.dispatcher}, nil
+	}
+	if !hasAsync(cfg) {
+		return nil, nil
+	}
+	store, err := queue.Open(queue.Options{Path: cfg.Queue.Path, Sync: cfg.Queue.Sync, MaxDepth: cfg.Queue.MaxDepth,
+		MaxBytes: cfg.Queue.MaxBytes, Logger: s.log})
+	if err != nil {
+		return nil, fmt.Errorf("opening the queue at %s: %w; check queue.path, or that no other hookgate uses it", cfg.Queue.Path, err)
+	}
+	s.store = store
+	s.dispatcher = dispatch.New(store, targets, cfg.Targets, dispatch.Options{Logger: s.log, Workers: cfg.Queue.Workers})
+	s.dispatcher.Start()
+	if s.admin != nil {
+		s.dispatcher.Register(s.admin)
+	}
+	s.log.Info("queue open", "path", cfg.Queue.Path, "sync", cfg.Queue.Sync)
+	return queueAdapter{s.dispatcher}, nil
+}
+
+// stopQueue stops the workers (attempts in flight finish or are released)
+// and closes the store.
+func (s *server) stopQueue(ctx context.Context) bool {
+	ok := true
+	if s.dispatcher != nil {
+		if err := s.dispatcher.Stop(ctx); err != nil {
+			s.log.Warn("delivery workers did not stop in time; unsent deliveries go out after the restart", "err", err)
+			ok = false
+		}
+	}
+	if s.store != nil {
+		if err := s.store.Close(); err != nil {
+			s.log.Error("closing the queue", "err", err)
+			ok = false
+		}
+	}
+	return ok
+}

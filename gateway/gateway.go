@@ -1,0 +1,265 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/target"
+)
+
+// Deps are what a route table is built from besides the config. A Reload
+// takes a fresh set: the old one stays in use by requests that started
+// before the swap, then Release is called.
+type Deps struct {
+	Targets *target.Set  // clients of every target in the config
+	Chains  ChainBuilder // nil: a route with transforms is refused
+	Queue   Queue        // nil: an async route is refused
+	Logger  *slog.Logger // nil: slog.Default()
+
+	// Release, if set, is called once no request uses these deps any more:
+	// after a Reload replaced them and the requests still running on them
+	// finished, or at Shutdown. cmd/hookgate closes the old target set and
+	// plugin host there.
+	Release func()
+}
+
+// Gateway is the ingest server.
+//
+// Lifecycle:
+//  1. New builds the route table and the fasthttp server; nothing listens yet.
+//  2. Serve (or ListenAndServe) accepts requests until Shutdown.
+//  3. Reload swaps in a new table at any time; a failed Reload changes nothing.
+//  4. Shutdown stops accepting, waits for requests in flight, then releases
+//     the deps of the last table.
+type Gateway struct {
+	log    *slog.Logger
+	srv    *fasthttp.Server
+	listen string
+
+	tbl      atomic.Pointer[table]
+	reloadMu sync.Mutex // one Reload at a time
+
+	maxInflight int64 // server.max_concurrency; 0 = no cap
+	inflight    atomic.Int64
+	maxConns    int64 // open connections before a JSON 503; 0 = no cap
+
+	// ctx is handed to plugin chains; it ends when Shutdown gives up
+	// waiting, so plugins in flight stop then, not at the first signal.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	states sync.Pool    // *reqState
+	fanout chan *fanJob // to idle fan-out workers; never closed (they stop on ctx)
+
+	server   config.Server // listener settings, fixed at New
+	serving  atomic.Bool
+	accessOn bool
+	shutdown time.Duration
+}
+
+// fanoutWorkers is how many goroutines wait to send the second and later
+// deliveries of a sync fan-out. Past that, a send starts a goroutine of
+// its own (an allocation, but no waiting).
+const fanoutWorkers = 64
+
+// New builds a gateway for cfg. It fails, naming every route at fault,
+// when a route needs something deps does not provide.
+func New(cfg *config.Config, deps Deps) (*Gateway, error) {
+	if cfg == nil {
+		return nil, errors.New("gateway: no config")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.Default()
+	}
+	t, err := buildTable(cfg, deps)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		log:         deps.Logger,
+		listen:      cfg.Server.Listen,
+		maxInflight: int64(cfg.Server.MaxConcurrency),
+		fanout:      make(chan *fanJob),
+		accessOn:    cfg.Log.Access,
+		shutdown:    cfg.Server.ShutdownTimeout,
+		server:      cfg.Server,
+	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.states.New = func() any { return new(reqState) }
+	g.tbl.Store(t)
+
+	if g.maxInflight > 0 {
+		// Requests in flight are capped at max_concurrency by the handler
+		// (JSON 503). Connections, idle keep-alive ones included, are
+		// capped well above that by connLimitListener (JSON 503 too);
+		// fasthttp's own cap, whose plain-text 503 we cannot reword, sits
+		// above both and is never reached.
+		g.maxConns = max(4*g.maxInflight, 64)
+	}
+	concurrency := 0 // fasthttp's default
+	if g.maxConns > 0 {
+		concurrency = int(g.maxConns) + 16
+	}
+	g.srv = &fasthttp.Server{
+		Handler:        g.handle,
+		ErrorHandler:   g.handleReadError,
+		HeaderReceived: g.headerReceived,
+		// No Server header: an edge has no reason to name its software.
+		NoDefaultServerHeader: true,
+		NoDefaultContentType:  true,
+		ReadTimeout:           cfg.Server.ReadTimeout,
+		WriteTimeout:          cfg.Server.WriteTimeout,
+		IdleTimeout:           cfg.Server.IdleTimeout,
+		ReadBufferSize:        cfg.Server.MaxHeaderBytes,
+		MaxRequestBodySize:    t.maxBody,
+		Concurrency:           concurrency,
+		CloseOnShutdown:       true,
+		Logger:                fasthttpLogger{g.log},
+	}
+	n := fanoutWorkers
+	if p := runtime.GOMAXPROCS(0) * 8; p > n {
+		n = p
+	}
+	for range n {
+		go g.fanoutWorker()
+	}
+	return g, nil
+}
+
+// Serve accepts requests on ln until Shutdown. It returns nil after a
+// Shutdown.
+func (g *Gateway) Serve(ln net.Listener) error {
+	if g.maxConns > 0 {
+		ln = &connLimitListener{Listener: ln, max: g.maxConns}
+	}
+	g.serving.Store(true)
+	return g.srv.Serve(ln)
+}
+
+// ListenAndServe listens on server.listen and serves.
+func (g *Gateway) ListenAndServe() error {
+	ln, err := net.Listen("tcp", g.listen)
+	if err != nil {
+		return fmt.Errorf("gateway: listen on %s: %w", g.listen, err)
+	}
+	return g.Serve(ln)
+}
+
+// Handler is the ingest handler, for driving the gateway without a
+// listener (benchmarks, in-memory tests). Serve uses it too.
+func (g *Gateway) Handler() fasthttp.RequestHandler { return g.handle }
+
+// Ready reports whether the gateway is serving and not shutting down.
+func (g *Gateway) Ready() bool { return g.serving.Load() }
+
+// Shutdown stops accepting connections and waits for requests in flight to
+// finish, until ctx ends or server.shutdown_timeout passes, whichever is
+// first. Requests still running then have their plugin calls cancelled.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.serving.Store(false)
+	if g.shutdown > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, g.shutdown)
+		defer cancel()
+	}
+	err := g.srv.ShutdownWithContext(ctx)
+	g.cancel()
+	if t := g.tbl.Load(); t != nil {
+		// The server has drained (or given up): no point waiting again.
+		g.retire(t, 0)
+	}
+	if err != nil {
+		return fmt.Errorf("gateway: shutdown: requests still in flight after the shutdown timeout: %w", err)
+	}
+	return nil
+}
+
+// ServerConfig returns the [server] settings the listener was built with;
+// a reload does not change them.
+func (g *Gateway) ServerConfig() config.Server { return g.server }
+
+// Config returns the configuration currently served.
+func (g *Gateway) Config() *config.Config { return g.tbl.Load().cfg }
+
+// Reload builds a route table for cfg beside the running one and swaps it
+// in. Requests in flight finish on the table they started with; the old
+// deps are released once they have. On error nothing changes; the caller
+// still owns deps.
+//
+// # Notes
+//
+// Listener settings (listen address, timeouts, header size, concurrency)
+// are fixed at New; a reload that changes them takes effect on restart.
+func (g *Gateway) Reload(cfg *config.Config, deps Deps) error {
+	if cfg == nil {
+		return errors.New("gateway: reload: no config")
+	}
+	if deps.Logger == nil {
+		deps.Logger = g.log
+	}
+	t, err := buildTable(cfg, deps)
+	if err != nil {
+		return fmt.Errorf("gateway: reload: %w", err)
+	}
+	g.reloadMu.Lock()
+	old := g.tbl.Swap(t)
+	g.reloadMu.Unlock()
+	if old != nil {
+		limit := g.shutdown
+		if limit <= 0 {
+			limit = 30 * time.Second
+		}
+		go g.retire(old, limit)
+	}
+	return nil
+}
+
+// acquire returns the current table, counted as in use until release. The
+// re-check after counting closes the race with a Reload that swaps and
+// starts draining between our load and our increment.
+func (g *Gateway) acquire() *table {
+	for {
+		t := g.tbl.Load()
+		t.active.Add(1)
+		if g.tbl.Load() == t {
+			return t
+		}
+		t.active.Add(-1)
+	}
+}
+
+func (t *table) release() { t.active.Add(-1) }
+
+// retire waits until no request uses t, then releases its deps. It gives
+// up waiting after limit (a stuck request must not keep an old plugin host
+// alive forever) and releases anyway.
+func (g *Gateway) retire(t *table, limit time.Duration) {
+	if !t.retired.CompareAndSwap(false, true) {
+		return
+	}
+	deadline := time.Now().Add(limit)
+	for t.active.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if t.deps.Release != nil {
+		t.deps.Release()
+	}
+}
+
+// fasthttpLogger sends fasthttp's own messages (accept errors and the
+// like) to the structured log.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	l.log.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+}

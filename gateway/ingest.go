@@ -1,0 +1,432 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/tidwall/gjson"
+	"github.com/valyala/fasthttp"
+
+	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/gateway/target"
+)
+
+// reqState is everything one request needs, pooled so that the hot path
+// allocates nothing once the pool is warm. Nothing in it outlives the
+// request: the queue copies what it stores, targets copy what they send.
+type reqState struct {
+	ev      delivery.Event
+	evBody  []byte // ev.Body's own buffer; ev.Body may alias the request body
+	out     delivery.Outcome
+	ds      []delivery.Delivery // the default deliveries (no plugin emitted)
+	clients []*target.Client
+	res     []target.Result
+	errs    []error
+	jobs    []fanJob
+	wg      sync.WaitGroup
+	args    fasthttp.Args
+	buf     []byte // response body being built
+	msg     []byte // error message being built
+	code    string // error code answered, "" if none
+}
+
+var hdrEventID = []byte("Hookgate-Event-Id")
+
+// handle is the ingest handler. The steps are in the order a request
+// meets them; each refusal answers with a JSON error and returns.
+func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
+	st := g.states.Get().(*reqState)
+	defer g.finish(ctx, st)
+
+	now := time.Now()
+	st.ev.ID = appendEventID(st.ev.ID[:0], now)
+	ctx.Response.Header.SetCanonical(hdrEventID, st.ev.ID)
+
+	if n := g.inflight.Add(1); g.maxInflight > 0 && n > g.maxInflight {
+		g.inflight.Add(-1)
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+		writeError(ctx, st, fasthttp.StatusServiceUnavailable, codeOverloaded,
+			append(st.msg[:0], "the gateway is at its limit of requests in flight (server.max_concurrency): retry after a second"...))
+		return
+	}
+	defer g.inflight.Add(-1)
+
+	t := g.acquire()
+	defer t.release()
+
+	method, path := ctx.Method(), ctx.Path()
+	pr := t.lookup(path)
+	if pr == nil {
+		g.refuseNotFound(ctx, st, method, path)
+		return
+	}
+	rt := pr.match(method)
+	if rt == nil {
+		g.refuseMethod(ctx, st, pr, method, path)
+		return
+	}
+	body := ctx.PostBody()
+	if len(body) > rt.maxBody {
+		g.refuseTooLarge(ctx, st, rt.maxBody)
+		return
+	}
+	if rt.json && !gjson.ValidBytes(body) {
+		writeError(ctx, st, fasthttp.StatusBadRequest, codeInvalidJSON,
+			append(append(append(st.msg[:0], "route \""...), rt.name...), "\" expects a JSON body and this one is not valid JSON: check the payload and its encoding"...))
+		return
+	}
+
+	g.fillEvent(ctx, st, rt, now, body)
+
+	ds := st.ds[:0]
+	if rt.chain != nil {
+		st.out.Reset()
+		if err := rt.chain.Run(g.ctx, &st.ev, &st.out); err != nil {
+			g.refusePlugin(ctx, st, rt, err)
+			return
+		}
+		if st.out.Dropped {
+			g.answerDropped(ctx, st, rt)
+			return
+		}
+		if st.out.Emitted {
+			ds = st.out.Deliveries
+			for i := range ds {
+				if c := t.client(ds[i].Target); c == nil {
+					g.refuseUnknownTarget(ctx, st, rt, ds[i].Target)
+					return
+				}
+			}
+		}
+	}
+	if rt.chain == nil || !st.out.Emitted {
+		ds = g.defaultDeliveries(ctx, st, rt)
+	}
+	for i := range ds {
+		d := &ds[i]
+		d.ID = appendDeliveryID(d.ID[:0], st.ev.ID, i)
+		d.EventID = append(d.EventID[:0], st.ev.ID...)
+		d.Route = rt.name
+		if rt.delay > 0 {
+			if nb := st.ev.ReceivedAt + int64(rt.delay); nb > d.NotBefore {
+				d.NotBefore = nb
+			}
+		}
+	}
+
+	if !rt.sync {
+		g.enqueue(ctx, st, t, ds)
+		return
+	}
+	g.forward(ctx, st, t, rt, ds)
+}
+
+// fillEvent copies what the chain and the deliveries need out of ctx.
+func (g *Gateway) fillEvent(ctx *fasthttp.RequestCtx, st *reqState, rt *route, now time.Time, body []byte) {
+	ev := &st.ev
+	ev.Route = rt.name
+	ev.ReceivedAt = now.UnixNano()
+	ev.Method = append(ev.Method[:0], ctx.Method()...)
+	ev.Path = append(ev.Path[:0], ctx.Path()...)
+	ev.Query = append(ev.Query[:0], ctx.URI().QueryString()...)
+	ev.Headers = ev.Headers[:0]
+	ctx.Request.Header.VisitAll(func(k, v []byte) {
+		ev.Headers = delivery.Append(ev.Headers, k, v)
+	})
+	if rt.chain != nil {
+		// A plugin may rewrite the body in place: give it our own copy.
+		ev.Body = append(st.evBody[:0], body...)
+		st.evBody = ev.Body[:0]
+	} else {
+		// Nothing changes the body: deliveries send the request's own
+		// bytes, which live until the handler returns.
+		ev.Body = body
+	}
+}
+
+// defaultDeliveries makes one delivery per route target from the event,
+// for routes without transforms or whose chain emitted nothing.
+func (g *Gateway) defaultDeliveries(ctx *fasthttp.RequestCtx, st *reqState, rt *route) []delivery.Delivery {
+	n := len(rt.targets)
+	for len(st.ds) < n {
+		st.ds = append(st.ds[:cap(st.ds)], delivery.Delivery{})[:len(st.ds)+1]
+	}
+	ds := st.ds[:n]
+	ev := &st.ev
+	for i, c := range rt.targets {
+		d := &ds[i]
+		d.Reset()
+		d.Target = c.Name()
+		if rt.chain != nil {
+			// A plugin changed the method, path or query of the event: that
+			// change is meant for the targets. Unchanged, the target's own
+			// configuration applies.
+			if !bytes.Equal(ev.Method, ctx.Method()) {
+				d.Method = append(d.Method, ev.Method...)
+			}
+			if !bytes.Equal(ev.Path, ctx.Path()) {
+				d.Path = append(d.Path, ev.Path...)
+			}
+			if !bytes.Equal(ev.Query, ctx.URI().QueryString()) {
+				st.args.ParseBytes(ev.Query)
+				st.args.VisitAll(func(k, v []byte) { d.Query = delivery.Append(d.Query, k, v) })
+			}
+		}
+		for _, h := range ev.Headers {
+			if forwardable(h.Key) {
+				d.Headers = delivery.Append(d.Headers, h.Key, h.Value)
+			}
+		}
+		d.Body = ev.Body
+	}
+	return ds
+}
+
+// forwardable says whether an incoming header goes on to targets. Hop-by-
+// hop headers belong to the sender's connection; Host and Content-Length
+// are the target's; credentials the sender gave us are not the target's
+// business (targets get their own auth from config); Accept-Encoding is
+// ours to negotiate.
+func forwardable(k []byte) bool {
+	switch len(k) {
+	case 2:
+		return !equalFoldString(k, "te")
+	case 4:
+		return !equalFoldString(k, "host")
+	case 6:
+		return !equalFoldString(k, "cookie") && !equalFoldString(k, "expect")
+	case 7:
+		return !equalFoldString(k, "upgrade") && !equalFoldString(k, "trailer")
+	case 10:
+		return !equalFoldString(k, "connection") && !equalFoldString(k, "keep-alive")
+	case 13:
+		return !equalFoldString(k, "authorization")
+	case 14:
+		return !equalFoldString(k, "content-length")
+	case 15:
+		// The target's answer goes back as is, with only its Content-Type:
+		// a compressed answer would reach the sender undecodable.
+		return !equalFoldString(k, "accept-encoding")
+	case 16:
+		return !equalFoldString(k, "proxy-connection")
+	case 17:
+		return !equalFoldString(k, "transfer-encoding")
+	case 18:
+		return !equalFoldString(k, "proxy-authenticate")
+	case 19:
+		return !equalFoldString(k, "proxy-authorization")
+	}
+	return true
+}
+
+func equalFoldString(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// client finds the client of a target named by a plugin's emit.
+func (t *table) client(name string) *target.Client {
+	if t.deps.Targets == nil {
+		return nil
+	}
+	return t.deps.Targets.Get(name)
+}
+
+// enqueue hands an async route's deliveries to the durable queue; the 202
+// promises they are stored.
+func (g *Gateway) enqueue(ctx *fasthttp.RequestCtx, st *reqState, t *table, ds []delivery.Delivery) {
+	if len(ds) > 0 {
+		if err := t.deps.Queue.Enqueue(ds); err != nil {
+			g.refuseQueue(ctx, st, err)
+			return
+		}
+	}
+	b := append(st.buf[:0], `{"event_id":"`...)
+	b = append(b, st.ev.ID...)
+	b = append(b, `"}`...)
+	st.buf = b
+	writeJSON(ctx, fasthttp.StatusAccepted, b)
+}
+
+// forward sends a sync route's deliveries now, all at once, and answers
+// with the first delivery's target answer (or the plugin's response).
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *route, ds []delivery.Delivery) {
+	n := len(ds)
+	if n == 0 && !st.out.Response.Set {
+		b := append(st.buf[:0], `{"event_id":"`...)
+		b = append(b, st.ev.ID...)
+		b = append(b, `","deliveries":0}`...)
+		st.buf = b
+		writeJSON(ctx, fasthttp.StatusOK, b)
+		return
+	}
+	st.grow(n)
+	for i := range ds {
+		if !st.out.Emitted && i < len(rt.targets) {
+			st.clients[i] = rt.targets[i]
+		} else {
+			st.clients[i] = t.client(ds[i].Target)
+		}
+		st.errs[i] = nil
+	}
+	for i := 1; i < n; i++ {
+		j := &st.jobs[i]
+		j.c, j.d, j.r, j.err, j.wg = st.clients[i], &ds[i], &st.res[i], &st.errs[i], &st.wg
+		st.wg.Add(1)
+		select {
+		case g.fanout <- j:
+		default:
+			go j.run()
+		}
+	}
+	if n > 0 {
+		st.errs[0] = st.clients[0].Do(&ds[0], &st.res[0])
+	}
+	st.wg.Wait()
+	for i := 1; i < n; i++ {
+		if st.errs[i] != nil {
+			g.logTargetFailure(st, rt, ds[i].Target, st.errs[i])
+		}
+	}
+
+	if st.out.Response.Set {
+		resp := &st.out.Response
+		status := resp.Status
+		if status == 0 {
+			status = fasthttp.StatusOK
+		}
+		ctx.SetStatusCode(status)
+		for _, h := range resp.Headers {
+			ctx.Response.Header.SetBytesKV(h.Key, h.Value)
+		}
+		ctx.SetBody(resp.Body)
+		return
+	}
+	if err := st.errs[0]; err != nil {
+		g.refuseTarget(ctx, st, rt, ds[0].Target, err)
+		return
+	}
+	r := &st.res[0]
+	ctx.SetStatusCode(r.Status)
+	if len(r.ContentType) > 0 {
+		ctx.Response.Header.SetContentTypeBytes(r.ContentType)
+	}
+	if len(r.RetryAfter) > 0 {
+		ctx.Response.Header.SetBytesV(fasthttp.HeaderRetryAfter, r.RetryAfter)
+	}
+	ctx.SetBody(r.Body)
+}
+
+func (st *reqState) grow(n int) {
+	for len(st.res) < n {
+		st.res = append(st.res, target.Result{})
+	}
+	for len(st.errs) < n {
+		st.errs = append(st.errs, nil)
+	}
+	for len(st.clients) < n {
+		st.clients = append(st.clients, nil)
+	}
+	for len(st.jobs) < n {
+		st.jobs = append(st.jobs, fanJob{})
+	}
+}
+
+// finish runs after every request: it recovers a panic into a 500 (a bug
+// must cost one request, not the process) and returns st to the pool with
+// no reference into the request.
+func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
+	if v := recover(); v != nil {
+		g.log.Error("ingest: panic while handling a request; answered 500", "event_id", string(st.ev.ID), "route", st.ev.Route, "panic", v)
+		ctx.Response.ResetBody()
+		writeError(ctx, st, fasthttp.StatusInternalServerError, codeInternal,
+			append(st.msg[:0], "the gateway failed while handling this request; it has been logged with the event id"...))
+	}
+	if st.code != "" && g.log.Enabled(context.Background(), slog.LevelDebug) {
+		// Refusals are the sender's mistake and can come in floods (scanners),
+		// so they are debug lines; failures on our side were logged as
+		// warnings where they happened.
+		g.log.Debug("ingest: refused", "event_id", string(st.ev.ID), "code", st.code, "status", ctx.Response.StatusCode(),
+			"method", string(ctx.Method()), "path", string(ctx.Path()), "message", string(st.msg))
+	}
+	st.code = ""
+	if g.accessOn {
+		g.log.Info("request", "event_id", string(st.ev.ID), "method", string(ctx.Method()), "path", string(ctx.Path()),
+			"route", st.ev.Route, "status", ctx.Response.StatusCode())
+	}
+	// Drop aliases of the request body before anything reuses the buffers.
+	st.ev.Body = st.evBody[:0]
+	for i := range st.ds {
+		st.ds[i].Body = nil
+	}
+	for i := range st.res {
+		st.res[i].Reset()
+		st.errs[i] = nil
+		st.clients[i] = nil
+		st.jobs[i] = fanJob{}
+	}
+	st.ev.Reset()
+	st.ev.Body = st.evBody[:0]
+	st.out.Reset()
+	g.states.Put(st)
+}
+
+// fanJob is one delivery of a sync fan-out sent by a fan-out worker.
+type fanJob struct {
+	c   *target.Client
+	d   *delivery.Delivery
+	r   *target.Result
+	err *error
+	wg  *sync.WaitGroup
+}
+
+func (j *fanJob) run() {
+	*j.err = j.c.Do(j.d, j.r)
+	j.wg.Done()
+}
+
+func (g *Gateway) fanoutWorker() {
+	for {
+		select {
+		case j := <-g.fanout:
+			j.run()
+		case <-g.ctx.Done():
+			return
+		}
+	}
+}
+
+// headerReceived applies the route's body limit before fasthttp reads the
+// body, so an oversized body is refused without being buffered.
+func (g *Gateway) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+	t := g.tbl.Load()
+	uri := h.RequestURI()
+	if i := bytes.IndexByte(uri, '?'); i >= 0 {
+		uri = uri[:i]
+	}
+	if p := t.lookup(uri); p != nil {
+		if r := p.match(h.Method()); r != nil {
+			return fasthttp.RequestConfig{MaxRequestBodySize: r.maxBody}
+		}
+	}
+	return fasthttp.RequestConfig{MaxRequestBodySize: t.maxBody}
+}
+
+// s2b views a string as bytes without copying; the bytes must not be
+// written to.
+func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

@@ -1,0 +1,235 @@
+package gateway
+
+import (
+	"errors"
+	"net"
+	"unicode/utf8"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/hookgate/hookgate/gateway/target"
+)
+
+// Error codes of ingest answers. They are part of the API: a sender's code
+// can switch on them, so they never change meaning.
+const (
+	codeRouteNotFound     = "route_not_found"
+	codeMethodNotAllowed  = "method_not_allowed"
+	codeBodyTooLarge      = "body_too_large"
+	codeInvalidJSON       = "invalid_json"
+	codeHeadersTooLarge   = "headers_too_large"
+	codeRequestTimeout    = "request_timeout"
+	codeBadRequest        = "bad_request"
+	codePluginFailed      = "plugin_failed"
+	codeUnknownTarget     = "unknown_target"
+	codeTargetUnreachable = "target_unreachable"
+	codeQueueFull         = "queue_full"
+	codeQueueUnavailable  = "queue_unavailable"
+	codeOverloaded        = "overloaded"
+	codeInternal          = "internal_error"
+)
+
+var (
+	contentTypeJSON = []byte("application/json")
+	hdrAllow        = []byte("Allow")
+)
+
+// writeError answers {"error":{"code":...,"message":...}}. msg is built by
+// the caller in st.msg so no error path allocates.
+func writeError(ctx *fasthttp.RequestCtx, st *reqState, status int, code string, msg []byte) {
+	st.msg = msg
+	st.code = code
+	b := append(st.buf[:0], `{"error":{"code":"`...)
+	b = append(b, code...)
+	b = append(b, `","message":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, "}}"...)
+	st.buf = b
+	writeJSON(ctx, status, b)
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, body []byte) {
+	ctx.SetStatusCode(status)
+	ctx.Response.Header.SetContentTypeBytes(contentTypeJSON)
+	ctx.SetBody(body)
+}
+
+// appendJSONString appends s as a JSON string, quotes included. Invalid
+// UTF-8 becomes U+FFFD so the answer is always valid JSON.
+func appendJSONString(b, s []byte) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, '\\', 'n')
+			case c == '\r':
+				b = append(b, '\\', 'r')
+			case c == '\t':
+				b = append(b, '\\', 't')
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+func (g *Gateway) refuseNotFound(ctx *fasthttp.RequestCtx, st *reqState, method, path []byte) {
+	m := append(st.msg[:0], "no route for "...)
+	m = append(m, method...)
+	m = append(m, ' ')
+	m = append(m, path...)
+	m = append(m, ": check the path against the routes in the configuration"...)
+	writeError(ctx, st, fasthttp.StatusNotFound, codeRouteNotFound, m)
+}
+
+func (g *Gateway) refuseMethod(ctx *fasthttp.RequestCtx, st *reqState, pr *pathRoutes, method, path []byte) {
+	ctx.Response.Header.SetCanonical(hdrAllow, s2b(pr.allow))
+	m := append(st.msg[:0], "method "...)
+	m = append(m, method...)
+	m = append(m, " is not allowed on "...)
+	m = append(m, path...)
+	m = append(m, ": use "...)
+	m = append(m, pr.allow...)
+	writeError(ctx, st, fasthttp.StatusMethodNotAllowed, codeMethodNotAllowed, m)
+}
+
+func (g *Gateway) refuseTooLarge(ctx *fasthttp.RequestCtx, st *reqState, limit int) {
+	m := append(st.msg[:0], "the request body is larger than this route's limit of "...)
+	m = appendInt(m, limit)
+	m = append(m, " bytes: send a smaller body, or raise max_body on the route"...)
+	writeError(ctx, st, fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge, m)
+}
+
+func (g *Gateway) refusePlugin(ctx *fasthttp.RequestCtx, st *reqState, rt *route, err error) {
+	g.log.Warn("ingest: transform chain failed; answered 502", "event_id", string(st.ev.ID), "route", rt.name, "err", err)
+	m := append(st.msg[:0], "the transforms of route \""...)
+	m = append(m, rt.name...)
+	m = append(m, "\" failed: "...)
+	m = append(m, err.Error()...)
+	writeError(ctx, st, fasthttp.StatusBadGateway, codePluginFailed, m)
+}
+
+func (g *Gateway) refuseUnknownTarget(ctx *fasthttp.RequestCtx, st *reqState, rt *route, name string) {
+	g.log.Warn("ingest: a plugin emitted to an unknown target; answered 502", "event_id", string(st.ev.ID), "route", rt.name, "target", name)
+	m := append(st.msg[:0], "a plugin on route \""...)
+	m = append(m, rt.name...)
+	m = append(m, "\" emitted to target \""...)
+	m = append(m, name...)
+	m = append(m, "\", which is not defined: define it as a [[target]] or fix the plugin"...)
+	writeError(ctx, st, fasthttp.StatusBadGateway, codeUnknownTarget, m)
+}
+
+func (g *Gateway) refuseTarget(ctx *fasthttp.RequestCtx, st *reqState, rt *route, name string, err error) {
+	g.logTargetFailure(st, rt, name, err)
+	m := append(st.msg[:0], "target \""...)
+	m = append(m, name...)
+	m = append(m, "\" could not be reached: "...)
+	m = appendTransportCause(m, err)
+	writeError(ctx, st, fasthttp.StatusBadGateway, codeTargetUnreachable, m)
+}
+
+// appendTransportCause describes a transport failure without the target's
+// URL: its query may carry a credential. Dial errors name only host:port.
+func appendTransportCause(m []byte, err error) []byte {
+	var ne net.Error
+	switch {
+	case errors.Is(err, target.ErrTimeout), errors.As(err, &ne) && ne.Timeout():
+		return append(m, "it did not answer within its timeout; check that it is up, or raise its timeout"...)
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		m = append(m, oe.Op...)
+		if oe.Addr != nil {
+			m = append(m, ' ')
+			m = append(m, oe.Addr.String()...)
+		}
+		if oe.Err != nil {
+			m = append(m, ": "...)
+			m = append(m, oe.Err.Error()...)
+		}
+		return append(m, "; check that it is up and listening"...)
+	}
+	return append(m, "the connection failed; check that it is up and listening"...)
+}
+
+func (g *Gateway) logTargetFailure(st *reqState, rt *route, name string, err error) {
+	g.log.Warn("ingest: sync delivery failed", "event_id", string(st.ev.ID), "route", rt.name, "target", name, "err", string(appendTransportCause(nil, err)))
+}
+
+func (g *Gateway) refuseQueue(ctx *fasthttp.RequestCtx, st *reqState, err error) {
+	if errors.Is(err, ErrQueueFull) {
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+		writeError(ctx, st, fasthttp.StatusServiceUnavailable, codeQueueFull,
+			append(st.msg[:0], "the delivery queue is over its budget and cannot take this event now: retry later"...))
+		return
+	}
+	g.log.Error("ingest: queue refused an event; answered 503", "event_id", string(st.ev.ID), "route", st.ev.Route, "err", err)
+	ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "5")
+	writeError(ctx, st, fasthttp.StatusServiceUnavailable, codeQueueUnavailable,
+		append(st.msg[:0], "the event could not be stored for delivery, so it was not accepted: retry later"...))
+}
+
+// answerDropped tells the sender a plugin dropped the event on purpose:
+// a success, since retrying would only be dropped again.
+func (g *Gateway) answerDropped(ctx *fasthttp.RequestCtx, st *reqState, rt *route) {
+	b := st.buf[:0]
+	status := fasthttp.StatusOK
+	if rt.sync {
+		b = append(b, '{')
+	} else {
+		status = fasthttp.StatusAccepted
+		b = append(b, `{"event_id":"`...)
+		b = append(b, st.ev.ID...)
+		b = append(b, `",`...)
+	}
+	b = append(b, `"dropped":`...)
+	b = appendJSONString(b, st.out.DropReason)
+	b = append(b, '}')
+	st.buf = b
+	writeJSON(ctx, status, b)
+}
+
+// handleReadError answers requests fasthttp could not read: too large,
+// too slow, malformed. They have no route yet, and get our JSON errors.
+func (g *Gateway) handleReadError(ctx *fasthttp.RequestCtx, err error) {
+	st := g.states.Get().(*reqState)
+	defer g.states.Put(st)
+	st.ev.ID = appendEventID(st.ev.ID[:0], ctx.Time())
+	ctx.Response.Header.SetCanonical(hdrEventID, st.ev.ID)
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		limit := g.tbl.Load().maxBody
+		if cfg := g.headerReceived(&ctx.Request.Header); cfg.MaxRequestBodySize > 0 {
+			limit = cfg.MaxRequestBodySize
+		}
+		g.refuseTooLarge(ctx, st, limit)
+	case errors.As(err, &small):
+		writeError(ctx, st, fasthttp.StatusRequestHeaderFieldsTooLarge, codeHeadersTooLarge,
+			append(st.msg[:0], "the request headers are larger than server.max_header_bytes: send fewer or smaller headers"...))
+	case errors.As(err, &ne) && ne.Timeout():
+		writeError(ctx, st, fasthttp.StatusRequestTimeout, codeRequestTimeout,
+			append(st.msg[:0], "the request was not received within server.read_timeout: send it faster or in one piece"...))
+	default:
+		writeError(ctx, st, fasthttp.StatusBadRequest, codeBadRequest,
+			append(st.msg[:0], "the request could not be read as HTTP/1.1: check the request line, headers and body framing"...))
+	}
+}
