@@ -1,0 +1,213 @@
+package metrics
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Outcome is what one delivery attempt led to: the outcome label of
+// hookgate_target_attempts_total.
+type Outcome uint8
+
+const (
+	OutcomeSuccess Outcome = iota // the target accepted it
+	OutcomeRetry                  // it failed and will be tried again
+	OutcomeDead                   // it failed and went to the dead letters
+	OutcomeError                  // a sync route's forward failed; the sender got the error, nothing is retried
+	numOutcomes
+)
+
+var outcomeNames = [numOutcomes]string{"success", "retry", "dead", "error"}
+
+// String is the outcome's label value; an out-of-range Outcome counts as
+// "error".
+func (o Outcome) String() string {
+	if o >= numOutcomes {
+		return outcomeNames[OutcomeError]
+	}
+	return outcomeNames[o]
+}
+
+// Status classes: the class label.
+const (
+	class2xx = iota
+	class3xx
+	class4xx
+	class5xx
+	classNone // no HTTP answer (transport failure), or a status outside 200..599
+	numClasses
+)
+
+var classNames = [numClasses]string{"2xx", "3xx", "4xx", "5xx", "none"}
+
+func classOf(status int) int {
+	if status < 200 || status > 599 {
+		return classNone
+	}
+	return status/100 - 2
+}
+
+// TargetMetrics are one target's handles. Get them once per target when
+// its client or dispatch lane is built; every method is safe on a nil
+// *TargetMetrics and allocates nothing once each (outcome, class) pair it
+// sees has been seen once.
+type TargetMetrics struct {
+	name     string
+	vec      *prometheus.CounterVec
+	duration prometheus.Observer
+
+	// attempts are resolved on first use: of the 20 (outcome, class) pairs
+	// most never happen for a given target (success with no status), and
+	// exporting them all as zeros would multiply the series by 20 per
+	// target for nothing.
+	mu       sync.Mutex
+	attempts [numOutcomes][numClasses]atomic.Pointer[counter]
+}
+
+// counter boxes a prometheus.Counter so it fits an atomic.Pointer.
+type counter struct{ prometheus.Counter }
+
+// Target returns the handles of the target named name, creating them the
+// first time; the same name always gives the same handle.
+func (r *Registry) Target(name string) *TargetMetrics {
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m := r.targets[name]; m != nil {
+		return m
+	}
+	v := labelValue(name)
+	m := &TargetMetrics{
+		name:     name,
+		vec:      r.targetAttempts.MustCurryWith(prometheus.Labels{"target": v}),
+		duration: r.targetDuration.WithLabelValues(v),
+	}
+	r.targets[name] = m
+	return m
+}
+
+// Attempt records one delivery attempt that took d. status is the HTTP
+// status the target answered, 0 when it did not answer (dial error,
+// timeout, reset).
+func (m *TargetMetrics) Attempt(outcome Outcome, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	if outcome >= numOutcomes {
+		outcome = OutcomeError
+	}
+	cls := classOf(status)
+	c := m.attempts[outcome][cls].Load()
+	if c == nil {
+		c = m.resolve(outcome, cls)
+	}
+	c.Inc()
+	m.duration.Observe(d.Seconds())
+}
+
+// Forwarded records one attempt of a sync route, which is never retried:
+// success when the target answered 2xx, else error (err is the transport
+// failure, and then status is ignored).
+func (m *TargetMetrics) Forwarded(status int, err error, d time.Duration) {
+	if err != nil {
+		m.Attempt(OutcomeError, 0, d)
+		return
+	}
+	if status >= 200 && status <= 299 {
+		m.Attempt(OutcomeSuccess, status, d)
+		return
+	}
+	m.Attempt(OutcomeError, status, d)
+}
+
+// resolve creates the child for (outcome, class) once; the lock keeps two
+// first attempts from boxing it twice.
+func (m *TargetMetrics) resolve(outcome Outcome, cls int) *counter {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := m.attempts[outcome][cls].Load(); c != nil {
+		return c
+	}
+	c := &counter{m.vec.WithLabelValues(outcomeNames[outcome], classNames[cls])}
+	m.attempts[outcome][cls].Store(c)
+	return c
+}
+
+// QueueStat is one target's queue and breaker at scrape time.
+type QueueStat struct {
+	Depth         int           // pending deliveries, being sent included
+	OldestPending time.Duration // age of the oldest pending delivery; 0 when none
+	DeadLetters   int
+	// Breaker is the dispatch breaker state: "closed", "half-open" or
+	// "open" (exported as 0, 1, 2); "" when the target has no breaker
+	// (it is no longer configured), and the gauge is left out.
+	Breaker string
+}
+
+// SetQueueStats sets the func read at every scrape for the queue depth,
+// oldest pending age, breaker state and dead letter gauges. It replaces
+// any earlier one; nil removes it.
+func (r *Registry) SetQueueStats(f func() map[string]QueueStat) {
+	if r == nil {
+		return
+	}
+	if f == nil {
+		r.queueStats.Store(nil)
+		return
+	}
+	r.queueStats.Store(&f)
+}
+
+var (
+	descQueueDepth = prometheus.NewDesc(namespace+"_target_queue_depth",
+		"Deliveries waiting for the target, those being sent included.", []string{"target"}, nil)
+	descOldest = prometheus.NewDesc(namespace+"_target_oldest_pending_seconds",
+		"Age of the target's oldest pending delivery (0 when none): how far behind its lane is.", []string{"target"}, nil)
+	descBreaker = prometheus.NewDesc(namespace+"_target_breaker_state",
+		"The target's circuit breaker: 0 closed, 1 half-open, 2 open.", []string{"target"}, nil)
+	descDead = prometheus.NewDesc(namespace+"_target_dead_letters",
+		"Deliveries in the target's dead letters, waiting for a replay.", []string{"target"}, nil)
+)
+
+func breakerValue(s string) (float64, bool) {
+	switch s {
+	case "closed":
+		return 0, true
+	case "half-open":
+		return 1, true
+	case "open":
+		return 2, true
+	}
+	return 0, false
+}
+
+// queueCollector reads the queue and dispatcher at scrape time.
+type queueCollector Registry
+
+func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descQueueDepth
+	ch <- descOldest
+	ch <- descBreaker
+	ch <- descDead
+}
+
+func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.queueStats.Load()
+	if f == nil {
+		return
+	}
+	for name, s := range (*f)() {
+		v := labelValue(name)
+		ch <- prometheus.MustNewConstMetric(descQueueDepth, prometheus.GaugeValue, float64(s.Depth), v)
+		ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, s.OldestPending.Seconds(), v)
+		ch <- prometheus.MustNewConstMetric(descDead, prometheus.GaugeValue, float64(s.DeadLetters), v)
+		if b, ok := breakerValue(s.Breaker); ok {
+			ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, b, v)
+		}
+	}
+}
