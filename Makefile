@@ -12,7 +12,7 @@ SINK     ?= 127.0.0.1:9000
 # (it prints every delivery it receives as a JSON line), then serve config.toml.
 # Ctrl-C stops both.
 run: build plugins
-	@./hookgate sink --listen $(SINK) & sink=$$!; \
+	@./hookgate sink --listen $(SINK) --body '{"status":true,"notification":"Action processed correctly"}' & sink=$$!; \
 	trap 'kill $$sink 2>/dev/null' EXIT INT TERM; \
 	./hookgate serve --config $(CONFIG)
 
