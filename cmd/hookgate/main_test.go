@@ -81,13 +81,6 @@ func TestVersion(t *testing.T) {
 	}
 }
 
-func TestReplayPlaceholder(t *testing.T) {
-	code, _, errOut := runArgs("replay")
-	if code != 2 || !strings.Contains(errOut, "arrive with the durable queue") {
-		t.Errorf("exit %d, stderr %q", code, errOut)
-	}
-}
-
 // freePort returns a loopback address nothing listens on right now.
 func freePort(t *testing.T) string {
 	t.Helper()

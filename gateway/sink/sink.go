@@ -214,6 +214,12 @@ func (s *Sink) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		err = s.srv.ShutdownWithContext(ctx)
+		// Shutdown closes only the listeners Serve has registered. Right
+		// after Start the serving goroutine may not have run yet: it would
+		// then register a listener nobody closes and Serve would never
+		// return. Closing it here makes that Serve return at once (a second
+		// close of an already closed listener only returns an error).
+		_ = s.ln.Listener.Close()
 		s.ln.closeAll()
 		<-s.served
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -278,4 +279,30 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.w.Write(p)
+}
+
+// TestCloseRightAfterStart: Close called before the serving goroutine has
+// handed the listener to fasthttp used to hang forever (fasthttp's
+// Shutdown saw no listener to close, then Serve started and never
+// returned). Repeated because the window is a goroutine switch wide.
+func TestCloseRightAfterStart(t *testing.T) {
+	for i := range 200 {
+		s, err := Start("127.0.0.1:0", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		closed := make(chan error, 1)
+		go func() { closed <- s.Close() }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatalf("round %d: Close: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("round %d: Close right after Start did not return in 10s", i)
+		}
+		if _, err := net.Dial("tcp", s.Addr()); err == nil {
+			t.Fatalf("round %d: the sink still accepts connections after Close", i)
+		}
+	}
 }
