@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/metrics"
 	"github.com/hookgate/hookgate/gateway/target"
 )
 
@@ -21,10 +22,11 @@ import (
 // takes a fresh set: the old one stays in use by requests that started
 // before the swap, then Release is called.
 type Deps struct {
-	Targets *target.Set  // clients of every target in the config
-	Chains  ChainBuilder // nil: a route with transforms is refused
-	Queue   Queue        // nil: an async route is refused
-	Logger  *slog.Logger // nil: slog.Default()
+	Targets *target.Set       // clients of every target in the config
+	Chains  ChainBuilder      // nil: a route with transforms is refused
+	Queue   Queue             // nil: an async route is refused
+	Logger  *slog.Logger      // nil: slog.Default()
+	Metrics *metrics.Registry // nil: no Prometheus metrics (Gateway.Counts still counts)
 
 	// Release, if set, is called once no request uses these deps any more:
 	// after a Reload replaced them and the requests still running on them
@@ -52,6 +54,9 @@ type Gateway struct {
 	maxInflight int64 // server.max_concurrency; 0 = no cap
 	inflight    atomic.Int64
 	maxConns    int64 // open connections before a JSON 503; 0 = no cap
+	maxBodyMem  int64 // server.max_body_memory; 0 = no budget
+	bodyMem     atomic.Int64
+	unrouted    *routeStats // refusals of requests that matched no route
 
 	// ctx is handed to plugin chains; it ends when Shutdown gives up
 	// waiting, so plugins in flight stop then, not at the first signal.
@@ -81,11 +86,13 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.Default()
 	}
-	t, err := buildTable(cfg, deps)
+	t, err := buildTable(cfg, deps, nil)
 	if err != nil {
 		return nil, err
 	}
 	g := &Gateway{
+		maxBodyMem:  cfg.Server.MaxBodyMemory,
+		unrouted:    new(routeStats),
 		log:         deps.Logger,
 		listen:      cfg.Server.Listen,
 		maxInflight: int64(cfg.Server.MaxConcurrency),
@@ -113,7 +120,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	g.srv = &fasthttp.Server{
 		Handler:        g.handle,
 		ErrorHandler:   g.handleReadError,
-		HeaderReceived: g.headerReceived,
+		HeaderReceived: g.admit,
 		// No Server header: an edge has no reason to name its software.
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
@@ -124,6 +131,16 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		MaxRequestBodySize:    t.maxBody,
 		Concurrency:           concurrency,
 		CloseOnShutdown:       true,
+		// A body is read as sent, never parsed: verify signs the raw bytes,
+		// and a multipart body must not turn into files on disk.
+		DisablePreParseMultipartForm: true,
+		// Give body and I/O buffers back after each request: otherwise an
+		// idle keep-alive connection keeps the largest body it ever
+		// carried, outside the body memory budget.
+		ReduceMemoryUsage: true,
+		// fasthttp quotes the bytes it could not parse in its errors, and
+		// those bytes may be a sender's credential: log none of them.
+		SecureErrorLogMessage: true,
 		Logger:                fasthttpLogger{g.log},
 	}
 	n := fanoutWorkers
@@ -139,9 +156,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 // Serve accepts requests on ln until Shutdown. It returns nil after a
 // Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
-	if g.maxConns > 0 {
-		ln = &connLimitListener{Listener: ln, max: g.maxConns}
-	}
+	ln = &connLimitListener{Listener: ln, max: g.maxConns, budget: &g.bodyMem}
 	g.serving.Store(true)
 	return g.srv.Serve(ln)
 }
@@ -207,11 +222,12 @@ func (g *Gateway) Reload(cfg *config.Config, deps Deps) error {
 	if deps.Logger == nil {
 		deps.Logger = g.log
 	}
-	t, err := buildTable(cfg, deps)
+	g.reloadMu.Lock()
+	t, err := buildTable(cfg, deps, g.tbl.Load())
 	if err != nil {
+		g.reloadMu.Unlock()
 		return fmt.Errorf("gateway: reload: %w", err)
 	}
-	g.reloadMu.Lock()
 	old := g.tbl.Swap(t)
 	g.reloadMu.Unlock()
 	if old != nil {

@@ -350,7 +350,7 @@ func TestRouteTable(t *testing.T) {
 			{Name: "get", Method: "GET", Path: "/hooks/a", Mode: config.ModeSync, Targets: []string{"t"}},
 		},
 	}
-	tbl, err := buildTable(cfg, newDeps(t, cfg))
+	tbl, err := buildTable(cfg, newDeps(t, cfg), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

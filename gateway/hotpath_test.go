@@ -3,11 +3,13 @@ package gateway
 import (
 	"net"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/metrics"
 	"github.com/hookgate/hookgate/gateway/sink"
 )
 
@@ -20,6 +22,21 @@ type hotPath struct {
 
 func newHotPath(tb testing.TB, targets int, jsonCheck bool) *hotPath {
 	tb.Helper()
+	return newHotPathWith(tb, hotOpts{targets: targets, json: jsonCheck})
+}
+
+// hotOpts adds the ingest guards to the hot path's route.
+type hotOpts struct {
+	targets int
+	json    bool
+	verify  bool // hmac over the body, the signature sent in X-Hookgate-Signature
+	dedupe  bool // Idempotency-Key, the same on every request: all but the first are duplicates
+	metrics bool // Prometheus counters and histogram per request
+}
+
+func newHotPathWith(tb testing.TB, o hotOpts) *hotPath {
+	tb.Helper()
+	targets, jsonCheck := o.targets, o.json
 	payload, err := os.ReadFile("../testdata/howxm_entry_submitted.json")
 	if err != nil {
 		tb.Fatal(err)
@@ -33,8 +50,18 @@ func newHotPath(tb testing.TB, targets int, jsonCheck bool) *hotPath {
 		cfg.Targets = append(cfg.Targets, targetAt(tb, name, s.URL()+"/crm"))
 		route.Targets = append(route.Targets, name)
 	}
+	if o.verify {
+		route.Verify = &config.Verify{Type: "hmac", Secrets: secrets(hmacSecretOld, hmacSecretNew)}
+	}
+	if o.dedupe {
+		route.Dedupe = &config.Dedupe{Header: "Idempotency-Key"}
+	}
 	cfg.Routes = []config.Route{route}
-	g, err := New(cfg, newDeps(tb, cfg))
+	deps := newDeps(tb, cfg)
+	if o.metrics {
+		deps.Metrics = metrics.New("test")
+	}
+	g, err := New(cfg, deps)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -46,6 +73,12 @@ func newHotPath(tb testing.TB, targets int, jsonCheck bool) *hotPath {
 	req.Header.SetContentType("application/json")
 	req.Header.Set("User-Agent", "Howxm-Webhook/1.0")
 	req.SetBody(payload)
+	if o.verify {
+		req.Header.Set("X-Hookgate-Signature", hmacHex(hmacSecretNew, string(payload)))
+	}
+	if o.dedupe {
+		req.Header.Set("Idempotency-Key", "entry-0001")
+	}
 	h.ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
 	return h
 }
@@ -67,23 +100,29 @@ func TestHotPathAllocs(t *testing.T) {
 		t.Skip("allocation counts are meaningless under the race detector")
 	}
 	tests := []struct {
-		name    string
-		targets int
-		json    bool
+		name string
+		opts hotOpts
 	}{
-		{name: "one target", targets: 1},
-		{name: "one target, json check", targets: 1, json: true},
-		{name: "fan-out to two targets", targets: 2},
-		{name: "fan-out to three targets", targets: 3},
+		{name: "one target", opts: hotOpts{targets: 1}},
+		{name: "one target, json check", opts: hotOpts{targets: 1, json: true}},
+		{name: "fan-out to two targets", opts: hotOpts{targets: 2}},
+		{name: "fan-out to three targets", opts: hotOpts{targets: 3}},
+		{name: "hmac verify with two secrets", opts: hotOpts{targets: 1, json: true, verify: true}},
+		{name: "verify and a repeated dedupe key", opts: hotOpts{targets: 1, json: true, verify: true, dedupe: true}},
+		{name: "verify, dedupe and metrics", opts: hotOpts{targets: 1, json: true, verify: true, dedupe: true, metrics: true}},
+		{name: "one target with metrics", opts: hotOpts{targets: 1, json: true, metrics: true}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := newHotPath(t, tc.targets, tc.json)
+			h := newHotPathWith(t, tc.opts)
 			for range 50 {
 				h.serve(t)
 			}
 			if n := testing.AllocsPerRun(200, func() { h.serve(t) }); n != 0 {
 				t.Errorf("%v allocations per request, want 0", n)
+			}
+			if dup := strings.Contains(string(h.ctx.Response.Body()), `"duplicate":true`); dup != tc.opts.dedupe {
+				t.Errorf("answer %s: duplicate %v, want %v", h.ctx.Response.Body(), dup, tc.opts.dedupe)
 			}
 		})
 	}
@@ -104,6 +143,30 @@ func TestEventIDAllocs(t *testing.T) {
 // server would, without the inbound socket.
 func BenchmarkSyncPassthrough(b *testing.B) {
 	h := newHotPath(b, 1, true)
+	h.serve(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		h.serve(b)
+	}
+}
+
+// BenchmarkSyncPassthroughVerify is BenchmarkSyncPassthrough with an
+// hmac check over the body (two active secrets).
+func BenchmarkSyncPassthroughVerify(b *testing.B) {
+	h := newHotPathWith(b, hotOpts{targets: 1, json: true, verify: true})
+	h.serve(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		h.serve(b)
+	}
+}
+
+// BenchmarkDuplicate is the answer to a verified repeat: verify, dedupe
+// look-up, the first copy's answer; nothing is forwarded.
+func BenchmarkDuplicate(b *testing.B) {
+	h := newHotPathWith(b, hotOpts{targets: 1, json: true, verify: true, dedupe: true})
 	h.serve(b)
 	b.ReportAllocs()
 	b.ResetTimer()

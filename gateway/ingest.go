@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 	"unsafe"
@@ -11,8 +12,11 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
 
+	"github.com/hookgate/hookgate/gateway/dedupe"
 	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/gateway/metrics"
 	"github.com/hookgate/hookgate/gateway/target"
+	"github.com/hookgate/hookgate/gateway/verify"
 )
 
 // reqState is everything one request needs, pooled so that the hot path
@@ -32,12 +36,36 @@ type reqState struct {
 	buf     []byte // response body being built
 	msg     []byte // error message being built
 	code    string // error code answered, "" if none
+	query   []byte // ev.Query as received (credential removed), to see whether a plugin changed it
+
+	stats    *routeStats           // the route's counters (the unrouted ones until a route matches)
+	metrics  *metrics.RouteMetrics // the same for Prometheus; nil without Deps.Metrics
+	start    time.Time
+	key      []byte          // dedupe key
+	dd       *dedupe.Deduper // set when Begin recorded key: finish accepts or forgets it
+	accepted bool            // the event was accepted: a later copy is a duplicate
 }
 
 var hdrEventID = []byte("Hookgate-Event-Id")
 
 // handle is the ingest handler. The steps are in the order a request
-// meets them; each refusal answers with a JSON error and returns.
+// meets them; each refusal answers with a JSON error and returns:
+//
+//  1. in-flight cap (server.max_concurrency): 503 overloaded
+//  2. route match: 404, 405
+//  3. admission decided before the body was read (admit): IP allow list
+//     401 ip_not_allowed, body memory budget 503 overloaded
+//  4. IP allow list again (for requests that did not come through admit)
+//  5. body limit: 413
+//  6. verify: 401 with the verify reason
+//  7. JSON check: 400
+//  8. dedupe: a duplicate gets the first copy's answer, a copy still in
+//     flight 409 in_progress
+//  9. transforms, deliveries, queue or forward
+//
+// Verify comes before everything that reads the body's content (JSON,
+// dedupe keys, plugins): nothing a forger sends is looked at, and only
+// verified senders can fill the dedupe memory.
 func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	st := g.states.Get().(*reqState)
 	defer g.finish(ctx, st)
@@ -45,6 +73,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	now := time.Now()
 	st.ev.ID = appendEventID(st.ev.ID[:0], now)
 	ctx.Response.Header.SetCanonical(hdrEventID, st.ev.ID)
+	st.stats, st.metrics, st.start = g.unrouted, g.tbl.Load().unrouted, now
 
 	if n := g.inflight.Add(1); g.maxInflight > 0 && n > g.maxInflight {
 		g.inflight.Add(-1)
@@ -69,15 +98,56 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		g.refuseMethod(ctx, st, pr, method, path)
 		return
 	}
+	st.stats, st.metrics = rt.stats, rt.metrics
+	st.ev.Route = rt.name // for the access log, refusals included
+	if cc := connOf(ctx); cc != nil && cc.refused != admitted {
+		g.refuseAdmission(ctx, st, rt, cc.refused)
+		return
+	}
+	ip := remoteIP(ctx)
+	if rt.verifier != nil && !rt.verifier.AllowedIP(ip) {
+		g.refuseAdmission(ctx, st, rt, refusedIP)
+		return
+	}
 	body := ctx.PostBody()
 	if len(body) > rt.maxBody {
 		g.refuseTooLarge(ctx, st, rt.maxBody)
 		return
 	}
+	if rt.verifier != nil {
+		err := rt.verifier.Verify(verify.Request{
+			Method:   method,
+			RawQuery: ctx.URI().QueryString(),
+			Header:   &ctx.Request.Header,
+			Body:     body,
+			RemoteIP: ip,
+		}, now)
+		if err != nil {
+			g.refuseVerify(ctx, st, rt, err)
+			return
+		}
+	}
 	if rt.json && !gjson.ValidBytes(body) {
 		writeError(ctx, st, fasthttp.StatusBadRequest, codeInvalidJSON,
 			append(append(append(st.msg[:0], "route \""...), rt.name...), "\" expects a JSON body and this one is not valid JSON: check the payload and its encoding"...))
 		return
+	}
+	if rt.deduper != nil {
+		key, ok := rt.deduper.Key(ctx.Request.Header.PeekBytes, body, st.key[:0])
+		st.key = key
+		if ok {
+			first, seen := rt.deduper.Begin(key, st.ev.ID)
+			switch seen {
+			case dedupe.Duplicate:
+				g.answerDuplicate(ctx, st, rt, first)
+				return
+			case dedupe.InFlight:
+				g.refuseInProgress(ctx, st)
+				return
+			}
+			// finish accepts the key or forgets it, whatever happens next.
+			st.dd = rt.deduper
+		}
 	}
 
 	g.fillEvent(ctx, st, rt, now, body)
@@ -125,6 +195,13 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	g.forward(ctx, st, t, rt, ds)
 }
 
+// remoteIP is the TCP peer's address. hookgate takes no forwarded-for
+// header: behind a proxy, allow_ips sees the proxy.
+func remoteIP(ctx *fasthttp.RequestCtx) netip.Addr {
+	ip, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	return ip.Unmap()
+}
+
 // fillEvent copies what the chain and the deliveries need out of ctx.
 func (g *Gateway) fillEvent(ctx *fasthttp.RequestCtx, st *reqState, rt *route, now time.Time, body []byte) {
 	ev := &st.ev
@@ -132,9 +209,20 @@ func (g *Gateway) fillEvent(ctx *fasthttp.RequestCtx, st *reqState, rt *route, n
 	ev.ReceivedAt = now.UnixNano()
 	ev.Method = append(ev.Method[:0], ctx.Method()...)
 	ev.Path = append(ev.Path[:0], ctx.Path()...)
-	ev.Query = append(ev.Query[:0], ctx.URI().QueryString()...)
+	// The sender's credential for hookgate (verify basic or token) is
+	// taken out here, so neither plugins nor targets ever see it.
+	if rt.credQuery != nil {
+		ev.Query = appendQueryWithout(ev.Query[:0], ctx.URI().QueryString(), rt.credQuery)
+	} else {
+		ev.Query = append(ev.Query[:0], ctx.URI().QueryString()...)
+	}
+	st.query = append(st.query[:0], ev.Query...)
 	ev.Headers = ev.Headers[:0]
+	cred := rt.credHeader
 	ctx.Request.Header.VisitAll(func(k, v []byte) {
+		if cred != nil && equalFoldBytes(k, cred) {
+			return
+		}
 		ev.Headers = delivery.Append(ev.Headers, k, v)
 	})
 	if rt.chain != nil {
@@ -171,7 +259,7 @@ func (g *Gateway) defaultDeliveries(ctx *fasthttp.RequestCtx, st *reqState, rt *
 			if !bytes.Equal(ev.Path, ctx.Path()) {
 				d.Path = append(d.Path, ev.Path...)
 			}
-			if !bytes.Equal(ev.Query, ctx.URI().QueryString()) {
+			if !bytes.Equal(ev.Query, st.query) {
 				st.args.ParseBytes(ev.Query)
 				st.args.VisitAll(func(k, v []byte) { d.Query = delivery.Append(d.Query, k, v) })
 			}
@@ -223,6 +311,50 @@ func forwardable(k []byte) bool {
 	return true
 }
 
+// appendQueryWithout appends the raw query q without its name=value
+// pairs named name (compared as sent, as verify reads them).
+func appendQueryWithout(dst, q, name []byte) []byte {
+	for len(q) > 0 {
+		pair := q
+		if i := bytes.IndexByte(q, '&'); i >= 0 {
+			pair, q = q[:i], q[i+1:]
+		} else {
+			q = nil
+		}
+		k := pair
+		if i := bytes.IndexByte(pair, '='); i >= 0 {
+			k = pair[:i]
+		}
+		if bytes.Equal(k, name) || len(pair) == 0 {
+			continue
+		}
+		if len(dst) > 0 {
+			dst = append(dst, '&')
+		}
+		dst = append(dst, pair...)
+	}
+	return dst
+}
+
+func equalFoldBytes(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
 func equalFoldString(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
@@ -256,6 +388,7 @@ func (g *Gateway) enqueue(ctx *fasthttp.RequestCtx, st *reqState, t *table, ds [
 			return
 		}
 	}
+	st.accepted = true
 	b := append(st.buf[:0], `{"event_id":"`...)
 	b = append(b, st.ev.ID...)
 	b = append(b, `"}`...)
@@ -272,6 +405,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 		b = append(b, st.ev.ID...)
 		b = append(b, `","deliveries":0}`...)
 		st.buf = b
+		st.accepted = true
 		writeJSON(ctx, fasthttp.StatusOK, b)
 		return
 	}
@@ -311,6 +445,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 			status = fasthttp.StatusOK
 		}
 		ctx.SetStatusCode(status)
+		st.accepted = status < 300
 		for _, h := range resp.Headers {
 			ctx.Response.Header.SetBytesKV(h.Key, h.Value)
 		}
@@ -322,6 +457,9 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 		return
 	}
 	r := &st.res[0]
+	// A sync event counts as accepted when the target took it: after a
+	// failure the sender's retry must reach the target again.
+	st.accepted = r.Status >= 200 && r.Status < 300
 	ctx.SetStatusCode(r.Status)
 	if len(r.ContentType) > 0 {
 		ctx.Response.Header.SetContentTypeBytes(r.ContentType)
@@ -363,6 +501,23 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 		// warnings where they happened.
 		g.log.Debug("ingest: refused", "event_id", string(st.ev.ID), "code", st.code, "status", ctx.Response.StatusCode(),
 			"method", string(ctx.Method()), "path", string(ctx.Path()), "message", string(st.msg))
+	}
+	st.metrics.Request()
+	if st.code != "" {
+		st.stats.refuse(st.code, st.metrics)
+	}
+	st.metrics.Observe(time.Since(st.start))
+	if st.dd != nil {
+		if st.accepted {
+			st.dd.Accept(st.key, st.ev.ID)
+		} else {
+			st.dd.Forget(st.key, st.ev.ID)
+		}
+		st.dd = nil
+	}
+	st.accepted = false
+	if cc := connOf(ctx); cc != nil {
+		cc.admitted()
 	}
 	st.code = ""
 	if g.accessOn {
@@ -409,22 +564,6 @@ func (g *Gateway) fanoutWorker() {
 			return
 		}
 	}
-}
-
-// headerReceived applies the route's body limit before fasthttp reads the
-// body, so an oversized body is refused without being buffered.
-func (g *Gateway) headerReceived(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-	t := g.tbl.Load()
-	uri := h.RequestURI()
-	if i := bytes.IndexByte(uri, '?'); i >= 0 {
-		uri = uri[:i]
-	}
-	if p := t.lookup(uri); p != nil {
-		if r := p.match(h.Method()); r != nil {
-			return fasthttp.RequestConfig{MaxRequestBodySize: r.maxBody}
-		}
-	}
-	return fasthttp.RequestConfig{MaxRequestBodySize: t.maxBody}
 }
 
 // s2b views a string as bytes without copying; the bytes must not be

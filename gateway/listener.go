@@ -12,10 +12,15 @@ import (
 // (fasthttp's Concurrency is set above this cap so it never answers
 // itself). Idle keep-alive connections count: each holds a fasthttp
 // worker.
+//
+// Every connection Serve accepts goes through it, capped or not (max 0),
+// because the connection also carries the request's admission state
+// (admit.go).
 type connLimitListener struct {
 	net.Listener
-	max  int64
-	open atomic.Int64
+	max    int64 // 0: no cap
+	open   atomic.Int64
+	budget *atomic.Int64 // Gateway.bodyMem
 }
 
 var overloadedConn = func() []byte {
@@ -30,7 +35,7 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if l.open.Add(1) > l.max {
+		if l.open.Add(1) > l.max && l.max > 0 {
 			l.open.Add(-1)
 			// In its own goroutine so a client that does not read cannot
 			// hold up accepting; this runs only while overloaded.
@@ -49,11 +54,29 @@ type countedConn struct {
 	net.Conn
 	l      *connLimitListener
 	closed atomic.Bool
+
+	// Admission state of the request being served. refused is touched
+	// only by the goroutine serving the connection; held also by Close,
+	// which fasthttp may call from another goroutine at shutdown.
+	held    atomic.Int64 // body bytes reserved from the budget
+	refused refusal
+}
+
+// admitted releases the current request's reservation and clears its
+// refusal: the request is over, or the next one is starting.
+func (c *countedConn) admitted() {
+	c.refused = admitted
+	if n := c.held.Swap(0); n > 0 {
+		c.l.budget.Add(-n)
+	}
 }
 
 func (c *countedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.l.open.Add(-1)
+		if n := c.held.Swap(0); n > 0 {
+			c.l.budget.Add(-n)
+		}
 	}
 	return c.Conn.Close()
 }

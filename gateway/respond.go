@@ -3,11 +3,13 @@ package gateway
 import (
 	"errors"
 	"net"
+	"time"
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/hookgate/hookgate/gateway/target"
+	"github.com/hookgate/hookgate/gateway/verify"
 )
 
 // Error codes of ingest answers. They are part of the API: a sender's code
@@ -27,11 +29,16 @@ const (
 	codeQueueUnavailable  = "queue_unavailable"
 	codeOverloaded        = "overloaded"
 	codeInternal          = "internal_error"
+	codeInProgress        = "in_progress"
+	// The verify package's reason codes (ip_not_allowed, bad_signature,
+	// ...) are answered as they are, with status 401.
 )
 
 var (
-	contentTypeJSON = []byte("application/json")
-	hdrAllow        = []byte("Allow")
+	contentTypeJSON    = []byte("application/json")
+	hdrAllow           = []byte("Allow")
+	hdrWWWAuthenticate = []byte("WWW-Authenticate")
+	basicChallenge     = []byte(`Basic realm="hookgate"`)
 )
 
 // writeError answers {"error":{"code":...,"message":...}}. msg is built by
@@ -189,6 +196,8 @@ func (g *Gateway) refuseQueue(ctx *fasthttp.RequestCtx, st *reqState, err error)
 // answerDropped tells the sender a plugin dropped the event on purpose:
 // a success, since retrying would only be dropped again.
 func (g *Gateway) answerDropped(ctx *fasthttp.RequestCtx, st *reqState, rt *route) {
+	st.accepted = true
+	rt.metrics.Dropped()
 	b := st.buf[:0]
 	status := fasthttp.StatusOK
 	if rt.sync {
@@ -206,20 +215,108 @@ func (g *Gateway) answerDropped(ctx *fasthttp.RequestCtx, st *reqState, rt *rout
 	writeJSON(ctx, status, b)
 }
 
+// Fixed messages for refused senders: they say what kind of check failed
+// (the code says which) and nothing an attacker could tune against.
+const (
+	msgIPNotAllowed = "the sender's address is not allowed on this route"
+	msgUnverified   = "the request could not be verified as coming from this route's sender: check the secret or credentials the sender is configured with"
+	msgOverloaded   = "the gateway is holding as many request bodies as it may (server.max_body_memory): retry after a second"
+	msgInProgress   = "another copy of this event is being handled right now: retry after a second to get its answer"
+)
+
+// refuseAdmission answers a request refused before its body was read.
+func (g *Gateway) refuseAdmission(ctx *fasthttp.RequestCtx, st *reqState, rt *route, why refusal) {
+	switch why {
+	case refusedIP:
+		writeError(ctx, st, fasthttp.StatusUnauthorized, verify.ReasonIPNotAllowed, append(st.msg[:0], msgIPNotAllowed...))
+	default:
+		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+		writeError(ctx, st, fasthttp.StatusServiceUnavailable, codeOverloaded, append(st.msg[:0], msgOverloaded...))
+	}
+}
+
+// refuseVerify answers a failed verification: 401 with the verify
+// reason as the code.
+func (g *Gateway) refuseVerify(ctx *fasthttp.RequestCtx, st *reqState, rt *route, err error) {
+	reason := verify.ReasonBadSignature
+	if e, ok := err.(*verify.Error); ok {
+		reason = e.Reason
+	}
+	if reason == verify.ReasonIPNotAllowed {
+		writeError(ctx, st, fasthttp.StatusUnauthorized, reason, append(st.msg[:0], msgIPNotAllowed...))
+		return
+	}
+	if rt.basic {
+		ctx.Response.Header.SetCanonical(hdrWWWAuthenticate, basicChallenge)
+	}
+	writeError(ctx, st, fasthttp.StatusUnauthorized, reason, append(st.msg[:0], msgUnverified...))
+}
+
+func (g *Gateway) refuseInProgress(ctx *fasthttp.RequestCtx, st *reqState) {
+	ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
+	writeError(ctx, st, fasthttp.StatusConflict, codeInProgress, append(st.msg[:0], msgInProgress...))
+}
+
+// answerDuplicate answers a repeat of an accepted event as the first copy
+// was answered, under the first copy's event id; nothing is delivered.
+func (g *Gateway) answerDuplicate(ctx *fasthttp.RequestCtx, st *reqState, rt *route, first []byte) {
+	st.stats.duplicate(st.metrics)
+	ctx.Response.Header.SetCanonical(hdrEventID, first)
+	b := append(st.buf[:0], `{"event_id":"`...)
+	b = append(b, first...)
+	status := fasthttp.StatusAccepted
+	if rt.sync {
+		status = fasthttp.StatusOK
+		b = append(b, `","duplicate":true}`...)
+	} else {
+		b = append(b, `"}`...)
+	}
+	st.buf = b
+	writeJSON(ctx, status, b)
+}
+
 // handleReadError answers requests fasthttp could not read: too large,
-// too slow, malformed. They have no route yet, and get our JSON errors.
+// too slow, malformed, or refused by admit before the body was read.
+// They get our JSON errors, and are counted.
 func (g *Gateway) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	st := g.states.Get().(*reqState)
 	defer g.states.Put(st)
 	st.ev.ID = appendEventID(st.ev.ID[:0], ctx.Time())
 	ctx.Response.Header.SetCanonical(hdrEventID, st.ev.ID)
+	t := g.tbl.Load()
+	rt := t.match(&ctx.Request.Header)
+	st.stats, st.metrics = g.unrouted, t.unrouted
+	if rt != nil {
+		st.stats, st.metrics = rt.stats, rt.metrics
+	}
+	why := admitted
+	if cc := connOf(ctx); cc != nil {
+		why = cc.refused
+		cc.admitted()
+	}
+	defer func() {
+		st.metrics.Request()
+		st.stats.refuse(st.code, st.metrics)
+		st.metrics.Observe(time.Since(ctx.Time()))
+		st.code = ""
+	}()
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
+	case why == refusedNoRoute && errors.Is(err, fasthttp.ErrBodyTooLarge):
+		// admit set a one-byte limit so the body would not be read.
+		method, path := ctx.Method(), ctx.Path()
+		if pr := t.lookup(path); pr != nil {
+			g.refuseMethod(ctx, st, pr, method, path)
+		} else {
+			g.refuseNotFound(ctx, st, method, path)
+		}
+	case why != admitted && errors.Is(err, fasthttp.ErrBodyTooLarge):
+		g.refuseAdmission(ctx, st, rt, why)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		limit := g.tbl.Load().maxBody
-		if cfg := g.headerReceived(&ctx.Request.Header); cfg.MaxRequestBodySize > 0 {
-			limit = cfg.MaxRequestBodySize
+		limit := t.maxBody
+		if rt != nil {
+			limit = rt.maxBody
 		}
 		g.refuseTooLarge(ctx, st, limit)
 	case errors.As(err, &small):

@@ -9,7 +9,10 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/dedupe"
+	"github.com/hookgate/hookgate/gateway/metrics"
 	"github.com/hookgate/hookgate/gateway/target"
+	"github.com/hookgate/hookgate/gateway/verify"
 )
 
 // route is one [[route]] compiled for the hot path: everything a request
@@ -24,6 +27,17 @@ type route struct {
 	delay   time.Duration
 	chain   Chain            // nil when the route has no transforms
 	targets []*target.Client // in the order of cfg.Targets
+
+	verifier   *verify.Verifier // nil: no verify table
+	basic      bool             // verify type basic: a 401 carries WWW-Authenticate
+	credHeader []byte           // the sender's credential header, never passed on; nil if none
+	credQuery  []byte           // the sender's credential query parameter, never passed on; nil if none
+
+	deduper    *dedupe.Deduper // nil: no dedupe
+	dedupeSpec dedupe.Spec     // as configured, to keep deduper across reloads
+
+	stats   *routeStats           // refusal counters; carried across reloads by route name
+	metrics *metrics.RouteMetrics // nil without Deps.Metrics; every method is a no-op then
 }
 
 // pathRoutes are the routes sharing one path, one per method.
@@ -52,7 +66,8 @@ type table struct {
 	exact    map[string]*pathRoutes
 	prefixes []*pathRoutes // longest prefix first
 	routes   []*route
-	maxBody  int // the largest route body limit: fasthttp's own cap
+	maxBody  int                   // the largest route body limit: fasthttp's own cap
+	unrouted *metrics.RouteMetrics // requests that matched no route
 
 	active  atomic.Int64 // requests using this table
 	retired atomic.Bool
@@ -75,12 +90,16 @@ func (t *table) lookup(path []byte) *pathRoutes {
 // buildTable compiles cfg's routes against deps. It checks what the config
 // loader cannot know: that every target has a client, that transforms have
 // a host and async routes a queue.
-func buildTable(cfg *config.Config, deps Deps) (*table, error) {
-	t := &table{cfg: cfg, deps: deps, exact: map[string]*pathRoutes{}}
+//
+// prev is the table being replaced (nil at New): a route of the same name
+// keeps its counters, and its deduper when the dedupe spec is unchanged,
+// so a reload neither resets the counts nor forgets the keys seen.
+func buildTable(cfg *config.Config, deps Deps, prev *table) (*table, error) {
+	t := &table{cfg: cfg, deps: deps, exact: map[string]*pathRoutes{}, unrouted: deps.Metrics.Unrouted()}
 	byPattern := map[string]*pathRoutes{}
 	var problems []string
 	for _, rc := range cfg.Routes {
-		r, err := buildRoute(cfg, rc, deps)
+		r, err := buildRoute(cfg, rc, deps, prev.route(rc.Name))
 		if err != nil {
 			problems = append(problems, err.Error())
 			continue
@@ -120,7 +139,20 @@ func buildTable(cfg *config.Config, deps Deps) (*table, error) {
 	return t, nil
 }
 
-func buildRoute(cfg *config.Config, rc config.Route, deps Deps) (*route, error) {
+// route finds a route by name; nil on a nil table.
+func (t *table) route(name string) *route {
+	if t == nil {
+		return nil
+	}
+	for _, r := range t.routes {
+		if r.name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+func buildRoute(cfg *config.Config, rc config.Route, deps Deps, prev *route) (*route, error) {
 	r := &route{
 		cfg:     rc,
 		name:    rc.Name,
@@ -159,5 +191,48 @@ func buildRoute(cfg *config.Config, rc config.Route, deps Deps) (*route, error) 
 		}
 		r.chain = ch
 	}
+	if err := r.buildGuards(rc, deps, prev); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// buildGuards builds the route's verifier and deduper. The config loader
+// has validated both specs already; the errors here are for configs
+// built by hand.
+func (r *route) buildGuards(rc config.Route, deps Deps, prev *route) error {
+	r.stats = new(routeStats)
+	if prev != nil {
+		r.stats = prev.stats
+	}
+	r.metrics = deps.Metrics.Route(rc.Name)
+	if rc.Verify != nil {
+		v, err := verify.New(rc.Verify.Spec())
+		if err != nil {
+			return fmt.Errorf("route %q: %w", rc.Name, err)
+		}
+		r.verifier = v
+		r.basic = v.Type() == verify.TypeBasic
+		if h, q := v.Credential(); h != "" || q != "" {
+			if h != "" {
+				r.credHeader = []byte(h)
+			}
+			if q != "" {
+				r.credQuery = []byte(q)
+			}
+		}
+	}
+	if rc.Dedupe != nil {
+		r.dedupeSpec = rc.Dedupe.Spec()
+		if prev != nil && prev.deduper != nil && prev.dedupeSpec.Equal(r.dedupeSpec) {
+			r.deduper = prev.deduper
+			return nil
+		}
+		d, err := dedupe.New(r.dedupeSpec)
+		if err != nil {
+			return fmt.Errorf("route %q: %w", rc.Name, err)
+		}
+		r.deduper = d
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ package admin
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -36,7 +37,7 @@ type Admin struct {
 	mux   *http.ServeMux
 	srv   *http.Server
 	addr  string
-	token string
+	token *[sha256.Size]byte // SHA-256 of admin.token; nil: no token
 	ready atomic.Bool
 }
 
@@ -45,7 +46,11 @@ func New(cfg config.Admin, logger *slog.Logger) *Admin {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	a := &Admin{log: logger, mux: http.NewServeMux(), addr: cfg.Listen, token: cfg.Token.Reveal()}
+	a := &Admin{log: logger, mux: http.NewServeMux(), addr: cfg.Listen}
+	if cfg.Token.IsSet() {
+		sum := sha256.Sum256([]byte(cfg.Token.Reveal()))
+		a.token = &sum
+	}
 	a.srv = &http.Server{
 		Handler:           a,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -84,12 +89,10 @@ func (a *Admin) SetReady(ready bool) { a.ready.Store(ready) }
 
 // ServeHTTP checks the token for everything but the probes, then routes.
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if a.token != "" && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.token)) != 1 {
-			WriteError(w, http.StatusUnauthorized, "unauthorized", "this endpoint needs the admin token: send Authorization: Bearer <admin.token>")
-			return
-		}
+	if a.token != nil && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !a.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="hookgate-admin"`)
+		WriteError(w, http.StatusUnauthorized, "unauthorized", "this endpoint needs the admin token: send Authorization: Bearer <admin.token>")
+		return
 	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no admin endpoint for %s %s", r.Method, r.URL.Path))
@@ -98,8 +101,30 @@ func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.mux.ServeHTTP(w, r)
 }
 
+// authorized reports whether r carries the admin token. The digests are
+// compared, not the strings: constant time in the token's length too, so
+// the time taken says nothing about how long the token is.
+func (a *Admin) authorized(r *http.Request) bool {
+	h := r.Header.Get("Authorization")
+	scheme, got, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+	return subtle.ConstantTimeCompare(sum[:], a.token[:]) == 1
+}
+
+// ErrNoToken is Serve refusing a listener other machines can reach while
+// no admin.token is set. The config loader refuses such a config; this
+// is the last line, for a listener handed over some other way.
+var ErrNoToken = errors.New("admin: refusing to serve on an address other machines can reach without admin.token: set token = \"${env:HOOKGATE_ADMIN_TOKEN}\" or listen on 127.0.0.1")
+
 // Serve answers on ln until Shutdown; it returns nil after a Shutdown.
 func (a *Admin) Serve(ln net.Listener) error {
+	if a.token == nil && !loopback(ln.Addr()) {
+		ln.Close()
+		return ErrNoToken
+	}
 	err := a.srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -123,6 +148,15 @@ func (a *Admin) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("admin: shutdown: %w", err)
 	}
 	return nil
+}
+
+// loopback reports whether a listener accepts local connections only.
+func loopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return addr.Network() == "unix"
+	}
+	return tcp.IP.IsLoopback()
 }
 
 // WriteJSON answers v as JSON with status.

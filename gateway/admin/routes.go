@@ -9,15 +9,39 @@ import (
 
 // RouteInfo is one route as GET /admin/routes shows it.
 type RouteInfo struct {
-	Name       string   `json:"name"`
-	Method     string   `json:"method"`
-	Path       string   `json:"path"`
-	Mode       string   `json:"mode"`
-	Targets    []string `json:"targets"`
-	MaxBody    int64    `json:"max_body"`
-	JSON       bool     `json:"json"`
-	Delay      string   `json:"delay,omitempty"`
-	Transforms []string `json:"transforms,omitempty"`
+	Name       string      `json:"name"`
+	Method     string      `json:"method"`
+	Path       string      `json:"path"`
+	Mode       string      `json:"mode"`
+	Targets    []string    `json:"targets"`
+	MaxBody    int64       `json:"max_body"`
+	JSON       bool        `json:"json"`
+	Delay      string      `json:"delay,omitempty"`
+	Transforms []string    `json:"transforms,omitempty"`
+	Verify     *VerifyInfo `json:"verify,omitempty"`
+	Dedupe     *DedupeInfo `json:"dedupe,omitempty"`
+}
+
+// VerifyInfo is a route's verification without its secrets: only how
+// many are active, so an operator can see a rotation in progress.
+type VerifyInfo struct {
+	Type      string   `json:"type"`
+	Secrets   int      `json:"secrets"`
+	Header    string   `json:"header,omitempty"`
+	Query     string   `json:"query,omitempty"`
+	Algorithm string   `json:"algorithm,omitempty"`
+	Encoding  string   `json:"encoding,omitempty"`
+	Tolerance string   `json:"tolerance,omitempty"`
+	Username  string   `json:"username,omitempty"`
+	AllowIPs  []string `json:"allow_ips,omitempty"`
+}
+
+// DedupeInfo is a route's dedupe.
+type DedupeInfo struct {
+	Header     string   `json:"header,omitempty"`
+	JSON       []string `json:"json,omitempty"`
+	TTL        string   `json:"ttl"`
+	MaxEntries int      `json:"max_entries"`
 }
 
 // TargetInfo is one target as GET /admin/routes shows it. Header and query
@@ -54,6 +78,16 @@ func Describe(cfg *config.Config) RoutesResponse {
 		}
 		for _, s := range r.Transforms {
 			ri.Transforms = append(ri.Transforms, s.Plugin)
+		}
+		if v := r.Verify; v != nil {
+			ri.Verify = &VerifyInfo{Type: v.Type, Secrets: len(v.Secrets), Header: v.Header, Query: v.Query, Algorithm: v.Algorithm,
+				Encoding: v.Encoding, Tolerance: durationString(v.Tolerance), Username: v.Username, AllowIPs: v.AllowIPs}
+			if ri.Verify.Type == "" {
+				ri.Verify.Type = "allow_ips"
+			}
+		}
+		if d := r.Dedupe; d != nil {
+			ri.Dedupe = &DedupeInfo{Header: d.Header, JSON: d.JSON, TTL: durationString(d.TTL), MaxEntries: d.MaxEntries}
 		}
 		out.Routes = append(out.Routes, ri)
 	}

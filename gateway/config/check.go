@@ -27,6 +27,9 @@ func (p *parser) crossCheck(c *Config) {
 				p.addf("%s: transforms[%d]: plugin %q is not defined (%s)", where, j, s.Plugin, plugins.defined("plugin"))
 			}
 		}
+		if r.MaxBody > c.Server.MaxBodyMemory {
+			p.addf("%s: max_body %d is more than server.max_body_memory %d, so a body that large would always be refused as overload; raise server.max_body_memory or lower max_body", where, r.MaxBody, c.Server.MaxBodyMemory)
+		}
 		if r.Path == "" || pathProblem(r.Path) != "" {
 			continue
 		}

@@ -28,7 +28,7 @@ transforms = [{ plugin = "filter" }]
 	wantServer := Server{
 		Listen: "127.0.0.1:8080", MaxBody: 1 << 20, MaxHeaderBytes: 16 << 10,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
-		ShutdownTimeout: 15 * time.Second, MaxConcurrency: 4096,
+		ShutdownTimeout: 15 * time.Second, MaxConcurrency: 4096, MaxBodyMemory: 256 << 20,
 	}
 	if c.Server != wantServer {
 		t.Errorf("Server = %+v, want %+v", c.Server, wantServer)
@@ -215,7 +215,7 @@ func TestSampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := c.Summary(), sample+": ok: 6 routes, 5 targets, 5 plugins"; got != want {
+	if got, want := c.Summary(), sample+": ok: 7 routes, 5 targets, 5 plugins"; got != want {
 		t.Errorf("Summary = %q, want %q", got, want)
 	}
 	if c.Server.Listen != "127.0.0.1:8080" || c.Admin.Listen != "127.0.0.1:8081" {
@@ -234,6 +234,7 @@ func TestSampleConfig(t *testing.T) {
 		"howxm": "POST /hooks/howxm async", "smartsupp": "POST /hooks/smartsupp async",
 		"coupon": "POST /hooks/coupon async", "birthday-sms": "POST /hooks/birthday-sms async",
 		"points": "POST /hooks/points async", "passthrough": "POST /hooks/echo sync",
+		"howxm-signed": "POST /hooks/howxm-signed async",
 	}
 	if !reflect.DeepEqual(routes, want) {
 		t.Errorf("routes = %v, want %v", routes, want)
@@ -247,9 +248,16 @@ func TestSampleConfig(t *testing.T) {
 		`target "crm": auth: secret: the value is written in the file; in production use secret = "${env:NAME}"`,
 		`target "coupons": auth: secret: the value is written in the file; in production use secret = "${env:NAME}"`,
 		`target "sms": auth: token: the value is written in the file; in production use token = "${env:NAME}"`,
+		`route "howxm-signed": verify: secrets[0]: the value is written in the file; in production use secrets = ["${env:NAME}"]`,
 	}
 	if !reflect.DeepEqual(c.Warnings, wantWarnings) {
 		t.Errorf("Warnings = %q, want %q", c.Warnings, wantWarnings)
+	}
+	if v := c.Route("howxm-signed").Verify; v == nil || v.Type != "hmac" || v.Header != "X-Hookgate-Signature" || len(v.Secrets) != 1 {
+		t.Errorf("howxm-signed verify = %+v", v)
+	}
+	if d := c.Route("howxm").Dedupe; d == nil || len(d.JSON) != 1 || d.JSON[0] != "entry.serial_number" || d.TTL != 24*time.Hour {
+		t.Errorf("howxm dedupe = %+v", d)
 	}
 	if got := string(c.Route("howxm").Transforms[0].Config); got != `{"max_score":6,"target":"crm"}` {
 		t.Errorf("howxm step config = %s", got)

@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"time"
+
+	"github.com/hookgate/hookgate/gateway/dedupe"
+)
 
 // Defaults: every value a key takes when the file does not set it. This is
 // the one place they live; the sample config.toml and the field comments in
@@ -19,6 +23,7 @@ const (
 	DefaultIdleTimeout     = 60 * time.Second
 	DefaultShutdownTimeout = 15 * time.Second
 	DefaultMaxConcurrency  = 4096
+	DefaultMaxBodyMemory   = 256 << 20 // 256MiB
 
 	DefaultAdminListen = "127.0.0.1:8081"
 
@@ -58,6 +63,12 @@ const (
 	DefaultRouteMethod = "POST"
 	DefaultRouteMode   = ModeAsync
 	DefaultRouteJSON   = false
+
+	DefaultDedupeTTL        = dedupe.DefaultTTL
+	DefaultDedupeMaxEntries = dedupe.DefaultMaxEntries
+	// DefaultStandardWebhooksDedupeHeader keys the dedupe a
+	// standard-webhooks route gets when it has no dedupe table.
+	DefaultStandardWebhooksDedupeHeader = "webhook-id"
 
 	// wasmPageSize is the WebAssembly page; max_memory is rounded up to it.
 	wasmPageSize = 64 << 10

@@ -6,20 +6,24 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hookgate/hookgate/gateway/dedupe"
+	"github.com/hookgate/hookgate/gateway/verify"
 )
 
 // FuzzParse: no input panics, every failure is an *Error of one-line
 // problems, the same input always gives the same answer, and a config that
 // passes holds together (its routes name defined targets and plugins).
 func FuzzParse(f *testing.F) {
-	for _, p := range []string{"../../config.toml", "testdata/minimal.toml", "testdata/full.toml", "testdata/chain.toml"} {
+	for _, p := range []string{"../../config.toml", "testdata/minimal.toml", "testdata/full.toml", "testdata/chain.toml", "testdata/verify.toml"} {
 		data, err := os.ReadFile(p)
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(data)
 	}
-	env := mapEnv(map[string]string{"A": "a-value", "CRM_URL": "http://127.0.0.1:9000/crm", "EMPTY": ""})
+	env := mapEnv(map[string]string{"A": "a-value", "CRM_URL": "http://127.0.0.1:9000/crm", "EMPTY": "",
+		"GH_NEW": "n", "GH_OLD": "o", "WHSEC": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})
 	path := filepath.Join(f.TempDir(), "config.toml")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := ParseWith(data, path, Options{Env: env})
@@ -44,6 +48,16 @@ func FuzzParse(f *testing.F) {
 			for _, tg := range r.Targets {
 				if c.Target(tg) == nil {
 					t.Fatalf("route %q names undefined target %q", r.Name, tg)
+				}
+			}
+			if r.Verify != nil {
+				if _, err := verify.New(r.Verify.Spec()); err != nil {
+					t.Fatalf("route %q: verify passed the loader but not verify.New: %v", r.Name, err)
+				}
+			}
+			if r.Dedupe != nil {
+				if _, err := dedupe.New(r.Dedupe.Spec()); err != nil {
+					t.Fatalf("route %q: dedupe passed the loader but not dedupe.New: %v", r.Name, err)
 				}
 			}
 			for _, s := range r.Transforms {

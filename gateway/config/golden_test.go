@@ -21,6 +21,9 @@ var goldenEnv = map[string]string{
 	"CRM_TOKEN":       "tok-123",
 	"SURVEYLAB_TOKEN": "sl-456",
 	"ADMIN_TOKEN":     "adm-789",
+	"GH_NEW":          "gh-new-secret",
+	"GH_OLD":          "gh-old-secret",
+	"WHSEC":           "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 }
 
 // TestGolden loads each testdata/*.toml and compares the normalized Config,

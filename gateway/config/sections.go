@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hookgate/hookgate/gateway/verify"
 )
 
 func (p *parser) server(t *table) Server {
@@ -25,6 +27,7 @@ func (p *parser) server(t *table) Server {
 		IdleTimeout:     t.positive("idle_timeout", DefaultIdleTimeout),
 		ShutdownTimeout: t.positive("shutdown_timeout", DefaultShutdownTimeout),
 		MaxConcurrency:  t.intOf("max_concurrency", DefaultMaxConcurrency, 1),
+		MaxBodyMemory:   t.bytes("max_body_memory", DefaultMaxBodyMemory, math.MaxInt64),
 	}
 	if !validListen(s.Listen) {
 		t.errf("listen", "%q is not host:port (use e.g. \"127.0.0.1:8080\", or \":8080\" for every interface)", s.Listen)
@@ -214,6 +217,18 @@ func (p *parser) route(i int, m map[string]any, serverMaxBody int64) Route {
 	for j, sm := range t.list("transforms", `{ plugin = "filter", config = { ... } }`) {
 		if sm != nil {
 			r.Transforms = append(r.Transforms, p.step(t.where, j, sm))
+		}
+	}
+	if t.has("verify") {
+		r.Verify = p.verify(t.sub("verify"))
+	}
+	if t.has("dedupe") {
+		r.Dedupe = p.dedupe(t.sub("dedupe"), r.JSON)
+	} else if r.Verify != nil && r.Verify.Type == verify.TypeStandardWebhooks {
+		r.Dedupe = &Dedupe{
+			Header:     DefaultStandardWebhooksDedupeHeader,
+			TTL:        2 * r.Verify.Tolerance,
+			MaxEntries: DefaultDedupeMaxEntries,
 		}
 	}
 	t.done()

@@ -3,6 +3,9 @@ package config
 import (
 	"net/url"
 	"time"
+
+	"github.com/hookgate/hookgate/gateway/dedupe"
+	"github.com/hookgate/hookgate/gateway/verify"
 )
 
 // Config is a loaded, validated and normalized configuration. Every
@@ -36,6 +39,7 @@ type Server struct {
 	IdleTimeout     time.Duration // idle_timeout = "60s"
 	ShutdownTimeout time.Duration // shutdown_timeout = "15s"
 	MaxConcurrency  int           // max_concurrency = 4096: in-flight requests before 503
+	MaxBodyMemory   int64         // max_body_memory = "256MiB": request bodies held at once before 503
 }
 
 // Admin is the admin listener: `[admin]`.
@@ -167,6 +171,54 @@ type Route struct {
 	JSON       bool          // json = true: the body must be valid JSON (400 otherwise)
 	Delay      time.Duration // delay = "0s": not-before for every delivery (seed 003 send time)
 	Transforms []Step        // transforms = [{ plugin = "filter", config = { ... } }]
+	Verify     *Verify       // verify = { type = "hmac", secrets = ["${env:NAME}"], ... }; nil: none
+	Dedupe     *Dedupe       // dedupe = { header = "webhook-id", ttl = "24h" }; nil: none
+}
+
+// Verify is a route's inbound verification: who may send to it. The
+// verify package does the checking; see its documentation for each type.
+// Defaults are filled in for the keys the type uses (header, algorithm,
+// encoding, tolerance), so what is shown is what is checked.
+type Verify struct {
+	Type      string        // type = "hmac" | "timestamped" | "standard-webhooks" | "basic" | "token"; "" = allow_ips only
+	Secrets   []Secret      // secrets = ["${env:NEW}", "${env:OLD}"]: every secret accepted now (rotation)
+	Header    string        // header = "X-Hub-Signature-256": hmac, timestamped, token
+	Query     string        // query = "token": token in a query parameter instead of a header
+	Prefix    string        // prefix = "sha256=": hmac and token (e.g. "Bearer ")
+	Algorithm string        // algorithm = "sha256" | "sha1" | "sha512": hmac
+	Encoding  string        // encoding = "hex" | "base64": hmac
+	Tolerance time.Duration // tolerance = "5m": timestamped, standard-webhooks
+	Username  string        // username = "howxm": basic
+	AllowIPs  []string      // allow_ips = ["10.0.0.0/8", "192.0.2.7"]: the sender's address must be in one; any type
+}
+
+// Spec is the verify.Spec of v, secrets revealed: call it only to build
+// the verifier, and never print the result field by field.
+func (v *Verify) Spec() verify.Spec {
+	s := verify.Spec{
+		Type: v.Type, Header: v.Header, Query: v.Query, Prefix: v.Prefix, Algorithm: v.Algorithm,
+		Encoding: v.Encoding, Tolerance: v.Tolerance, Username: v.Username, AllowIPs: v.AllowIPs,
+	}
+	for _, sec := range v.Secrets {
+		s.Secrets = append(s.Secrets, sec.Reveal())
+	}
+	return s
+}
+
+// Dedupe is a route's duplicate detection: `dedupe = { ... }`. Exactly one
+// of Header and JSON names the key. A standard-webhooks route without a
+// dedupe table gets header = "webhook-id", ttl = twice the tolerance: a
+// replayed message id inside the timestamp window is a duplicate.
+type Dedupe struct {
+	Header     string        // header = "Idempotency-Key"
+	JSON       []string      // json = ["entry.serial_number"]: gjson paths into the body
+	TTL        time.Duration // ttl = "24h": how long a key is remembered
+	MaxEntries int           // max_entries = 100000: keys remembered at most (oldest forgotten first)
+}
+
+// Spec is the dedupe.Spec of d.
+func (d *Dedupe) Spec() dedupe.Spec {
+	return dedupe.Spec{Header: d.Header, JSON: d.JSON, TTL: d.TTL, MaxEntries: d.MaxEntries}
 }
 
 // Step is one link of a route's transform chain.
