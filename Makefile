@@ -5,6 +5,7 @@ PLUGINS  := filter template howxm-nps smartsupp-chat threshold
 WASM     := $(PLUGINS:%=plugins/bin/%.wasm)
 CONFIG   ?= config.toml
 SINK     ?= 127.0.0.1:9000
+TESTLOG  ?= test.log
 
 .PHONY: run test build plugins check bench clean
 
@@ -16,10 +17,20 @@ run: build plugins
 	trap 'kill $$sink 2>/dev/null' EXIT INT TERM; \
 	./hookgate serve --config $(CONFIG)
 
-# test: every test in the repository, with the race detector.
+# test: every test in the repository, with the race detector. The verbose
+# log goes to $(TESTLOG) (the terminal gets one line per package, and the
+# failing tests' output); then the log is searched for every secret the
+# tests use: none may ever be printed.
 test:
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 25m ./...
+	@$(GO) test -race -count=1 -timeout 25m -v ./... > $(TESTLOG) 2>&1; status=$$?; \
+	grep -E '^(ok |FAIL|\?|panic:)' $(TESTLOG); \
+	if [ $$status -ne 0 ]; then \
+		echo "--- failures (full log in $(TESTLOG)):"; \
+		grep -E -B2 -A40 -- '^\s*--- FAIL|^panic:' $(TESTLOG) | head -400; \
+		exit $$status; \
+	fi
+	.ci/secrets-scan $(TESTLOG)
 
 build:
 	$(GO) build -o hookgate ./cmd/hookgate
