@@ -1,0 +1,210 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/gateway/config"
+)
+
+// TestMain lets the test binary serve as the benchmark sink, as the
+// harness binary does: the harness starts the sink by re-executing itself.
+func TestMain(m *testing.M) {
+	if os.Getenv(envRole) == "sink" {
+		runSinkRole()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestHarnessDirect runs the real harness for about a second per load
+// model on the direct scenario (a child sink process), so it keeps working.
+func TestHarnessDirect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a sink process and drives load for ~2s")
+	}
+	payload := filepath.Join("..", "testdata", "howxm_entry_submitted.json")
+	tests := []struct {
+		name string
+		rate float64
+	}{
+		{name: "closed loop", rate: 0},
+		{name: "open loop", rate: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			o := Options{
+				Duration: time.Second, Warmup: 100 * time.Millisecond, Conns: 4, Rate: tt.rate, Rounds: 1,
+				Scenarios: []string{scDirect}, Payload: payload, Pin: "off", QueueSync: "always",
+				Drain: time.Second, Timeout: 5 * time.Second,
+				JSON: filepath.Join(dir, "out.json"), Command: "test",
+			}
+			rep, err := run(o, CoreSplit{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Scenarios) != 1 {
+				t.Fatalf("got %d scenarios, want 1", len(rep.Scenarios))
+			}
+			s := rep.Scenarios[0]
+			if s.Skipped != "" || len(s.Rounds) != 1 {
+				t.Fatalf("direct: skipped %q, %d rounds; want 1 measured round", s.Skipped, len(s.Rounds))
+			}
+			r := s.Rounds[0]
+			if r.Requests == 0 || r.Errors() != 0 {
+				t.Fatalf("direct: %d requests, %d errors (%s); want some requests and no errors", r.Requests, r.Errors(), r.FirstErr)
+			}
+			if r.Statuses[200] != r.Requests {
+				t.Fatalf("statuses %v, want all %d requests answered 200", r.Statuses, r.Requests)
+			}
+			if tt.rate > 0 && r.Requests+r.Unsent != 200 {
+				// One second at 200/s is exactly 200 scheduled sends.
+				t.Fatalf("open loop: %d sent + %d unsent, want 200 scheduled", r.Requests, r.Unsent)
+			}
+			if r.Latency.P50 <= 0 || r.Latency.P50 > r.Latency.P99 || r.Latency.P99 > r.Latency.Max {
+				t.Fatalf("latency %+v is not ordered p50 <= p99 <= max", r.Latency)
+			}
+			// 200 req/s may cost the sink less than one 10ms clock tick;
+			// a second back to back cannot.
+			if r.PeakRSS <= 0 || tt.rate == 0 && r.CPUSeconds <= 0 {
+				t.Fatalf("sink CPU %.3fs, peak RSS %d: want both measured", r.CPUSeconds, r.PeakRSS)
+			}
+			var md bytes.Buffer
+			if err := writeOutputs(rep, o, &md); err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(md.String(), "| direct | ") {
+				t.Fatalf("markdown has no direct row:\n%s", md.String())
+			}
+			if b, err := os.ReadFile(o.JSON); err != nil || !bytes.Contains(b, []byte(`"name": "direct"`)) {
+				t.Fatalf("JSON report: %v\n%s", err, b)
+			}
+		})
+	}
+}
+
+func TestSpreadOf(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []float64
+		want Spread
+	}{
+		{name: "empty", in: nil, want: Spread{}},
+		{name: "one", in: []float64{5}, want: Spread{Median: 5, Min: 5, Max: 5}},
+		{name: "odd", in: []float64{3, 1, 2}, want: Spread{Median: 2, Min: 1, Max: 3}},
+		{name: "even", in: []float64{4, 1, 2, 3}, want: Spread{Median: 2.5, Min: 1, Max: 4}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := spreadOf(tt.in); got != tt.want {
+				t.Fatalf("spreadOf(%v) = %+v, want %+v", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestIsLoopbackURL(t *testing.T) {
+	tests := []struct {
+		name string
+		url  string
+		want bool
+	}{
+		{name: "ipv4 loopback", url: "http://127.0.0.1:8080/hooks/x", want: true},
+		{name: "other 127/8", url: "http://127.0.0.2:8080/", want: true},
+		{name: "ipv6 loopback", url: "http://[::1]:8080/", want: true},
+		{name: "localhost", url: "http://localhost:8080/", want: true},
+		{name: "remote ip", url: "http://10.0.0.1:8080/", want: false},
+		{name: "remote name", url: "http://example.com/", want: false},
+		{name: "garbage", url: "::", want: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := isLoopbackURL(tt.url); got != tt.want {
+				t.Fatalf("isLoopbackURL(%q) = %v, want %v", tt.url, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestProcSelf(t *testing.T) {
+	pid := os.Getpid()
+	// Burn a little CPU so utime+stime is certainly past one tick.
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ {
+		_ = x * x
+	}
+	cpu, err := procCPU(pid)
+	if err != nil || cpu <= 0 {
+		t.Fatalf("procCPU(self) = %v, %v; want > 0", cpu, err)
+	}
+	rss, err := procPeakRSS(pid)
+	if err != nil || rss < 1<<20 {
+		t.Fatalf("procPeakRSS(self) = %d, %v; want at least 1 MiB", rss, err)
+	}
+	pp, err := procParent(pid)
+	if err != nil || pp != os.Getppid() {
+		t.Fatalf("procParent(self) = %d, %v; want %d", pp, err, os.Getppid())
+	}
+}
+
+// TestHookgateConfigParses keeps the TOML the harness writes in step with
+// gateway/config: a renamed key would otherwise only show up as a skipped
+// scenario in the table.
+func TestHookgateConfigParses(t *testing.T) {
+	dir := t.TempDir()
+	wasm := map[string]string{}
+	for _, p := range []string{"filter", "template", "howxm-nps"} {
+		wasm[p] = filepath.Join(dir, p+".wasm")
+		if err := os.WriteFile(wasm[p], []byte("\x00asm\x01\x00\x00\x00"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := &Env{Dir: dir, Conns: 64, QueueSync: "always"}
+	tests := []struct {
+		name    string
+		plan    plan
+		targets []string
+		plugins []string
+	}{
+		{name: "passthrough", plan: plan{mode: "sync", targets: 1}, targets: []string{"sink"}},
+		{name: "howxm-nps", plan: plan{mode: "sync", targets: 1, steps: howxmSteps}, targets: []string{"sink"}, plugins: []string{"howxm-nps"}},
+		{name: "chain3", plan: plan{mode: "sync", targets: 1, steps: chainSteps}, targets: []string{"sink"}, plugins: []string{"filter", "template", "howxm-nps"}},
+		{name: "async", plan: plan{mode: "async", targets: 1}, targets: []string{"sink"}},
+		{name: "fanout2", plan: plan{mode: "sync", targets: 2}, targets: []string{"sink", "sink2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := hookgateConfig(env, tt.plan, wasm, "127.0.0.1:18080", "127.0.0.1:19000", filepath.Join(dir, "queue"))
+			path := filepath.Join(dir, tt.name+".toml")
+			cfg, err := config.Parse([]byte(text), path, func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatalf("%v\n%s", err, text)
+			}
+			r := cfg.Route("bench")
+			if r == nil || r.Mode != tt.plan.mode || r.Path != "/hooks/bench" {
+				t.Fatalf("route bench = %+v, want mode %s on /hooks/bench", r, tt.plan.mode)
+			}
+			if strings.Join(r.Targets, ",") != strings.Join(tt.targets, ",") {
+				t.Fatalf("targets %v, want %v", r.Targets, tt.targets)
+			}
+			var steps []string
+			for _, s := range r.Transforms {
+				steps = append(steps, s.Plugin)
+			}
+			if strings.Join(steps, ",") != strings.Join(tt.plugins, ",") {
+				t.Fatalf("transforms %v, want %v", steps, tt.plugins)
+			}
+			if cfg.Admin.Listen != "" || cfg.Log.Access || cfg.Queue.Sync != "always" {
+				t.Fatalf("admin %q, access log %v, queue sync %q: want off, off, always", cfg.Admin.Listen, cfg.Log.Access, cfg.Queue.Sync)
+			}
+			if tg := cfg.Target("sink"); tg == nil || tg.URL.String() != "http://127.0.0.1:19000/deliver/1" || tg.MaxConns != 128 {
+				t.Fatalf("target sink = %+v, want http://127.0.0.1:19000/deliver/1 with max_conns 128", tg)
+			}
+		})
+	}
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// perfRun samples the process under test with Linux perf during one
+// measurement. hookgate has no pprof endpoint, and perf needs none: Go
+// binaries keep their symbol table and frame pointers, so the report
+// names Go functions. The samples go to DIR/<scenario>.perf.data and two
+// text reports next to it: self time per function, and inclusive time
+// (where the time goes, callees included).
+type perfRun struct {
+	cmd  *exec.Cmd
+	data string
+	base string
+}
+
+// startPerf starts `perf record` on pid for d. perf inherits the
+// harness's CPU, not the server's, so it does not steal from what it
+// measures beyond the sampling itself.
+func startPerf(dir, name string, pid int, d time.Duration) (*perfRun, error) {
+	bin, err := exec.LookPath("perf")
+	if err != nil {
+		return nil, fmt.Errorf("benchmarks: --perf needs perf on PATH (apt-get install linux-perf)")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	base := filepath.Join(dir, name)
+	p := &perfRun{data: base + ".perf.data", base: base}
+	secs := strconv.FormatFloat(d.Seconds(), 'f', 1, 64)
+	p.cmd = exec.Command(bin, "record", "-q", "-F", "499", "-g", "-p", pidList(procTree(pid)), "-o", p.data, "--", "sleep", secs)
+	p.cmd.Stdout, p.cmd.Stderr = nil, nil
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("benchmarks: starting perf: %v", err)
+	}
+	return p, nil
+}
+
+// finish waits for perf and writes the two text reports. It returns the
+// top self-time functions in one line, for the progress log.
+func (p *perfRun) finish() (string, error) {
+	if err := p.cmd.Wait(); err != nil {
+		return "", fmt.Errorf("benchmarks: perf record: %v", err)
+	}
+	self, err := exec.Command("perf", "report", "-i", p.data, "--stdio", "--no-children",
+		"--sort", "symbol", "-g", "none", "--percent-limit", "0.5").Output()
+	if err != nil {
+		return "", fmt.Errorf("benchmarks: perf report: %v", err)
+	}
+	if err := os.WriteFile(p.base+".self.txt", self, 0o644); err != nil {
+		return "", err
+	}
+	incl, err := exec.Command("perf", "report", "-i", p.data, "--stdio", "--children",
+		"--sort", "symbol", "-g", "none", "--percent-limit", "3").Output()
+	if err != nil {
+		return "", fmt.Errorf("benchmarks: perf report: %v", err)
+	}
+	if err := os.WriteFile(p.base+".inclusive.txt", incl, 0o644); err != nil {
+		return "", err
+	}
+	return topSymbols(string(self), 5), nil
+}
+
+// topSymbols picks the first n "12.34%  [.] name" lines of a perf report.
+func topSymbols(report string, n int) string {
+	var out []string
+	for _, line := range strings.Split(report, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 3 || !strings.HasSuffix(f[0], "%") {
+			continue
+		}
+		name := f[2:]
+		for len(name) > 1 && name[len(name)-1] == "-" {
+			name = name[:len(name)-1] // the empty IPC columns
+		}
+		out = append(out, f[0]+" "+strings.Join(name, " "))
+		if len(out) == n {
+			break
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// pidList is "1,2,3": perf -p follows the threads of a process, not its
+// children, and nginx works in its children.
+func pidList(pids []int) string {
+	s := make([]string, len(pids))
+	for i, p := range pids {
+		s[i] = strconv.Itoa(p)
+	}
+	return strings.Join(s, ",")
+}

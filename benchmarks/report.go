@@ -1,0 +1,269 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"time"
+)
+
+// Report is one harness run: how it ran, and every scenario.
+type Report struct {
+	Date     time.Time     `json:"date"`
+	Machine  Machine       `json:"machine"`
+	Split    CoreSplit     `json:"core_split"`
+	Command  string        `json:"command"`
+	Load     string        `json:"load_model"`
+	Payload  string        `json:"payload"`
+	Duration time.Duration `json:"duration_ns"`
+	Warmup   time.Duration `json:"warmup_ns"`
+	Rounds   int           `json:"rounds"`
+	Conns    int           `json:"conns"`
+	Rate     float64       `json:"rate,omitempty"`
+	UserMode bool          `json:"user_mode,omitempty"`
+	Perf     string        `json:"perf_dir,omitempty"`
+	// /proc/loadavg before and after: on a shared machine, how much else
+	// was running says how far to trust the spread.
+	LoadBefore string `json:"loadavg_before"`
+	LoadAfter  string `json:"loadavg_after"`
+
+	Scenarios []Summary `json:"scenarios"`
+	Goals     []Goal    `json:"goals,omitempty"`
+}
+
+// Goal is one of the project's bars from issue 4, read against the table.
+type Goal struct {
+	Text   string `json:"goal"`
+	Status string `json:"status"` // "met" | "not met" | "n/a"
+	Detail string `json:"detail"`
+}
+
+func (r *Report) scenario(name string) *Summary {
+	for i := range r.Scenarios {
+		if r.Scenarios[i].Name == name && r.Scenarios[i].Skipped == "" && len(r.Scenarios[i].Rounds) > 0 {
+			return &r.Scenarios[i]
+		}
+	}
+	return nil
+}
+
+// evaluateGoals compares medians. The bars are the project's own reading
+// of the table, not a pass/fail of the build.
+func evaluateGoals(r *Report, o Options) []Goal {
+	var gs []Goal
+	ngx, pass := r.scenario(scNginx), r.scenario(scPassthrough)
+	howxm, async := r.scenario(scHowxm), r.scenario(scAsync)
+	caveat := ""
+	if o.Rate > 0 {
+		caveat = " (open loop: rates are capped by --rate, so throughput ratios say little)"
+	} else if o.Conns != 64 {
+		caveat = fmt.Sprintf(" (measured at %d connections; the goal is stated at 64)", o.Conns)
+	}
+
+	g := Goal{Text: "hookgate sync passthrough >= 1.2x nginx req/s at 64 connections, with p99 no worse"}
+	switch {
+	case ngx == nil || pass == nil:
+		g.Status, g.Detail = "n/a", "needs both the nginx and the passthrough rows"
+	default:
+		ratio := pass.RPS.Median / ngx.RPS.Median
+		ok := ratio >= 1.2 && pass.P99.Median <= ngx.P99.Median
+		g.Status = metStr(ok)
+		g.Detail = fmt.Sprintf("%.2fx nginx req/s; p99 %.2fms vs nginx %.2fms%s", ratio, pass.P99.Median, ngx.P99.Median, caveat)
+	}
+	gs = append(gs, g)
+
+	g = Goal{Text: "hookgate sync with howxm-nps >= 0.8x passthrough req/s"}
+	if howxm == nil || pass == nil {
+		g.Status, g.Detail = "n/a", "needs both the howxm-nps and the passthrough rows"
+	} else {
+		ratio := howxm.RPS.Median / pass.RPS.Median
+		g.Status, g.Detail = metStr(ratio >= 0.8), fmt.Sprintf("%.2fx passthrough%s", ratio, caveat)
+	}
+	gs = append(gs, g)
+
+	g = Goal{Text: "hookgate async acknowledged ingest >= 0.5x passthrough req/s"}
+	if async == nil || pass == nil {
+		g.Status, g.Detail = "n/a", "needs both the async and the passthrough rows"
+	} else {
+		ratio := async.RPS.Median / pass.RPS.Median
+		g.Status, g.Detail = metStr(ratio >= 0.5), fmt.Sprintf("%.2fx passthrough%s", ratio, caveat)
+	}
+	gs = append(gs, g)
+	return gs
+}
+
+func metStr(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "not met"
+}
+
+// WriteJSON writes the report, every round included.
+func (r *Report) WriteJSON(path string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// WriteMarkdown writes the header, the table, the goals and the notes.
+func (r *Report) WriteMarkdown(w io.Writer) {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("### hookgate benchmark, %s\n\n", r.Date.Format("2006-01-02 15:04 UTC"))
+	p("- machine: %d CPUs, %s, Linux %s, %s\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.Kernel, r.Machine.Go)
+	p("- cores: %s\n", r.Split.describe())
+	p("- other load on the machine (/proc/loadavg 1/5/15 min): %s before, %s after\n", r.LoadBefore, r.LoadAfter)
+	p("- load: %s; payload %s; %d round(s) of %v after %v warm-up, scenarios interleaved round robin\n",
+		r.Load, r.Payload, r.Rounds, r.Duration, r.Warmup)
+	p("- command: `%s`\n", r.Command)
+	if r.Perf != "" {
+		p("- round 1 of every scenario ran under `perf record` (reports in %s); its figures carry the sampling cost\n", r.Perf)
+	}
+	p("\n")
+	p("Each cell is the median over the rounds, with (min-max) under it. Latency in ms; CPU is the server under test's user+system seconds during the measurement, and per request; RSS its peak (VmHWM).\n\n")
+
+	p("| scenario | req/s | p50 | p90 | p99 | p99.9 | max | errors | CPU s | CPU µs/req | peak RSS MiB | vs direct | vs nginx |\n")
+	p("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	direct, ngx := r.scenario(scDirect), r.scenario(scNginx)
+	ratio := func(v float64, base *Summary) string {
+		if base == nil || base.RPS.Median == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2fx", v/base.RPS.Median)
+	}
+	var notes []string
+	for _, s := range r.Scenarios {
+		if s.Skipped != "" {
+			p("| %s | skipped | | | | | | | | | | | |\n", s.Name)
+			notes = append(notes, fmt.Sprintf("`%s` skipped: %s", s.Name, s.Skipped))
+			continue
+		}
+		if len(s.Rounds) == 0 {
+			p("| %s | no data | | | | | | | | | | | |\n", s.Name)
+			continue
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			s.Name, rpsCell(s.RPS), msCell(s.P50), msCell(s.P90), msCell(s.P99), msCell(s.P999), msCell(s.Max),
+			countCell(s.Errors), numCell(s.CPU, 1), numCell(s.CPUPerReq, 1), mibCell(s.RSS), ratio(s.RPS.Median, direct), ratio(s.RPS.Median, ngx))
+		if s.DeliveredRPS.Median > 0 {
+			p("| %s (delivered) | %s | | | | | | %s | | | | %s | %s |\n",
+				s.Name, rpsCell(s.DeliveredRPS), undeliveredCell(s), ratio(s.DeliveredRPS.Median, direct), ratio(s.DeliveredRPS.Median, ngx))
+		}
+		if s.Note != "" {
+			notes = append(notes, fmt.Sprintf("`%s`: %s", s.Name, s.Note))
+		}
+		for i, rd := range s.Rounds {
+			if rd.Errors() > 0 {
+				notes = append(notes, fmt.Sprintf("`%s` round %d: %d non-2xx %v, %d transport errors%s",
+					s.Name, i+1, rd.Non2xx, non2xx(rd.Statuses), rd.Transport, errSuffix(rd.FirstErr)))
+			}
+			if rd.Unsent > 0 {
+				notes = append(notes, fmt.Sprintf("`%s` round %d: %d scheduled requests not sent by the end of the run: every connection was busy (the server fell behind --rate) or the generator itself lost its CPU", s.Name, i+1, rd.Unsent))
+			}
+			if rd.DeliveredNote != "" {
+				notes = append(notes, fmt.Sprintf("`%s` round %d: %s", s.Name, i+1, rd.DeliveredNote))
+			}
+		}
+	}
+	p("\n")
+	for _, s := range r.Scenarios {
+		p("- `%s`: %s\n", s.Name, s.Title)
+	}
+	if len(r.Goals) > 0 {
+		p("\nGoals (issue 4):\n\n")
+		for _, g := range r.Goals {
+			p("- **%s**: %s (%s)\n", g.Status, g.Text, g.Detail)
+		}
+	}
+	if len(notes) > 0 {
+		p("\nNotes:\n\n")
+		for _, n := range notes {
+			p("- %s\n", n)
+		}
+	}
+}
+
+func rpsCell(s Spread) string {
+	return fmt.Sprintf("%s<br>(%s-%s)", kfmt(s.Median), kfmt(s.Min), kfmt(s.Max))
+}
+
+func kfmt(v float64) string {
+	if v >= 10000 {
+		return fmt.Sprintf("%.1fk", v/1000)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func msCell(s Spread) string {
+	return fmt.Sprintf("%s<br>(%s-%s)", msfmt(s.Median), msfmt(s.Min), msfmt(s.Max))
+}
+
+// msfmt keeps three significant digits, the histogram's precision.
+func msfmt(v float64) string {
+	switch {
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+func countCell(s Spread) string {
+	if s.Max == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%.0f<br>(%.0f-%.0f)", s.Median, s.Min, s.Max)
+}
+
+func numCell(s Spread, prec int) string {
+	if s.Max == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.*f<br>(%.*f-%.*f)", prec, s.Median, prec, s.Min, prec, s.Max)
+}
+
+func mibCell(s Spread) string {
+	if s.Max == 0 {
+		return "-"
+	}
+	m := func(v float64) float64 { return math.Round(v / (1 << 20)) }
+	return fmt.Sprintf("%.0f<br>(%.0f-%.0f)", m(s.Median), m(s.Min), m(s.Max))
+}
+
+func undeliveredCell(s Summary) string {
+	var worst int64
+	for _, r := range s.Rounds {
+		worst = max(worst, r.Undelivered)
+	}
+	if worst == 0 {
+		return "0 undelivered"
+	}
+	return fmt.Sprintf("%d undelivered (worst round)", worst)
+}
+
+func non2xx(st map[int]int64) string {
+	var parts []string
+	for code, n := range st {
+		if code < 200 || code >= 300 {
+			parts = append(parts, fmt.Sprintf("%d x%d", code, n))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+func errSuffix(e string) string {
+	if e == "" {
+		return ""
+	}
+	return ", first: " + e
+}

@@ -1,0 +1,371 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hookgate/hookgate/plugins/plugintest"
+)
+
+// Options are the harness flags, parsed.
+type Options struct {
+	Duration  time.Duration
+	Warmup    time.Duration
+	Conns     int
+	Rate      float64
+	Rounds    int
+	Scenarios []string
+	Payload   string // file
+	JSON      string
+	Markdown  string
+	Pin       string // "auto" | "off"
+	QueueSync string
+	Drain     time.Duration // async: how long to wait for the queue to drain
+	Timeout   time.Duration // per request
+	Perf      string        // profile the first round of each scenario into this dir
+
+	// User mode: load-test a running deployment.
+	Target  string
+	Method  string
+	Headers [][2]string
+	Pid     int // optional process to measure in user mode
+
+	Command string    // the command line, for the report
+	Log     io.Writer // progress lines; nil = none
+}
+
+func (o *Options) logf(format string, args ...any) {
+	if o.Log != nil {
+		fmt.Fprintf(o.Log, format+"\n", args...)
+	}
+}
+
+func (o *Options) loadModel() string {
+	if o.Rate > 0 {
+		return fmt.Sprintf("open loop at %.0f req/s (latency from the scheduled send time), at most %d connections", o.Rate, o.Conns)
+	}
+	return fmt.Sprintf("closed loop, %d connections sending back to back", o.Conns)
+}
+
+// run is the whole harness: build, prepare, measure every scenario round
+// robin, summarize.
+func run(o Options, split CoreSplit) (*Report, error) {
+	payload, err := os.ReadFile(o.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("benchmarks: reading the payload: %v; pass --payload FILE", err)
+	}
+	rep := &Report{
+		Date:       time.Now().UTC(),
+		Machine:    describeMachine(),
+		Split:      split,
+		Command:    o.Command,
+		Load:       o.loadModel(),
+		Payload:    fmt.Sprintf("%s (%d bytes)", o.Payload, len(payload)),
+		Duration:   o.Duration,
+		Warmup:     o.Warmup,
+		Rounds:     o.Rounds,
+		Conns:      o.Conns,
+		Rate:       o.Rate,
+		Perf:       o.Perf,
+		LoadBefore: loadAvg(),
+	}
+	defer func() { rep.LoadAfter = loadAvg() }()
+	dir, err := os.MkdirTemp("", "hookgate-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	env := &Env{Dir: dir, Split: split, Conns: o.Conns, Payload: payload, QueueSync: o.QueueSync}
+
+	if o.Target != "" {
+		return runUser(o, rep, env)
+	}
+
+	scs, err := selectScenarios(o.Scenarios)
+	if err != nil {
+		return nil, err
+	}
+	if needsHookgate(scs) {
+		o.logf("building hookgate ...")
+		env.Hookgate, env.HookgateErr = buildHookgate(dir, split)
+		if env.HookgateErr != "" {
+			o.logf("hookgate did not build: %s", env.HookgateErr)
+		}
+	}
+
+	// Prepare once; skipped scenarios keep their reason.
+	rounds := map[string][]Round{}
+	skipped := map[string]string{}
+	notes := map[string][]string{}
+	var active []Scenario
+	for _, sc := range scs {
+		o.logf("preparing %s ...", sc.Name)
+		if err := sc.Prepare(env); err != nil {
+			reason, ok := isSkip(err)
+			if !ok {
+				reason = err.Error()
+			}
+			skipped[sc.Name] = reason
+			o.logf("  skipped: %s", reason)
+			continue
+		}
+		active = append(active, sc)
+	}
+
+	// Round robin: s1, s2, ..., s1, s2, ... so a slow minute on a shared
+	// machine hits every scenario alike instead of one.
+	for round := 0; round < o.Rounds; round++ {
+		for _, sc := range active {
+			if _, ok := skipped[sc.Name]; ok {
+				continue
+			}
+			o.logf("round %d/%d: %s ...", round+1, o.Rounds, sc.Name)
+			r, err := measure(o, env, sc, round)
+			if err != nil {
+				msg := firstLine(err.Error())
+				if reason, ok := isSkip(err); ok || round == 0 && len(rounds[sc.Name]) == 0 {
+					if ok {
+						msg = reason
+					}
+					// It never worked: a missing feature, not a bad round.
+					skipped[sc.Name] = msg
+					o.logf("  skipped: %s", msg)
+					continue
+				}
+				notes[sc.Name] = append(notes[sc.Name], fmt.Sprintf("round %d failed: %s", round+1, msg))
+				o.logf("  failed: %s", msg)
+				continue
+			}
+			o.logf("  %.0f req/s, p50 %.2fms p99 %.2fms, %d errors, cpu %.2fs", r.RPS, r.Latency.P50, r.Latency.P99, r.Errors(), r.CPUSeconds)
+			rounds[sc.Name] = append(rounds[sc.Name], r)
+		}
+	}
+
+	for _, sc := range scs {
+		s := summarizeRounds(sc.Name, sc.Title, rounds[sc.Name])
+		s.Skipped = skipped[sc.Name]
+		s.Note = strings.Join(notes[sc.Name], "; ")
+		rep.Scenarios = append(rep.Scenarios, s)
+	}
+	rep.Goals = evaluateGoals(rep, o)
+	return rep, nil
+}
+
+// measure starts one scenario, warms it up, measures it and stops it.
+func measure(o Options, env *Env, sc Scenario, round int) (Round, error) {
+	rn, err := sc.Start(env, round)
+	if err != nil {
+		return Round{}, err
+	}
+	defer rn.Stop()
+	gen, err := NewGenerator(LoadSpec{
+		URL: rn.URL, Method: "POST", Body: env.Payload, ContentType: "application/json",
+		Conns: o.Conns, Rate: o.Rate, Timeout: o.Timeout,
+	})
+	if err != nil {
+		return Round{}, err
+	}
+	defer gen.Close()
+
+	var acked int64 = 1 // the probe
+	if o.Warmup > 0 {
+		w := gen.Run(o.Warmup)
+		acked += w.OK
+	}
+	pid := rn.Measured.Pid()
+	cpu0 := treeCPU(pid)
+	sinkCPU0 := treeCPU(rn.Sink.Pid())
+	genCPU0, _ := procCPU(os.Getpid())
+	var count0 int64
+	if rn.Async {
+		if count0, err = sinkCount(rn.SinkAddr); err != nil {
+			return Round{}, err
+		}
+	}
+	var prof *perfRun
+	if o.Perf != "" && round == 0 {
+		if prof, err = startPerf(o.Perf, sc.Name, pid, o.Duration); err != nil {
+			return Round{}, err
+		}
+	}
+	s := gen.Run(o.Duration)
+	cpu1 := treeCPU(pid)
+	genCPU1, _ := procCPU(os.Getpid())
+	if prof != nil {
+		top, err := prof.finish()
+		if err != nil {
+			return Round{}, err
+		}
+		o.logf("  perf (self): %s", top)
+	}
+	r := Round{
+		Requests: s.Requests, RPS: s.RPS(), Latency: summarize(s.Hist),
+		Non2xx: s.Non2xx, Transport: s.Transport, Unsent: s.Unsent,
+		Elapsed: s.Elapsed, Statuses: s.Statuses, FirstErr: s.FirstErr,
+		CPUSeconds:     (cpu1 - cpu0).Seconds(),
+		PeakRSS:        treePeakRSS(pid),
+		SinkCPUSeconds: (treeCPU(rn.Sink.Pid()) - sinkCPU0).Seconds(),
+		GenCPUSeconds:  (genCPU1 - genCPU0).Seconds(),
+	}
+	if rn.Measured == rn.Sink {
+		r.SinkCPUSeconds = 0
+	}
+	if rn.Measured.Exited() {
+		return r, fmt.Errorf("%s exited during the run:\n%s", rn.Measured.Name, rn.Measured.tail())
+	}
+	if rn.Async {
+		acked += s.OK
+		drainAsync(&r, rn.SinkAddr, count0, acked, s.Elapsed, o.Drain)
+	}
+	return r, nil
+}
+
+// drainAsync waits until the sink has everything that was acknowledged
+// (or progress stops, or the limit passes) and fills the delivered
+// figures. The delivered rate counts what reached the sink from the start
+// of the measurement over the measurement plus the drain: the rate the
+// delivery side sustains, whatever the ingest side did.
+func drainAsync(r *Round, sinkAddr string, count0, acked int64, elapsed, limit time.Duration) {
+	start := time.Now()
+	last, lastChange := int64(-1), time.Now()
+	var n int64
+	for {
+		c, err := sinkCount(sinkAddr)
+		if err != nil {
+			r.DeliveredNote = "sink count failed: " + err.Error()
+			break
+		}
+		n = c
+		if n >= acked {
+			break
+		}
+		if n != last {
+			last, lastChange = n, time.Now()
+		}
+		if time.Since(lastChange) > 3*time.Second {
+			r.DeliveredNote = "deliveries stopped before the queue drained"
+			break
+		}
+		if time.Since(start) > limit {
+			r.DeliveredNote = fmt.Sprintf("queue not drained after %v", limit)
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.Drain = time.Since(start)
+	r.Delivered = n - count0
+	if acked > n {
+		r.Undelivered = acked - n
+	}
+	if t := (elapsed + r.Drain).Seconds(); t > 0 {
+		r.DeliveredRPS = float64(r.Delivered) / t
+	}
+}
+
+// runUser is user mode: one scenario, the deployment at --target, no
+// child processes.
+func runUser(o Options, rep *Report, env *Env) (*Report, error) {
+	gen, err := NewGenerator(LoadSpec{
+		URL: o.Target, Method: o.Method, Body: env.Payload, ContentType: "application/json",
+		Headers: o.Headers, Conns: o.Conns, Rate: o.Rate, Timeout: o.Timeout,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer gen.Close()
+	var rs []Round
+	for round := 0; round < o.Rounds; round++ {
+		o.logf("round %d/%d: %s ...", round+1, o.Rounds, o.Target)
+		if o.Warmup > 0 {
+			gen.Run(o.Warmup)
+		}
+		var cpu0 time.Duration
+		if o.Pid > 0 {
+			cpu0 = treeCPU(o.Pid)
+		}
+		s := gen.Run(o.Duration)
+		r := Round{
+			Requests: s.Requests, RPS: s.RPS(), Latency: summarize(s.Hist),
+			Non2xx: s.Non2xx, Transport: s.Transport, Unsent: s.Unsent,
+			Elapsed: s.Elapsed, Statuses: s.Statuses, FirstErr: s.FirstErr,
+		}
+		if o.Pid > 0 {
+			r.CPUSeconds = (treeCPU(o.Pid) - cpu0).Seconds()
+			r.PeakRSS = treePeakRSS(o.Pid)
+		}
+		o.logf("  %.0f req/s, p50 %.2fms p99 %.2fms, %d errors", r.RPS, r.Latency.P50, r.Latency.P99, r.Errors())
+		rs = append(rs, r)
+	}
+	s := summarizeRounds("target", o.Method+" "+o.Target, rs)
+	if o.Pid == 0 {
+		s.Note = "CPU and RSS not measured: pass --pid PID of the gateway to measure them"
+	}
+	rep.Scenarios = []Summary{s}
+	rep.UserMode = true
+	return rep, nil
+}
+
+func selectScenarios(names []string) ([]Scenario, error) {
+	all := allScenarios()
+	if len(names) == 0 {
+		return all, nil
+	}
+	var out []Scenario
+	for _, n := range names {
+		found := false
+		for _, sc := range all {
+			if sc.Name == n {
+				out = append(out, sc)
+				found = true
+			}
+		}
+		if !found {
+			var known []string
+			for _, sc := range all {
+				known = append(known, sc.Name)
+			}
+			return nil, fmt.Errorf("benchmarks: unknown scenario %q; pick from %s", n, strings.Join(known, ","))
+		}
+	}
+	return out, nil
+}
+
+func needsHookgate(scs []Scenario) bool {
+	for _, sc := range scs {
+		if sc.Name != scDirect && sc.Name != scNginx {
+			return true
+		}
+	}
+	return false
+}
+
+// buildHookgate builds ./cmd/hookgate once for the whole run. It returns
+// the binary, or "" and the reason it did not build.
+func buildHookgate(dir string, split CoreSplit) (string, string) {
+	root, err := plugintest.ModuleRoot()
+	if err != nil {
+		return "", err.Error()
+	}
+	bin := filepath.Join(dir, "hookgate")
+	argv := []string{"go", "build", "-o", bin, "./cmd/hookgate"}
+	if split.Pinned && split.Taskset != "" {
+		// The harness runs pinned to its half; the compiler need not be.
+		all := append(append([]int(nil), split.Gen...), split.Srv...)
+		argv = append([]string{split.Taskset, "-c", cpuList(all)}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		msg := strings.TrimSpace(string(out))
+		if msg == "" {
+			msg = err.Error()
+		}
+		return "", firstLine(msg)
+	}
+	return bin, ""
+}
