@@ -14,6 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/journal"
 	"github.com/hookgate/hookgate/gateway/metrics"
 	"github.com/hookgate/hookgate/gateway/target"
 )
@@ -27,6 +28,10 @@ type Deps struct {
 	Queue   Queue             // nil: an async route is refused
 	Logger  *slog.Logger      // nil: slog.Default()
 	Metrics *metrics.Registry // nil: no Prometheus metrics (Gateway.Counts still counts)
+	// Journal, if set, records each event that passed the ingest checks
+	// (its answer, deliveries and a sync route's attempts) for GET
+	// /admin/events/{id}. Pass the same one on every Reload.
+	Journal *journal.Journal
 
 	// Release, if set, is called once no request uses these deps any more:
 	// after a Reload replaced them and the requests still running on them

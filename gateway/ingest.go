@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
-	"log/slog"
 	"net/netip"
 	"sync"
 	"time"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/hookgate/hookgate/gateway/dedupe"
 	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/gateway/journal"
 	"github.com/hookgate/hookgate/gateway/metrics"
 	"github.com/hookgate/hookgate/gateway/target"
 	"github.com/hookgate/hookgate/gateway/verify"
@@ -37,6 +36,10 @@ type reqState struct {
 	msg     []byte // error message being built
 	code    string // error code answered, "" if none
 	query   []byte // ev.Query as received (credential removed), to see whether a plugin changed it
+
+	took     []time.Duration   // per delivery of a sync forward
+	journal  *journal.Journal  // set once the event passed the checks: finish records it
+	attempts []journal.Attempt // a sync forward's, for the journal
 
 	stats    *routeStats           // the route's counters (the unrouted ones until a route matches)
 	metrics  *metrics.RouteMetrics // the same for Prometheus; nil without Deps.Metrics
@@ -151,6 +154,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	}
 
 	g.fillEvent(ctx, st, rt, now, body)
+	st.journal = t.deps.Journal
 
 	ds := st.ds[:0]
 	if rt.chain != nil {
@@ -387,6 +391,7 @@ func (g *Gateway) enqueue(ctx *fasthttp.RequestCtx, st *reqState, t *table, ds [
 			g.refuseQueue(ctx, st, err)
 			return
 		}
+		st.journal.Deliveries(ds)
 	}
 	st.accepted = true
 	b := append(st.buf[:0], `{"event_id":"`...)
@@ -420,7 +425,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 	}
 	for i := 1; i < n; i++ {
 		j := &st.jobs[i]
-		j.c, j.d, j.r, j.err, j.wg = st.clients[i], &ds[i], &st.res[i], &st.errs[i], &st.wg
+		j.c, j.d, j.r, j.err, j.took, j.wg = st.clients[i], &ds[i], &st.res[i], &st.errs[i], &st.took[i], &st.wg
 		st.wg.Add(1)
 		select {
 		case g.fanout <- j:
@@ -429,12 +434,20 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 		}
 	}
 	if n > 0 {
+		start := time.Now()
 		st.errs[0] = st.clients[0].Do(&ds[0], &st.res[0])
+		st.took[0] = time.Since(start)
 	}
 	st.wg.Wait()
+	for i := range n {
+		t.tm[ds[i].Target].Forwarded(st.res[i].Status, st.errs[i], st.took[i])
+	}
+	if st.journal != nil {
+		g.journalForwards(st, ds)
+	}
 	for i := 1; i < n; i++ {
 		if st.errs[i] != nil {
-			g.logTargetFailure(st, rt, ds[i].Target, st.errs[i])
+			g.logTargetFailure(st, rt, &ds[i], st.errs[i])
 		}
 	}
 
@@ -453,7 +466,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 		return
 	}
 	if err := st.errs[0]; err != nil {
-		g.refuseTarget(ctx, st, rt, ds[0].Target, err)
+		g.refuseTarget(ctx, st, rt, &ds[0], err)
 		return
 	}
 	r := &st.res[0]
@@ -470,6 +483,26 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 	ctx.SetBody(r.Body)
 }
 
+// journalForwards records a sync route's deliveries and their one
+// attempt each.
+func (g *Gateway) journalForwards(st *reqState, ds []delivery.Delivery) {
+	now := time.Now()
+	as := st.attempts[:0]
+	for i := range ds {
+		a := journal.Attempt{At: now.Add(-st.took[i]), Status: st.res[i].Status, Duration: st.took[i], Outcome: journal.OutcomeSuccess}
+		if err := st.errs[i]; err != nil {
+			a.Status, a.Outcome = 0, journal.OutcomeError
+			a.Error = string(appendTransportCause(st.msg[:0], err)) // a failure: allocating is fine
+		} else if a.Status < 200 || a.Status > 299 {
+			a.Outcome = journal.OutcomeError
+		}
+		as = append(as, a)
+	}
+	st.journal.Forwarded(ds, as)
+	clear(as) // no error string kept past the request
+	st.attempts = as[:0]
+}
+
 func (st *reqState) grow(n int) {
 	for len(st.res) < n {
 		st.res = append(st.res, target.Result{})
@@ -483,6 +516,9 @@ func (st *reqState) grow(n int) {
 	for len(st.jobs) < n {
 		st.jobs = append(st.jobs, fanJob{})
 	}
+	for len(st.took) < n {
+		st.took = append(st.took, 0)
+	}
 }
 
 // finish runs after every request: it recovers a panic into a 500 (a bug
@@ -495,12 +531,12 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 		writeError(ctx, st, fasthttp.StatusInternalServerError, codeInternal,
 			append(st.msg[:0], "the gateway failed while handling this request; it has been logged with the event id"...))
 	}
-	if st.code != "" && g.log.Enabled(context.Background(), slog.LevelDebug) {
-		// Refusals are the sender's mistake and can come in floods (scanners),
-		// so they are debug lines; failures on our side were logged as
-		// warnings where they happened.
-		g.log.Debug("ingest: refused", "event_id", string(st.ev.ID), "code", st.code, "status", ctx.Response.StatusCode(),
-			"method", string(ctx.Method()), "path", string(ctx.Path()), "message", string(st.msg))
+	if st.code != "" {
+		g.logRefusal(ctx, st, st.ev.Route)
+	}
+	if st.journal != nil {
+		st.journal.Answered(st.ev.ID, st.ev.Route, st.ev.ReceivedAt, ctx.Response.StatusCode(), st.code)
+		st.journal = nil
 	}
 	st.metrics.Request()
 	if st.code != "" {
@@ -521,8 +557,7 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 	}
 	st.code = ""
 	if g.accessOn {
-		g.log.Info("request", "event_id", string(st.ev.ID), "method", string(ctx.Method()), "path", string(ctx.Path()),
-			"route", st.ev.Route, "status", ctx.Response.StatusCode())
+		g.logAccess(ctx, st, st.ev.Route)
 	}
 	// Drop aliases of the request body before anything reuses the buffers.
 	st.ev.Body = st.evBody[:0]
@@ -534,6 +569,7 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 		st.errs[i] = nil
 		st.clients[i] = nil
 		st.jobs[i] = fanJob{}
+		st.took[i] = 0
 	}
 	st.ev.Reset()
 	st.ev.Body = st.evBody[:0]
@@ -543,15 +579,18 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 
 // fanJob is one delivery of a sync fan-out sent by a fan-out worker.
 type fanJob struct {
-	c   *target.Client
-	d   *delivery.Delivery
-	r   *target.Result
-	err *error
-	wg  *sync.WaitGroup
+	c    *target.Client
+	d    *delivery.Delivery
+	r    *target.Result
+	err  *error
+	took *time.Duration
+	wg   *sync.WaitGroup
 }
 
 func (j *fanJob) run() {
+	start := time.Now()
 	*j.err = j.c.Do(j.d, j.r)
+	*j.took = time.Since(start)
 	j.wg.Done()
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/hookgate/hookgate/gateway/delivery"
 	"github.com/hookgate/hookgate/gateway/target"
 	"github.com/hookgate/hookgate/gateway/verify"
 )
@@ -125,7 +126,8 @@ func (g *Gateway) refuseTooLarge(ctx *fasthttp.RequestCtx, st *reqState, limit i
 }
 
 func (g *Gateway) refusePlugin(ctx *fasthttp.RequestCtx, st *reqState, rt *route, err error) {
-	g.log.Warn("ingest: transform chain failed; answered 502", "event_id", string(st.ev.ID), "route", rt.name, "err", err)
+	// No line here: the refusal line (finish) carries the plugin's error,
+	// and the chain adapter logs the plugin error itself.
 	m := append(st.msg[:0], "the transforms of route \""...)
 	m = append(m, rt.name...)
 	m = append(m, "\" failed: "...)
@@ -134,7 +136,6 @@ func (g *Gateway) refusePlugin(ctx *fasthttp.RequestCtx, st *reqState, rt *route
 }
 
 func (g *Gateway) refuseUnknownTarget(ctx *fasthttp.RequestCtx, st *reqState, rt *route, name string) {
-	g.log.Warn("ingest: a plugin emitted to an unknown target; answered 502", "event_id", string(st.ev.ID), "route", rt.name, "target", name)
 	m := append(st.msg[:0], "a plugin on route \""...)
 	m = append(m, rt.name...)
 	m = append(m, "\" emitted to target \""...)
@@ -143,10 +144,10 @@ func (g *Gateway) refuseUnknownTarget(ctx *fasthttp.RequestCtx, st *reqState, rt
 	writeError(ctx, st, fasthttp.StatusBadGateway, codeUnknownTarget, m)
 }
 
-func (g *Gateway) refuseTarget(ctx *fasthttp.RequestCtx, st *reqState, rt *route, name string, err error) {
-	g.logTargetFailure(st, rt, name, err)
+func (g *Gateway) refuseTarget(ctx *fasthttp.RequestCtx, st *reqState, rt *route, d *delivery.Delivery, err error) {
+	g.logTargetFailure(st, rt, d, err)
 	m := append(st.msg[:0], "target \""...)
-	m = append(m, name...)
+	m = append(m, d.Target...)
 	m = append(m, "\" could not be reached: "...)
 	m = appendTransportCause(m, err)
 	writeError(ctx, st, fasthttp.StatusBadGateway, codeTargetUnreachable, m)
@@ -176,8 +177,26 @@ func appendTransportCause(m []byte, err error) []byte {
 	return append(m, "the connection failed; check that it is up and listening"...)
 }
 
-func (g *Gateway) logTargetFailure(st *reqState, rt *route, name string, err error) {
-	g.log.Warn("ingest: sync delivery failed", "event_id", string(st.ev.ID), "route", rt.name, "target", name, "err", string(appendTransportCause(nil, err)))
+// logRefusal is the one line of a refused request. The message is the
+// one the sender got, built without secrets (a credential is never
+// echoed); only the path is logged, never the query.
+func (g *Gateway) logRefusal(ctx *fasthttp.RequestCtx, st *reqState, route string) {
+	g.log.Warn("ingest: refused", "route", route, "code", st.code, "status", ctx.Response.StatusCode(),
+		"event_id", string(st.ev.ID), "remote_ip", remoteIP(ctx).String(),
+		"method", string(ctx.Method()), "path", string(ctx.Path()), "message", string(st.msg))
+}
+
+// logAccess is the access log's line: one per request, [log] access = true.
+func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, st *reqState, route string) {
+	g.log.Info("request", "event_id", string(st.ev.ID), "method", string(ctx.Method()), "path", string(ctx.Path()),
+		"route", route, "status", ctx.Response.StatusCode())
+}
+
+// logTargetFailure is the line of a failed sync attempt (never retried:
+// the sender gets the error and retries if it wants).
+func (g *Gateway) logTargetFailure(st *reqState, rt *route, d *delivery.Delivery, err error) {
+	g.log.Warn("ingest: sync delivery failed", "target", d.Target, "delivery_id", string(d.ID), "route", rt.name, "attempt", 1,
+		"event_id", string(st.ev.ID), "error", string(appendTransportCause(nil, err)))
 }
 
 func (g *Gateway) refuseQueue(ctx *fasthttp.RequestCtx, st *reqState, err error) {
@@ -295,6 +314,14 @@ func (g *Gateway) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 		cc.admitted()
 	}
 	defer func() {
+		route := ""
+		if rt != nil {
+			route = rt.name
+		}
+		g.logRefusal(ctx, st, route)
+		if g.accessOn {
+			g.logAccess(ctx, st, route)
+		}
 		st.metrics.Request()
 		st.stats.refuse(st.code, st.metrics)
 		st.metrics.Observe(time.Since(ctx.Time()))

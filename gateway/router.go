@@ -68,6 +68,9 @@ type table struct {
 	routes   []*route
 	maxBody  int                   // the largest route body limit: fasthttp's own cap
 	unrouted *metrics.RouteMetrics // requests that matched no route
+	// tm are the targets' metric handles, for a sync route's forwards;
+	// nil without Deps.Metrics (a nil handle counts nothing).
+	tm map[string]*metrics.TargetMetrics
 
 	active  atomic.Int64 // requests using this table
 	retired atomic.Bool
@@ -96,6 +99,12 @@ func (t *table) lookup(path []byte) *pathRoutes {
 // so a reload neither resets the counts nor forgets the keys seen.
 func buildTable(cfg *config.Config, deps Deps, prev *table) (*table, error) {
 	t := &table{cfg: cfg, deps: deps, exact: map[string]*pathRoutes{}, unrouted: deps.Metrics.Unrouted()}
+	if deps.Metrics != nil {
+		t.tm = make(map[string]*metrics.TargetMetrics, len(cfg.Targets))
+		for _, tc := range cfg.Targets {
+			t.tm[tc.Name] = deps.Metrics.Target(tc.Name)
+		}
+	}
 	byPattern := map[string]*pathRoutes{}
 	var problems []string
 	for _, rc := range cfg.Routes {

@@ -99,6 +99,17 @@ func (c *Chain) Run(ctx context.Context, ev *delivery.Event, out *delivery.Outco
 			return err
 		}
 		delay = res.eventDelay
+		if p.obs != nil {
+			kind := ""
+			switch res.result {
+			case 0:
+			case 1:
+				kind = KindFailed
+			default:
+				kind = KindABI
+			}
+			p.obs.Call(res.took, kind)
+		}
 		switch res.result {
 		case 0:
 		case 1:

@@ -60,6 +60,10 @@ type Options struct {
 	// discards them.
 	Logger *slog.Logger
 
+	// Observer, if set, is told about every plugin call (duration and
+	// failure kind); *metrics.Registry implements it. nil: no metrics.
+	Observer Observer
+
 	// closeOnDone is true unless a benchmark turns it off to measure what
 	// wazero's termination watch costs; see BenchmarkCall.
 	noCloseOnDone bool
@@ -73,6 +77,19 @@ type PluginSpec struct {
 	Timeout   time.Duration // wall time per call; 0 means DefaultTimeout
 	MaxMemory int64         // linear memory cap in bytes, rounded up to 64 KiB pages; 0 means DefaultMaxMemory
 	MaxOutput int64         // bytes a call may produce; 0 means DefaultMaxOutput
+}
+
+// CallObserver records plugin calls: d is the call's wall time, kind is ""
+// for success, else the PluginError's Kind. An alias of an unnamed type, so
+// gateway/metrics can return the very same type without either package
+// importing the other.
+type CallObserver = interface {
+	Call(d time.Duration, kind string)
+}
+
+// Observer hands out one CallObserver per plugin, asked once at Load.
+type Observer interface {
+	PluginObserver(plugin string) CallObserver
 }
 
 // Host runs plugins. It is safe for concurrent use.
@@ -208,6 +225,9 @@ func (h *Host) newPlugin(ctx context.Context, spec PluginSpec, sum [32]byte, kv 
 		room:    make(chan struct{}, spec.Instances),
 		closing: make(chan struct{}),
 	}
+	if h.opts.Observer != nil {
+		p.obs = h.opts.Observer.PluginObserver(spec.Name)
+	}
 	fail := func(err error) (*plugin, error) {
 		rt.Close(ctx)
 		return nil, &LoadError{Plugin: spec.Name, Err: err}
@@ -296,6 +316,7 @@ type plugin struct {
 	closing chan struct{} // closed by close: wakes calls waiting for an instance
 
 	stats   counters
+	obs     CallObserver  // nil: no metrics
 	limiter *rate.Limiter // log lines
 	dropped atomic.Int64  // log lines dropped by limiter since the last one written
 }

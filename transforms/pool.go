@@ -177,6 +177,7 @@ type callResult struct {
 	dropped    bool
 	eventDelay int64
 	failMsg    string // set only when result is 1
+	took       time.Duration
 }
 
 // call runs hookgate_handle(bodyLen, configID) under the watchdog with the
@@ -190,8 +191,10 @@ func (in *instance) call(bodyLen int, configID uint32) (callResult, error) {
 	in.stack[1] = uint64(configID)
 	in.fatal = in.fatal[:0]
 	p.stats.calls.Add(1)
+	start := time.Now()
 	in.watchdog.Reset(p.spec.Timeout)
 	err := in.handle.CallWithStack(in.ctx, in.stack)
+	took := time.Since(start)
 	if !in.watchdog.Stop() {
 		// The watchdog fired (or is firing): the module is being closed,
 		// whatever the call returned.
@@ -208,11 +211,14 @@ func (in *instance) call(bodyLen int, configID uint32) (callResult, error) {
 	}
 	if perr != nil {
 		p.stats.fail(perr.Kind)
+		if p.obs != nil {
+			p.obs.Call(took, perr.Kind)
+		}
 		st.end()
 		p.discard(in)
 		return callResult{}, perr
 	}
-	res := callResult{result: int32(uint32(in.stack[0])), dropped: st.dropped, eventDelay: st.eventDelay}
+	res := callResult{result: int32(uint32(in.stack[0])), dropped: st.dropped, eventDelay: st.eventDelay, took: took}
 	if res.result == 1 {
 		res.failMsg = string(st.failMsg)
 	}

@@ -14,6 +14,8 @@ type PluginStats struct {
 	Created    int64            // instances created (the first one at Load included)
 	Discarded  int64            // instances thrown away after a failure
 	LogDropped int64            // log lines dropped by the rate limit
+	Busy       int              // instances running a call now
+	Idle       int              // instances ready for a call now
 }
 
 // counters are a plugin's live counters.
@@ -53,6 +55,8 @@ func (h *Host) Stats() []PluginStats {
 			Created:    int64(p.seq.Load()),
 			Discarded:  p.stats.discarded.Load(),
 			LogDropped: p.stats.logDrops.Load(),
+			Idle:       len(p.ready),
+			Busy:       p.spec.Instances - len(p.ready) - len(p.room),
 		}
 		for j, k := range kinds {
 			if n := p.stats.failures[j].Load(); n > 0 {

@@ -2,19 +2,26 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 
 	"github.com/hookgate/hookgate/gateway"
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/gateway/journal"
 	"github.com/hookgate/hookgate/transforms"
 )
 
 // chainBuilder adapts the transforms host to gateway.ChainBuilder, so the
-// gateway never imports wazero.
+// gateway never imports wazero. With a journal, every chain's outcome is
+// recorded there for GET /admin/events/{id}; with a logger, every plugin
+// error is logged with the plugin, kind, event and route.
 type chainBuilder struct {
-	host *transforms.Host
+	host    *transforms.Host
+	journal *journal.Journal
+	log     *slog.Logger
 }
 
 func newChainBuilder(host *transforms.Host) chainBuilder { return chainBuilder{host: host} }
@@ -30,7 +37,35 @@ func (b chainBuilder) Build(r config.Route) (gateway.Chain, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b.journal != nil || b.log != nil {
+		return &observedChain{c: c, j: b.journal, log: b.log}, nil
+	}
 	return c, nil
+}
+
+// observedChain records each run's outcome (drop, emits, plugin error) in
+// the journal and logs plugin errors; a run that succeeds allocates
+// nothing and logs nothing.
+type observedChain struct {
+	c   *transforms.Chain
+	j   *journal.Journal
+	log *slog.Logger
+}
+
+func (c *observedChain) Run(ctx context.Context, ev *delivery.Event, out *delivery.Outcome) error {
+	err := c.c.Run(ctx, ev, out)
+	c.j.Chain(ev, out, err)
+	if err != nil && c.log != nil {
+		plugin, kind := "", "other"
+		var pe *transforms.PluginError
+		if errors.As(err, &pe) {
+			plugin, kind = pe.Plugin, pe.Kind
+		}
+		// What the plugin said goes in error; the event's content never
+		// does (it may hold personal data).
+		c.log.Warn("plugin error", "plugin", plugin, "kind", kind, "event_id", string(ev.ID), "route", ev.Route, "error", err.Error())
+	}
+	return err
 }
 
 // loadPlugins reads and loads the plugins of cfg into host. With used set,

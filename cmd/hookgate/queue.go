@@ -52,9 +52,12 @@ func (s *server) startQueue(cfg *config.Config, targets *target.Set) (gateway.Qu
 	if err != nil {
 		return nil, fmt.Errorf("opening the queue at %s: %w; check queue.path, or that no other hookgate uses it", cfg.Queue.Path, err)
 	}
-	s.store = store
-	s.dispatcher = dispatch.New(store, targets, cfg.Targets, dispatch.Options{Logger: s.log, Workers: cfg.Queue.Workers})
-	s.dispatcher.Start()
+	d := dispatch.New(store, targets, cfg.Targets, dispatch.Options{Logger: s.log, Workers: cfg.Queue.Workers, Metrics: s.metrics, Journal: s.journal})
+	s.liveMu.Lock()
+	s.store, s.dispatcher = store, d
+	s.liveMu.Unlock()
+	s.metrics.SetQueueStats(queueStats(store, d))
+	d.Start()
 	if s.admin != nil {
 		s.dispatcher.Register(s.admin)
 	}

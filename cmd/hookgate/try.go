@@ -63,17 +63,7 @@ func runTry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
-	ev := delivery.Event{
-		ID:         gateway.NewEventID(),
-		Route:      rc.Name,
-		ReceivedAt: time.Now().UnixNano(),
-		Method:     []byte(rc.Method),
-		Path:       []byte(strings.TrimSuffix(rc.Path, "*")),
-		Headers:    []delivery.KV{{Key: []byte("Content-Type"), Value: []byte("application/json")}},
-		Body:       payload,
-	}
-	inMethod, inPath := string(ev.Method), string(ev.Path)
-	var out delivery.Outcome
+	var chain gateway.Chain
 	if len(rc.Transforms) > 0 {
 		used := map[string]bool{}
 		for _, s := range rc.Transforms {
@@ -85,25 +75,82 @@ func runTry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		defer host.Close(context.Background())
-		chain, err := newChainBuilder(host).Build(*rc)
-		if err != nil {
+		if chain, err = newChainBuilder(host).Build(*rc); err != nil {
 			fmt.Fprintf(stderr, "hookgate try: route %q: %v\n", rc.Name, err)
 			return 1
 		}
-		if err := chain.Run(ctx, &ev, &out); err != nil {
-			fmt.Fprintf(stderr, "hookgate try: route %q: the transforms failed: %v\n", rc.Name, err)
-			return 1
-		}
+	}
+	headers := []delivery.KV{{Key: []byte("Content-Type"), Value: []byte("application/json")}}
+	res, err := tryRoute(ctx, cfg, rc, chain, headers, nil, payload)
+	if err != nil {
+		fmt.Fprintf(stderr, "hookgate try: route %q: the transforms failed: %v\n", rc.Name, err)
+		return 1
 	}
 
 	enc := json.NewEncoder(stdout)
 	enc.SetEscapeHTML(false)
-	if out.Dropped {
-		enc.Encode(map[string]string{"dropped": string(out.DropReason)})
+	if res.Dropped != nil {
+		enc.Encode(map[string]string{"dropped": *res.Dropped})
 		return 0
 	}
+	if res.Response != nil {
+		fmt.Fprintf(stderr, "hookgate try: the sender would get status %d with body %q\n", res.Response.Status, res.Response.Body)
+	}
+	for _, d := range res.Deliveries {
+		if err := enc.Encode(d); err != nil {
+			fmt.Fprintf(stderr, "hookgate try: %v\n", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// tryResult is what a route does with one payload, as `hookgate try`
+// prints it and POST /admin/routes/{name}/test answers it: the
+// deliveries (secrets redacted), or the reason a plugin dropped it.
+type tryResult struct {
+	Dropped    *string             `json:"dropped,omitempty"`
+	Deliveries []tryDelivery       `json:"deliveries,omitempty"`
+	Response   *tryResponse        `json:"response,omitempty"` // a sync route's plugin answers the sender itself
+	EventID    string              `json:"event_id"`
+	raw        []delivery.Delivery // what a test send sends
+}
+
+// tryResponse is a plugin's own answer to the sender (sync routes).
+type tryResponse struct {
+	Status int    `json:"status"`
+	Body   string `json:"body"`
+}
+
+// tryRoute runs payload through route rc exactly as ingest would (chain
+// nil when the route has no transforms) and returns the deliveries it
+// makes. The error is the chain's.
+func tryRoute(ctx context.Context, cfg *config.Config, rc *config.Route, chain gateway.Chain, headers []delivery.KV, query, payload []byte) (tryResult, error) {
+	ev := delivery.Event{
+		ID:         gateway.NewEventID(),
+		Route:      rc.Name,
+		ReceivedAt: time.Now().UnixNano(),
+		Method:     []byte(rc.Method),
+		Path:       []byte(strings.TrimSuffix(rc.Path, "*")),
+		Query:      query,
+		Headers:    headers,
+		Body:       payload,
+	}
+	res := tryResult{EventID: string(ev.ID)}
+	inMethod, inPath := string(ev.Method), string(ev.Path)
+	var out delivery.Outcome
+	if chain != nil {
+		if err := chain.Run(ctx, &ev, &out); err != nil {
+			return res, err
+		}
+	}
+	if out.Dropped {
+		reason := string(out.DropReason)
+		res.Dropped = &reason
+		return res, nil
+	}
 	if out.Response.Set && rc.Mode == config.ModeSync {
-		fmt.Fprintf(stderr, "hookgate try: the sender would get status %d with body %q\n", out.Response.Status, out.Response.Body)
+		res.Response = &tryResponse{Status: out.Response.Status, Body: string(out.Response.Body)}
 	}
 	ds := out.Deliveries
 	if !out.Emitted {
@@ -119,18 +166,18 @@ func runTry(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			ds = append(ds, d)
 		}
 	}
+	res.Deliveries = []tryDelivery{}
 	for i := range ds {
 		d := &ds[i]
 		d.ID = fmt.Appendf(nil, "%s.%d", ev.ID, i)
+		d.EventID, d.Route = ev.ID, rc.Name
 		if rc.Delay > 0 && d.NotBefore < ev.ReceivedAt+int64(rc.Delay) {
 			d.NotBefore = ev.ReceivedAt + int64(rc.Delay)
 		}
-		if err := enc.Encode(describe(cfg.Target(d.Target), d, ev.ReceivedAt)); err != nil {
-			fmt.Fprintf(stderr, "hookgate try: %v\n", err)
-			return 1
-		}
+		res.Deliveries = append(res.Deliveries, describe(cfg.Target(d.Target), d, ev.ReceivedAt))
 	}
-	return 0
+	res.raw = ds
+	return res, nil
 }
 
 // tryDelivery is one line of try's output.
@@ -176,10 +223,28 @@ func describe(t *config.Target, d *delivery.Delivery, receivedAt int64) tryDeliv
 	}
 	// Static query (redacted as configured), then the delivery's own,
 	// which replaces a static key of the same name.
+	// The URL's own query first (values redacted: it is sent, and it may
+	// hold a token), then the static query over it, as the target client
+	// builds it.
 	type kv struct{ k, v string }
 	var query []kv
+	set := func(k, v string) {
+		for i := range query {
+			if query[i].k == k {
+				query[i].v = v
+				return
+			}
+		}
+		query = append(query, kv{k, v})
+	}
+	for pair := range strings.SplitSeq(t.URL.RawQuery, "&") {
+		if pair != "" {
+			k, _, _ := strings.Cut(pair, "=")
+			query = append(query, kv{k, redacted})
+		}
+	}
 	for _, k := range sortedKeys(t.Query) {
-		query = append(query, kv{url.QueryEscape(k), t.Query[k].String()})
+		set(url.QueryEscape(k), t.Query[k].String())
 	}
 	for _, q := range d.Query {
 		k := url.QueryEscape(string(q.Key))

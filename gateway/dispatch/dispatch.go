@@ -34,6 +34,8 @@ import (
 
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/gateway/journal"
+	"github.com/hookgate/hookgate/gateway/metrics"
 	"github.com/hookgate/hookgate/gateway/queue"
 	"github.com/hookgate/hookgate/gateway/target"
 )
@@ -41,8 +43,10 @@ import (
 // Options tune a Dispatcher; zero values are the defaults.
 type Options struct {
 	Logger  *slog.Logger
-	Workers int           // workers per target (config queue.workers); 0 = the target's max_conns
-	Poll    time.Duration // how often an idle lane looks for scheduled deliveries; default 1s
+	Workers int               // workers per target (config queue.workers); 0 = the target's max_conns
+	Poll    time.Duration     // how often an idle lane looks for scheduled deliveries; default 1s
+	Metrics *metrics.Registry // nil: no metrics
+	Journal *journal.Journal  // nil: attempts are not recorded for /admin/events
 }
 
 // Dispatcher sends queued deliveries. Its methods are safe for concurrent
@@ -52,6 +56,8 @@ type Dispatcher struct {
 	log     *slog.Logger
 	poll    time.Duration
 	workers int
+	metrics *metrics.Registry
+	journal *journal.Journal
 
 	mu      sync.Mutex // serializes Start, Stop and Reload
 	started bool
@@ -78,6 +84,7 @@ type lane struct {
 	client  *target.Client
 	limiter *rate.Limiter // nil: unlimited
 	breaker *breaker
+	m       *metrics.TargetMetrics
 	wake    chan struct{} // capacity 1: "look again"
 	free    chan *job     // idle workers' jobs
 	work    chan *job     // claimed, waiting for a worker
@@ -93,7 +100,7 @@ type job struct {
 // New builds a dispatcher for the targets in cfgs. A target without a
 // client in targets is skipped with a warning; its deliveries wait.
 func New(store queue.Engine, targets *target.Set, cfgs []config.Target, opts Options) *Dispatcher {
-	d := &Dispatcher{store: store, log: opts.Logger, poll: opts.Poll, workers: opts.Workers}
+	d := &Dispatcher{store: store, log: opts.Logger, poll: opts.Poll, workers: opts.Workers, metrics: opts.Metrics, journal: opts.Journal}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -122,6 +129,7 @@ func (d *Dispatcher) build(targets *target.Set, cfgs []config.Target) *generatio
 		l := &lane{
 			d: d, g: g, name: cfg.Name, cfg: cfg, client: c,
 			breaker: newBreaker(cfg.Breaker),
+			m:       d.metrics.Target(cfg.Name),
 			wake:    make(chan struct{}, 1),
 			free:    make(chan *job, workers),
 			work:    make(chan *job, workers),
@@ -344,22 +352,36 @@ func (l *lane) send(j *job) {
 	// Only signs that the target is unwell count against the breaker.
 	changed := l.breaker.record(err != nil || (v == RetryLater && Retryable(j.res.Status)), now)
 
+	n := ld.Attempts + 1 // attempts made, this one included
+	outcome := metrics.OutcomeSuccess
 	switch v {
 	case Delivered:
 		err = l.d.store.Ack(ld.Ref)
 	case RetryLater:
-		n := ld.Attempts + 1 // attempts made, this one included
 		wait := retryWait(l.cfg.Retry, n, rand.Float64(), j.res.RetryAfter, now)
 		if reason := l.giveUp(n, ld.EnqueuedAt, now.Add(wait)); reason != "" {
 			a.Error += "; " + reason
+			outcome = metrics.OutcomeDead
 			err = l.d.store.Dead(ld.Ref, a)
-			l.d.log.Warn("dispatch: delivery dead", "target", l.name, "id", string(ld.Delivery.ID), "reason", a.Error)
 		} else {
+			outcome = metrics.OutcomeRetry
 			err = l.d.store.Retry(ld.Ref, now.Add(wait), a)
 		}
 	case GiveUp:
+		outcome = metrics.OutcomeDead
 		err = l.d.store.Dead(ld.Ref, a)
-		l.d.log.Warn("dispatch: delivery dead", "target", l.name, "id", string(ld.Delivery.ID), "reason", a.Error)
+	}
+	l.m.Attempt(outcome, a.Status, a.Duration)
+	l.d.journal.Attempt(&ld.Delivery, journal.Attempt{At: a.At, Status: a.Status, Error: a.Error, Duration: a.Duration, Outcome: outcome.String()})
+	if v != Delivered {
+		// One line per failed attempt; a success logs nothing. The error is
+		// the transport error or the verdict, never the delivery's content.
+		msg := "dispatch: attempt failed; will retry"
+		if outcome == metrics.OutcomeDead {
+			msg = "dispatch: delivery dead; replay it from /admin/dead"
+		}
+		l.d.log.Warn(msg, "target", l.name, "delivery_id", string(ld.Delivery.ID), "route", ld.Delivery.Route,
+			"attempt", n, "status", a.Status, "error", a.Error, "duration", a.Duration)
 	}
 	if err != nil && !errors.Is(err, queue.ErrClosed) {
 		l.d.log.Error("dispatch: queue update failed; the delivery may be sent again", "target", l.name, "err", err)

@@ -1,0 +1,376 @@
+// Package journal keeps a bounded in-memory record of recent events for
+// GET /admin/events/{id}: the route, when it arrived, what the transform
+// chain decided, each delivery and each of its attempts.
+//
+// Ingest, the chain adapter, the queue adapter and the delivery workers each
+// add what they know, keyed by event id; a delivery's attempts find their
+// event through the delivery id ("<event id>.<index>"). The journal is a
+// fixed ring of the last Size events with an index by id: the oldest event
+// is forgotten when a new one arrives. It lives in memory only, so after a
+// restart it is empty (dead letters, which are durable, are in
+// /admin/dead).
+//
+//	j := journal.New(10000)
+//	j.Chain(ev, out, err)          // after the transform chain ran
+//	j.Deliveries(ds)               // once the deliveries are decided
+//	j.Answered(id, route, at, 202, "") // once the sender has its answer
+//	j.Attempt(&d, journal.Attempt{...}) // per attempt
+//	v, ok := j.Get("evt_...")
+//
+// # Notes
+//
+//   - Recording copies into buffers the ring keeps, so in steady state it
+//     allocates nothing; ids longer than MaxIDLen are not recorded.
+//   - Every method is safe on a nil *Journal (it does nothing; Get finds
+//     nothing), so the journal can be left unwired.
+//   - Attempts of a delivery whose event is no longer (or never was) in
+//     the journal, such as one queued before a restart, start a partial
+//     entry with what the delivery says.
+package journal
+
+import (
+	"bytes"
+	"sync"
+	"time"
+
+	"github.com/hookgate/hookgate/gateway/delivery"
+)
+
+// Limits of one entry: fan-outs and retry storms must not make an entry
+// grow without bound. What is past them is counted, not kept.
+const (
+	DefaultSize   = 10000
+	MaxIDLen      = 32 // "evt_" + 26 characters is 30
+	MaxDeliveries = 16 // per event
+	MaxAttempts   = 10 // per delivery: the first, then the latest ones
+	maxText       = 512
+)
+
+type key [MaxIDLen]byte
+
+// Journal is the ring of recent events. Its methods are safe for
+// concurrent use.
+type Journal struct {
+	mu    sync.Mutex
+	ring  []entry
+	next  int // slot the next new event takes
+	index index
+	start time.Time
+}
+
+// New returns a journal of the last size events (DefaultSize when size
+// <= 0). The ring and the index are allocated up front.
+func New(size int) *Journal {
+	if size <= 0 {
+		size = DefaultSize
+	}
+	return &Journal{ring: make([]entry, size), index: newIndex(size), start: time.Now()}
+}
+
+// Size is how many events the journal keeps.
+func (j *Journal) Size() int {
+	if j == nil {
+		return 0
+	}
+	return len(j.ring)
+}
+
+type entry struct {
+	used    bool
+	partial bool // started by an attempt: the event was received before the journal knew it
+	id      key
+	idLen   uint8
+	route   []byte
+	recv    int64
+
+	chainRan   bool
+	dropped    bool
+	dropReason []byte
+	emitted    int
+	pluginErr  []byte
+
+	status int    // the answer to the sender; 0 until known
+	code   []byte // its error code, if any
+
+	nd int // deliveries decided, kept or not
+	ds []dentry
+}
+
+type dentry struct {
+	id        []byte
+	target    []byte
+	method    []byte
+	path      []byte
+	query     []byte // name=value&..., as the delivery carries it (the target's own query is added when shown)
+	notBefore int64
+	n         int // attempts made, kept or not
+	as        []attempt
+}
+
+type attempt struct {
+	at       int64
+	status   int
+	err      []byte
+	duration time.Duration
+	outcome  string // one of the Outcome constants: static strings
+}
+
+// Attempt outcomes.
+const (
+	OutcomeSuccess = "success" // the target accepted it
+	OutcomeRetry   = "retry"   // failed, will be tried again
+	OutcomeDead    = "dead"    // failed for good: in the dead letters
+	OutcomeError   = "error"   // a sync forward that failed (not retried)
+)
+
+// Attempt is one try at sending a delivery.
+type Attempt struct {
+	At       time.Time
+	Status   int    // 0: no HTTP answer
+	Error    string // "" on success
+	Duration time.Duration
+	Outcome  string // OutcomeSuccess, OutcomeRetry, OutcomeDead or OutcomeError
+}
+
+func keyOf(id []byte) (key, bool) {
+	var k key
+	if len(id) == 0 || len(id) > MaxIDLen {
+		return k, false
+	}
+	copy(k[:], id)
+	return k, true
+}
+
+// slot returns the entry of id, creating it (and forgetting the oldest
+// event) when it is not there. Call with j.mu held.
+func (j *Journal) slot(id []byte) *entry {
+	e, _ := j.slotNew(id)
+	return e
+}
+
+// slotNew is slot that also says whether the entry was created.
+func (j *Journal) slotNew(id []byte) (*entry, bool) {
+	k, ok := keyOf(id)
+	if !ok {
+		return nil, false
+	}
+	if i, ok := j.index.get(&k); ok {
+		return &j.ring[i], false
+	}
+	i := j.next
+	j.next = (j.next + 1) % len(j.ring)
+	e := &j.ring[i]
+	if e.used {
+		j.index.del(&e.id)
+	}
+	e.reset()
+	e.used, e.id, e.idLen = true, k, uint8(len(id))
+	j.index.put(&k, i)
+	return e, true
+}
+
+func (e *entry) reset() {
+	ds := e.ds[:0]
+	*e = entry{route: e.route[:0], dropReason: e.dropReason[:0], pluginErr: e.pluginErr[:0], code: e.code[:0], ds: ds}
+}
+
+// Chain records what the route's transform chain decided for ev: err is
+// the chain's error (nil when it ran), out its outcome.
+func (j *Journal) Chain(ev *delivery.Event, out *delivery.Outcome, err error) {
+	if j == nil {
+		return
+	}
+	var msg string
+	if err != nil {
+		msg = err.Error() // a failing plugin is rare: this allocation is fine
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e := j.slot(ev.ID)
+	if e == nil {
+		return
+	}
+	e.received(ev.Route, ev.ReceivedAt)
+	e.chainRan = true
+	e.pluginErr = appendText(e.pluginErr[:0], msg)
+	if out != nil && err == nil {
+		e.dropped = out.Dropped
+		e.dropReason = appendText(e.dropReason[:0], string(out.DropReason))
+		if out.Emitted {
+			e.emitted = len(out.Deliveries)
+		}
+	}
+}
+
+func (e *entry) received(route string, at int64) {
+	if len(e.route) == 0 {
+		e.route = append(e.route[:0], route...)
+	}
+	if e.recv == 0 {
+		e.recv = at
+	}
+}
+
+// Received records that an event arrived on route at (unix nanoseconds),
+// for events that never reach Chain or Deliveries (a route without
+// transforms answered before any delivery, say).
+func (j *Journal) Received(id []byte, route string, at int64) {
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if e := j.slot(id); e != nil {
+		e.received(route, at)
+	}
+}
+
+// Answered records the answer the sender got for the event that arrived
+// on route at receivedAt (unix nanoseconds): status and, for an error,
+// its code.
+func (j *Journal) Answered(id []byte, route string, receivedAt int64, status int, code string) {
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if e := j.slot(id); e != nil {
+		e.received(route, receivedAt)
+		e.status = status
+		e.code = append(e.code[:0], code...)
+	}
+}
+
+// Deliveries records the deliveries decided for one event (all of ds
+// share its EventID). Recording them again (a sync route's attempts come
+// later) keeps the attempts already recorded.
+func (j *Journal) Deliveries(ds []delivery.Delivery) {
+	if j == nil || len(ds) == 0 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e := j.slot(eventIDOf(&ds[0]))
+	if e == nil {
+		return
+	}
+	e.received(ds[0].Route, 0)
+	for i := range ds {
+		e.delivery(&ds[i])
+	}
+}
+
+// delivery returns the record of d in e, adding it if there is room.
+func (e *entry) delivery(d *delivery.Delivery) *dentry {
+	for i := range e.ds {
+		if bytes.Equal(e.ds[i].id, d.ID) {
+			return &e.ds[i]
+		}
+	}
+	e.nd++
+	if len(e.ds) >= MaxDeliveries {
+		return nil
+	}
+	n := len(e.ds)
+	if n < cap(e.ds) {
+		e.ds = e.ds[:n+1]
+	} else {
+		e.ds = append(e.ds, dentry{})
+	}
+	x := &e.ds[n]
+	x.id = append(x.id[:0], d.ID...)
+	x.target = append(x.target[:0], d.Target...)
+	x.method = append(x.method[:0], d.Method...)
+	x.path = append(x.path[:0], d.Path...)
+	x.query = x.query[:0]
+	for i, q := range d.Query {
+		if i > 0 {
+			x.query = append(x.query, '&')
+		}
+		x.query = append(append(append(x.query, q.Key...), '='), q.Value...)
+	}
+	x.notBefore = d.NotBefore
+	x.n = 0
+	x.as = x.as[:0]
+	return x
+}
+
+// Attempt records one attempt at sending d. The event is found through
+// d.EventID, or the delivery id up to its last '.'.
+func (j *Journal) Attempt(d *delivery.Delivery, a Attempt) {
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e, created := j.slotNew(eventIDOf(d))
+	if e == nil {
+		return
+	}
+	if created {
+		e.partial = true
+	}
+	e.received(d.Route, 0)
+	e.attempt(d, a)
+}
+
+// Forwarded records a sync route's deliveries and the one attempt each
+// made (as[i] for ds[i]) under one lock.
+func (j *Journal) Forwarded(ds []delivery.Delivery, as []Attempt) {
+	if j == nil || len(ds) == 0 {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e := j.slot(eventIDOf(&ds[0]))
+	if e == nil {
+		return
+	}
+	e.received(ds[0].Route, 0)
+	for i := range ds {
+		e.attempt(&ds[i], as[i])
+	}
+}
+
+func (e *entry) attempt(d *delivery.Delivery, a Attempt) {
+	x := e.delivery(d)
+	if x == nil {
+		return
+	}
+	x.n++
+	at := attempt{at: a.At.UnixNano(), status: a.Status, duration: a.Duration, outcome: a.Outcome}
+	if len(x.as) >= MaxAttempts {
+		// Keep the first attempt and the latest ones.
+		saved := x.as[1].err
+		copy(x.as[1:], x.as[2:])
+		x.as[len(x.as)-1].err = saved
+		x.as = x.as[:len(x.as)-1]
+	}
+	n := len(x.as)
+	if n < cap(x.as) {
+		x.as = x.as[:n+1]
+	} else {
+		x.as = append(x.as, attempt{})
+	}
+	buf := x.as[n].err
+	x.as[n] = at
+	x.as[n].err = appendText(buf[:0], a.Error)
+}
+
+func eventIDOf(d *delivery.Delivery) []byte {
+	if len(d.EventID) > 0 {
+		return d.EventID
+	}
+	if i := bytes.LastIndexByte(d.ID, '.'); i > 0 {
+		return d.ID[:i]
+	}
+	return d.ID
+}
+
+// appendText appends s cut to maxText bytes.
+func appendText(dst []byte, s string) []byte {
+	if len(s) > maxText {
+		s = s[:maxText]
+	}
+	return append(dst, s...)
+}

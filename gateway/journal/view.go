@@ -1,0 +1,119 @@
+package journal
+
+import (
+	"time"
+)
+
+// Event is what the journal knows about one event, as GET
+// /admin/events/{id} shows it.
+type Event struct {
+	ID         string     `json:"id"`
+	Route      string     `json:"route,omitempty"`
+	ReceivedAt *time.Time `json:"received_at,omitempty"`
+	// Partial: the journal learnt of the event from a delivery attempt,
+	// not from ingest (it was received before this process started, or
+	// before the journal forgot it).
+	Partial bool   `json:"partial,omitempty"`
+	Status  int    `json:"status,omitempty"` // the answer to the sender, when known
+	Code    string `json:"code,omitempty"`   // its error code
+	Chain   *Chain `json:"chain,omitempty"`  // nil: the route has no transforms (or they did not run)
+	// Deliveries holds at most MaxDeliveries; DeliveriesTotal counts all.
+	Deliveries      []Delivery `json:"deliveries"`
+	DeliveriesTotal int        `json:"deliveries_total"`
+}
+
+// Chain is what the transform chain decided.
+type Chain struct {
+	Dropped     bool   `json:"dropped"`
+	DropReason  string `json:"drop_reason,omitempty"`
+	Emitted     int    `json:"emitted"` // deliveries the plugins emitted (0: the route's targets got the event)
+	PluginError string `json:"plugin_error,omitempty"`
+}
+
+// Delivery is one delivery and its attempts. Method, Path and Query are
+// what the delivery itself sets (empty: the target's own); URL is filled
+// in by whoever knows the targets (cmd/hookgate), without secrets.
+type Delivery struct {
+	ID        string     `json:"id"`
+	Target    string     `json:"target"`
+	Method    string     `json:"method,omitempty"`
+	URL       string     `json:"url,omitempty"`
+	Path      string     `json:"-"`
+	Query     string     `json:"-"`
+	NotBefore *time.Time `json:"not_before,omitempty"`
+	// Attempts holds the first and the latest, at most MaxAttempts;
+	// AttemptsTotal counts all.
+	Attempts      []AttemptView `json:"attempts"`
+	AttemptsTotal int           `json:"attempts_total"`
+}
+
+// AttemptView is one attempt as shown.
+type AttemptView struct {
+	At       time.Time `json:"at"`
+	Status   int       `json:"status,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	Duration string    `json:"duration"`
+	Outcome  string    `json:"outcome"`
+}
+
+// Get returns what the journal knows of event id.
+func (j *Journal) Get(id string) (Event, bool) {
+	if j == nil {
+		return Event{}, false
+	}
+	k, ok := keyOf([]byte(id))
+	if !ok {
+		return Event{}, false
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	i, ok := j.index.get(&k)
+	if !ok {
+		return Event{}, false
+	}
+	e := &j.ring[i]
+	v := Event{
+		ID: string(e.id[:e.idLen]), Route: string(e.route), Partial: e.partial,
+		Status: e.status, Code: string(e.code), Deliveries: []Delivery{}, DeliveriesTotal: e.nd,
+	}
+	if e.recv != 0 {
+		t := time.Unix(0, e.recv)
+		v.ReceivedAt = &t
+	}
+	if e.chainRan {
+		v.Chain = &Chain{Dropped: e.dropped, DropReason: string(e.dropReason), Emitted: e.emitted, PluginError: string(e.pluginErr)}
+	}
+	for i := range e.ds {
+		x := &e.ds[i]
+		d := Delivery{ID: string(x.id), Target: string(x.target), Method: string(x.method), Path: string(x.path),
+			Query: string(x.query), Attempts: []AttemptView{}, AttemptsTotal: x.n}
+		if x.notBefore != 0 {
+			t := time.Unix(0, x.notBefore)
+			d.NotBefore = &t
+		}
+		for _, a := range x.as {
+			d.Attempts = append(d.Attempts, AttemptView{At: time.Unix(0, a.at), Status: a.status, Error: string(a.err),
+				Duration: a.duration.String(), Outcome: a.outcome})
+		}
+		v.Deliveries = append(v.Deliveries, d)
+	}
+	return v, true
+}
+
+// Len is how many events the journal holds now.
+func (j *Journal) Len() int {
+	if j == nil {
+		return 0
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.index.n
+}
+
+// Since is when the journal started: it holds nothing older.
+func (j *Journal) Since() time.Time {
+	if j == nil {
+		return time.Time{}
+	}
+	return j.start
+}
