@@ -153,7 +153,11 @@ func TestGiveUp(t *testing.T) {
 			2, 0, "max_attempts"},
 		{"max age",
 			sink.Options{Status: 503},
-			func(c *config.Target) { c.Retry.Initial = time.Second; c.Retry.Max = time.Second; c.Retry.MaxAge = 500 * time.Millisecond },
+			func(c *config.Target) {
+				c.Retry.Initial = time.Second
+				c.Retry.Max = time.Second
+				c.Retry.MaxAge = 500 * time.Millisecond
+			},
 			1, 503, "max_age"},
 	}
 	for _, tt := range tests {
