@@ -37,9 +37,11 @@ type reqState struct {
 	code    string // error code answered, "" if none
 	query   []byte // ev.Query as received (credential removed), to see whether a plugin changed it
 
-	took     []time.Duration   // per delivery of a sync forward
-	journal  *journal.Journal  // set once the event passed the checks: finish records it
-	attempts []journal.Attempt // a sync forward's, for the journal
+	took     []time.Duration     // per delivery of a sync forward
+	sent     time.Time           // when a sync forward started sending
+	fwd      []delivery.Delivery // a sync forward's deliveries, sent: finish journals them with the answer
+	journal  *journal.Journal    // set once the event passed the checks: finish records it
+	attempts []journal.Attempt   // a sync forward's, for the journal
 
 	stats    *routeStats           // the route's counters (the unrouted ones until a route matches)
 	metrics  *metrics.RouteMetrics // the same for Prometheus; nil without Deps.Metrics
@@ -434,17 +436,16 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 		}
 	}
 	if n > 0 {
-		start := time.Now()
+		st.sent = time.Now()
 		st.errs[0] = st.clients[0].Do(&ds[0], &st.res[0])
-		st.took[0] = time.Since(start)
+		st.took[0] = time.Since(st.sent)
 	}
 	st.wg.Wait()
 	for i := range n {
 		t.tm[ds[i].Target].Forwarded(st.res[i].Status, st.errs[i], st.took[i])
 	}
-	if st.journal != nil {
-		g.journalForwards(st, ds)
-	}
+	// finish journals the attempts together with the answer, under one lock.
+	st.fwd = ds
 	for i := 1; i < n; i++ {
 		if st.errs[i] != nil {
 			g.logTargetFailure(st, rt, &ds[i], st.errs[i])
@@ -462,7 +463,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 		for _, h := range resp.Headers {
 			ctx.Response.Header.SetBytesKV(h.Key, h.Value)
 		}
-		ctx.SetBody(resp.Body)
+		setAnswerBody(ctx, resp.Body)
 		return
 	}
 	if err := st.errs[0]; err != nil {
@@ -480,16 +481,42 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 	if len(r.RetryAfter) > 0 {
 		ctx.Response.Header.SetBytesV(fasthttp.HeaderRetryAfter, r.RetryAfter)
 	}
-	ctx.SetBody(r.Body)
+	setAnswerBody(ctx, r.Body)
 }
 
-// journalForwards records a sync route's deliveries and their one
-// attempt each.
-func (g *Gateway) journalForwards(st *reqState, ds []delivery.Delivery) {
-	now := time.Now()
+// keepBodyMax is the largest body whose buffer a keep-alive connection
+// keeps for its next request (see ReduceMemoryUsage in New). Webhooks are
+// mostly far smaller; a larger one costs an allocation, not idle memory.
+const keepBodyMax = 16 << 10
+
+// setAnswerBody sets the answer's body. One over keepBodyMax is sent from
+// a copy of its own, freed once written, rather than copied into the
+// connection's body buffer, which would keep that size while the
+// connection idles. A large answer is rare: allocating is fine.
+func setAnswerBody(ctx *fasthttp.RequestCtx, b []byte) {
+	if len(b) > keepBodyMax {
+		ctx.Response.SetBodyRaw(bytes.Clone(b))
+		return
+	}
+	ctx.SetBody(b)
+}
+
+// dropLargeBody lets go of a request body buffer over keepBodyMax, so an
+// idle keep-alive connection does not keep it outside the body memory
+// budget. Call it once nothing refers to the body any more.
+func dropLargeBody(ctx *fasthttp.RequestCtx) {
+	if cap(ctx.Request.Body()) > keepBodyMax {
+		ctx.Request.SwapBody(nil)
+	}
+}
+
+// journalSync records a sync route's event: its deliveries, their one
+// attempt each (all sent at st.sent), and the answer.
+func (g *Gateway) journalSync(st *reqState, status int) {
+	ds := st.fwd
 	as := st.attempts[:0]
 	for i := range ds {
-		a := journal.Attempt{At: now.Add(-st.took[i]), Status: st.res[i].Status, Duration: st.took[i], Outcome: journal.OutcomeSuccess}
+		a := journal.Attempt{At: st.sent, Status: st.res[i].Status, Duration: st.took[i], Outcome: journal.OutcomeSuccess}
 		if err := st.errs[i]; err != nil {
 			a.Status, a.Outcome = 0, journal.OutcomeError
 			a.Error = string(appendTransportCause(st.msg[:0], err)) // a failure: allocating is fine
@@ -498,7 +525,7 @@ func (g *Gateway) journalForwards(st *reqState, ds []delivery.Delivery) {
 		}
 		as = append(as, a)
 	}
-	st.journal.Forwarded(ds, as)
+	st.journal.Sync(st.ev.ID, st.ev.Route, st.ev.ReceivedAt, status, st.code, ds, as)
 	clear(as) // no error string kept past the request
 	st.attempts = as[:0]
 }
@@ -535,9 +562,14 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 		g.logRefusal(ctx, st, st.ev.Route)
 	}
 	if st.journal != nil {
-		st.journal.Answered(st.ev.ID, st.ev.Route, st.ev.ReceivedAt, ctx.Response.StatusCode(), st.code)
+		if st.fwd != nil {
+			g.journalSync(st, ctx.Response.StatusCode())
+		} else {
+			st.journal.Answered(st.ev.ID, st.ev.Route, st.ev.ReceivedAt, ctx.Response.StatusCode(), st.code)
+		}
 		st.journal = nil
 	}
+	st.fwd = nil
 	st.metrics.Request()
 	if st.code != "" {
 		st.stats.refuse(st.code, st.metrics)
@@ -575,6 +607,7 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 	st.ev.Body = st.evBody[:0]
 	st.out.Reset()
 	g.states.Put(st)
+	dropLargeBody(ctx)
 }
 
 // fanJob is one delivery of a sync fan-out sent by a fan-out worker.

@@ -300,6 +300,7 @@ func (g *Gateway) answerDuplicate(ctx *fasthttp.RequestCtx, st *reqState, rt *ro
 func (g *Gateway) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	st := g.states.Get().(*reqState)
 	defer g.states.Put(st)
+	defer dropLargeBody(ctx) // a too-large body may have been read in part
 	st.ev.ID = appendEventID(st.ev.ID[:0], ctx.Time())
 	ctx.Response.Header.SetCanonical(hdrEventID, st.ev.ID)
 	t := g.tbl.Load()

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -162,6 +163,7 @@ func (s *server) start(ctx context.Context, cfg *config.Config) error {
 		s.admin.Handle("GET /admin/routes", admin.RoutesHandler(gw.Config))
 		s.admin.Handle("GET /metrics", s.metrics.Handler())
 		s.registerAdmin(s.admin)
+		registerPprof(s.admin)
 		if s.dispatcher != nil {
 			s.dispatcher.Register(s.admin)
 		}
@@ -182,6 +184,22 @@ func (s *server) start(ctx context.Context, cfg *config.Config) error {
 		s.log.Info("listening", "listener", "admin", "addr", aln.Addr().String())
 	}
 	return nil
+}
+
+// registerPprof adds Go's profiling endpoints under /debug/pprof/ on the
+// admin listener, registered explicitly (never through net/http/pprof's
+// init on http.DefaultServeMux, which nothing here serves). They sit
+// behind the admin token like every admin endpoint: a profile shows
+// memory contents' shape and the command line, so it is an operator's.
+//
+//	curl -H "Authorization: Bearer $TOKEN" 127.0.0.1:9090/debug/pprof/profile?seconds=10 > cpu.pprof
+func registerPprof(a *admin.Admin) {
+	a.HandleFunc("GET /debug/pprof/", pprof.Index) // heap, goroutine, allocs, block, mutex, ...
+	a.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	a.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	a.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	a.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	a.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }
 
 // deps builds what a route table needs for cfg: target clients, chains and

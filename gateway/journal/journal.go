@@ -15,6 +15,7 @@
 //	j.Deliveries(ds)               // once the deliveries are decided
 //	j.Answered(id, route, at, 202, "") // once the sender has its answer
 //	j.Attempt(&d, journal.Attempt{...}) // per attempt
+//	j.Sync(id, route, at, 200, "", ds, as) // a sync route: all of it at once
 //	v, ok := j.Get("evt_...")
 //
 // # Notes
@@ -330,6 +331,29 @@ func (j *Journal) Forwarded(ds []delivery.Delivery, as []Attempt) {
 	for i := range ds {
 		e.attempt(&ds[i], as[i])
 	}
+}
+
+// Sync records a sync route's event in full under one lock: the
+// deliveries and the one attempt each made (as[i] for ds[i]), then the
+// answer the sender got (status and, for an error, its code). It is
+// Forwarded followed by Answered with one look-up of the entry instead
+// of two: a sync request pays for the journal once.
+func (j *Journal) Sync(id []byte, route string, receivedAt int64, status int, code string, ds []delivery.Delivery, as []Attempt) {
+	if j == nil {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e := j.slot(id)
+	if e == nil {
+		return
+	}
+	e.received(route, receivedAt)
+	for i := range ds {
+		e.attempt(&ds[i], as[i])
+	}
+	e.status = status
+	e.code = append(e.code[:0], code...)
 }
 
 func (e *entry) attempt(d *delivery.Delivery, a Attempt) {

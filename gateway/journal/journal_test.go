@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -188,6 +189,7 @@ func TestJournalRecordAllocs(t *testing.T) {
 		j.Answered(ids[i], "r", 1, 202, "")
 		j.Attempt(&dss[i][0], Attempt{At: time.Unix(1, 0), Status: 200, Outcome: OutcomeSuccess})
 		j.Forwarded(dss[i], as)
+		j.Sync(ids[i], "r", 1, 200, "", dss[i], as)
 	}
 	for range 2 * len(ids) {
 		record()
@@ -254,5 +256,44 @@ func TestJournalForwarded(t *testing.T) {
 	if len(a0) != 1 || a0[0].Status != 201 || a0[0].Outcome != "success" || len(a1) != 1 || a1[0].Outcome != "error" || a1[0].Status != 0 ||
 		a1[0].Error != "dial tcp 127.0.0.1:9: connection refused" {
 		t.Errorf("attempts = %+v, %+v", a0, a1)
+	}
+}
+
+// Sync is Forwarded then Answered under one lock: the event it records
+// must read exactly the same, refusals (a code) included.
+func TestJournalSyncEqualsForwardedAnswered(t *testing.T) {
+	as := []Attempt{
+		{At: time.Unix(5, 0), Status: 201, Duration: time.Millisecond, Outcome: OutcomeSuccess},
+		{At: time.Unix(5, 0), Error: "dial tcp 127.0.0.1:9: connection refused", Outcome: OutcomeError},
+	}
+	tests := []struct {
+		name   string
+		status int
+		code   string
+	}{
+		{name: "accepted", status: 201},
+		{name: "target failed", status: 502, code: "target_unreachable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := evID(9)
+			ds := deliveriesOf(id, "sync", "crm", "survey")
+			two, one := New(4), New(4)
+			two.Forwarded(ds, as)
+			two.Answered(id, "sync", 3, tt.status, tt.code)
+			one.Sync(id, "sync", 3, tt.status, tt.code, ds, as)
+			want, _ := two.Get(string(id))
+			got, ok := one.Get(string(id))
+			if !ok {
+				t.Fatal("Sync recorded nothing")
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("Sync recorded\n%+v\nForwarded+Answered recorded\n%+v", got, want)
+			}
+			if got.Status != tt.status || got.Code != tt.code || got.ReceivedAt == nil || got.ReceivedAt.UnixNano() != 3 || len(got.Deliveries) != 2 ||
+				got.Deliveries[1].Attempts[0].Error != "dial tcp 127.0.0.1:9: connection refused" {
+				t.Errorf("event = %+v", got)
+			}
+		})
 	}
 }

@@ -106,6 +106,37 @@ func BenchmarkClaimAck(b *testing.B) {
 	}
 }
 
+// BenchmarkClaimAckBusy is BenchmarkClaimAck while 128 other deliveries
+// are leased, as with a target's 128 workers all sending: a claim must
+// not cost more with more leases held.
+func BenchmarkClaimAckBusy(b *testing.B) {
+	s := openTest(b, b.TempDir(), Options{Sync: SyncBatch})
+	defer s.Close()
+	ev := benchEvent()[:1]
+	for range 128 {
+		if err := s.Enqueue(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if held, _ := s.Claim(nil, "crm", time.Now(), 128, time.Hour); len(held) != 128 {
+		b.Fatalf("leased %d, want 128", len(held))
+	}
+	ls := make([]Leased, 0, 1)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := s.Enqueue(ev); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		ls, _ = s.Claim(ls, "crm", time.Now(), 1, time.Minute)
+		if len(ls) != 1 {
+			b.Fatal("nothing claimed")
+		}
+		s.Ack(ls[0].Ref)
+	}
+}
+
 // TestEnqueueAllocs: the ingest hot path (Enqueue) and the worker path
 // (Claim, Ack) allocate nothing once warm: records are encoded in place in
 // pebble's pooled batches, entries are recycled, names interned.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -27,15 +28,26 @@ func (s *Store) Claim(dst []Leased, target string, now time.Time, max int, lease
 		s.mu.Unlock()
 		return dst, nil
 	}
-	for seq, e := range tq.leased {
-		if e.leaseEnd <= nowNs {
-			delete(tq.leased, seq)
-			tq.ready.push(e)
+	if len(tq.leased) > 0 && tq.firstLeaseEnd <= nowNs {
+		// Some lease may have ended: make those ready again, and find
+		// when the next one ends.
+		first := int64(math.MaxInt64)
+		for seq, e := range tq.leased {
+			if e.leaseEnd <= nowNs {
+				delete(tq.leased, seq)
+				tq.ready.push(e)
+			} else {
+				first = min(first, e.leaseEnd)
+			}
 		}
+		tq.firstLeaseEnd = first
 	}
 	for len(dst) < max && len(tq.ready) > 0 && tq.ready[0].due <= nowNs {
 		e := tq.ready.pop()
 		e.leaseEnd = nowNs + int64(leaseFor)
+		if len(tq.leased) == 0 || e.leaseEnd < tq.firstLeaseEnd {
+			tq.firstLeaseEnd = e.leaseEnd
+		}
 		tq.leased[e.seq] = e
 		if len(dst) < cap(dst) {
 			dst = dst[:len(dst)+1]

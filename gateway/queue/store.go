@@ -89,8 +89,12 @@ type targetQ struct {
 	name   string
 	ready  entryHeap
 	leased map[uint64]*entry
-	bytes  int64
-	dead   int
+	// firstLeaseEnd is at or before the earliest leaseEnd in leased
+	// (unix ns; 0 when nothing was leased yet): Claim walks leased for
+	// expired leases only once it is reached, not on every claim.
+	firstLeaseEnd int64
+	bytes         int64
+	dead          int
 }
 
 // Store is the embedded queue engine. It is safe for concurrent use.

@@ -458,3 +458,50 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("store counters depth=%d bytes=%d entries=%d, want 0", s.depth, s.bytes, len(s.entries))
 	}
 }
+
+// Claim looks for ended leases only once the earliest one can have ended:
+// leases of different lengths, claimed in any order, each end on time.
+func TestLeasesOfDifferentLengths(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{})
+	defer s.Close()
+	var ds []delivery.Delivery
+	for _, id := range []string{"evt_l.0", "evt_s.0", "evt_m.0"} {
+		ds = append(ds, testDelivery(id, "crm", "r"))
+	}
+	if err := s.Enqueue(ds); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	claim := func(at time.Duration, leaseFor time.Duration) []string {
+		t.Helper()
+		got, err := s.Claim(nil, "crm", t0.Add(at), 1, leaseFor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids(got)
+	}
+	// Leased in order: one hour, one second (ends first though leased
+	// later), ten minutes.
+	long, short, mid := claim(0, time.Hour), claim(0, time.Second), claim(0, 10*time.Minute)
+	if len(long) != 1 || len(short) != 1 || len(mid) != 1 {
+		t.Fatalf("claimed %v %v %v, want one each", long, short, mid)
+	}
+	steps := []struct {
+		name string
+		at   time.Duration
+		want []string
+	}{
+		{name: "all leased", at: 500 * time.Millisecond, want: nil},
+		{name: "the short lease ended", at: 2 * time.Second, want: short},
+		{name: "nothing else yet", at: 9 * time.Minute, want: nil},
+		{name: "the ten-minute lease ended", at: 10 * time.Minute, want: mid},
+		{name: "the re-claimed short one is leased for a day", at: 59 * time.Minute, want: nil},
+		{name: "the hour lease ended", at: time.Hour, want: long},
+	}
+	for _, st := range steps {
+		got := claim(st.at, 24*time.Hour)
+		if strings.Join(got, ",") != strings.Join(st.want, ",") {
+			t.Errorf("%s: claimed %v at +%v, want %v", st.name, got, st.at, st.want)
+		}
+	}
+}
