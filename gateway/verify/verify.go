@@ -202,13 +202,7 @@ func (v *Verifier) verifyTimestamped(req Request, now time.Time) error {
 		valid++
 		match |= v.matchSum(sums, sig)
 	}
-	if valid == 0 {
-		return ErrMalformedHeader
-	}
-	if match == 0 {
-		return ErrBadSignature
-	}
-	return v.checkTime(t, now)
+	return v.verdict(valid, match, t, now)
 }
 
 func (v *Verifier) verifyStandard(req Request, now time.Time) error {
@@ -234,13 +228,7 @@ func (v *Verifier) verifyStandard(req Request, now time.Time) error {
 		valid++
 		match |= v.matchSum(sums, sig)
 	}
-	if valid == 0 {
-		return ErrMalformedHeader
-	}
-	if match == 0 {
-		return ErrBadSignature
-	}
-	return v.checkTime(t, now)
+	return v.verdict(valid, match, t, now)
 }
 
 // sums computes, for every secret, the MAC of the signed content: a "." b
@@ -270,6 +258,20 @@ func (v *Verifier) matchSum(sums, sig []byte) int {
 		match |= subtle.ConstantTimeCompare(sums[i:i+v.macSize], sig)
 	}
 	return match
+}
+
+// verdict judges a timestamped signature header: valid counts the
+// signatures that parsed, match is non-zero when one of them matched a
+// secret. The timestamp is checked last, so only a genuine sender ever
+// learns that its clock is off.
+func (v *Verifier) verdict(valid, match int, t int64, now time.Time) error {
+	if valid == 0 {
+		return ErrMalformedHeader
+	}
+	if match == 0 {
+		return ErrBadSignature
+	}
+	return v.checkTime(t, now)
 }
 
 // checkTime refuses a timestamp more than the tolerance away from now,
