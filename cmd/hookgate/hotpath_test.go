@@ -22,10 +22,7 @@ import (
 // pluginPath is a gateway whose sync route runs the howxm-nps plugin
 // (max_score 10, so the seed payload becomes a ticket) before forwarding
 // to a loopback sink, driven through its handler with one reused context.
-type pluginPath struct {
-	h   fasthttp.RequestHandler
-	ctx fasthttp.RequestCtx
-}
+type pluginPath = handlerPath
 
 func newPluginPath(tb testing.TB) *pluginPath {
 	tb.Helper()
@@ -70,7 +67,19 @@ func newPluginPath(tb testing.TB) *pluginPath {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { g.Shutdown(context.Background()) })
-	p := &pluginPath{h: g.Handler()}
+	return newHandlerPath(g.Handler(), payload)
+}
+
+// handlerPath drives a gateway's handler with one reused context that
+// posts payload to /hooks/howxm, so a benchmark or an allocation count sees
+// the handler's own cost and nothing of a client or a socket.
+type handlerPath struct {
+	h   fasthttp.RequestHandler
+	ctx fasthttp.RequestCtx
+}
+
+func newHandlerPath(h fasthttp.RequestHandler, payload []byte) *handlerPath {
+	p := &handlerPath{h: h}
 	var req fasthttp.Request
 	req.Header.SetMethod("POST")
 	req.SetRequestURI("/hooks/howxm")
@@ -80,7 +89,7 @@ func newPluginPath(tb testing.TB) *pluginPath {
 	return p
 }
 
-func (p *pluginPath) serve(tb testing.TB) {
+func (p *handlerPath) serve(tb testing.TB) {
 	p.ctx.Response.Reset()
 	p.h(&p.ctx)
 	if st := p.ctx.Response.StatusCode(); st != 200 {

@@ -4,13 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/url"
 	"os"
 	"testing"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/hookgate/hookgate/gateway"
 	"github.com/hookgate/hookgate/gateway/config"
@@ -38,10 +35,7 @@ type observed struct {
 // opsPath is a sync route to a loopback sink, driven through the
 // gateway's handler with one reused context, optionally with the
 // howxm-nps plugin in its chain.
-type opsPath struct {
-	h   fasthttp.RequestHandler
-	ctx fasthttp.RequestCtx
-}
+type opsPath = handlerPath
 
 func newOpsPath(tb testing.TB, plugin bool, o observed) *opsPath {
 	tb.Helper()
@@ -111,22 +105,7 @@ func newOpsPath(tb testing.TB, plugin bool, o observed) *opsPath {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { g.Shutdown(context.Background()) })
-	p := &opsPath{h: g.Handler()}
-	var req fasthttp.Request
-	req.Header.SetMethod("POST")
-	req.SetRequestURI("/hooks/howxm")
-	req.Header.SetContentType("application/json")
-	req.SetBody(payload)
-	p.ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
-	return p
-}
-
-func (p *opsPath) serve(tb testing.TB) {
-	p.ctx.Response.Reset()
-	p.h(&p.ctx)
-	if st := p.ctx.Response.StatusCode(); st != 200 {
-		tb.Fatalf("status %d: %s", st, p.ctx.Response.Body())
-	}
+	return newHandlerPath(g.Handler(), payload)
 }
 
 var benchObserved = []struct {
