@@ -70,29 +70,29 @@ func (w *Writer) sep() {
 }
 
 // ObjectStart writes '{'.
-func (w *Writer) ObjectStart() {
-	w.sep()
-	w.buf = append(w.buf, '{')
-	w.more = false
-}
+func (w *Writer) ObjectStart() { w.open('{') }
 
 // ObjectEnd writes '}'.
-func (w *Writer) ObjectEnd() {
-	w.buf = append(w.buf, '}')
-	w.more = true
-	w.key = false
-}
+func (w *Writer) ObjectEnd() { w.close('}') }
 
 // ArrayStart writes '['.
-func (w *Writer) ArrayStart() {
+func (w *Writer) ArrayStart() { w.open('[') }
+
+// ArrayEnd writes ']'.
+func (w *Writer) ArrayEnd() { w.close(']') }
+
+// open starts an object or array: a value in its parent, with no member
+// written yet.
+func (w *Writer) open(c byte) {
 	w.sep()
-	w.buf = append(w.buf, '[')
+	w.buf = append(w.buf, c)
 	w.more = false
 }
 
-// ArrayEnd writes ']'.
-func (w *Writer) ArrayEnd() {
-	w.buf = append(w.buf, ']')
+// close ends an object or array, which is then a complete value of its
+// parent.
+func (w *Writer) close(c byte) {
+	w.buf = append(w.buf, c)
 	w.more = true
 	w.key = false
 }
