@@ -1,0 +1,16 @@
+;; Bulk memory: passive and active data, memory.init/copy/fill, data.drop.
+(module
+  (memory (export "memory") 1)
+  (data $d0 "abcdefgh")
+  (data $d1 (i32.const 100) "active")
+  (func (export "bulk") (result i32)
+    (memory.init $d0 (i32.const 200) (i32.const 2) (i32.const 4))
+    (memory.copy (i32.const 300) (i32.const 100) (i32.const 6))
+    (memory.fill (i32.const 400) (i32.const 0x41) (i32.const 10))
+    (data.drop $d0)
+    (i32.add (i32.load (i32.const 200)) (i32.load (i32.const 302))))
+  (func (export "init_after_drop") (result i32)
+    (memory.init $d0 (i32.const 0) (i32.const 0) (i32.const 1))
+    (i32.const 0))
+  (func (export "grow") (result i32)
+    (i32.add (memory.grow (i32.const 1)) (i32.mul (memory.size) (i32.const 10)))))
