@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hookgate/hookgate/transforms/internal/interrupt"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -43,6 +44,13 @@ func checkModule(m wazero.CompiledModule) error {
 		case WASIModule:
 			// Provided by wazero's WASI; an unknown name fails instantiation
 			// with wazero's own message.
+		case interrupt.ImportModule:
+			// Added by interrupt.Instrument, which refuses a module that
+			// imports from it on its own; checked so no other name or
+			// signature slips through.
+			if name != interrupt.ImportName || !sameSig(f, nil, []api.ValueType{i32}) {
+				return fmt.Errorf("imports \"%s.%s\", which is hookgate's own", mod, name)
+			}
 		case HostModule:
 			hf := findHostFunc(name)
 			if hf == nil {

@@ -15,6 +15,7 @@ const (
 	KindOutput  = "output"  // the call produced more than max_output bytes
 	KindFailed  = "failed"  // the guest returned 1 (see the fail host function)
 	KindABI     = "abi"     // the guest broke the ABI (bad pointer, bad return value, ...)
+	KindBusy    = "busy"    // every instance stayed busy for the plugin's timeout; the call never started
 )
 
 var (
@@ -45,6 +46,16 @@ type timeoutError time.Duration
 
 func (e timeoutError) Error() string {
 	return fmt.Sprintf("timed out after %v", time.Duration(e))
+}
+
+// busyError is the cause of a KindBusy error.
+type busyError struct {
+	instances int
+	waited    time.Duration
+}
+
+func (e busyError) Error() string {
+	return fmt.Sprintf("all %d instances stayed busy for %v: raise instances, or find what makes calls slow", e.instances, e.waited)
 }
 
 // LoadError is a plugin refused at load: a missing export, an import hookgate

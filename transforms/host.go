@@ -27,7 +27,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookgate/hookgate/transforms/internal/interrupt"
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"golang.org/x/time/rate"
 )
@@ -64,9 +67,12 @@ type Options struct {
 	// failure kind); *metrics.Registry implements it. nil: no metrics.
 	Observer Observer
 
-	// closeOnDone is true unless a benchmark turns it off to measure what
-	// wazero's termination watch costs; see BenchmarkCall.
-	noCloseOnDone bool
+	// Test and benchmark knobs. interruptBudget is what yield hands out
+	// (0: DefaultBudget); the differential tests run guests at budgets
+	// down to 1. noInterrupt loads modules as they are, so no deadline is
+	// enforced: only for comparing instrumented with uninstrumented runs.
+	interruptBudget int32
+	noInterrupt     bool
 }
 
 // PluginSpec is one [[plugin]] of the configuration, with the module bytes.
@@ -97,6 +103,7 @@ type Host struct {
 	opts   Options
 	logger *slog.Logger
 	cache  wazero.CompilationCache
+	instr  *instrumented
 
 	mu      sync.Mutex
 	plugins map[string]*plugin
@@ -112,7 +119,10 @@ var configIDs atomic.Uint32
 // NewHost creates a Host. With opts.CacheDir set, the directory is created
 // if needed and compiled modules are kept there.
 func NewHost(ctx context.Context, opts Options) (*Host, error) {
-	h := &Host{opts: opts, logger: opts.Logger, plugins: map[string]*plugin{}, kvs: map[string]*kvStore{}}
+	h := &Host{opts: opts, logger: opts.Logger, plugins: map[string]*plugin{}, kvs: map[string]*kvStore{}, instr: newInstrumented(opts.CacheDir)}
+	if h.opts.interruptBudget <= 0 {
+		h.opts.interruptBudget = DefaultBudget
+	}
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
 	}
@@ -208,9 +218,16 @@ func normalize(spec PluginSpec) (PluginSpec, error) {
 
 func (h *Host) newPlugin(ctx context.Context, spec PluginSpec, sum [32]byte, kv *kvStore) (*plugin, error) {
 	pages := uint32((spec.MaxMemory + pageSize - 1) / pageSize)
+	// No WithCloseOnContextDone: the module is instrumented instead (see
+	// interrupt.go), which stops every guest shape at a fraction of the
+	// cost.
+	//
+	// Tail calls and threads (atomics) are on for guests built with them;
+	// shared memories, the part of threads that can block, are refused by
+	// the instrumenter.
 	cfg := wazero.NewRuntimeConfigCompiler().
+		WithCoreFeatures(api.CoreFeaturesV2 | experimental.CoreFeaturesTailCall | experimental.CoreFeaturesThreads).
 		WithMemoryLimitPages(pages).
-		WithCloseOnContextDone(!h.opts.noCloseOnDone).
 		WithCompilationCache(h.cache)
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	p := &plugin{
@@ -232,7 +249,14 @@ func (h *Host) newPlugin(ctx context.Context, spec PluginSpec, sum [32]byte, kv 
 		rt.Close(ctx)
 		return nil, &LoadError{Plugin: spec.Name, Err: err}
 	}
-	compiled, err := rt.CompileModule(ctx, spec.Wasm)
+	wasm := spec.Wasm
+	if !h.opts.noInterrupt {
+		var err error
+		if wasm, err = h.instr.get(spec.Wasm, sum); err != nil {
+			return fail(fmt.Errorf("cannot be made interruptible: %w", err))
+		}
+	}
+	compiled, err := rt.CompileModule(ctx, wasm)
 	if err != nil {
 		return fail(fmt.Errorf("does not compile: %w", err))
 	}
@@ -246,6 +270,9 @@ func (h *Host) newPlugin(ctx context.Context, spec PluginSpec, sum [32]byte, kv 
 	}
 	if err := instantiateHostModule(ctx, rt); err != nil {
 		return fail(fmt.Errorf("starting %s: %w", HostModule, err))
+	}
+	if err := instantiateInterruptModule(ctx, rt, h.opts.interruptBudget); err != nil {
+		return fail(fmt.Errorf("starting %s: %w", interrupt.ImportModule, err))
 	}
 	first, err := p.newInstance(ctx)
 	if err != nil {

@@ -10,7 +10,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/tetratelabs/wazero"
@@ -24,19 +24,15 @@ import (
 const memorySlack = 1 << 20
 
 // instance is one ready module instance with everything a call needs built
-// in advance: the export, a reusable stack, the call state, a context
-// carrying that state, and a watchdog timer. A call allocates none of them.
+// in advance: the export, a reusable stack, the call state and a context
+// carrying that state. A call allocates none of them.
 type instance struct {
 	p      *plugin
 	mod    api.Module
 	handle api.Function
 	stack  []uint64
 	st     callState
-	ctx    context.Context    // carries &st; canceled only by the watchdog
-	cancel context.CancelFunc // cancels ctx
-
-	watchdog *time.Timer
-	timedOut atomic.Bool
+	ctx    context.Context // carries &st for the host functions; never canceled
 
 	// fatal is the first "panic:" or "fatal error:" line the guest wrote
 	// to stderr during the current call; it names the cause of an exit.
@@ -46,28 +42,26 @@ type instance struct {
 }
 
 // newInstance instantiates the plugin's module once more, under a unique
-// name, running _initialize when the module exports it.
+// name, running _initialize (or a start function) when the module has one.
 func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	in := &instance{p: p, stack: make([]uint64, 2)}
 	in.st.plugin = p
 	in.st.end()
-	in.ctx, in.cancel = context.WithCancel(context.WithValue(context.Background(), stateKey{}, &in.st))
+	in.ctx = context.WithValue(context.Background(), stateKey{}, &in.st)
 	in.stdout = guestWriter{in: in, stream: "stdout"}
 	in.stderr = guestWriter{in: in, stream: "stderr"}
 
 	cfg := wazeroModuleConfig(p, &in.stdout, &in.stderr, p.name+"#"+strconv.FormatUint(p.seq.Add(1), 10))
-	// _initialize runs under a deadline too: a guest looping in init must
-	// not hang Load. Ten calls' worth, at least a second, since a Go
-	// runtime starting up does more than a call.
+	// _initialize and start functions run inside InstantiateModule, under
+	// a deadline too: a guest looping there must not hang Load. Ten calls'
+	// worth, at least a second, since a Go runtime starting up does more
+	// than a call.
 	initTimeout := max(10*p.spec.Timeout, time.Second)
-	initCtx, cancel := context.WithTimeout(in.ctx, initTimeout)
-	defer cancel()
-	mod, err := p.rt.InstantiateModule(initCtx, p.compiled, cfg)
+	in.st.deadline = monoNow() + int64(initTimeout)
+	mod, err := p.rt.InstantiateModule(in.ctx, p.compiled, cfg)
 	if err != nil {
-		timedOut := initCtx.Err() != nil
-		in.cancel()
-		if timedOut {
-			return nil, fmt.Errorf("%s did not finish within %v", ExportInitialize, initTimeout)
+		if in.st.timedOut {
+			return nil, fmt.Errorf("%s or the start function did not finish within %v", ExportInitialize, initTimeout)
 		}
 		msg := firstLine(err.Error()) // without wazero's stack trace
 		if f := in.fatal; len(f) > 0 {
@@ -78,8 +72,6 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	in.fatal = in.fatal[:0]
 	in.mod = mod
 	in.handle = mod.ExportedFunction(ExportHandle)
-	in.watchdog = time.AfterFunc(time.Hour, in.expire)
-	in.watchdog.Stop()
 	return in, nil
 }
 
@@ -100,40 +92,26 @@ func wazeroModuleConfig(p *plugin, stdout, stderr io.Writer, name string) wazero
 	return cfg.WithStartFunctions()
 }
 
-// expire runs on the watchdog's goroutine when a call overruns. It cancels
-// the instance's context: with WithCloseOnContextDone, wazero then marks
-// the module closed and the termination checks compiled into the guest stop
-// the running call, and the module's resources are released on the
-// calling goroutine. (Calling mod.Close from here instead would free them
-// under the running call: a data race inside wazero.) The instance is
-// discarded afterwards, so its context is canceled only once.
-func (in *instance) expire() {
-	in.timedOut.Store(true)
-	in.cancel()
-}
-
 // close releases an instance that is not running.
 func (in *instance) close() {
-	in.watchdog.Stop()
-	in.cancel()
 	_ = in.mod.Close(context.Background())
 }
 
 // get borrows an instance: a ready one if there is one, else a new one if
-// the pool is below its bound, else it waits for either (ctx bounds the
-// wait). Instances are thus created only when all existing ones are busy.
+// the pool is below its bound, else it waits for either. Instances are thus
+// created only when all existing ones are busy. The wait is bounded by ctx
+// and by the plugin's timeout: a caller never queues longer for an instance
+// than a call may run, so a plugin whose instances are all stuck in
+// runaway calls answers every waiting event with KindBusy in bounded time
+// instead of serializing them behind each other.
 func (p *plugin) get(ctx context.Context) (*instance, error) {
 	var in *instance
 	select {
 	case in = <-p.ready:
 	default:
-		select {
-		case in = <-p.ready:
-		case <-p.room:
-		case <-p.closing:
-			return nil, ErrClosed
-		case <-ctx.Done():
-			return nil, fmt.Errorf("transforms: waiting for an instance of plugin %q: %w", p.name, ctx.Err())
+		var err error
+		if in, err = p.wait(ctx); err != nil {
+			return nil, err
 		}
 	}
 	if p.dead.Load() {
@@ -148,6 +126,57 @@ func (p *plugin) get(ctx context.Context) (*instance, error) {
 		}
 	}
 	return in, nil
+}
+
+// wait is get's slow path: it returns an instance, or nil with the room
+// for a new one. The timer comes from a pool, so even a saturated plugin
+// allocates nothing per call.
+func (p *plugin) wait(ctx context.Context) (*instance, error) {
+	select {
+	case in := <-p.ready:
+		return in, nil
+	case <-p.room:
+		return nil, nil
+	default:
+	}
+	t := waitTimers.get(p.spec.Timeout)
+	defer waitTimers.put(t)
+	select {
+	case in := <-p.ready:
+		return in, nil
+	case <-p.room:
+		return nil, nil
+	case <-p.closing:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, fmt.Errorf("transforms: waiting for an instance of plugin %q: %w", p.name, ctx.Err())
+	case <-t.C:
+		p.stats.fail(KindBusy)
+		if p.obs != nil {
+			p.obs.Call(p.spec.Timeout, KindBusy)
+		}
+		return nil, &PluginError{Plugin: p.name, Kind: KindBusy, Err: busyError{instances: p.spec.Instances, waited: p.spec.Timeout}}
+	}
+}
+
+// timerPool reuses the timers of get's slow path. Since Go 1.23 a stopped
+// or reset timer never delivers a stale value, so a pooled timer is as good
+// as a new one.
+type timerPool struct{ p sync.Pool }
+
+var waitTimers timerPool
+
+func (tp *timerPool) get(d time.Duration) *time.Timer {
+	if t, ok := tp.p.Get().(*time.Timer); ok {
+		t.Reset(d)
+		return t
+	}
+	return time.NewTimer(d)
+}
+
+func (tp *timerPool) put(t *time.Timer) {
+	t.Stop()
+	tp.p.Put(t)
 }
 
 // release gives back what get took: an instance, or (nil) the room for one.
@@ -180,10 +209,10 @@ type callResult struct {
 	took       time.Duration
 }
 
-// call runs hookgate_handle(bodyLen, configID) under the watchdog with the
-// call state already begun, and returns what the guest decided or the
-// failure as a *PluginError. The instance is back in the pool (or discarded)
-// when call returns.
+// call runs hookgate_handle(bodyLen, configID) with the call state already
+// begun and its deadline set, and returns what the guest decided or the
+// failure as a *PluginError. The instance is back in the pool (or
+// discarded) when call returns.
 func (in *instance) call(bodyLen int, configID uint32) (callResult, error) {
 	p := in.p
 	st := &in.st
@@ -191,18 +220,13 @@ func (in *instance) call(bodyLen int, configID uint32) (callResult, error) {
 	in.stack[1] = uint64(configID)
 	in.fatal = in.fatal[:0]
 	p.stats.calls.Add(1)
-	start := time.Now()
-	in.watchdog.Reset(p.spec.Timeout)
+	start := monoNow()
+	st.deadline = start + int64(p.spec.Timeout)
 	err := in.handle.CallWithStack(in.ctx, in.stack)
-	took := time.Since(start)
-	if !in.watchdog.Stop() {
-		// The watchdog fired (or is firing): the module is being closed,
-		// whatever the call returned.
-		in.timedOut.Store(true)
-	}
+	took := time.Duration(monoNow() - start)
 	var perr *PluginError
 	switch {
-	case err != nil || in.timedOut.Load():
+	case err != nil:
 		perr = in.classify(err)
 	case st.overOutput:
 		perr = &PluginError{Plugin: p.name, Kind: KindOutput, Err: fmt.Errorf("produced more than max_output (%d bytes)", p.spec.MaxOutput)}
@@ -230,12 +254,17 @@ func (in *instance) call(bodyLen int, configID uint32) (callResult, error) {
 // classify turns a failed call into a PluginError naming the cause.
 func (in *instance) classify(err error) *PluginError {
 	p := in.p
-	if in.timedOut.Load() {
+	if in.st.timedOut {
 		return &PluginError{Plugin: p.name, Kind: KindTimeout, Err: timeoutError(p.spec.Timeout)}
 	}
 	fatal := string(in.fatal)
 	var exit *sys.ExitError
 	switch {
+	case bytes.Contains(in.fatal, []byte("stack overflow")) || (err != nil && strings.Contains(firstLine(err.Error()), "stack overflow")):
+		// wazero's own limit on the wasm call stack, or a Go guest's
+		// runtime refusing to grow a goroutine stack: the same bug in the
+		// plugin (unbounded recursion), so the same name for it.
+		return &PluginError{Plugin: p.name, Kind: KindTrap, Err: errors.New("trapped: stack overflow (unbounded recursion?)")}
 	case bytes.Contains(in.fatal, []byte("out of memory")):
 		return &PluginError{Plugin: p.name, Kind: KindMemory, Err: fmt.Errorf("ran out of memory (max_memory %d bytes): %s", p.spec.MaxMemory, fatal)}
 	case bytes.HasPrefix(in.fatal, []byte("panic: ")):

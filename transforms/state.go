@@ -1,6 +1,8 @@
 package transforms
 
 import (
+	"context"
+
 	"github.com/hookgate/hookgate/gateway/delivery"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -10,11 +12,30 @@ import (
 // call does not allocate one.
 type stateKey struct{}
 
+// stateOf returns the callState of the instance whose context ctx is. Only
+// instances built by newInstance import hookgate's host modules, and they
+// always call with their own context.
+func stateOf(ctx context.Context) *callState {
+	st, ok := ctx.Value(stateKey{}).(*callState)
+	if !ok {
+		panic("transforms: host function called without an instance context")
+	}
+	return st
+}
+
 // callState is what the host functions of one instance work on during a
 // call. It lives inside the instance and is reset, not reallocated, per call.
 type callState struct {
 	plugin *plugin
-	chain  *Chain // nil outside a call
+
+	// deadline ends the running call or instantiation (monoNow units):
+	// yield aborts the guest past it and sets timedOut. yields counts the
+	// budgets handed out, for tests and the stats.
+	deadline int64
+	timedOut bool
+	yields   uint64
+
+	chain *Chain // nil outside a call
 	step   *step
 	ev     *delivery.Event
 	out    *delivery.Outcome
@@ -40,6 +61,7 @@ type callState struct {
 
 func (st *callState) begin(c *Chain, s *step, ev *delivery.Event, out *delivery.Outcome, eventDelay int64) {
 	st.chain, st.step, st.ev, st.out = c, s, ev, out
+	st.timedOut = false
 	st.firstEmit = len(out.Deliveries)
 	st.emits = 0
 	st.output = 0

@@ -26,7 +26,7 @@ type counters struct {
 	failures  [len(kinds)]atomic.Int64
 }
 
-var kinds = [...]string{KindTimeout, KindTrap, KindExit, KindMemory, KindOutput, KindFailed, KindABI}
+var kinds = [...]string{KindTimeout, KindTrap, KindExit, KindMemory, KindOutput, KindFailed, KindABI, KindBusy}
 
 func (c *counters) fail(kind string) {
 	for i, k := range kinds {

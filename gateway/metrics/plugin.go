@@ -17,10 +17,11 @@ const (
 	KindOutput  = "output"
 	KindFailed  = "failed"
 	KindABI     = "abi"
+	KindBusy    = "busy"
 	KindOther   = "other" // any kind not above
 )
 
-var pluginKinds = [...]string{KindTimeout, KindTrap, KindExit, KindMemory, KindOutput, KindFailed, KindABI, KindOther}
+var pluginKinds = [...]string{KindTimeout, KindTrap, KindExit, KindMemory, KindOutput, KindFailed, KindABI, KindBusy, KindOther}
 
 // kindIndex maps a kind to its slot; comparing strings does not allocate.
 func kindIndex(kind string) int {
