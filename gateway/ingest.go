@@ -162,7 +162,7 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	if rt.chain != nil {
 		st.out.Reset()
 		if err := rt.chain.Run(g.ctx, &st.ev, &st.out); err != nil {
-			g.refusePlugin(ctx, st, rt, err)
+			g.refusePlugin(ctx, st, rt)
 			return
 		}
 		if st.out.Dropped {
@@ -197,6 +197,14 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	if !rt.sync {
 		g.enqueue(ctx, st, t, ds)
 		return
+	}
+	// A sync route has no route delay (config refuses it), so a
+	// not-before time here came from a plugin's set_delay.
+	for i := range ds {
+		if ds[i].NotBefore != 0 {
+			g.refusePluginDelay(ctx, st, rt)
+			return
+		}
 	}
 	g.forward(ctx, st, t, rt, ds)
 }

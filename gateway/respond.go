@@ -125,13 +125,23 @@ func (g *Gateway) refuseTooLarge(ctx *fasthttp.RequestCtx, st *reqState, limit i
 	writeError(ctx, st, fasthttp.StatusRequestEntityTooLarge, codeBodyTooLarge, m)
 }
 
-func (g *Gateway) refusePlugin(ctx *fasthttp.RequestCtx, st *reqState, rt *route, err error) {
-	// No line here: the refusal line (finish) carries the plugin's error,
-	// and the chain adapter logs the plugin error itself.
+func (g *Gateway) refusePlugin(ctx *fasthttp.RequestCtx, st *reqState, rt *route) {
+	// The sender gets a sentence, never the plugin's error: a trap's text,
+	// a Go panic line or memory figures are the operator's business, and
+	// the chain adapter logs them with the event id.
 	m := append(st.msg[:0], "the transforms of route \""...)
 	m = append(m, rt.name...)
-	m = append(m, "\" failed: "...)
-	m = append(m, err.Error()...)
+	m = append(m, "\" could not process this event, so it was not accepted: retry later; if it keeps failing, give the gateway's operator the event id"...)
+	writeError(ctx, st, fasthttp.StatusBadGateway, codePluginFailed, m)
+}
+
+// refusePluginDelay answers a sync route whose plugins asked to delay a
+// delivery: the sender is waiting for the target's answer, so there is no
+// later to deliver at.
+func (g *Gateway) refusePluginDelay(ctx *fasthttp.RequestCtx, st *reqState, rt *route) {
+	m := append(st.msg[:0], "a plugin on route \""...)
+	m = append(m, rt.name...)
+	m = append(m, "\" asked to delay delivery, which a sync route cannot do: the sender waits for the answer; the operator must make the route async or remove the delay from the plugin"...)
 	writeError(ctx, st, fasthttp.StatusBadGateway, codePluginFailed, m)
 }
 
