@@ -7,7 +7,7 @@ CONFIG   ?= config.toml
 SINK     ?= 127.0.0.1:9000
 TESTLOG  ?= test.log
 
-.PHONY: run test build plugins check bench clean
+.PHONY: run test build plugins tools check bench clean
 
 # run: build the gateway and the stock plugins, start the demo capture sink
 # (it prints every delivery it receives as a JSON line), then serve config.toml.
@@ -21,7 +21,7 @@ run: build plugins
 # log goes to $(TESTLOG) (the terminal gets one line per package, and the
 # failing tests' output); then the log is searched for every secret the
 # tests use: none may ever be printed.
-test:
+test: tools
 	$(GO) vet ./...
 	@$(GO) test -race -count=1 -timeout 25m -v ./... > $(TESTLOG) 2>&1; status=$$?; \
 	grep -E '^(ok |FAIL|\?|panic:)' $(TESTLOG); \
@@ -37,7 +37,12 @@ build:
 
 # The plugins are ordinary Go programs built for WASI; the host calls the
 # reactor's _initialize, so they are built as c-shared.
-plugins: $(WASM)
+plugins: tools $(WASM)
+
+# tools: what the tests and plugin builds need beyond Go (wat2wasm, the
+# pinned AssemblyScript compiler), installed when missing; see .ci/tools.
+tools:
+	@bash .ci/tools
 
 plugins/bin/%.wasm: FORCE
 	@mkdir -p plugins/bin

@@ -19,10 +19,11 @@ func TestLoadRefuses(t *testing.T) {
 	}
 	handle := fn("hookgate_handle", handleSig.params, handleSig.results, i32const(0))
 	tests := []struct {
-		name    string
-		wasm    []byte
-		spec    PluginSpec
-		wantErr string // exact, or a prefix when it ends in "..."
+		name     string
+		wasm     []byte
+		spec     PluginSpec
+		wantErr  string // exact, or a prefix when it ends in "..."
+		contains string // and, with a prefix, a part of the rest
 	}{
 		{name: "missing hookgate_handle",
 			wasm:    wasmModule{memory: true, funcs: []wasmFunc{fn("handle", handleSig.params, handleSig.results, i32const(0))}}.encode(),
@@ -53,14 +54,29 @@ func TestLoadRefuses(t *testing.T) {
 			wantErr: `plugin "x": imports "hookgate_v1.kv_incr" with signature (i32, i32, i32, i64) -> (i64), but hookgate provides (i32, i32, i64, i64) -> (i64)`},
 		{name: "not wasm",
 			wasm:    []byte("#!/bin/sh\necho hi\n"),
-			wantErr: `plugin "x": does not compile: invalid magic number`},
+			wantErr: `plugin "x": cannot be made interruptible: interrupt: offset 0x0: ...`, contains: "not a WebAssembly"},
 		{name: "_initialize traps",
 			wasm:    wasmModule{memory: true, funcs: []wasmFunc{handle, fn("_initialize", nil, nil, opUnreachable)}}.encode(),
 			wantErr: `plugin "x": failed to start: module[x#1] function[_initialize] failed: wasm error: unreachable`},
 		{name: "_initialize loops",
 			wasm:    wasmModule{memory: true, funcs: []wasmFunc{handle, fn("_initialize", nil, nil, opLoopForever)}}.encode(),
 			spec:    PluginSpec{Timeout: time.Millisecond},
-			wantErr: `plugin "x": failed to start: _initialize did not finish within 1s`},
+			wantErr: `plugin "x": failed to start: _initialize or the start function did not finish within 1s`},
+		// A guest must not touch the budget counter the instrumenter
+		// appends (its index is the module's global count), nor call the
+		// host's yield itself: either would let it renew its own budget.
+		{name: "imports hookgate_interrupt.yield",
+			wasm:    handleModule(cat(call(0), opDrop, i32const(0)), wasmImport{module: "hookgate_interrupt", name: "yield", results: []byte{tI32}}),
+			wantErr: `plugin "x": cannot be made interruptible: interrupt: offset 0x...`, contains: "hookgate_interrupt"},
+		{name: "global.get of the counter's index",
+			wasm:    globalsModule(0, cat(globalGet(0), opDrop, i32const(0))),
+			wantErr: `plugin "x": cannot be made interruptible: interrupt: offset 0x...`, contains: "global"},
+		{name: "global.set of the counter's index",
+			wasm:    globalsModule(1, cat(i32const(1<<30), globalSet(1), i32const(0))),
+			wantErr: `plugin "x": cannot be made interruptible: interrupt: offset 0x...`, contains: "global"},
+		{name: "global.get past the counter's index",
+			wasm:    globalsModule(2, cat(globalGet(5), opDrop, i32const(0))),
+			wantErr: `plugin "x": cannot be made interruptible: interrupt: offset 0x...`, contains: "global"},
 		{name: "empty module",
 			wasm:    nil,
 			wantErr: `plugin "x": empty module`},
@@ -80,8 +96,8 @@ func TestLoadRefuses(t *testing.T) {
 				t.Fatalf("err = %v (%T); want a *LoadError", err, err)
 			}
 			if prefix, ok := strings.CutSuffix(tt.wantErr, "..."); ok {
-				if !strings.HasPrefix(err.Error(), prefix) {
-					t.Fatalf("err = %q; want prefix %q", err, prefix)
+				if !strings.HasPrefix(err.Error(), prefix) || !strings.Contains(strings.TrimPrefix(err.Error(), prefix), tt.contains) {
+					t.Fatalf("err = %q; want prefix %q followed by %q", err, prefix, tt.contains)
 				}
 			} else if err.Error() != tt.wantErr {
 				t.Fatalf("err = %q\nwant  %q", err, tt.wantErr)
@@ -341,4 +357,271 @@ func valueTypes(ts []api.ValueType) []byte {
 		b[i] = byte(t)
 	}
 	return b
+}
+
+// globalGet and globalSet are the instructions on global idx.
+func globalGet(idx uint32) []byte { return uleb([]byte{0x23}, idx) }
+func globalSet(idx uint32) []byte { return uleb([]byte{0x24}, idx) }
+
+// globalsModule is a module with n mutable i32 globals (initialised to 0),
+// memory, and hookgate_handle with body. It is hand-assembled because its
+// body may name a global the module lacks, which wat2wasm refuses: the
+// instrumenter's own check must catch it, since wazero only ever sees the
+// rewritten module, where that index is the budget counter.
+func globalsModule(n int, body []byte) []byte {
+	out := []byte{0, 'a', 's', 'm', 1, 0, 0, 0}
+	out = section(out, 1, functype([]byte{1}, handleSig.params, handleSig.results))
+	out = section(out, 3, []byte{1, 0})
+	out = section(out, 5, []byte{1, 0x00, 1})
+	g := uleb(nil, uint32(n))
+	for range n {
+		g = append(g, tI32, 0x01) // mutable i32
+		g = append(g, i32const(0)...)
+		g = append(g, 0x0b)
+	}
+	out = section(out, 6, g)
+	ex := wstr([]byte{2}, "memory")
+	ex = append(ex, 0x02, 0)
+	ex = wstr(ex, ExportHandle)
+	ex = append(ex, 0x00, 0)
+	out = section(out, 7, ex)
+	code := append([]byte{0}, body...) // no locals
+	code = append(code, 0x0b)
+	sec := append([]byte{1}, uleb(nil, uint32(len(code)))...)
+	return section(out, 10, append(sec, code...))
+}
+
+// bigFuncModule is a module whose hookgate_handle calls, in an endless
+// loop, a loop-free function of about n instructions: the loop's own body
+// is a handful of instructions, so only weighing the callee's entry check
+// by its length keeps a runaway's overshoot small.
+func bigFuncModule(n int) []byte {
+	var big []byte
+	for range n / 4 {
+		big = append(big, 0x20, 0) // local.get 0
+		big = append(big, i32const(1)...)
+		big = append(big, 0x6a)    // i32.add
+		big = append(big, 0x21, 0) // local.set 0
+	}
+	big = append(big, 0x20, 0)
+	loop := cat([]byte{0x03, 0x40}, i32const(0), call(1), opDrop, []byte{0x0c, 0x00, 0x0b}) // loop (call $big 0) drop br 0 end
+	return wasmModule{
+		memory: true,
+		funcs: []wasmFunc{
+			{export: ExportHandle, params: handleSig.params, results: handleSig.results, body: cat(loop, i32const(0))},
+			{params: []byte{tI32}, results: []byte{tI32}, body: big},
+		},
+	}.encode()
+}
+
+// TestGlobalsKept: the refusal of the counter's index is exact; a module
+// using its own globals loads and runs.
+func TestGlobalsKept(t *testing.T) {
+	h := newTestHost(t)
+	// global.set 1 (global.get 0 + 5); return global.get 1 - 5, so 0.
+	body := cat(globalGet(0), i32const(5), []byte{0x6a}, globalSet(1), globalGet(1), i32const(5), []byte{0x6b})
+	load(t, h, PluginSpec{Name: "globals", Wasm: globalsModule(2, body), Instances: 1, Timeout: 10 * time.Second})
+	if _, _, err := runBody(h, "globals", "", nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runawayMargin is how far past its timeout a runaway may be stopped in
+// these tests. The design stops one within about a millisecond (see
+// INTERRUPTS.md); the margin is for a shared, loaded machine and the race
+// detector, not for the mechanism.
+const runawayMargin = 300 * time.Millisecond
+
+// callTimes is an Observer keeping the duration of each plugin's last
+// call: the guest's own run, without the wait for an instance or the
+// start of a replacement one.
+type callTimes struct {
+	mu   sync.Mutex
+	last map[string]time.Duration
+}
+
+func (c *callTimes) PluginObserver(plugin string) CallObserver { return callTime{c, plugin} }
+
+func (c *callTimes) get(plugin string) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last[plugin]
+}
+
+type callTime struct {
+	c      *callTimes
+	plugin string
+}
+
+func (t callTime) Call(d time.Duration, kind string) {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	t.c.last[t.plugin] = d
+}
+
+// TestRunaways: every shape of guest that never returns is stopped at its
+// timeout with a timeout error, in Go, AssemblyScript and wat, with and
+// without loops. Unbounded recursion is a trap naming a stack overflow;
+// wazero's stack grows for a while before it overflows (0.1-0.4 s
+// measured), so those run under a long timeout, which they must not reach.
+// Each runs twice: the second call is on the replacement instance.
+func TestRunaways(t *testing.T) {
+	const short, long = 100 * time.Millisecond, 10 * time.Second
+	timedOut := func(name string) string { return fmt.Sprintf("plugin %q: timed out after 100ms", name) }
+	overflow := func(name string) string { return fmt.Sprintf("plugin %q: trapped: stack overflow...", name) }
+	tests := []struct {
+		name    string
+		plugin  string
+		wasm    func(t testing.TB) []byte
+		config  string
+		timeout time.Duration
+		bound   time.Duration // the call must end before this
+		kind    string
+		want    func(name string) string // exact, or a prefix when it ends in "..."
+	}{
+		{name: "wat loop br 0", plugin: "wat-loop",
+			wasm: func(t testing.TB) []byte { return watGuest(t, "loop") }, kind: KindTimeout, want: timedOut},
+		{name: "Go for {}", plugin: "go-spin", config: `{"mode":"spin"}`,
+			wasm: func(t testing.TB) []byte { return guestWasm(t, "hostile") }, kind: KindTimeout, want: timedOut},
+		{name: "Go loop with a counter", plugin: "go-loop", config: `{"mode":"loop"}`,
+			wasm: func(t testing.TB) []byte { return guestWasm(t, "hostile") }, kind: KindTimeout, want: timedOut},
+		{name: "AssemblyScript while (true)", plugin: "as-loop", config: `{"mode":"loop"}`,
+			wasm: func(t testing.TB) []byte { return asGuest(t, "as-hostile") }, kind: KindTimeout, want: timedOut},
+		{name: "loop-free exponential call tree, 40 levels", plugin: "calltree",
+			wasm: func(t testing.TB) []byte { return watGuest(t, "calltree") }, kind: KindTimeout, want: timedOut},
+		{name: "loop-free 20,000-instruction function called in a loop", plugin: "bigfunc",
+			wasm: func(testing.TB) []byte { return bigFuncModule(20000) }, kind: KindTimeout, want: timedOut},
+		{name: "endless return_call", plugin: "tailcall",
+			wasm: func(t testing.TB) []byte { return watGuest(t, "tailcall_spin", "--enable-tail-call") }, kind: KindTimeout, want: timedOut},
+		{name: "wat unbounded recursion", plugin: "wat-recurse", timeout: long, bound: 5 * time.Second,
+			wasm: func(t testing.TB) []byte { return watGuest(t, "recurse") }, kind: KindTrap, want: overflow},
+		{name: "Go unbounded recursion", plugin: "go-recurse", config: `{"mode":"recurse"}`, timeout: long, bound: 5 * time.Second,
+			wasm: func(t testing.TB) []byte { return guestWasm(t, "hostile") }, kind: KindTrap, want: overflow},
+		{name: "AssemblyScript unbounded recursion", plugin: "as-recurse", config: `{"mode":"recurse"}`, timeout: long, bound: 5 * time.Second,
+			wasm: func(t testing.TB) []byte { return asGuest(t, "as-hostile") }, kind: KindTrap, want: overflow},
+	}
+	times := &callTimes{last: map[string]time.Duration{}}
+	h, err := NewHost(context.Background(), Options{CacheDir: testCacheDir(), Observer: times})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.timeout == 0 {
+				tt.timeout, tt.bound = short, short+runawayMargin
+			}
+			load(t, h, PluginSpec{Name: tt.plugin, Wasm: tt.wasm(t), Instances: 1, Timeout: tt.timeout, MaxMemory: 16 << 20})
+			for i := range 2 {
+				start := time.Now()
+				_, _, err := runBody(h, tt.plugin, tt.config, featureBody)
+				took := time.Since(start)
+				if err := checkPluginError(err, tt.kind, tt.want(tt.plugin)); err != nil {
+					t.Fatalf("call %d: %v", i+1, err)
+				}
+				call := times.get(tt.plugin)
+				t.Logf("call %d: stopped after %v (%v with the pool): %v", i+1, call.Round(100*time.Microsecond), took.Round(100*time.Microsecond), err)
+				if call >= tt.bound {
+					t.Fatalf("call %d: stopped after %v; want < %v", i+1, call, tt.bound)
+				}
+			}
+			if st := statsOf(h, tt.plugin); st.Created != 2 || st.Discarded != 2 {
+				t.Fatalf("stats %+v; each failed instance must be discarded and replaced", st)
+			}
+		})
+	}
+}
+
+func statsOf(h *Host, plugin string) PluginStats {
+	for _, st := range h.Stats() {
+		if st.Name == plugin {
+			return st
+		}
+	}
+	return PluginStats{}
+}
+
+// TestLoadRunaways: a guest that never finishes its _initialize (a Go
+// init) or its start function (wat, AssemblyScript) fails Load with a
+// timeout instead of hanging it. A Load also compiles (from the cache
+// here) and instruments the module, which for a Go module takes a while
+// by itself: the bound is the instantiation deadline, plus the margin,
+// plus what a Load of a well-behaved module from the same producer takes.
+func TestLoadRunaways(t *testing.T) {
+	const want = `plugin "x": failed to start: _initialize or the start function did not finish within 1s`
+	const initTimeout = time.Second // the host's floor for instantiation, whatever the plugin's timeout
+	goGuest := func(name string) func(t testing.TB) []byte {
+		return func(t testing.TB) []byte { return guestWasm(t, name) }
+	}
+	tests := []struct {
+		name       string
+		wasm, good func(t testing.TB) []byte
+	}{
+		{"Go init never returns", goGuest("hostile/initloop"), goGuest("trivial")},
+		{"wat _initialize loops", func(t testing.TB) []byte { return watGuest(t, "init_loop") }, func(t testing.TB) []byte { return watGuest(t, "loop") }},
+		{"wat start function loops", func(t testing.TB) []byte { return watGuest(t, "start_loop") }, func(t testing.TB) []byte { return watGuest(t, "loop") }},
+		{"AssemblyScript top-level loop", func(t testing.TB) []byte { return asGuest(t, "as-hostile/startloop") }, func(t testing.TB) []byte { return asGuest(t, "as-hostile") }},
+	}
+	// loadTime loads wasm in a new host and returns the error and how long
+	// Load took. The first Load of a module fills the compilation cache,
+	// so each is loaded twice and the second is timed.
+	loadTime := func(t *testing.T, wasm []byte) (error, time.Duration) {
+		var err error
+		var took time.Duration
+		for range 2 {
+			h := newTestHost(t)
+			start := time.Now()
+			err = h.Load(context.Background(), PluginSpec{Name: "x", Wasm: wasm, Instances: 1, Timeout: 100 * time.Millisecond})
+			took = time.Since(start)
+		}
+		return err, took
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err, base := loadTime(t, tt.good(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err, took := loadTime(t, tt.wasm(t))
+			var le *LoadError
+			if !errors.As(err, &le) || err.Error() != want {
+				t.Fatalf("err = %v (%T)\nwant %s", err, err, want)
+			}
+			t.Logf("Load failed after %v (a good module's Load: %v)", took.Round(time.Millisecond), base.Round(time.Millisecond))
+			if bound := initTimeout + runawayMargin + base; took >= bound {
+				t.Fatalf("Load took %v; want < %v", took, bound)
+			}
+		})
+	}
+}
+
+// TestSharedMemoryRefused: a wait on a shared memory blocks in wazero,
+// out of reach of any budget check, so a module with a shared memory is
+// refused at Load. Should it load all the same, the call must still end
+// at its timeout rather than hang the test.
+func TestSharedMemoryRefused(t *testing.T) {
+	// Not newTestHost: its cleanup's Close would wait for a blocked call
+	// forever. A host that loaded the module is left to the process.
+	h, err := NewHost(context.Background(), Options{CacheDir: testCacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = h.Load(context.Background(), PluginSpec{Name: "x", Wasm: watGuest(t, "atomic_wait", "--enable-threads"), Instances: 1, Timeout: 100 * time.Millisecond})
+	var le *LoadError
+	if errors.As(err, &le) && strings.HasPrefix(err.Error(), `plugin "x": `) && strings.Contains(err.Error(), "shared") {
+		t.Logf("refused: %v", err)
+		h.Close(context.Background())
+		return
+	}
+	if err != nil {
+		t.Fatalf("err = %v; want a *LoadError naming the shared memory", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, _, err := runBody(h, "x", "", nil); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("a module with a shared memory loaded (its wait ended with %v); want it refused at Load", err)
+	case <-time.After(100*time.Millisecond + runawayMargin):
+		t.Fatal("a module with a shared memory loaded, and its memory.atomic.wait32 outlives the call's timeout; refuse shared memories at Load")
+	}
 }

@@ -1,12 +1,19 @@
 // Command hostile misbehaves on purpose, one way per config mode, so the
 // host's tests can show each failure is contained: "ok" behaves; "loop"
-// never returns; "membomb" allocates past max_memory; "panic" panics;
-// "bigoutput" produces more than max_output; "badptr" hands the host
-// pointers outside its memory; "exit" calls proc_exit.
+// never returns; "spin" is an empty `for {}`; "recurse" recurses without
+// end; "membomb" allocates past max_memory; "panic" panics; "bigoutput"
+// produces more than max_output; "badptr" hands the host pointers outside
+// its memory; "exit" calls proc_exit. "features" behaves too, through what
+// the Go compiler makes of indirect calls (the module's element segment)
+// and copies (bulk memory), and sets a body the test can check.
+//
+// The guest in initloop/ never finishes its init.
 package main
 
 import (
 	"os"
+	"runtime/debug"
+	"strconv"
 	"strings"
 	"unsafe"
 )
@@ -49,6 +56,17 @@ func handle(bodyLen, configID int32) int32 {
 		for {
 			spins++
 		}
+	case "spin":
+		for {
+		}
+	case "recurse":
+		// Go grows a goroutine's stack by copying it, in linear memory; a
+		// 1 MiB cap makes its own overflow check fire long before the
+		// stack reaches max_memory.
+		debug.SetMaxStack(1 << 20)
+		spins = recurse(1)
+	case "features":
+		setBodyString(features(bodyLen))
 	case "membomb":
 		for {
 			sink = append(sink, make([]byte, 1<<20))
@@ -72,3 +90,42 @@ func handle(bodyLen, configID int32) int32 {
 }
 
 func main() {}
+
+//go:noinline
+func recurse(n int) int { return recurse(n+1) + 1 }
+
+// ops are called through func values: indirect calls through the
+// module's table, which its element segment fills.
+var ops = []func(a, b uint32) uint32{
+	func(a, b uint32) uint32 { return a + b },
+	func(a, b uint32) uint32 { return a ^ (b << 1) },
+	func(a, b uint32) uint32 { return a*31 + b },
+}
+
+// features reads the body, copies it around (memmove and clear compile
+// to memory.copy and memory.fill) and folds it through ops, giving a
+// result the test computes the same way.
+func features(bodyLen int32) string {
+	if bodyLen <= 0 {
+		return "features: empty body"
+	}
+	b := make([]byte, bodyLen)
+	n := bodyRead(unsafe.Pointer(&b[0]), uint32(len(b)))
+	big := make([]byte, 4096)
+	for i := 0; i < len(big); i += int(n) {
+		copy(big[i:], b[:n])
+	}
+	sum := uint32(0)
+	for i, c := range big {
+		sum = ops[i%len(ops)](sum, uint32(c))
+	}
+	clear(big)
+	for _, c := range big {
+		sum += uint32(c)
+	}
+	return "features " + strconv.FormatUint(uint64(sum), 10)
+}
+
+func setBodyString(s string) {
+	setBody(0, unsafe.Pointer(unsafe.StringData(s)), uint32(len(s)))
+}
