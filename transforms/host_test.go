@@ -98,3 +98,18 @@ func TestChainUnknownPlugin(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// readRoot reads a file by its path from the module root (the seed
+// fixtures live in the top-level testdata/).
+func readRoot(tb testing.TB, rel string) []byte {
+	tb.Helper()
+	root, err := plugintest.ModuleRoot()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, rel))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
