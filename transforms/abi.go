@@ -259,6 +259,87 @@ const (
 	FuncKVDelete = "kv_delete"
 )
 
+// Capability "json_get": JSON lookups answered by the host. A v1 addition:
+// a guest importing it needs a host that has it, and an older host refuses
+// such a guest at Load, naming the import ("imports
+// "hookgate_v1.json_get", which hookgate does not provide"); there is no
+// run-time probe, since a wasm import must resolve for the module to load.
+// The evaluator is plugins/sdk/jsonget, shared with the SDK's fake host.
+const (
+	// FuncJSONGet is json_get(json_ptr, json_len, paths_ptr, paths_len, out_ptr, out_limit: i32) -> i32.
+	//
+	// Looks up several JSON paths in the document at json_ptr (any JSON in
+	// guest memory: the body after body_read, the config, a KV value) in
+	// one native pass, and writes one record per path, then the element
+	// records of '#' paths, at out_ptr. Returns the records' total size in
+	// bytes, with buffer-limit-and-retry: written only when it is at most
+	// out_limit (a smaller out_limit leaves the buffer untouched; grow it
+	// to the result and call again). Returns ErrnoBadArgument, writing
+	// nothing, when the host does not answer: the path list is malformed or
+	// over the limits (jsonget.Max*: 64 paths, 16 KiB of list, 256
+	// components, 65536 records), or the document is not valid JSON where
+	// the walk went, nests deeper than 512 there, or is not an object or
+	// array at the top. The guest then answers with its own parser: the
+	// results would be the same (that is the contract), only slower. A
+	// pointer or length outside memory is ErrnoBadArgument and fails the
+	// call with KindABI, as everywhere.
+	//
+	// Paths (paths_ptr, paths_len): a sequence of entries, each a u32
+	// little-endian length and that many bytes of path. A path is a gjson
+	// path (github.com/tidwall/gjson SYNTAX.md) of object keys and array
+	// indexes separated by '.', '\' escaping the next byte; its value is
+	// gjson.Get's (the first match in document order, backtracking over
+	// duplicate keys). Extension: a component that is exactly '#' (one per
+	// path) stands for each element of an array, or each member of an
+	// object, and "P.#.Q" gives, for each element E of P, the value of Q
+	// in E (E itself for "P.#"). A path using any other gjson syntax ('*',
+	// '?', '|', '@', '!', '[', ']', '{', '}', '#' inside a component, an
+	// empty component, a numeric component with a leading zero or an
+	// escape) gets a record of type -2, "not answered", and the guest
+	// answers that one path itself. A list in which one '#' container lies
+	// inside another's elements (e.g. "a.#.b" with "a.0.c.#") is not
+	// answered at all.
+	//
+	// Records: 40 bytes each, little-endian, in path order:
+	//
+	//	0  i32 type   -2 not answered, -1 absent, 0 null, 1 false, 2 number,
+	//	              3 string, 4 true, 5 object or array (gjson's Type)
+	//	4  i32 flags  1: a string value holds '\' escapes (unescape it);
+	//	              2: an element's key holds escapes
+	//	8  f64 num    a number's value (strconv.ParseFloat of its text)
+	//	16 i32 start  the value's JSON text is json[start : start+len]
+	//	20 i32 len    (a string's text includes its quotes)
+	//	24 i32 a      '#' path: index of its first element record;
+	//	              element record: offset of its key in json (inside
+	//	              the quotes), -1 for an array element
+	//	28 i32 b      '#' path: number of elements; element record: key
+	//	              length, -1 for an array element
+	//	32 i32 stride '#' path: records from one element's to the next's
+	//	36 i32 0      reserved
+	//
+	// A '#' path's own record describes the array or object it goes
+	// through (type -1 with no elements when there is none; a scalar there
+	// has no elements). Element j of '#' path p is record a_p + j*stride_p
+	// (paths sharing a '#' share its element blocks, stride records each);
+	// a value absent in one element is a type -1 record that still carries
+	// the element's key.
+	//
+	// Example: document `{"score":3,"tags":["a","b"]}` (28 bytes) at 1024,
+	// paths "score", "tags.#", "name" packed as
+	// "\x05\0\0\0score\x06\0\0\0tags.#\x04\0\0\0name" (27 bytes) at 2048:
+	// json_get(1024, 28, 2048, 27, 4096, 400) writes 5 records at 4096 and
+	// returns 200:
+	//
+	//	0: type 2, num 3, start 9, len 1           score = 3
+	//	1: type 5, start 18, len 9, a 3, b 2, stride 1   tags.# goes through ["a","b"], 2 elements
+	//	2: type -1                                  name is absent
+	//	3: type 3, start 19, len 3, a -1, b -1      element 0: "a"
+	//	4: type 3, start 23, len 3, a -1, b -1      element 1: "b"
+	//
+	// With out_limit 100 it writes nothing and returns 200.
+	FuncJSONGet = "json_get"
+)
+
 // Limits of the key-value store.
 const (
 	MaxKVKey     = 1 << 10  // bytes per key

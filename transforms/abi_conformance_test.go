@@ -280,3 +280,41 @@ func TestABILog(t *testing.T) {
 		t.Fatalf("log lines\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestABIJSONGet: json_get (capability "json_get") looks up paths in any
+// JSON of guest memory and answers with records; a buffer too small is
+// left untouched; what it does not answer is -5 without failing the call;
+// a pointer outside memory fails it.
+func TestABIJSONGet(t *testing.T) {
+	c := newConfHost(t)
+	_, out, _, err := c.run(t, "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// jsonDoc is {"score":3,"tags":["a","b"],"who":{"na\u006de":"A\"B"},"n":-1.5e2}
+	want := "n=360\n" +
+		"0: type=2 flags=0 num=3 start=9 len=1 a=0 b=0 stride=0\n" + // score
+		"1: type=5 flags=0 num=0 start=18 len=9 a=7 b=2 stride=1\n" + // tags.#: 2 elements from record 7
+		"2: type=-1 flags=0 num=0 start=0 len=0 a=0 b=0 stride=0\n" + // nope: absent
+		"3: type=3 flags=1 num=0 start=47 len=6 a=0 b=0 stride=0\n" + // who.name: the key is escaped, the value holds \"
+		"4: type=2 flags=0 num=-150 start=59 len=6 a=0 b=0 stride=0\n" + // n
+		"5: type=3 flags=0 num=0 start=23 len=3 a=0 b=0 stride=0\n" + // tags.1
+		"6: type=-2 flags=0 num=0 start=0 len=0 a=0 b=0 stride=0\n" + // a*: not answered
+		"7: type=3 flags=0 num=0 start=19 len=3 a=-1 b=-1 stride=0\n" + // tags element 0
+		"8: type=3 flags=0 num=0 start=23 len=3 a=-1 b=-1 stride=0\n" + // tags element 1
+		"small=360 untouched=true\n" +
+		"body=40 0: type=2 flags=0 num=3 start=9 len=1 a=0 b=0 stride=0\n" +
+		"badlist=-5 invalid=-5 many=-5 nopaths=0\n"
+	if len(out.Deliveries) != 1 {
+		t.Fatalf("%d deliveries", len(out.Deliveries))
+	}
+	if got := string(out.Deliveries[0].Body); got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+
+	_, _, _, err = c.run(t, "jsonbad")
+	var pe *PluginError
+	if !errors.As(err, &pe) || pe.Kind != KindABI || err.Error() != `plugin "conf": json_get: pointer or length outside the plugin's memory` {
+		t.Fatalf("err = %v, want a KindABI error naming json_get", err)
+	}
+}

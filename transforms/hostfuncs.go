@@ -45,6 +45,7 @@ func init() {
 		{FuncKVSet, p(i32, i32, i32, i32, i64), p(i32), kvSet},
 		{FuncKVIncr, p(i32, i32, i64, i64), p(i64), kvIncr},
 		{FuncKVDelete, p(i32, i32), p(i32), kvDelete},
+		{FuncJSONGet, p(i32, i32, i32, i32, i32, i32), p(i32), jsonGet},
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/plugins/sdk/jsonget"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -36,9 +37,9 @@ type callState struct {
 	yields   uint64
 
 	chain *Chain // nil outside a call
-	step   *step
-	ev     *delivery.Event
-	out    *delivery.Outcome
+	step  *step
+	ev    *delivery.Event
+	out   *delivery.Outcome
 
 	firstEmit int // index in out.Deliveries of this call's handle 1
 	emits     int // deliveries emitted by this call
@@ -52,6 +53,12 @@ type callState struct {
 
 	scratch  []byte // reused by host functions that build a value
 	scratch2 []byte
+
+	// json is json_get's working memory (its compiled path list and the
+	// records being built), the instance's own: a guest asking the same
+	// paths call after call skips compiling them, and nothing is
+	// allocated once it has grown.
+	json jsonget.Scratch
 
 	// idle stands in for the event and outcome outside a call (a Go guest's
 	// init may call host functions); what it writes is thrown away.

@@ -41,12 +41,14 @@ type rule struct {
 	op    op
 	value sdk.Result // the config's value; its strings point into the config, which is never reused
 	text  string     // "path op value", for drop reasons
+	drop  string     // the drop reason naming this rule, built once
 }
 
 type config struct {
 	any    bool // mode "any": keep when one rule holds; "all" (default): when every rule holds
 	rules  []rule
-	reason string // drop reason; "" means one naming the rule
+	paths  []string // the rules' paths, looked up together
+	reason string   // drop reason; "" means one naming the rule
 }
 
 func parseConfig(raw []byte) (*config, error) {
@@ -79,7 +81,9 @@ func parseConfig(raw []byte) (*config, error) {
 			err = fmt.Errorf("filter: rule %d: %w", i, err)
 			return false
 		}
+		r.drop = "filter: rule " + strconv.Itoa(i) + " not met: " + r.text
 		c.rules = append(c.rules, r)
+		c.paths = append(c.paths, r.path)
 		return true
 	})
 	if err != nil {
@@ -124,15 +128,19 @@ func parseRule(v sdk.Result) (rule, error) {
 	return r, nil
 }
 
+// values is reused by every call: one instance runs one call at a time.
+var values []sdk.Result
+
 func handle(e *sdk.Event) error {
 	c, err := sdk.LoadConfig(e, parseConfig)
 	if err != nil {
 		return err
 	}
-	body := e.Body()
+	// Every rule's value in one host call: one pass over the body.
+	values = sdk.GetManyInto(values, e.Body(), c.paths...)
 	for i := range c.rules {
 		r := &c.rules[i]
-		ok := r.holds(sdk.Get(body, r.path))
+		ok := r.holds(values[i])
 		if c.any && ok {
 			return nil
 		}
@@ -140,7 +148,7 @@ func handle(e *sdk.Event) error {
 			if c.reason != "" {
 				return e.Drop(c.reason)
 			}
-			return e.Drop("filter: rule " + strconv.Itoa(i) + " not met: " + r.text)
+			return e.Drop(r.drop)
 		}
 	}
 	if c.any {

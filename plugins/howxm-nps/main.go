@@ -7,6 +7,7 @@ package main
 import (
 	"errors"
 	"strconv"
+	"unsafe"
 
 	"github.com/hookgate/hookgate/plugins/sdk"
 	"github.com/hookgate/hookgate/plugins/sdk/jsonw"
@@ -19,6 +20,7 @@ func main() {}
 type config struct {
 	maxScore float64
 	target   string // "" replaces the event body instead of emitting
+	aboveMax string // " above max_score 6", the end of the usual drop reason
 }
 
 func parseConfig(raw []byte) (config, error) {
@@ -38,90 +40,102 @@ func parseConfig(raw []byte) (config, error) {
 		}
 		c.target = v.String()
 	}
+	c.aboveMax = " above max_score " + strconv.FormatFloat(c.maxScore, 'f', -1, 64)
 	return c, nil
 }
 
 // Reused by every call (one instance runs one call at a time), so a call
 // allocates nothing once they have grown.
 var (
-	w         jsonw.Writer
+	buf       []byte // the ticket, and drop reasons
 	questions []question
 	answers   []answer
 )
 
-type question struct{ label, code, typ sdk.Result }
+// question and answer keep strings, not sdk.Results: in a wasm guest
+// every copy of a Result (80 bytes) costs.
+type question struct{ label, code, typ string } // label as raw JSON
 
 type answer struct {
-	code  string
-	value sdk.Result
+	code string
+	j    int // element of query's pAnswer: its value is decoded when used
 }
 
-// ticket holds the parts of the payload the ticket needs.
+// ticket holds the parts of the payload the ticket needs, as raw JSON.
 type ticket struct {
-	eventType, serial, customer, link, created sdk.Result
-	surveyID, surveyName                       sdk.Result
+	serial, link, created    string
+	surveyID, surveyName     string
+	uid, name, email, mobile string
 }
 
-// sc walks the body once: with Get per path, or ForEach over nested
-// objects, a 2.5 KB payload would be read several times over, which is
-// what costs in a wasm guest.
-var sc sdk.Scanner
+// Everything the ticket needs, by index in query.
+const (
+	pEventType = iota
+	pSurveyID
+	pSurveyName
+	pLabel // of each question
+	pCode
+	pType
+	pAnswer // each answer, keyed by question code
+	pSerial
+	pUID
+	pName
+	pEmail
+	pMobile
+	pLink
+	pCreated
+)
+
+// query is answered by the host in one pass over the body: walking a
+// 2 KB payload in the guest (Get per path, or even one Scanner pass) is
+// what cost the most in a wasm guest.
+var paths = [...]string{
+	pEventType:  "event_type",
+	pSurveyID:   "campaign.id",
+	pSurveyName: "campaign.name",
+	pLabel:      "campaign.fields.#.label",
+	pCode:       "campaign.fields.#.code",
+	pType:       "campaign.fields.#.type",
+	pAnswer:     "entry.fields.#",
+	pSerial:     "entry.serial_number",
+	pUID:        "entry.customer.uid",
+	pName:       "entry.customer.name",
+	pEmail:      "entry.customer.email",
+	pMobile:     "entry.customer.mobile",
+	pLink:       "entry.system_link",
+	pCreated:    "entry.created_at",
+}
+
+var query = sdk.NewQuery(paths[:]...)
 
 func handle(e *sdk.Event) error {
 	cfg, err := sdk.LoadConfig(e, parseConfig)
 	if err != nil {
 		return err
 	}
-	var t ticket
+	query.Run(e.Body())
+	if eventType := query.Get(pEventType); eventType.Str != "entry_submitted" {
+		return e.Drop("howxm-nps: event_type is " + quote(eventType) + ", not entry_submitted")
+	}
+	// The questions are an array and the answers an object: '#' would go
+	// through either.
 	questions = questions[:0]
-	answers = answers[:0]
-	sc.Reset(e.Body())
-	sc.Object(func(key string) bool {
-		switch key {
-		case "event_type":
-			t.eventType = sc.Value()
-		case "campaign":
-			sc.Object(func(key string) bool {
-				switch key {
-				case "id":
-					t.surveyID = sc.Value()
-				case "name":
-					t.surveyName = sc.Value()
-				case "fields":
-					sc.Array(readQuestion)
-				}
-				return true
-			})
-		case "entry":
-			sc.Object(func(key string) bool {
-				switch key {
-				case "fields":
-					sc.Object(func(code string) bool {
-						answers = append(answers, answer{code, sc.Value()})
-						return true
-					})
-				case "serial_number":
-					t.serial = sc.Value()
-				case "customer":
-					t.customer = sc.Value()
-				case "system_link":
-					t.link = sc.Value()
-				case "created_at":
-					t.created = sc.Value()
-				}
-				return true
-			})
+	if isArray(query.Raw(pLabel)) {
+		for j := range query.Len(pLabel) {
+			questions = append(questions, question{query.RawAt(pLabel, j), query.StrAt(pCode, j), query.StrAt(pType, j)})
 		}
-		return true
-	})
-	if t.eventType.Str != "entry_submitted" {
-		return e.Drop("howxm-nps: event_type is " + quote(t.eventType) + ", not entry_submitted")
+	}
+	answers = answers[:0]
+	if isObject(query.Raw(pAnswer)) {
+		for j := range query.Len(pAnswer) {
+			answers = append(answers, answer{query.Key(pAnswer, j), j})
+		}
 	}
 
 	npsCode := ""
 	for _, q := range questions {
-		if q.typ.Str == "NpsField" {
-			npsCode = q.code.Str
+		if q.typ == "NpsField" {
+			npsCode = q.code
 			break
 		}
 	}
@@ -138,120 +152,127 @@ func handle(e *sdk.Event) error {
 		}
 	}
 	if score.Float() > cfg.maxScore {
-		return e.Drop("howxm-nps: score " + scoreText(score) + " above max_score " +
-			strconv.FormatFloat(cfg.maxScore, 'f', -1, 64))
+		// The usual outcome: built in buf rather than allocated. The host
+		// copies the reason before Drop returns.
+		buf = append(append(append(buf[:0], "howxm-nps: score "...), scoreText(score)...), cfg.aboveMax...)
+		return e.Drop(unsafe.String(unsafe.SliceData(buf), len(buf)))
 	}
 
-	writeTicket(&t, score)
+	t := ticket{
+		surveyID: query.Raw(pSurveyID), surveyName: query.Raw(pSurveyName),
+		serial: query.Raw(pSerial), link: query.Raw(pLink), created: query.Raw(pCreated),
+		uid: query.Raw(pUID), name: query.Raw(pName), email: query.Raw(pEmail), mobile: query.Raw(pMobile),
+	}
+	buf = writeTicket(buf[:0], &t, score)
 	if cfg.target == "" {
-		e.SetBody(w.Bytes())
+		e.SetBody(buf)
 		e.SetHeader("Content-Type", "application/json")
 		return nil
 	}
-	e.Emit(cfg.target).SetBody(w.Bytes()).SetHeader("Content-Type", "application/json")
+	e.Emit(cfg.target).SetBody(buf).SetHeader("Content-Type", "application/json")
 	return nil
 }
 
-// readQuestion reads one element of campaign.fields.
-func readQuestion(int) bool {
-	var q question
-	sc.Object(func(key string) bool {
-		switch key {
-		case "label":
-			q.label = sc.Value()
-		case "code":
-			q.code = sc.Value()
-		case "type":
-			q.typ = sc.Value()
+// writeTicket appends the ticket to b. It writes the JSON by hand, each
+// run of constant text in one append and each value as its raw JSON (the
+// payload's own text, valid JSON): in a wasm guest a JSON writer's call
+// per key and value costs several times that. The output is what
+// jsonw.Writer wrote, byte for byte.
+func writeTicket(b []byte, t *ticket, score sdk.Result) []byte {
+	b = append(b, `{"source":"howxm","survey":{"id":`...)
+	b = raw(b, t.surveyID)
+	b = append(b, `,"name":`...)
+	b = raw(b, t.surveyName)
+	b = append(b, `},"serial_number":`...)
+	b = raw(b, t.serial)
+	b = append(b, `,"score":`...)
+	if score.Type == sdk.Number {
+		b = append(b, score.Raw...)
+	} else {
+		b = jsonw.AppendFloat(b, score.Float())
+	}
+	b = append(b, `,"customer":{"uid":`...)
+	b = raw(b, t.uid)
+	b = append(b, `,"name":`...)
+	b = raw(b, t.name)
+	b = append(b, `,"email":`...)
+	b = raw(b, t.email)
+	b = append(b, `,"mobile":`...)
+	b = raw(b, t.mobile)
+	b = append(b, `},"answers":[`...)
+	n := 0
+	for i := range questions {
+		q := &questions[i]
+		if q.typ == "EndingField" {
+			continue
 		}
-		return true
-	})
-	questions = append(questions, q)
-	return true
+		j := answerAt(q.code)
+		if j < 0 || skipAnswer(j) {
+			continue
+		}
+		a := query.RawAt(pAnswer, j)
+		if n++; n > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"question":`...)
+		b = raw(b, q.label)
+		b = append(b, `,"answer":`...)
+		b = append(b, a...)
+		b = append(b, '}')
+	}
+	b = append(b, `],"link":`...)
+	b = raw(b, t.link)
+	b = append(b, `,"created_at":`...)
+	b = raw(b, t.created)
+	return append(b, '}')
 }
 
-func writeTicket(t *ticket, score sdk.Result) {
-	w.Reset()
-	w.ObjectStart()
-	w.Key("source")
-	w.String("howxm")
-	w.Key("survey")
-	w.ObjectStart()
-	w.Key("id")
-	w.RawString(t.surveyID.Raw)
-	w.Key("name")
-	w.RawString(t.surveyName.Raw)
-	w.ObjectEnd()
-	w.Key("serial_number")
-	w.RawString(t.serial.Raw)
-	w.Key("score")
-	if score.Type == sdk.Number {
-		w.RawString(score.Raw)
-	} else {
-		w.Float(score.Float())
+// raw appends a value's raw JSON, null when absent.
+func raw(b []byte, v string) []byte {
+	if v == "" {
+		return append(b, "null"...)
 	}
-	var uid, name, email, mobile sdk.Result
-	t.customer.ForEach(func(k, v sdk.Result) bool {
-		switch k.Str {
-		case "uid":
-			uid = v
-		case "name":
-			name = v
-		case "email":
-			email = v
-		case "mobile":
-			mobile = v
-		}
-		return true
-	})
-	w.Key("customer")
-	w.ObjectStart()
-	w.Key("uid")
-	w.RawString(uid.Raw) // "" (absent) is written as null
-	w.Key("name")
-	w.RawString(name.Raw)
-	w.Key("email")
-	w.RawString(email.Raw)
-	w.Key("mobile")
-	w.RawString(mobile.Raw)
-	w.ObjectEnd()
-	w.Key("answers")
-	w.ArrayStart()
-	for _, q := range questions {
-		if q.typ.Str == "EndingField" {
-			continue
-		}
-		a := answerTo(q.code.Str)
-		if !a.Exists() || a.Type == sdk.Null || isEmpty(a) || (a.Type == sdk.String && a.Str == "null") {
-			continue
-		}
-		w.ObjectStart()
-		w.Key("question")
-		w.RawString(q.label.Raw)
-		w.Key("answer")
-		w.RawString(a.Raw)
-		w.ObjectEnd()
-	}
-	w.ArrayEnd()
-	w.Key("link")
-	w.RawString(t.link.Raw)
-	w.Key("created_at")
-	w.RawString(t.created.Raw)
-	w.ObjectEnd()
+	return append(b, v...)
 }
 
 // answerTo returns the answer to the question with this code. Codes are
 // matched exactly, not as gjson paths, so a code with '.' or '*' is safe.
 func answerTo(code string) sdk.Result {
-	if code == "" {
-		return sdk.Result{}
-	}
-	for _, a := range answers {
-		if a.code == code {
-			return a.value
-		}
+	if j := answerAt(code); j >= 0 {
+		return query.At(pAnswer, j)
 	}
 	return sdk.Result{}
+}
+
+func isArray(raw string) bool  { return raw != "" && raw[0] == '[' }
+func isObject(raw string) bool { return raw != "" && raw[0] == '{' }
+
+// answerAt is answerTo's element of query's pAnswer, or -1: the ticket
+// reads the answers' raw JSON without building Results.
+func answerAt(code string) int {
+	if code == "" {
+		return -1
+	}
+	for i := range answers {
+		if answers[i].code == code {
+			return answers[i].j
+		}
+	}
+	return -1
+}
+
+// skipAnswer reports whether answer j is left out of the ticket: missing,
+// null, "" or the string "null" (Howxm's placeholder), as the checks on
+// answerTo's Result decide.
+func skipAnswer(j int) bool {
+	switch raw := query.RawAt(pAnswer, j); {
+	case raw == "" || raw == "null":
+		return true
+	case raw[0] == '"':
+		s := query.StrAt(pAnswer, j) // unescaped: "\u006eull" is "null"
+		return s == "" || s == "null"
+	}
+	return false
 }
 
 func isEmpty(v sdk.Result) bool { return v.Type == sdk.String && v.Str == "" }

@@ -189,3 +189,19 @@ func TestTicketAllocatesNothing(t *testing.T) {
 		t.Fatalf("allocs per call = %v, want 0", n)
 	}
 }
+
+// TestSkippedAnswers: what leaves an answer out is decided on its value,
+// escapes included ("\u006eull" is Howxm's "null" placeholder too).
+func TestSkippedAnswers(t *testing.T) {
+	body := []byte(`{"event_type":"entry_submitted","campaign":{"fields":[{"label":"S","code":"s","type":"NpsField"},
+		{"label":"A","code":"a"},{"label":"B","code":"b"},{"label":"C","code":"c"},{"label":"D","code":"d"},{"label":"E","code":"e"}]},
+		"entry":{"fields":{"s":1,"a":"\u006eull","b":"\u0000","c":"","d":null,"e":"\"null\""}}}`)
+	res, err := sdktest.Run(handle, sdktest.Input{Body: body, Config: []byte(crm)})
+	if err != nil || len(res.Emitted) != 1 {
+		t.Fatalf("err %v, emitted %d", err, len(res.Emitted))
+	}
+	want := `"answers":[{"question":"S","answer":1},{"question":"B","answer":"\u0000"},{"question":"E","answer":"\"null\""}]`
+	if !bytes.Contains(res.Emitted[0].Body, []byte(want)) {
+		t.Fatalf("ticket %s\nwant %s", res.Emitted[0].Body, want)
+	}
+}

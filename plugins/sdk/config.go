@@ -50,15 +50,27 @@ func (c *ConfigCache[T]) Load(e *Event, parse func(raw []byte) (T, error)) (T, e
 	return ent.val, ent.err
 }
 
-// loaded backs LoadConfig: one cache per plugin, whatever T is.
-var loaded = map[int32]any{}
+// loaded backs LoadConfig: one cache per plugin, whatever T is. lastID and
+// last remember the entry of the last call: a step's calls come in runs,
+// and a map lookup costs a wasm guest tens of nanoseconds per call.
+var (
+	loaded = map[int32]any{}
+	lastID int32
+	last   any
+)
 
 // LoadConfig is ConfigCache.Load without declaring a cache: the parsed value
 // is kept per config id in a cache shared by the plugin. Use one type T per
 // plugin (a second type for the same id is parsed again and replaces it).
 func LoadConfig[T any](e *Event, parse func(raw []byte) (T, error)) (T, error) {
+	if last != nil && lastID == e.configID {
+		if ent, ok := last.(*configEntry[T]); ok {
+			return ent.val, ent.err
+		}
+	}
 	if v, ok := loaded[e.configID]; ok {
 		if ent, ok := v.(*configEntry[T]); ok {
+			lastID, last = e.configID, v
 			return ent.val, ent.err
 		}
 	}
@@ -68,5 +80,6 @@ func LoadConfig[T any](e *Event, parse func(raw []byte) (T, error)) (T, error) {
 	ent := &configEntry[T]{}
 	ent.val, ent.err = parse(e.Config())
 	loaded[e.configID] = ent
+	lastID, last = e.configID, ent
 	return ent.val, ent.err
 }

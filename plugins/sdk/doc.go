@@ -33,11 +33,15 @@
 //
 // Event.Body reads the body once into a buffer reused across calls.
 // Metadata (Method, Path, Query, Header, Route, ID, ReceivedAt, Config) is
-// read on demand, never all at once. Read JSON with Get, GetBytes, Parse
-// and ForEach (github.com/tidwall/gjson underneath, no decoding), or walk
-// it once with a Scanner when you need many values; write it with
-// plugins/sdk/jsonw. Avoid encoding/json in a handler: in a wasm
-// guest it costs about ten times as much per call.
+// read on demand, never all at once. Read JSON with Get, GetMany,
+// GetManyInto or a Query (gjson paths and Results, no decoding): the host
+// finds the values in one native pass over the document (ABI capability
+// json_get), which in a wasm guest is many times cheaper than walking the
+// JSON in Go. A Query, declared once, reads many values per event with one
+// host call, including one value per element of an array ("items.#.id").
+// Parse, ForEach and the Scanner walk JSON in the guest. Write JSON with
+// plugins/sdk/jsonw, or by hand for a fixed shape. Avoid encoding/json in a
+// handler: in a wasm guest it costs about ten times as much per call.
 //
 // Parse the step's config once with LoadConfig (or a ConfigCache), not per
 // call: the parsed value is kept by config id.

@@ -1,18 +1,16 @@
 package sdk
 
 import (
+	"strings"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
 
-// Reading JSON: the SDK wraps github.com/tidwall/gjson, which finds a value
-// by path in one scan without decoding the document. It is many times
-// faster than encoding/json in a wasm guest (about 9 µs instead of 80 µs
-// per call on the Howxm payload). Path syntax:
-// https://github.com/tidwall/gjson/blob/master/SYNTAX.md
-//
-// Writing JSON: plugins/sdk/jsonw.
+// Reading JSON: gjson's paths and Result type
+// (https://github.com/tidwall/gjson/blob/master/SYNTAX.md), answered by the
+// host's json_get where it can (see query.go), by gjson in the guest where
+// it cannot, with the same results. Writing JSON: plugins/sdk/jsonw.
 
 // Result is a JSON value found by Get: .Exists(), .String(), .Int(),
 // .Float(), .Bool(), .Raw (the JSON text), .Type, .Get(path), .ForEach.
@@ -32,19 +30,26 @@ const (
 func str(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // Get returns the value at path in json, e.g.
-// sdk.Get(e.Body(), "entry.fields.field_1").Int().
+// sdk.Get(e.Body(), "entry.fields.field_1").Int(). The host finds it, in
+// one native pass; for several values of one document, GetMany or a Query
+// find them all in that one pass.
 //
 // # Notes
 //
 // The Result points into json, with no copy: it is valid while json is,
 // which for e.Body() means until the handler returns. Copy strings you keep
 // (strings.Clone).
-func Get(json []byte, path string) Result { return gjson.Get(str(json), path) }
+func Get(json []byte, path string) Result {
+	if r, ok := get(json, path); ok {
+		return r
+	}
+	return gjson.Get(str(json), path)
+}
 
 // GetBytes returns the raw JSON text of the value at path as a sub-slice of
 // json (no copy), or nil when absent. Useful with jsonw.Writer.Raw.
 func GetBytes(json []byte, path string) []byte {
-	r := gjson.Get(str(json), path)
+	r := Get(json, path)
 	switch {
 	case r.Raw == "":
 		return nil
@@ -56,8 +61,47 @@ func GetBytes(json []byte, path string) []byte {
 	return []byte(r.Raw) // a computed value (modifiers, #): not inside json
 }
 
-// GetMany returns the values at several paths in one call.
-func GetMany(json []byte, paths ...string) []Result { return gjson.GetMany(str(json), paths...) }
+// GetMany returns the values at several paths, found in one pass by the
+// host. It allocates the returned slice; GetManyInto does not.
+func GetMany(json []byte, paths ...string) []Result {
+	return GetManyInto(make([]Result, 0, len(paths)), json, paths...)
+}
+
+// GetManyInto is GetMany appending to dst[:0] (reuse one slice per plugin:
+// no allocation once it has grown). Paths are gjson's, '#' included.
+func GetManyInto(dst []Result, json []byte, paths ...string) []Result {
+	dst = dst[:0]
+	getList = getList[:0]
+	for _, p := range paths {
+		if hostable(json, p) {
+			getList = appendPath(getList, p)
+		}
+	}
+	n, ok := 0, false
+	if len(getList) > 0 {
+		n, ok = hostGet(json, getList, &getRecs)
+	}
+	k := 0
+	for _, p := range paths {
+		if hostable(json, p) {
+			k++
+			if ok && k <= n {
+				if r, ok := decode(json, &getRecs[k-1]); ok {
+					dst = append(dst, r)
+					continue
+				}
+			}
+		}
+		dst = append(dst, gjson.Get(str(json), p))
+	}
+	return dst
+}
+
+// hostable reports whether json_get takes path with gjson's meaning: '#'
+// is each element to json_get, a count or a computed array to gjson.
+func hostable(json []byte, path string) bool {
+	return len(json) > 0 && strings.IndexByte(path, '#') < 0
+}
 
 // Parse returns json as a Result, to walk with .Get and .ForEach. Same
 // lifetime rule as Get.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/hookgate/hookgate/plugins/sdk"
 	"github.com/hookgate/hookgate/plugins/sdk/jsonw"
@@ -43,8 +44,7 @@ func parseConfig(raw []byte) (config, error) {
 
 // Reused by every call: one instance runs one call at a time.
 var (
-	w        jsonw.Writer
-	sc       sdk.Scanner
+	buf      []byte // the transcript
 	messages []message
 )
 
@@ -55,78 +55,71 @@ type chat struct {
 	referrer                            sdk.Result // the first paths[].url
 }
 
-type message struct{ typ, name, content, sentAt sdk.Result }
-
-// read walks the body once with the Scanner (see howxm-nps for why).
-func read(body []byte) chat {
-	var c chat
-	messages = messages[:0]
-	sc.Reset(body)
-	sc.Object(func(key string) bool {
-		switch key {
-		case "accountId":
-			c.account = sc.Value()
-		case "beginAt":
-			c.begin = sc.Value()
-		case "endAt":
-			c.end = sc.Value()
-		case "channel":
-			sc.Object(func(key string) bool {
-				switch key {
-				case "id":
-					c.chatID = sc.Value()
-				case "rating":
-					c.rating = sc.Value()
-				}
-				return true
-			})
-		case "visitor":
-			sc.Object(func(key string) bool {
-				switch key {
-				case "name":
-					c.vName = sc.Value()
-				case "email":
-					c.vEmail = sc.Value()
-				case "id":
-					c.vID = sc.Value()
-				}
-				return true
-			})
-		case "paths":
-			sc.Array(func(i int) bool {
-				sc.Object(func(key string) bool {
-					if key == "url" {
-						c.referrer = sc.Value()
-					}
-					return true
-				})
-				return false // only the first
-			})
-		case "messages":
-			sc.Array(readMessage)
-		}
-		return true
-	})
-	return c
+// message keeps strings, not sdk.Results: in a wasm guest every copy of a
+// Result (80 bytes) costs.
+type message struct {
+	typ, name, content string
+	j                  int // element of query's messages: sentAt is read when written
 }
 
-func readMessage(int) bool {
-	var m message
-	sc.Object(func(key string) bool {
-		switch key {
-		case "type":
-			m.typ = sc.Value()
-		case "name":
-			m.name = sc.Value()
-		case "content":
-			m.content = sc.Value()
-		case "sentAt":
-			m.sentAt = sc.Value()
-		}
-		return true
-	})
-	messages = append(messages, m)
-	return true
+// What the outputs need, by index in query.
+const (
+	qAccount = iota
+	qBegin
+	qEnd
+	qChatID
+	qRating
+	qVisitorName
+	qVisitorEmail
+	qVisitorID
+	qPaths
+	qReferrer
+	qType // of each message
+	qName
+	qContent
+	qSentAt
+)
+
+var paths = [...]string{
+	qAccount:      "accountId",
+	qBegin:        "beginAt",
+	qEnd:          "endAt",
+	qChatID:       "channel.id",
+	qRating:       "channel.rating",
+	qVisitorName:  "visitor.name",
+	qVisitorEmail: "visitor.email",
+	qVisitorID:    "visitor.id",
+	qPaths:        "paths",
+	qReferrer:     "paths.0.url",
+	qType:         "messages.#.type",
+	qName:         "messages.#.name",
+	qContent:      "messages.#.content",
+	qSentAt:       "messages.#.sentAt",
+}
+
+// query is answered by the host in one pass over the body (see howxm-nps
+// for why that matters in a wasm guest).
+var query = sdk.NewQuery(paths[:]...)
+
+// read takes what the outputs need from the body.
+func read(body []byte) chat {
+	query.Run(body)
+	c := chat{
+		account: query.Get(qAccount), begin: query.Get(qBegin), end: query.Get(qEnd),
+		chatID: query.Get(qChatID), rating: query.Get(qRating),
+		vName: query.Get(qVisitorName), vEmail: query.Get(qVisitorEmail), vID: query.Get(qVisitorID),
+	}
+	if query.Get(qPaths).IsArray() { // "paths.0" is also a key of an object
+		c.referrer = query.Get(qReferrer)
+	}
+	messages = messages[:0]
+	if !query.Get(qType).IsArray() {
+		return c // messages must be an array, not an object
+	}
+	for j := range query.Len(qType) {
+		messages = append(messages, message{query.StrAt(qType, j), query.StrAt(qName, j), query.StrAt(qContent, j), j})
+	}
+	return c
 }
 
 func handle(e *sdk.Event) error {
@@ -139,8 +132,8 @@ func handle(e *sdk.Event) error {
 		return e.Drop("smartsupp-chat: no channel.id: not a chat export")
 	}
 
-	writeTranscript(&c)
-	e.Emit(cfg.crmTarget).SetBody(w.Bytes()).SetHeader("Content-Type", "application/json")
+	buf = writeTranscript(buf[:0], &c)
+	e.Emit(cfg.crmTarget).SetBody(buf).SetHeader("Content-Type", "application/json")
 
 	if cfg.surveyTarget == "" || c.vEmail.Type != sdk.String || strings.TrimSpace(c.vEmail.Str) == "" {
 		return nil
@@ -152,7 +145,7 @@ func handle(e *sdk.Event) error {
 		DelHeader("Content-Type").
 		SetQuery("cId", cfg.collectorID).
 		SetQuery("email", strings.TrimSpace(c.vEmail.Str)).
-		SetQuery("crk", "ss-"+text(c.account)+"-"+text(c.chatID))
+		SetQuery("crk", crk(&c))
 	if first != "" {
 		d.SetQuery("firstName", first)
 	}
@@ -165,86 +158,130 @@ func handle(e *sdk.Event) error {
 	return nil
 }
 
-func writeTranscript(c *chat) {
-	w.Reset()
-	w.ObjectStart()
-	w.Key("chat_id")
-	w.RawString(c.chatID.Raw)
-	w.Key("account_id")
-	w.RawString(c.account.Raw) // absent is written as null
-	w.Key("visitor")
-	w.ObjectStart()
-	w.Key("name")
-	w.RawString(c.vName.Raw)
-	w.Key("email")
-	w.RawString(c.vEmail.Raw)
-	w.Key("id")
-	w.RawString(c.vID.Raw)
-	w.ObjectEnd()
-	w.Key("started_at")
-	writeTime(c.begin)
-	w.Key("ended_at")
-	writeTime(c.end)
-	w.Key("rating")
-	w.RawString(c.rating.Raw)
-	w.Key("messages")
-	w.ArrayStart()
-	for _, m := range messages {
+// writeTranscript appends the transcript to b, by hand: each run of
+// constant text in one append, raw values as the payload's own JSON,
+// strings escaped by jsonw.AppendString. In a wasm guest a JSON writer's
+// call per key and value costs several times that; the output is what
+// jsonw.Writer wrote, byte for byte.
+func writeTranscript(b []byte, c *chat) []byte {
+	b = append(b, `{"chat_id":`...)
+	b = raw(b, c.chatID.Raw)
+	b = append(b, `,"account_id":`...)
+	b = raw(b, c.account.Raw) // absent is written as null
+	b = append(b, `,"visitor":{"name":`...)
+	b = raw(b, c.vName.Raw)
+	b = append(b, `,"email":`...)
+	b = raw(b, c.vEmail.Raw)
+	b = append(b, `,"id":`...)
+	b = raw(b, c.vID.Raw)
+	b = append(b, `},"started_at":`...)
+	b = appendTime(b, c.begin)
+	b = append(b, `,"ended_at":`...)
+	b = appendTime(b, c.end)
+	b = append(b, `,"rating":`...)
+	b = raw(b, c.rating.Raw)
+	b = append(b, `,"messages":[`...)
+	n := 0
+	for i := range messages {
+		m := &messages[i]
 		// Only what people wrote: system messages (joins, closes) and
 		// unknown types are left out.
-		if m.typ.Str != "visitor" && m.typ.Str != "agent" {
+		if m.typ != "visitor" && m.typ != "agent" {
 			continue
 		}
 		name := m.name
-		if name.Str == "" && m.typ.Str == "visitor" {
-			name = c.vName // Smartsupp often leaves the visitor's name off
+		if name == "" && m.typ == "visitor" {
+			name = c.vName.Str // Smartsupp often leaves the visitor's name off
 		}
-		w.ObjectStart()
-		w.Key("role")
-		w.String(m.typ.Str)
-		w.Key("name")
-		w.String(name.Str)
-		w.Key("text")
-		w.String(m.content.Str)
-		w.Key("at")
-		writeTime(m.sentAt)
-		w.ObjectEnd()
+		if n++; n > 1 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"role":`...)
+		b = jsonw.AppendString(b, m.typ)
+		b = append(b, `,"name":`...)
+		b = jsonw.AppendString(b, name)
+		b = append(b, `,"text":`...)
+		b = jsonw.AppendString(b, m.content)
+		b = append(b, `,"at":`...)
+		b = appendTime(b, query.At(qSentAt, m.j))
+		b = append(b, '}')
 	}
-	w.ArrayEnd()
-	w.ObjectEnd()
+	return append(b, "]}"...)
 }
 
-// timeBuf is reused for formatting times.
-var timeBuf [32]byte
-
-// writeTime writes a millisecond epoch as ISO 8601 UTC with milliseconds,
-// e.g. 1427470439703 -> "2015-03-27T15:33:59.703Z"; null when absent.
-// It formats by hand: time.Format parses its layout on every call, which a
-// wasm guest pays for dearly.
-func writeTime(ms sdk.Result) {
-	if ms.Type != sdk.Number {
-		w.Null()
-		return
+// raw appends a value's raw JSON, null when absent.
+func raw(b []byte, v string) []byte {
+	if v == "" {
+		return append(b, "null"...)
 	}
-	t := time.UnixMilli(ms.Int()).UTC()
-	year, month, day := t.Date()
-	hour, min, sec := t.Clock()
-	b := timeBuf[:0]
-	b = digits(b, year, 4)
-	b = append(b, '-')
-	b = digits(b, int(month), 2)
-	b = append(b, '-')
-	b = digits(b, day, 2)
-	b = append(b, 'T')
-	b = digits(b, hour, 2)
-	b = append(b, ':')
-	b = digits(b, min, 2)
-	b = append(b, ':')
-	b = digits(b, sec, 2)
-	b = append(b, '.')
-	b = digits(b, t.Nanosecond()/1e6, 3)
-	b = append(b, 'Z')
-	w.StringBytes(b)
+	return append(b, v...)
+}
+
+// appendTime appends a millisecond epoch as a JSON string in ISO 8601 UTC
+// with milliseconds, e.g. 1427470439703 -> "2015-03-27T15:33:59.703Z";
+// null when absent. It formats by hand: time.Format parses its layout on
+// every call, and even time.Date's calendar arithmetic costs a wasm guest
+// dearly.
+func appendTime(b []byte, ms sdk.Result) []byte {
+	if ms.Type != sdk.Number {
+		return append(b, "null"...)
+	}
+	year, month, day, hour, min, sec, milli := civil(ms.Int())
+	b = append(b, '"')
+	if year < 0 || year > 9999 {
+		b = digits(b, year, 4)
+	} else {
+		b = append(b, pairs[2*(year/100):2*(year/100)+2]...)
+		b = append(b, pairs[2*(year%100):2*(year%100)+2]...)
+	}
+	// Two digits from a table: a division costs a wasm guest dearly.
+	b = append(b, '-', pairs[2*month], pairs[2*month+1], '-', pairs[2*day], pairs[2*day+1],
+		'T', pairs[2*hour], pairs[2*hour+1], ':', pairs[2*min], pairs[2*min+1], ':', pairs[2*sec], pairs[2*sec+1], '.')
+	b = append(b, byte('0'+milli/100))
+	b = append(b, pairs[2*(milli%100)], pairs[2*(milli%100)+1], 'Z', '"')
+	return b
+}
+
+// pairs holds "00" to "99".
+const pairs = "00010203040506070809101112131415161718192021222324252627282930313233343536373839" +
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879" +
+	"8081828384858687888990919293949596979899"
+
+// maxCivil is 10000-01-01 in unix milliseconds: civil's own arithmetic
+// covers 1970 up to there, the time package the rest.
+const maxCivil = 253402300800000
+
+// civil splits a unix millisecond time into its UTC calendar fields, as
+// time.UnixMilli(ms).UTC() does.
+func civil(ms int64) (year, month, day, hour, min, sec, milli int) {
+	if ms < 0 || ms >= maxCivil {
+		t := time.UnixMilli(ms).UTC()
+		y, mo, d := t.Date()
+		h, mi, s := t.Clock()
+		return y, int(mo), d, h, mi, s, t.Nanosecond() / 1e6
+	}
+	days, rem := ms/86400000, int(ms%86400000)
+	milli, rem = rem%1000, rem/1000
+	sec, rem = rem%60, rem/60
+	min, hour = rem%60, rem/60
+	// Days to civil date, proleptic Gregorian (H. Hinnant's algorithm,
+	// eras of 400 years from 0000-03-01).
+	z := days + 719468
+	era := z / 146097
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	day = int(doy - (153*mp+2)/5 + 1)
+	month = int(mp + 3)
+	if month > 12 {
+		month -= 12
+	}
+	year = int(yoe + era*400)
+	if month <= 2 {
+		year++
+	}
+	return year, month, day, hour, min, sec, milli
 }
 
 // digits appends n zero-padded to width (n >= 0; years past 9999 keep
@@ -262,6 +299,17 @@ func digits(b []byte, n, width int) []byte {
 		}
 	}
 	return append(b, tmp[i:]...)
+}
+
+// crkBuf is reused by crk.
+var crkBuf []byte
+
+// crk is SurveyLab's respondent key, "ss-<account>-<chat id>": built in a
+// reused buffer and handed to the host as a view, which is safe because
+// the host copies it before SetQuery returns (ABI.md).
+func crk(c *chat) string {
+	crkBuf = append(append(append(append(crkBuf[:0], "ss-"...), text(c.account)...), '-'), text(c.chatID)...)
+	return unsafe.String(unsafe.SliceData(crkBuf), len(crkBuf))
 }
 
 // text is a scalar's text: a string's content or a number's digits.

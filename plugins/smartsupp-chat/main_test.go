@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"errors"
+	"math"
+	"math/rand/v2"
 	"os"
+	"strconv"
 	"testing"
+	"time"
 
+	"github.com/hookgate/hookgate/plugins/sdk"
 	"github.com/hookgate/hookgate/plugins/sdk/sdktest"
 )
 
@@ -180,4 +185,48 @@ func sameMap(a, b map[string]string) bool {
 
 func BenchmarkSeedChat(b *testing.B) {
 	sdktest.Benchmark(b, handle, sdktest.Input{Body: fixture(b), Config: []byte(cfg)})
+}
+
+// TestCivil: civil agrees with the time package wherever it does its own
+// arithmetic, and hands the rest to it.
+func TestCivil(t *testing.T) {
+	check := func(ms int64) {
+		t.Helper()
+		tm := time.UnixMilli(ms).UTC()
+		y, mo, d := tm.Date()
+		h, mi, s := tm.Clock()
+		want := [7]int{y, int(mo), d, h, mi, s, tm.Nanosecond() / 1e6}
+		year, month, day, hour, min, sec, milli := civil(ms)
+		if got := [7]int{year, month, day, hour, min, sec, milli}; got != want {
+			t.Fatalf("civil(%d) = %v, want %v", ms, got, want)
+		}
+	}
+	for _, ms := range []int64{0, 1, 999, 1000, 86399999, 86400000, 951782400000, 951868800000, 1427470439703,
+		4107542399999, 4107542400000, maxCivil - 1, maxCivil, -1, -86400001, math.MaxInt64 / 2, math.MinInt64 / 2} {
+		check(ms)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100000 {
+		check(r.Int64N(maxCivil))
+	}
+	for d := int64(0); d < 200*366; d++ { // every day from 1970 to 2170
+		check(d*86400000 + 43200123)
+	}
+}
+
+// TestAppendTime: the hand-made format is time.Format's, in JSON quotes.
+func TestAppendTime(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		ms := r.Int64N(maxCivil)
+		res := sdktestNumber(ms)
+		want := `"` + time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z") + `"`
+		if got := string(appendTime(nil, res)); got != want {
+			t.Fatalf("appendTime(%d) = %s, want %s", ms, got, want)
+		}
+	}
+}
+
+func sdktestNumber(ms int64) sdk.Result {
+	return sdk.Result{Type: sdk.Number, Num: float64(ms), Raw: strconv.FormatInt(ms, 10)}
 }

@@ -22,6 +22,7 @@ type config struct {
 	from    string // params_from: where param values are read in the body
 	target  string // "" changes the event instead of emitting
 	method  string
+	paths   []string // every path params and variables read, looked up together per event
 }
 
 type named struct {
@@ -33,6 +34,7 @@ type param struct {
 	name    string
 	integer bool   // type "integer"; else "text"
 	path    string // where its value is read in the body
+	at      int    // index of path in config.paths
 	def     string // default as text (digits for integers)
 	defNum  int64
 	hasDef  bool
@@ -45,6 +47,7 @@ type segment struct {
 	lit    string // literal text; used when !isVar
 	isVar  bool
 	path   string // JSON path into the body; used when param < 0
+	at     int    // index of path in config.paths
 	param  int    // index into config.params, or -1
 	def    string // inline default, after '|'
 	hasDef bool
@@ -111,7 +114,40 @@ func parseConfig(raw []byte) (*config, error) {
 	if !c.hasBody && len(c.query) == 0 && len(c.headers) == 0 {
 		return nil, errors.New("template: nothing to render: set body, query or headers")
 	}
+	c.indexPaths()
 	return c, nil
+}
+
+// indexPaths collects the paths params and variables read, once each, so
+// an event's values are found in one host call (sdk.GetManyInto).
+func (c *config) indexPaths() {
+	seen := map[string]int{}
+	at := func(path string) int {
+		i, ok := seen[path]
+		if !ok {
+			i = len(c.paths)
+			seen[path] = i
+			c.paths = append(c.paths, path)
+		}
+		return i
+	}
+	for i := range c.params {
+		c.params[i].at = at(c.params[i].path)
+	}
+	vars := func(t tmpl) {
+		for i := range t {
+			if t[i].isVar && t[i].param < 0 {
+				t[i].at = at(t[i].path)
+			}
+		}
+	}
+	vars(c.body)
+	for _, q := range c.query {
+		vars(q.t)
+	}
+	for _, h := range c.headers {
+		vars(h.t)
+	}
 }
 
 func str(v sdk.Result, key string) (string, error) {

@@ -20,6 +20,7 @@ func main() {}
 var (
 	out    []byte
 	values []value
+	found  []sdk.Result // the value of each of config.paths in the body
 )
 
 // value is a param's value for this event.
@@ -34,8 +35,9 @@ func handle(e *sdk.Event) error {
 	if err != nil {
 		return err
 	}
-	body := e.Body()
-	if err := resolveParams(c, body); err != nil {
+	// Every path the templates read, in one host call.
+	found = sdk.GetManyInto(found, e.Body(), c.paths...)
+	if err := resolveParams(c); err != nil {
 		return err
 	}
 	if c.target != "" {
@@ -44,15 +46,15 @@ func handle(e *sdk.Event) error {
 			d.SetMethod(c.method)
 		}
 		if c.hasBody {
-			out = render(out[:0], c.body, body, c.json)
+			out = render(out[:0], c.body, c.json)
 			d.SetBody(out).SetHeader("Content-Type", contentType(c))
 		}
 		for _, q := range c.query {
-			out = render(out[:0], q.t, body, false)
+			out = render(out[:0], q.t, false)
 			d.SetQuery(q.name, string(out))
 		}
 		for _, h := range c.headers {
-			out = render(out[:0], h.t, body, false)
+			out = render(out[:0], h.t, false)
 			d.SetHeader(h.name, string(out))
 		}
 		return nil
@@ -61,14 +63,14 @@ func handle(e *sdk.Event) error {
 		e.SetMethod(c.method)
 	}
 	for _, q := range c.query {
-		e.SetQuery(q.name, string(render(out[:0], q.t, body, false)))
+		e.SetQuery(q.name, string(render(out[:0], q.t, false)))
 	}
 	for _, h := range c.headers {
-		e.SetHeader(h.name, string(render(out[:0], h.t, body, false)))
+		e.SetHeader(h.name, string(render(out[:0], h.t, false)))
 	}
 	if c.hasBody {
 		// Last: the variables above read the original body.
-		out = render(out[:0], c.body, body, c.json)
+		out = render(out[:0], c.body, c.json)
 		e.SetBody(out)
 		e.SetHeader("Content-Type", contentType(c))
 	}
@@ -83,10 +85,10 @@ func contentType(c *config) string {
 }
 
 // resolveParams reads each declared param from the body (or its default).
-func resolveParams(c *config, body []byte) error {
+func resolveParams(c *config) error {
 	values = values[:0]
 	for _, p := range c.params {
-		v := sdk.Get(body, p.path)
+		v := found[p.at]
 		present := v.Exists() && v.Type != sdk.Null && !(v.Type == sdk.String && v.Str == "")
 		switch {
 		case !present && p.integer && p.hasDef:
@@ -110,9 +112,10 @@ func resolveParams(c *config, body []byte) error {
 	return nil
 }
 
-// render appends t with its variables filled from body and the params.
-// json selects JSON insertion (see README.md, "How values are inserted").
-func render(dst []byte, t tmpl, body []byte, json bool) []byte {
+// render appends t with its variables filled from the body (found) and the
+// params. json selects JSON insertion (see README.md, "How values are
+// inserted").
+func render(dst []byte, t tmpl, json bool) []byte {
 	for i := range t {
 		s := &t[i]
 		if !s.isVar {
@@ -128,7 +131,7 @@ func render(dst []byte, t tmpl, body []byte, json bool) []byte {
 			dst = insertText(dst, v.text, v.quoted, s.quoted, json)
 			continue
 		}
-		v := sdk.Get(body, s.path)
+		v := found[s.at]
 		switch {
 		case !v.Exists() || v.Type == sdk.Null || (v.Type == sdk.String && v.Str == ""):
 			if s.hasDef {

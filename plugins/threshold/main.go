@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/hookgate/hookgate/plugins/sdk"
 )
@@ -24,6 +25,9 @@ type config struct {
 	target string        // "" lets the event itself through
 	delay  time.Duration
 	body   []byte // nil passes the event's body
+
+	noKey  string // drop reason when the body has no user key
+	acting string // ", acting on occurrence N", the end of the usual drop reason
 }
 
 func parseConfig(raw []byte) (*config, error) {
@@ -71,6 +75,8 @@ func parseConfig(raw []byte) (*config, error) {
 	if c.key == "" || c.count == 0 {
 		return nil, errors.New(`threshold: config needs key (JSON path of the user key) and count, e.g. {"key": "visitor.id", "count": 3}`)
 	}
+	c.noKey = "threshold: no user key at " + c.key
+	c.acting = ", acting on occurrence " + strconv.FormatInt(c.count, 10)
 	return c, nil
 }
 
@@ -82,8 +88,13 @@ func duration(v sdk.Result, key string) (time.Duration, error) {
 	return d, nil
 }
 
-// kvKey is reused across calls.
-var kvKey []byte
+// kvKey and reason are reused across calls (one instance runs one call at
+// a time): a call allocates nothing. They are passed to the host as string
+// views, which is safe because the host copies what it reads before the
+// function returns (ABI.md).
+var kvKey, reason []byte
+
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 func handle(e *sdk.Event) error {
 	c, err := sdk.LoadConfig(e, parseConfig)
@@ -92,7 +103,7 @@ func handle(e *sdk.Event) error {
 	}
 	user := sdk.Get(e.Body(), c.key)
 	if !(user.Type == sdk.Number || user.Type == sdk.String && user.Str != "") {
-		return e.Drop("threshold: no user key at " + c.key)
+		return e.Drop(c.noKey)
 	}
 	kvKey = append(kvKey[:0], c.name...)
 	kvKey = append(kvKey, ':')
@@ -101,10 +112,14 @@ func handle(e *sdk.Event) error {
 	} else {
 		kvKey = append(kvKey, user.Raw...)
 	}
-	n := sdk.KV.Incr(string(kvKey), 1, c.window)
+	n := sdk.KV.Incr(view(kvKey), 1, c.window)
 	if n != c.count {
-		return e.Drop("threshold: occurrence " + strconv.FormatInt(n, 10) + " of " + string(kvKey) +
-			", acting on occurrence " + strconv.FormatInt(c.count, 10))
+		reason = append(reason[:0], "threshold: occurrence "...)
+		reason = strconv.AppendInt(reason, n, 10)
+		reason = append(reason, " of "...)
+		reason = append(reason, kvKey...)
+		reason = append(reason, c.acting...)
+		return e.Drop(view(reason))
 	}
 	if c.target == "" {
 		if c.body != nil {

@@ -54,6 +54,22 @@ func TestAppendString(t *testing.T) {
 	}
 }
 
+// TestEscapeEveryPosition puts each byte that matters to the 8-byte fast
+// paths at every position of longer strings, ASCII and not.
+func TestEscapeEveryPosition(t *testing.T) {
+	specials := []string{"\"", "\\", "\n", "\x00", "\x1f", "\x7f", " ", "é", "很", "\u2028", "\u2029", "\xe2", "\xe2\x80", "\xff", "👍"}
+	for _, fill := range []string{"abcdefghijklmnopqrstuvwxyz0123456789", "很好用能够解决我绝大部分的问题很好用能够解决"} {
+		for _, sp := range specials {
+			for i := 0; i <= len(fill); i++ {
+				in := fill[:i] + sp + fill[i:]
+				if got, want := string(AppendString(nil, in)), stdString(t, in); got != want {
+					t.Fatalf("AppendString(%q) = %s, encoding/json writes %s", in, got, want)
+				}
+			}
+		}
+	}
+}
+
 func TestAppendEscapedHasNoQuotes(t *testing.T) {
 	if got := string(AppendEscaped([]byte("x:"), `say "hi"`)); got != `x:say \"hi\"` {
 		t.Fatalf("got %s", got)

@@ -41,3 +41,18 @@ const (
 	LevelWarn  int32 = 2
 	LevelError int32 = 3
 )
+
+// Record is one record of json_get's answer (ABI.md, "json_get"): the
+// same 40 bytes, little-endian, as the host writes them, so a guest reads
+// the answer in place. jsonget.Record* name the offsets.
+type Record struct {
+	Type     int32 // jsonget.Type*
+	Flags    int32 // jsonget.Flag*
+	Num      float64
+	Start    int32 // the value's JSON text: json[Start : Start+Len]
+	Len      int32
+	KeyStart int32 // element: its key's offset (-1 in an array); '#' path: its first element record
+	KeyLen   int32 // element: its key's length (-1 in an array); '#' path: its element count
+	Stride   int32 // '#' path: records from one element's record to the next's
+	_        int32
+}

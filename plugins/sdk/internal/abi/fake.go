@@ -3,8 +3,13 @@
 package abi
 
 import (
+	"encoding/binary"
+	"math"
 	"net/url"
 	"strings"
+	"sync"
+
+	"github.com/hookgate/hookgate/plugins/sdk/jsonget"
 )
 
 // This file is the in-process fake host used when the SDK is not built for
@@ -82,6 +87,8 @@ type Fake struct {
 	RespBody       []byte
 	Logs           []LogLine
 	output         int64
+
+	json *jsonget.Scratch // json_get's working memory during calls
 }
 
 // ResetOutcome clears the outcome for another call, keeping capacity.
@@ -479,6 +486,46 @@ func KVDelete(key string) int32 {
 	}
 	f.Store.Delete(key, f.Clock)
 	return 0
+}
+
+// jsonScratch holds the evaluator's working memory outside a call. json_get
+// needs no event, so unlike the other functions it works outside a call
+// too (a plugin may look up JSON in init, or a test call a parser
+// directly), and parallel tests may call it at once. During a call the
+// Fake's own scratch is used: a sync.Pool drops items at random under the
+// race detector, which allocation tests would count.
+var jsonScratch = sync.Pool{New: func() any { return new(jsonget.Scratch) }}
+
+// JSONGet is json_get, answered by the same evaluator as the real host's.
+func JSONGet(json, paths []byte, out []Record) int32 {
+	var s *jsonget.Scratch
+	if f := Current; f != nil {
+		if f.json == nil {
+			f.json = new(jsonget.Scratch)
+		}
+		s = f.json
+	} else {
+		s = jsonScratch.Get().(*jsonget.Scratch)
+		defer jsonScratch.Put(s)
+	}
+	recs, ok := s.Eval(json, paths)
+	if !ok {
+		return BadArgument
+	}
+	if len(recs) > len(out)*jsonget.RecordSize {
+		return int32(len(recs)) // buffer-limit-and-retry: nothing written
+	}
+	for i := range len(recs) / jsonget.RecordSize {
+		b := recs[i*jsonget.RecordSize:]
+		u := func(off int) int32 { return int32(binary.LittleEndian.Uint32(b[off:])) }
+		out[i] = Record{
+			Type: u(jsonget.OffType), Flags: u(jsonget.OffFlags),
+			Num:   math.Float64frombits(binary.LittleEndian.Uint64(b[jsonget.OffNum:])),
+			Start: u(jsonget.OffStart), Len: u(jsonget.OffLen),
+			KeyStart: u(jsonget.OffKeyStart), KeyLen: u(jsonget.OffKeyLen), Stride: u(jsonget.OffStride),
+		}
+	}
+	return int32(len(recs))
 }
 
 func same(a, b string, fold bool) bool {

@@ -122,3 +122,15 @@ func KVGet(key string, buf []byte) int32 {
 func KVSet(key string, val []byte, ttlMillis int64) int32 {
 	return kvSet(sp(key), int32(len(key)), bp(val), int32(len(val)), ttlMillis)
 }
+
+//go:wasmimport hookgate_v1 json_get
+func jsonGet(json unsafe.Pointer, jsonLen int32, paths unsafe.Pointer, pathsLen int32, out unsafe.Pointer, outLimit int32) int32
+
+// JSONGet asks the host to look up the path list paths in json, writing the
+// records to out; it returns their size in bytes (see ABI.md, json_get).
+// The records are read in place: wasm is little-endian and Record has the
+// ABI's layout.
+func JSONGet(json, paths []byte, out []Record) int32 {
+	return jsonGet(bp(json), int32(len(json)), bp(paths), int32(len(paths)),
+		unsafe.Pointer(unsafe.SliceData(out)), int32(len(out)*int(unsafe.Sizeof(Record{}))))
+}

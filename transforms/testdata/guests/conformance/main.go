@@ -5,6 +5,7 @@
 package main
 
 import (
+	"math"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -72,6 +73,14 @@ func kvIncr(key unsafe.Pointer, keyLen uint32, delta int64, ttlMillis int64) int
 
 //go:wasmimport hookgate_v1 kv_delete
 func kvDelete(key unsafe.Pointer, keyLen uint32) int32
+
+//go:wasmimport hookgate_v1 json_get
+func jsonGet(json unsafe.Pointer, jsonLen uint32, paths unsafe.Pointer, pathsLen uint32, out unsafe.Pointer, outLimit uint32) int32
+
+// jsonGetAt is json_get with raw addresses, for passing one outside memory.
+//
+//go:wasmimport hookgate_v1 json_get
+func jsonGetAt(json unsafe.Pointer, jsonLen uint32, paths unsafe.Pointer, pathsLen uint32, out uint32, outLimit uint32) int32
 
 // ptr returns a pointer to s's bytes (nil for ""), for passing to the host.
 func ptr(s string) unsafe.Pointer { return unsafe.Pointer(unsafe.StringData(s)) }
@@ -151,6 +160,39 @@ func delKV(f func(h int32, n unsafe.Pointer, nl uint32, v unsafe.Pointer, vl int
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// pathList packs paths for json_get: a u32 little-endian length, then the
+// path, for each.
+func pathList(paths ...string) []byte {
+	var b []byte
+	for _, p := range paths {
+		n := len(p)
+		b = append(b, byte(n), byte(n>>8), byte(n>>16), byte(n>>24))
+		b = append(b, p...)
+	}
+	return b
+}
+
+func le32(b []byte) int32 {
+	return int32(uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24)
+}
+
+// records renders json_get records as text, one line each.
+func records(out []byte) string {
+	var sb strings.Builder
+	for i := 0; i+40 <= len(out); i += 40 {
+		r := out[i:]
+		bits := uint64(uint32(le32(r[8:]))) | uint64(uint32(le32(r[12:])))<<32
+		sb.WriteString(itoa(int64(i/40)) + ": type=" + itoa(int64(le32(r))) + " flags=" + itoa(int64(le32(r[4:]))) +
+			" num=" + strconv.FormatFloat(math.Float64frombits(bits), 'g', -1, 64) +
+			" start=" + itoa(int64(le32(r[16:]))) + " len=" + itoa(int64(le32(r[20:]))) +
+			" a=" + itoa(int64(le32(r[24:]))) + " b=" + itoa(int64(le32(r[28:]))) + " stride=" + itoa(int64(le32(r[32:]))) + "\n")
+	}
+	return sb.String()
+}
+
+// jsonDoc is what the "json" mode looks up in: any JSON in guest memory.
+const jsonDoc = `{"score":3,"tags":["a","b"],"who":{"na\u006de":"A\"B"},"n":-1.5e2}`
 
 //go:wasmexport hookgate_handle
 func handle(bodyLen, configID int32) int32 {
@@ -267,6 +309,53 @@ func handle(bodyLen, configID int32) int32 {
 			sb.WriteString(itoa(int64(v)) + " ")
 		}
 		set(setBody, h, sb.String())
+	case "json":
+		// json_get on a document of the guest's own, then on the body,
+		// then the buffer and error rules; all reported in one delivery.
+		list := pathList("score", "tags.#", "nope", "who.name", "n", "tags.1", "a*")
+		out := make([]byte, 400)
+		n := jsonGet(ptr(jsonDoc), sz(jsonDoc), unsafe.Pointer(&list[0]), uint32(len(list)), unsafe.Pointer(&out[0]), uint32(len(out)))
+		var sb strings.Builder
+		sb.WriteString("n=" + itoa(int64(n)) + "\n")
+		if n > 0 && int(n) <= len(out) {
+			sb.WriteString(records(out[:n]))
+		}
+		// Too small: the full size comes back and nothing is written.
+		small := make([]byte, 80)
+		for i := range small {
+			small[i] = 0xAA
+		}
+		r := jsonGet(ptr(jsonDoc), sz(jsonDoc), unsafe.Pointer(&list[0]), uint32(len(list)), unsafe.Pointer(&small[0]), uint32(len(small)))
+		untouched := true
+		for _, c := range small {
+			untouched = untouched && c == 0xAA
+		}
+		sb.WriteString("small=" + itoa(int64(r)) + " untouched=" + strconv.FormatBool(untouched) + "\n")
+		// The body, read into guest memory first.
+		b, _ := body(bodyLen)
+		one := pathList("score")
+		r = jsonGet(ptr(b), sz(b), unsafe.Pointer(&one[0]), uint32(len(one)), unsafe.Pointer(&out[0]), uint32(len(out)))
+		sb.WriteString("body=" + itoa(int64(r)) + " " + records(out[:max(r, 0)]))
+		// Not answered: a malformed path list, JSON that is not valid where
+		// the walk goes, too many paths.
+		bad := []byte{9, 0, 0, 0, 'x'}
+		invalid := `{"a":tru,"score":1}`
+		many := pathList(make([]string, 65)...)
+		sb.WriteString("badlist=" + itoa(int64(jsonGet(ptr(jsonDoc), sz(jsonDoc), unsafe.Pointer(&bad[0]), uint32(len(bad)), unsafe.Pointer(&out[0]), 400))) +
+			" invalid=" + itoa(int64(jsonGet(ptr(invalid), sz(invalid), unsafe.Pointer(&one[0]), uint32(len(one)), unsafe.Pointer(&out[0]), 400))) +
+			" many=" + itoa(int64(jsonGet(ptr(jsonDoc), sz(jsonDoc), unsafe.Pointer(&many[0]), uint32(len(many)), unsafe.Pointer(&out[0]), 400))) +
+			" nopaths=" + itoa(int64(jsonGet(ptr(jsonDoc), sz(jsonDoc), nil, 0, unsafe.Pointer(&out[0]), 400))) + "\n")
+		h := emitTo("crm")
+		set(setBody, h, sb.String())
+	case "jsonbad":
+		// An output buffer outside memory: -5, and the call fails.
+		one := pathList("score")
+		r := jsonGetAt(ptr(jsonDoc), sz(jsonDoc), unsafe.Pointer(&one[0]), uint32(len(one)), 0xFFFFFF00, 400)
+		if r != -5 {
+			s := "json_get returned " + itoa(int64(r))
+			fail(ptr(s), sz(s))
+			return 1
+		}
 	case "log":
 		for i := range 3 {
 			s := "line " + itoa(int64(i))

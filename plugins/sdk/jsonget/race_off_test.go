@@ -1,0 +1,5 @@
+//go:build !race
+
+package jsonget
+
+const raceEnabled = false
