@@ -1,0 +1,119 @@
+package transforms
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"runtime/metrics"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/plugins/plugintest"
+)
+
+// BenchmarkInterrupt is what the interrupt checks cost real guests: every
+// stock plugin on its benchmark input, instrumented (production) and
+// uninstrumented, side by side under -count so benchstat can pair them:
+//
+//	go test ./transforms -run XXX -bench BenchmarkInterrupt -count 6 | tee out
+//	benchstat -col /mode out
+//
+// The goal is at most 1.3x on every plugin (RATIONALE.md).
+func BenchmarkInterrupt(b *testing.B) {
+	for _, c := range guestCases(b) {
+		wasm, err := os.ReadFile(plugintest.Build(b, c.dir))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, m := range []struct {
+			name string
+			opts Options
+		}{{"instrumented", Options{}}, {"uninstrumented", Options{noInterrupt: true}}} {
+			b.Run(c.name+"/mode="+m.name, func(b *testing.B) {
+				runGuest(b, optsChain(b, m.opts, c, wasm), c.body)
+			})
+		}
+	}
+}
+
+// optsChain is guestChain with the host's options chosen by the caller.
+func optsChain(tb testing.TB, opts Options, c guestCase, wasm []byte) *Chain {
+	tb.Helper()
+	opts.CacheDir = testCacheDir()
+	h, err := NewHost(context.Background(), opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { h.Close(context.Background()) })
+	load(tb, h, PluginSpec{Name: "p", Wasm: wasm, Instances: 1, Timeout: 10 * time.Second})
+	return chain(tb, h, "test", c.targets, Step{Plugin: "p", Config: []byte(c.config)})
+}
+
+// BenchmarkGCStopWhileRunaway measures how long a garbage collection's
+// stop-the-world waits for a guest that never returns on its own: the
+// "stopping" pause is the time from the request to stop until every
+// goroutine reached a safe point, and a goroutine running guest code gets
+// there only when the guest calls yield. Reported as the worst stopping
+// pause over b.N collections (ms); the goal is under 1 ms. Without
+// instrumentation the collection would wait for the call to end.
+func BenchmarkGCStopWhileRunaway(b *testing.B) {
+	for _, shape := range runawayShapes() {
+		b.Run(shape.name, func(b *testing.B) {
+			h := newTestHost(b)
+			// Long enough for the default -benchtime of collections.
+			load(b, h, PluginSpec{Name: "runaway", Wasm: shape.wasm(b), Instances: 1, Timeout: 5 * time.Second})
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := runBody(h, "runaway", shape.config, featureBody)
+				done <- err
+			}()
+			waitBusyTB(b, h, "runaway")
+			before := stoppingPauses()
+			for b.Loop() {
+				runtime.GC()
+			}
+			b.ReportMetric(worstNewPause(before, stoppingPauses())*1e3, "worst-stop-ms")
+			select {
+			case err := <-done:
+				b.Fatalf("the runaway ended before the collections did (%v): nothing was measured", err)
+			default:
+			}
+			if err := <-done; err == nil {
+				b.Fatal("the runaway returned without an error")
+			}
+		})
+	}
+}
+
+// waitBusyTB waits (bounded) until plugin has an instance in a call.
+func waitBusyTB(tb testing.TB, h *Host, plugin string) {
+	tb.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		for _, st := range h.Stats() {
+			if st.Name == plugin && st.Busy > 0 {
+				time.Sleep(10 * time.Millisecond) // into the guest's loop
+				return
+			}
+		}
+	}
+	tb.Fatalf("plugin %q never started its call", plugin)
+}
+
+const stoppingMetric = "/sched/pauses/stopping/gc:seconds"
+
+func stoppingPauses() *metrics.Float64Histogram {
+	s := []metrics.Sample{{Name: stoppingMetric}}
+	metrics.Read(s)
+	return s[0].Value.Float64Histogram()
+}
+
+// worstNewPause is the upper bound of the highest bucket that gained
+// counts between two readings of the same histogram.
+func worstNewPause(before, after *metrics.Float64Histogram) float64 {
+	for i := len(after.Counts) - 1; i >= 0; i-- {
+		if after.Counts[i] > before.Counts[i] {
+			return after.Buckets[i+1]
+		}
+	}
+	return 0
+}
