@@ -17,6 +17,7 @@
 package transforms
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -53,6 +54,9 @@ const (
 )
 
 const pageSize = 64 << 10
+
+// wasmMagic opens every WebAssembly binary module.
+var wasmMagic = []byte("\x00asm")
 
 // Options configures a Host.
 type Options struct {
@@ -250,6 +254,11 @@ func (h *Host) newPlugin(ctx context.Context, spec PluginSpec, sum [32]byte, kv 
 		return nil, &LoadError{Plugin: spec.Name, Err: err}
 	}
 	wasm := spec.Wasm
+	if !bytes.HasPrefix(wasm, wasmMagic) {
+		// Said plainly, before the rewriter's offset-precise refusal: the
+		// usual cause is a wrong path or a file that is not a plugin.
+		return fail(errors.New("does not compile: not a WebAssembly binary (it does not start with \\0asm); check the plugin's wasm path"))
+	}
 	if !h.opts.noInterrupt {
 		var err error
 		if wasm, err = h.instr.get(spec.Wasm, sum); err != nil {

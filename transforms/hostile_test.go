@@ -54,7 +54,7 @@ func TestLoadRefuses(t *testing.T) {
 			wantErr: `plugin "x": imports "hookgate_v1.kv_incr" with signature (i32, i32, i32, i64) -> (i64), but hookgate provides (i32, i32, i64, i64) -> (i64)`},
 		{name: "not wasm",
 			wasm:    []byte("#!/bin/sh\necho hi\n"),
-			wantErr: `plugin "x": cannot be made interruptible: interrupt: offset 0x0: ...`, contains: "not a WebAssembly"},
+			wantErr: `plugin "x": does not compile: not a WebAssembly binary (it does not start with \0asm); check the plugin's wasm path`},
 		{name: "_initialize traps",
 			wasm:    wasmModule{memory: true, funcs: []wasmFunc{handle, fn("_initialize", nil, nil, opUnreachable)}}.encode(),
 			wantErr: `plugin "x": failed to start: module[x#1] function[_initialize] failed: wasm error: unreachable`},

@@ -88,7 +88,7 @@ type pluginJSON struct {
 	Timeout    string           `json:"timeout"`
 	MaxMemory  int64            `json:"max_memory"`
 	Calls      int64            `json:"calls"`
-	Errors     map[string]int64 `json:"errors"` // by kind: timeout, trap, exit, memory, output, failed, abi
+	Errors     map[string]int64 `json:"errors"` // by kind: timeout, busy, trap, exit, memory, output, failed, abi
 	Created    int64            `json:"instances_created"`
 	Discarded  int64            `json:"instances_discarded"`
 	LogDropped int64            `json:"log_lines_dropped"`

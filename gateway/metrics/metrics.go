@@ -119,7 +119,7 @@ func New(version string) *Registry {
 	r.pluginCalls = counter("plugin_calls_total",
 		"Plugin calls, failed ones included.", "plugin")
 	r.pluginErrors = counter("plugin_errors_total",
-		"Failed plugin calls, by kind (timeout, trap, exit, memory, output, failed, abi).", "plugin", "kind")
+		"Failed plugin calls, by kind (timeout, busy, trap, exit, memory, output, failed, abi).", "plugin", "kind")
 	r.pluginDuration = histogram("plugin_call_duration_seconds",
 		"Wall time of one plugin call.", pluginBuckets, "plugin")
 

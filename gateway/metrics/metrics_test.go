@@ -349,7 +349,7 @@ func TestBoundedLabels(t *testing.T) {
 	}{
 		{"reasons", "hookgate_route_rejected_total", "reason",
 			"bad_json,bad_request,body_too_large,duplicate,internal,method_not_allowed,not_found,other,overloaded,plugin_error,queue_error,queue_full,target_error,unauthorized,unknown_target"},
-		{"kinds", "hookgate_plugin_errors_total", "kind", "abi,exit,failed,memory,other,output,timeout,trap"},
+		{"kinds", "hookgate_plugin_errors_total", "kind", "abi,busy,exit,failed,memory,other,output,timeout,trap"},
 		{"outcomes", "hookgate_target_attempts_total", "outcome", "dead,error,retry,success"},
 		{"classes", "hookgate_target_attempts_total", "class", "2xx,3xx,4xx,5xx,none"},
 	}
