@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/admin"
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/delivery"
 )
 
 // idQueue remembers the event id of every delivery it accepts and nothing

@@ -7,8 +7,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/delivery"
 )
 
 // Chain runs one route's transform chain over an event. The WASM host

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 )
 
 // trivialHost loads the hand-assembled trivial guest (hookgate_handle

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 )
 
 // TestJSONGetAllocs: json_get allocates nothing per call once its working

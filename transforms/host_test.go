@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 )
 

@@ -3,7 +3,7 @@ package transforms
 import (
 	"context"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/plugins/sdk/jsonget"
 	"github.com/tetratelabs/wazero/api"
 )

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/admin"
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/delivery"
 )
 
 // registerAdmin adds serve's own endpoints to the admin listener. Each

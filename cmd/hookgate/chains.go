@@ -7,9 +7,9 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway"
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/delivery"
 	"github.com/hookgate/hookgate/gateway/journal"
 	"github.com/hookgate/hookgate/transforms"
 )

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway"
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/delivery"
 )
 
 const tryHelp = `Usage: hookgate try --config FILE --route NAME --payload FILE

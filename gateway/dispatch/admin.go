@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/queue"
 )
 

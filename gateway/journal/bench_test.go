@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 )
 
 // BenchmarkRecord is the journal's cost per event as a sync or async route

@@ -34,7 +34,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 )
 
 // Limits of one entry: fan-outs and retry storms must not make an entry

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 )
 
 // benchEvent is one event's deliveries: two targets, a 1 KiB body.

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"math"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 )
 
 // The record format is versioned by its first byte so a later hookgate can

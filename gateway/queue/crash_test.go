@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 )
 
 // TestHelperProcess is the child of TestCrashLosesNothing: it enqueues

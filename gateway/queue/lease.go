@@ -9,7 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 )
 
 // Claim leases up to max ready deliveries of target (due at or before

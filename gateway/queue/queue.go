@@ -52,7 +52,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 )
 
 // Engine is the queue contract (see the package documentation).

@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/delivery"
 	"github.com/valyala/fasthttp"
 )
 

@@ -6,7 +6,7 @@ import (
 	"net"
 	"strings"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/valyala/fasthttp"
 )
 

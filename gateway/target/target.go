@@ -46,8 +46,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/delivery"
 	"github.com/valyala/fasthttp"
 )
 

@@ -34,7 +34,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/gateway/delivery"
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 	"github.com/hookgate/hookgate/plugins/sdk"
 	"github.com/hookgate/hookgate/plugins/sdk/sdktest"

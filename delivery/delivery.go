@@ -2,8 +2,8 @@
 // and the Deliveries it becomes.
 //
 // It is the vocabulary shared by the ingest server (gateway), the WASM host
-// (transforms) and the durable queue (gateway/queue), so it imports neither
-// fasthttp nor wazero. Every slice field is reused between requests: a value
+// (transforms) and the durable queue (gateway/queue), so it sits beside
+// them rather than inside either, and imports neither fasthttp nor wazero. Every slice field is reused between requests: a value
 // is valid only until its owner resets it, and anything that outlives the
 // request (a queued delivery, a log line) must copy what it keeps.
 package delivery
