@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/sink"
 	"github.com/hookgate/hookgate/gateway/target"
+	"github.com/hookgate/hookgate/internal/sink"
 )
 
 // testServer is a [server] section for tests: small limits, short timeouts.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/hookgate/hookgate/gateway/admin"
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/sink"
 	"github.com/hookgate/hookgate/gateway/target"
+	"github.com/hookgate/hookgate/internal/sink"
 )
 
 // syncBuffer is a log destination shared by the gateway's goroutines.

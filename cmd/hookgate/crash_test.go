@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/gateway/sink"
+	"github.com/hookgate/hookgate/internal/sink"
 )
 
 // TestCrashKill9 is the promise "an acknowledged event is never lost"

@@ -13,8 +13,8 @@ import (
 
 	"github.com/hookgate/hookgate/gateway"
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/sink"
 	"github.com/hookgate/hookgate/gateway/target"
+	"github.com/hookgate/hookgate/internal/sink"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 	"github.com/hookgate/hookgate/transforms"
 )

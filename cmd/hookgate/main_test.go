@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/gateway/sink"
+	"github.com/hookgate/hookgate/internal/sink"
 )
 
 // lockedBuffer is a bytes.Buffer safe for a writer goroutine and a reader.

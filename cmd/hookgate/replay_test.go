@@ -13,7 +13,7 @@ import (
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/queue"
-	"github.com/hookgate/hookgate/gateway/sink"
+	"github.com/hookgate/hookgate/internal/sink"
 )
 
 // replayConfig is a config whose queue lives in dir; nothing listens on

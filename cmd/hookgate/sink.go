@@ -11,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/hookgate/hookgate/gateway/sink"
+	"github.com/hookgate/hookgate/internal/sink"
 )
 
 const sinkUsage = `Usage: hookgate sink [flags]

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/gateway/sink"
+	"github.com/hookgate/hookgate/internal/sink"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 )
 

@@ -12,8 +12,8 @@ import (
 
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/queue"
-	"github.com/hookgate/hookgate/gateway/sink"
 	"github.com/hookgate/hookgate/gateway/target"
+	"github.com/hookgate/hookgate/internal/sink"
 )
 
 func call(t *testing.T, method, url string) (int, map[string]any) {

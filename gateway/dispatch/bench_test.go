@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
-	"github.com/hookgate/hookgate/gateway/sink"
+	"github.com/hookgate/hookgate/internal/sink"
 )
 
 // BenchmarkDeliver is the end-to-end delivered rate: b.N deliveries

@@ -11,8 +11,8 @@ import (
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/queue"
-	"github.com/hookgate/hookgate/gateway/sink"
 	"github.com/hookgate/hookgate/gateway/target"
+	"github.com/hookgate/hookgate/internal/sink"
 )
 
 const idHeader = "Idempotency-Key"

@@ -5,7 +5,7 @@ import (
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/sink"
+	"github.com/hookgate/hookgate/internal/sink"
 )
 
 // forwardCases are the forward paths measured for allocations and speed.
