@@ -43,7 +43,7 @@ build:
 
 # The plugins are ordinary Go programs built for WASI; the host calls the
 # reactor's _initialize, so they are built as c-shared.
-plugins: tools $(WASM)
+plugins: $(WASM)
 
 # tools: what the tests and plugin builds need beyond Go (wat2wasm, the
 # pinned AssemblyScript compiler), installed when missing; see .ci/tools.
