@@ -18,11 +18,12 @@ run: build plugins
 	./hookgate serve --config $(CONFIG)
 
 # test: every test twice, with the race detector and without it (the
-# allocation tests skip under -race, so only the second run proves the hot
-# path allocates nothing), in shuffled order; one line per package as it
-# finishes and the failing tests' output on the terminal, the verbose log of
-# both runs in $(TESTLOG). Then go vet, and a search of the log for every
-# secret the tests use: none may ever be printed.
+# allocation tests, in alloc_test.go files tagged !race, are built only
+# without it, so the second run proves the hot path allocates nothing), in
+# shuffled order; one line per package as it finishes and the failing
+# tests' output on the terminal, the verbose log of both runs in $(TESTLOG).
+# Then go vet, and a search of the log for every secret the tests use: none
+# may ever be printed.
 TESTFLAGS ?= -count=1 -shuffle=on -timeout 25m
 test: tools
 	@rm -f $(TESTLOG) $(TESTLOG).counts

@@ -8,6 +8,15 @@
 // request (a queued delivery, a log line) must copy what it keeps.
 package delivery
 
+import "errors"
+
+// ErrQueueFull is wrapped by a queue that refuses deliveries because it is
+// over its depth or byte budget (gateway/queue's ErrFull is this value).
+// Ingest looks for it with errors.Is to answer 503 with Retry-After, so
+// the queue and the ingest server agree on it without importing each
+// other.
+var ErrQueueFull = errors.New("queue over budget")
+
 // KV is one header or query parameter. Keys and values are raw bytes so the
 // hot path never converts to string.
 type KV struct {
@@ -149,7 +158,7 @@ func (o *Outcome) Add() *Delivery {
 // ASCII case.
 func Lookup(kvs []KV, name []byte) ([]byte, bool) {
 	for i := range kvs {
-		if equalFold(kvs[i].Key, name) {
+		if EqualFold(kvs[i].Key, name) {
 			return kvs[i].Value, true
 		}
 	}
@@ -161,7 +170,7 @@ func Lookup(kvs []KV, name []byte) ([]byte, bool) {
 // Buffers of reused entries are kept.
 func Set(kvs []KV, key, value []byte) []KV {
 	for i := range kvs {
-		if equalFold(kvs[i].Key, key) {
+		if EqualFold(kvs[i].Key, key) {
 			kvs[i].Value = append(kvs[i].Value[:0], value...)
 			return append(kvs[:i+1], Del(kvs[i+1:], key)...)
 		}
@@ -175,7 +184,7 @@ func Set(kvs []KV, key, value []byte) []KV {
 func Del(kvs []KV, key []byte) []KV {
 	n := 0
 	for i := range kvs {
-		if !equalFold(kvs[i].Key, key) {
+		if !EqualFold(kvs[i].Key, key) {
 			kvs[n], kvs[i] = kvs[i], kvs[n]
 			n++
 		}
@@ -215,7 +224,10 @@ func copyKVs(dst, src []KV) []KV {
 	return dst
 }
 
-func equalFold(a, b []byte) bool {
+// EqualFold reports whether a and b are equal ignoring ASCII case: header
+// names. It allocates nothing and, unlike bytes.EqualFold, never folds
+// non-ASCII letters (a "Kelvin sign" is not a k).
+func EqualFold(a, b []byte) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -8,8 +8,8 @@ import (
 )
 
 // Admission runs in fasthttp's HeaderReceived hook: the headers are read,
-// the body is not. Two refusals are decided here, so that their bodies are
-// never buffered:
+// the body is not. Three refusals are decided here, so that their bodies
+// are never buffered:
 //
 //   - no route serves the method and path (404 or 405 follows anyway);
 //   - the route's allow_ips does not hold the sender's address;
@@ -46,7 +46,7 @@ var ctxHeaderOffset = unsafe.Offsetof(fasthttp.RequestCtx{}.Request) + unsafe.Of
 //
 // HeaderReceived gets only the header, but admission needs the
 // connection (the sender's address, and where to record the
-// reservation). fasthttp v1.74.0 (pinned in go.mod; server.go,
+// reservation). fasthttp v1.79.0 (pinned in go.mod; server.go,
 // serveConnCounted) calls it with &ctx.Request.Header of the serving
 // RequestCtx, always, so the context is found by subtracting the field
 // offset. TestAdmitFindsContext fails if a fasthttp upgrade changes that.

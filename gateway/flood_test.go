@@ -73,7 +73,10 @@ func TestFloodSheds(t *testing.T) {
 	deps.Queue = q
 	g, base := startGateway(t, cfg, deps)
 
-	adm := admin.New(config.Admin{}, quietLogger())
+	adm, err := admin.New(config.Admin{}, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
 	aln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -210,5 +210,3 @@ func (g *Gateway) fanoutWorker() {
 		}
 	}
 }
-
-// s2b views a string as bytes without copying; the bytes must not be

@@ -35,7 +35,7 @@ type Deps struct {
 
 	// Release, if set, is called once no request uses these deps any more:
 	// after a Reload replaced them and the requests still running on them
-	// finished, or at Shutdown. cmd/hookgate closes the old target set and
+	// finished, or at Shutdown. internal/server closes the old target set and
 	// plugin host there.
 	Release func()
 }
@@ -44,14 +44,13 @@ type Deps struct {
 //
 // Lifecycle:
 //  1. New builds the route table and the fasthttp server; nothing listens yet.
-//  2. Serve (or ListenAndServe) accepts requests until Shutdown.
+//  2. Serve accepts requests until Shutdown.
 //  3. Reload swaps in a new table at any time; a failed Reload changes nothing.
 //  4. Shutdown stops accepting, waits for requests in flight, then releases
 //     the deps of the last table.
 type Gateway struct {
-	log    *slog.Logger
-	srv    *fasthttp.Server
-	listen string
+	log *slog.Logger
+	srv *fasthttp.Server
 
 	tbl      atomic.Pointer[table]
 	reloadMu sync.Mutex // one Reload at a time
@@ -72,7 +71,6 @@ type Gateway struct {
 	fanout chan *fanJob // to idle fan-out workers; never closed (they stop on ctx)
 
 	server   config.Server // listener settings, fixed at New
-	serving  atomic.Bool
 	accessOn bool
 	shutdown time.Duration
 }
@@ -99,7 +97,6 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		maxBodyMem:  cfg.Server.MaxBodyMemory,
 		unrouted:    new(routeStats),
 		log:         deps.Logger,
-		listen:      cfg.Server.Listen,
 		maxInflight: int64(cfg.Server.MaxConcurrency),
 		fanout:      make(chan *fanJob),
 		accessOn:    cfg.Log.Access,
@@ -170,31 +167,17 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 // Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
 	ln = &connLimitListener{Listener: ln, max: g.maxConns, budget: &g.bodyMem}
-	g.serving.Store(true)
 	return g.srv.Serve(ln)
-}
-
-// ListenAndServe listens on server.listen and serves.
-func (g *Gateway) ListenAndServe() error {
-	ln, err := net.Listen("tcp", g.listen)
-	if err != nil {
-		return fmt.Errorf("gateway: listen on %s: %w", g.listen, err)
-	}
-	return g.Serve(ln)
 }
 
 // Handler is the ingest handler, for driving the gateway without a
 // listener (benchmarks, in-memory tests). Serve uses it too.
 func (g *Gateway) Handler() fasthttp.RequestHandler { return g.handle }
 
-// Ready reports whether the gateway is serving and not shutting down.
-func (g *Gateway) Ready() bool { return g.serving.Load() }
-
 // Shutdown stops accepting connections and waits for requests in flight to
 // finish, until ctx ends or server.shutdown_timeout passes, whichever is
 // first. Requests still running then have their plugin calls cancelled.
 func (g *Gateway) Shutdown(ctx context.Context) error {
-	g.serving.Store(false)
 	if g.shutdown > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, g.shutdown)

@@ -381,10 +381,6 @@ func TestRouteTable(t *testing.T) {
 	if p := tbl.lookup([]byte("/hooks/a")); p.allow != "POST, GET" {
 		t.Errorf("allow = %q", p.allow)
 	}
-	path := []byte("/hooks/deep/x")
-	if n := testing.AllocsPerRun(100, func() { tbl.lookup(path) }); !raceEnabled && n != 0 {
-		t.Errorf("lookup allocates %v times", n)
-	}
 }
 
 func TestNewRefuses(t *testing.T) {

@@ -1,6 +1,10 @@
 package gateway
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/hookgate/hookgate/delivery"
+)
 
 // forwardable says whether an incoming header goes on to targets. Hop-by-
 // hop headers belong to the sender's connection; Host and Content-Length
@@ -10,31 +14,31 @@ import "bytes"
 func forwardable(k []byte) bool {
 	switch len(k) {
 	case 2:
-		return !equalFoldString(k, "te")
+		return !delivery.EqualFold(k, []byte("te"))
 	case 4:
-		return !equalFoldString(k, "host")
+		return !delivery.EqualFold(k, []byte("host"))
 	case 6:
-		return !equalFoldString(k, "cookie") && !equalFoldString(k, "expect")
+		return !delivery.EqualFold(k, []byte("cookie")) && !delivery.EqualFold(k, []byte("expect"))
 	case 7:
-		return !equalFoldString(k, "upgrade") && !equalFoldString(k, "trailer")
+		return !delivery.EqualFold(k, []byte("upgrade")) && !delivery.EqualFold(k, []byte("trailer"))
 	case 10:
-		return !equalFoldString(k, "connection") && !equalFoldString(k, "keep-alive")
+		return !delivery.EqualFold(k, []byte("connection")) && !delivery.EqualFold(k, []byte("keep-alive"))
 	case 13:
-		return !equalFoldString(k, "authorization")
+		return !delivery.EqualFold(k, []byte("authorization"))
 	case 14:
-		return !equalFoldString(k, "content-length")
+		return !delivery.EqualFold(k, []byte("content-length"))
 	case 15:
 		// The target's answer goes back as is, with only its Content-Type:
 		// a compressed answer would reach the sender undecodable.
-		return !equalFoldString(k, "accept-encoding")
+		return !delivery.EqualFold(k, []byte("accept-encoding"))
 	case 16:
-		return !equalFoldString(k, "proxy-connection")
+		return !delivery.EqualFold(k, []byte("proxy-connection"))
 	case 17:
-		return !equalFoldString(k, "transfer-encoding")
+		return !delivery.EqualFold(k, []byte("transfer-encoding"))
 	case 18:
-		return !equalFoldString(k, "proxy-authenticate")
+		return !delivery.EqualFold(k, []byte("proxy-authenticate"))
 	case 19:
-		return !equalFoldString(k, "proxy-authorization")
+		return !delivery.EqualFold(k, []byte("proxy-authorization"))
 	}
 	return true
 }
@@ -62,39 +66,4 @@ func appendQueryWithout(dst, q, name []byte) []byte {
 		dst = append(dst, pair...)
 	}
 	return dst
-}
-
-func equalFoldBytes(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
-func equalFoldString(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }

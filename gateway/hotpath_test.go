@@ -3,7 +3,6 @@ package gateway
 import (
 	"net"
 	"os"
-	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -88,53 +87,6 @@ func (h *hotPath) serve(tb testing.TB) {
 	h.g.handle(&h.ctx)
 	if st := h.ctx.Response.StatusCode(); st != 200 {
 		tb.Fatalf("status %d: %s", st, h.ctx.Response.Body())
-	}
-}
-
-// TestHotPathAllocs proves the sync passthrough (route, event, deliveries,
-// forward over a pooled connection, answer) allocates nothing per request
-// once warm. The count covers every goroutine: the target client and the
-// sink included.
-func TestHotPathAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are meaningless under the race detector")
-	}
-	tests := []struct {
-		name string
-		opts hotOpts
-	}{
-		{name: "one target", opts: hotOpts{targets: 1}},
-		{name: "one target, json check", opts: hotOpts{targets: 1, json: true}},
-		{name: "fan-out to two targets", opts: hotOpts{targets: 2}},
-		{name: "fan-out to three targets", opts: hotOpts{targets: 3}},
-		{name: "hmac verify with two secrets", opts: hotOpts{targets: 1, json: true, verify: true}},
-		{name: "verify and a repeated dedupe key", opts: hotOpts{targets: 1, json: true, verify: true, dedupe: true}},
-		{name: "verify, dedupe and metrics", opts: hotOpts{targets: 1, json: true, verify: true, dedupe: true, metrics: true}},
-		{name: "one target with metrics", opts: hotOpts{targets: 1, json: true, metrics: true}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			h := newHotPathWith(t, tc.opts)
-			for range 50 {
-				h.serve(t)
-			}
-			if n := testing.AllocsPerRun(200, func() { h.serve(t) }); n != 0 {
-				t.Errorf("%v allocations per request, want 0", n)
-			}
-			if dup := strings.Contains(string(h.ctx.Response.Body()), `"duplicate":true`); dup != tc.opts.dedupe {
-				t.Errorf("answer %s: duplicate %v, want %v", h.ctx.Response.Body(), dup, tc.opts.dedupe)
-			}
-		})
-	}
-}
-
-func TestEventIDAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are meaningless under the race detector")
-	}
-	buf := make([]byte, 0, eventIDLen)
-	if n := testing.AllocsPerRun(100, func() { buf = appendEventID(buf[:0], fasthttp.CoarseTimeNow()) }); n != 0 {
-		t.Errorf("appendEventID allocates %v times", n)
 	}
 }
 

@@ -234,7 +234,7 @@ func (g *Gateway) fillEvent(ctx *fasthttp.RequestCtx, st *reqState, rt *route, n
 	ev.Headers = ev.Headers[:0]
 	cred := rt.credHeader
 	ctx.Request.Header.VisitAll(func(k, v []byte) {
-		if cred != nil && equalFoldBytes(k, cred) {
+		if cred != nil && delivery.EqualFold(k, cred) {
 			return
 		}
 		ev.Headers = delivery.Append(ev.Headers, k, v)
@@ -350,5 +350,6 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 	dropLargeBody(ctx)
 }
 
+// s2b views a string as bytes without copying; the bytes must not be
 // written to.
 func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

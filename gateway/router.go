@@ -18,7 +18,6 @@ import (
 // route is one [[route]] compiled for the hot path: everything a request
 // needs is resolved here once, at load, so ingest does no lookups by name.
 type route struct {
-	cfg     config.Route
 	name    string
 	method  []byte
 	sync    bool
@@ -26,7 +25,7 @@ type route struct {
 	json    bool
 	delay   time.Duration
 	chain   Chain            // nil when the route has no transforms
-	targets []*target.Client // in the order of cfg.Targets
+	targets []*target.Client // in the order of the route's targets
 
 	verifier   *verify.Verifier // nil: no verify table
 	basic      bool             // verify type basic: a 401 carries WWW-Authenticate
@@ -42,10 +41,9 @@ type route struct {
 
 // pathRoutes are the routes sharing one path, one per method.
 type pathRoutes struct {
-	pattern string // as configured, e.g. "/hooks/*"
-	prefix  []byte // for "/x/*" patterns: "/x/"; nil for exact paths
-	routes  []*route
-	allow   string // "GET, POST": the Allow header of a 405
+	prefix []byte // for "/x/*" patterns: "/x/"; nil for exact paths
+	routes []*route
+	allow  string // "GET, POST": the Allow header of a 405
 }
 
 func (p *pathRoutes) match(method []byte) *route {
@@ -119,7 +117,7 @@ func buildTable(cfg *config.Config, deps Deps, prev *table) (*table, error) {
 		}
 		p := byPattern[rc.Path]
 		if p == nil {
-			p = &pathRoutes{pattern: rc.Path}
+			p = &pathRoutes{}
 			if prefix, ok := strings.CutSuffix(rc.Path, "*"); ok && strings.HasSuffix(prefix, "/") {
 				p.prefix = []byte(prefix)
 				t.prefixes = append(t.prefixes, p)
@@ -163,7 +161,6 @@ func (t *table) route(name string) *route {
 
 func buildRoute(cfg *config.Config, rc config.Route, deps Deps, prev *route) (*route, error) {
 	r := &route{
-		cfg:     rc,
 		name:    rc.Name,
 		method:  []byte(strings.ToUpper(rc.Method)),
 		sync:    rc.Mode == config.ModeSync,

@@ -5,7 +5,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
@@ -22,21 +21,20 @@ type Chain interface {
 }
 
 // ChainBuilder builds the chain of a route when a configuration is loaded.
-// cmd/hookgate wires it to the transforms host.
+// internal/server wires it to the transforms host.
 type ChainBuilder interface {
 	Build(route config.Route) (Chain, error)
 }
 
 // Queue takes the deliveries of async routes. Enqueue returns only once
 // every delivery is durably stored (the 202 promise); it returns an error
-// wrapping queue.ErrFull when the queue is over its budget, which ingest
-// turns into 503 with Retry-After.
+// wrapping delivery.ErrQueueFull when the queue is over its budget, which
+// ingest turns into 503 with Retry-After. *dispatch.Dispatcher is one.
 type Queue interface {
 	Enqueue(ds []delivery.Delivery) error
 }
 
 // ErrQueueFull is what ingest looks for (errors.Is) in an Enqueue error to
-// answer 503 with Retry-After rather than 503 "unavailable". A Queue
-// signals it by returning (or wrapping) it; cmd/hookgate maps
-// queue.ErrFull onto it so gateway/queue need not import gateway.
-var ErrQueueFull = errors.New("gateway: queue full")
+// answer 503 with Retry-After rather than 503 "unavailable". It is
+// delivery.ErrQueueFull, which gateway/queue's ErrFull is.
+var ErrQueueFull = delivery.ErrQueueFull

@@ -174,8 +174,10 @@ verify = { type = "token", query = "token", secrets = ["%s"] }
 	answers = append(answers, string(raw))
 
 	// The admin API, with and without the token.
-	adm := admin.New(cfg.Admin, log)
-	adm.Handle("GET /admin/routes", admin.RoutesHandler(func() *config.Config { return cfg }))
+	adm, err := admin.New(cfg.Admin, log, admin.Describer(func() *config.Config { return cfg }))
+	if err != nil {
+		t.Fatal(err)
+	}
 	aln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

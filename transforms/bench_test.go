@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/plugins/abi/abitest"
 )
 
 // trivialHost loads the hand-assembled trivial guest (hookgate_handle
@@ -25,44 +26,6 @@ func trivialChain(tb testing.TB, opts Options, name string) *Chain {
 	}
 	load(tb, h, PluginSpec{Name: name, Wasm: wasm, Timeout: 10 * time.Second})
 	return chain(tb, h, "r", []string{"crm"}, Step{Plugin: name})
-}
-
-// TestRunAllocs: Run allocates nothing, instrumented (production) or not.
-func TestRunAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are meaningless under the race detector")
-	}
-	tests := []struct {
-		name  string
-		opts  Options
-		guest string
-		want  float64 // at most this many
-	}{
-		{name: "host only", guest: "wat", want: 0},
-		{name: "go guest", guest: "go", want: 0},
-		// A budget of 1 makes every check call yield: the abort path's
-		// bookkeeping must not allocate either.
-		{name: "go guest, yield at every check", opts: Options{interruptBudget: 1}, guest: "go", want: 0},
-		{name: "uninstrumented", opts: Options{noInterrupt: true}, guest: "go", want: 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			c := trivialChain(t, tt.opts, tt.guest)
-			ev := testEvent()
-			var out delivery.Outcome
-			ctx := context.Background()
-			got := testing.AllocsPerRun(1000, func() {
-				out.Reset()
-				if err := c.Run(ctx, ev, &out); err != nil {
-					t.Fatal(err)
-				}
-			})
-			t.Logf("%v allocs per Run", got)
-			if got > tt.want {
-				t.Fatalf("allocs per Run = %v, want at most %v", got, tt.want)
-			}
-		})
-	}
 }
 
 // BenchmarkRun is the host's overhead per call: the guest does nothing.
@@ -113,7 +76,7 @@ func BenchmarkRun(b *testing.B) {
 // BenchmarkLoad compares loading a Go guest with an empty compilation
 // cache (a first start) and with a warm on-disk cache (a restart).
 func BenchmarkLoad(b *testing.B) {
-	wasm := guestWasm(b, "conformance")
+	wasm := abitest.Guest(b)
 	b.Run("cold", func(b *testing.B) {
 		for b.Loop() {
 			h, err := NewHost(context.Background(), Options{CacheDir: b.TempDir()})
@@ -146,7 +109,7 @@ func BenchmarkLoad(b *testing.B) {
 // the Go heap), measured over 20 instances held at once.
 func BenchmarkInstance(b *testing.B) {
 	h := newTestHost(b)
-	load(b, h, PluginSpec{Name: "c", Wasm: guestWasm(b, "conformance"), Instances: 1, Timeout: time.Second})
+	load(b, h, PluginSpec{Name: "c", Wasm: abitest.Guest(b), Instances: 1, Timeout: time.Second})
 	p := h.plugins["c"]
 	for b.Loop() {
 		in, err := p.newInstance(context.Background())
@@ -174,46 +137,6 @@ func BenchmarkInstance(b *testing.B) {
 	b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "heap-bytes/instance")
 	for _, in := range held {
 		in.close()
-	}
-}
-
-// TestHostFunctionAllocs: the host functions allocate nothing per call in
-// steady state either: reading metadata, rewriting the event, emitting,
-// answering, every error path. (kv_set of a new key allocates the key and
-// entry, and log allocates in slog; those modes are left out.)
-func TestHostFunctionAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are meaningless under the race detector")
-	}
-	h, err := NewHost(context.Background(), Options{CacheDir: testCacheDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close(context.Background())
-	load(t, h, PluginSpec{Name: "conf", Wasm: guestWasm(t, "conformance"), Instances: 1, Timeout: 10 * time.Second})
-	template := testEvent()
-	for _, mode := range []string{"echo", "set", "errors", "respond"} {
-		t.Run(mode, func(t *testing.T) {
-			c := chain(t, h, "r", []string{"crm", "surveylab"}, Step{Plugin: "conf", Config: []byte(`{"mode":"` + mode + `"}`)})
-			ev := testEvent()
-			var out delivery.Outcome
-			got := testing.AllocsPerRun(200, func() {
-				// Restore what "set" changed, reusing the buffers.
-				ev.Method = append(ev.Method[:0], template.Method...)
-				ev.Path = append(ev.Path[:0], template.Path...)
-				ev.Query = append(ev.Query[:0], template.Query...)
-				ev.Body = append(ev.Body[:0], template.Body...)
-				ev.Headers = delivery.Del(ev.Headers, []byte("X-Added"))
-				ev.Headers = delivery.Set(ev.Headers, []byte("X-Seq"), []byte("7"))
-				out.Reset()
-				if err := c.Run(context.Background(), ev, &out); err != nil {
-					t.Fatal(err)
-				}
-			})
-			if got != 0 {
-				t.Fatalf("allocs per Run = %v, want 0", got)
-			}
-		})
 	}
 }
 

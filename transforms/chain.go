@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/plugins/abi"
 )
 
 // Step is one link of a route's chain: a loaded plugin and its config
@@ -104,20 +105,20 @@ func (c *Chain) Run(ctx context.Context, ev *delivery.Event, out *delivery.Outco
 			switch res.result {
 			case 0:
 			case 1:
-				kind = KindFailed
+				kind = abi.KindFailed
 			default:
-				kind = KindABI
+				kind = abi.KindABI
 			}
 			p.obs.Call(res.took, kind)
 		}
 		switch res.result {
 		case 0:
 		case 1:
-			p.stats.fail(KindFailed)
-			return &PluginError{Plugin: p.name, Kind: KindFailed, Err: failCause(res.failMsg)}
+			p.stats.fail(abi.KindFailed)
+			return &PluginError{Plugin: p.name, Kind: abi.KindFailed, Err: failCause(res.failMsg)}
 		default:
-			p.stats.fail(KindABI)
-			return &PluginError{Plugin: p.name, Kind: KindABI, Err: fmt.Errorf("%s returned %d; want 0 (done) or 1 (failed)", ExportHandle, res.result)}
+			p.stats.fail(abi.KindABI)
+			return &PluginError{Plugin: p.name, Kind: abi.KindABI, Err: fmt.Errorf("%s returned %d; want 0 (done) or 1 (failed)", abi.ExportHandle, res.result)}
 		}
 		if res.dropped {
 			out.Dropped = true

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hookgate/hookgate/plugins/abi"
 	"github.com/hookgate/hookgate/transforms/internal/interrupt"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -20,19 +21,19 @@ var (
 // hookgate_v1 and WASI, or an hookgate_v1 import hookgate does not provide
 // with that signature.
 func checkModule(m wazero.CompiledModule) error {
-	if _, ok := m.ExportedMemories()[ExportMemory]; !ok {
-		return fmt.Errorf("missing export %q", ExportMemory)
+	if _, ok := m.ExportedMemories()[abi.ExportMemory]; !ok {
+		return fmt.Errorf("missing export %q", abi.ExportMemory)
 	}
 	fns := m.ExportedFunctions()
-	handle, ok := fns[ExportHandle]
+	handle, ok := fns[abi.ExportHandle]
 	if !ok {
-		return fmt.Errorf("missing export %q", ExportHandle)
+		return fmt.Errorf("missing export %q", abi.ExportHandle)
 	}
 	if !sameSig(handle, []api.ValueType{i32, i32}, []api.ValueType{i32}) {
-		return fmt.Errorf("export %q has signature %s, want (i32, i32) -> i32", ExportHandle, sigOf(handle.ParamTypes(), handle.ResultTypes()))
+		return fmt.Errorf("export %q has signature %s, want (i32, i32) -> i32", abi.ExportHandle, sigOf(handle.ParamTypes(), handle.ResultTypes()))
 	}
-	if init, ok := fns[ExportInitialize]; ok && !sameSig(init, nil, nil) {
-		return fmt.Errorf("export %q has signature %s, want () -> ()", ExportInitialize, sigOf(init.ParamTypes(), init.ResultTypes()))
+	if init, ok := fns[abi.ExportInitialize]; ok && !sameSig(init, nil, nil) {
+		return fmt.Errorf("export %q has signature %s, want () -> ()", abi.ExportInitialize, sigOf(init.ParamTypes(), init.ResultTypes()))
 	}
 	for _, mem := range m.ImportedMemories() {
 		mod, name, _ := mem.Import()
@@ -41,7 +42,7 @@ func checkModule(m wazero.CompiledModule) error {
 	for _, f := range m.ImportedFunctions() {
 		mod, name, _ := f.Import()
 		switch mod {
-		case WASIModule:
+		case abi.WASIModule:
 			// Provided by wazero's WASI; an unknown name fails instantiation
 			// with wazero's own message.
 		case interrupt.ImportModule:
@@ -51,7 +52,7 @@ func checkModule(m wazero.CompiledModule) error {
 			if name != interrupt.ImportName || !sameSig(f, nil, []api.ValueType{i32}) {
 				return fmt.Errorf("imports \"%s.%s\", which is hookgate's own", mod, name)
 			}
-		case HostModule:
+		case abi.HostModule:
 			hf := findHostFunc(name)
 			if hf == nil {
 				return fmt.Errorf("imports \"%s.%s\", which hookgate does not provide (see plugins/ABI.md)", mod, name)
@@ -61,7 +62,7 @@ func checkModule(m wazero.CompiledModule) error {
 					mod, name, sigOf(f.ParamTypes(), f.ResultTypes()), sigOf(hf.params, hf.results))
 			}
 		default:
-			return fmt.Errorf("imports \"%s.%s\", which hookgate does not provide (only %s and %s)", mod, name, HostModule, WASIModule)
+			return fmt.Errorf("imports \"%s.%s\", which hookgate does not provide (only %s and %s)", mod, name, abi.HostModule, abi.WASIModule)
 		}
 	}
 	return nil

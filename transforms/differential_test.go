@@ -14,6 +14,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/plugins/abi/abitest"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 )
 
@@ -126,7 +128,7 @@ func diffGuests(t testing.TB) []diffGuest {
 			ev1("bad config", `{"key": "a", "count": 0}`, []byte(`{"visitor": {"id": 7}}`)),
 		}},
 		{name: "sdk testguest", wasm: buildGuest("plugins/sdk/internal/testguest"), events: sdkModes},
-		{name: "conformance", wasm: func(t testing.TB) []byte { return guestWasm(t, "conformance") }, targets: []string{"crm", "surveylab"}, events: confModes},
+		{name: "conformance", wasm: func(t testing.TB) []byte { return abitest.Guest(t) }, targets: []string{"crm", "surveylab"}, events: confModes},
 		// Not the modes that never return ("loop", "spin"): uninstrumented,
 		// only the process's end would stop them. Nor "membomb": the same
 		// kind of failure as "bigoutput" for this test, at many times the
@@ -290,9 +292,9 @@ func yieldsOf(t *testing.T, h *Host, plugin string) uint64 {
 	}
 }
 
-// conformanceModes lists the `case "mode":` labels of the conformance guest.
+// conformanceModes lists the `case "mode":` labels of the conformance kit's guest.
 func conformanceModes(t testing.TB) []string {
-	src, err := os.ReadFile("testdata/guests/conformance/main.go")
+	src, err := os.ReadFile(filepath.Join("..", abitest.GuestDir, "main.go")) // tests run in transforms/
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,18 +6,6 @@ import (
 	"time"
 )
 
-// Kinds of PluginError.
-const (
-	KindTimeout = "timeout" // the call overran the plugin's timeout
-	KindTrap    = "trap"    // the guest trapped (unreachable, bad memory access, Go panic)
-	KindExit    = "exit"    // the guest exited (proc_exit) during the call
-	KindMemory  = "memory"  // the guest ran out of its max_memory
-	KindOutput  = "output"  // the call produced more than max_output bytes
-	KindFailed  = "failed"  // the guest returned 1 (see the fail host function)
-	KindABI     = "abi"     // the guest broke the ABI (bad pointer, bad return value, ...)
-	KindBusy    = "busy"    // every instance stayed busy for the plugin's timeout; the call never started
-)
-
 var (
 	// ErrUnknownPlugin is returned by Chain for a step naming a plugin that
 	// was never loaded.
@@ -31,7 +19,7 @@ var (
 // operator.
 type PluginError struct {
 	Plugin string
-	Kind   string // one of the Kind* constants
+	Kind   string // one of the abi.Kind* constants
 	Err    error
 }
 

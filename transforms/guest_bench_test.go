@@ -13,6 +13,7 @@ import (
 	"unsafe"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/plugins/abi"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 	"github.com/tetratelabs/wazero"
 )
@@ -178,7 +179,7 @@ func BenchmarkGuestOverhead(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		fn := mod.ExportedFunction(ExportHandle)
+		fn := mod.ExportedFunction(abi.ExportHandle)
 		stack := make([]uint64, 2)
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()

@@ -1,8 +1,9 @@
 // Package transforms is hookgate's WebAssembly host: it loads plugins
 // (compiled once, with an on-disk compilation cache), runs each route's chain
 // of plugins over an event from a bounded pool of ready instances, and turns
-// what the guests asked for into a delivery.Outcome. The ABI is in abi.go and
-// plugins/ABI.md; the design choices in RATIONALE.md.
+// what the guests asked for into a delivery.Outcome. The ABI is in
+// plugins/abi (its constants) and plugins/ABI.md, its conformance kit in
+// plugins/abi/abitest; the design choices in RATIONALE.md.
 //
 // It knows nothing of fasthttp: the gateway hands it a *delivery.Event and
 // reads a *delivery.Outcome.
@@ -28,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookgate/hookgate/plugins/abi"
 	"github.com/hookgate/hookgate/transforms/internal/interrupt"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -175,7 +177,7 @@ func (h *Host) Load(ctx context.Context, spec PluginSpec) error {
 	}
 	kv := h.kvs[spec.Name]
 	if kv == nil {
-		kv = newKVStore(KVMaxEntries)
+		kv = newKVStore(abi.KVMaxEntries)
 		h.kvs[spec.Name] = kv
 	}
 	h.mu.Unlock()
@@ -273,12 +275,12 @@ func (h *Host) newPlugin(ctx context.Context, spec PluginSpec, sum [32]byte, kv 
 	if err := checkModule(compiled); err != nil {
 		return fail(err)
 	}
-	_, p.hasInit = compiled.ExportedFunctions()[ExportInitialize]
+	_, p.hasInit = compiled.ExportedFunctions()[abi.ExportInitialize]
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		return fail(fmt.Errorf("starting WASI: %w", err))
 	}
 	if err := instantiateHostModule(ctx, rt); err != nil {
-		return fail(fmt.Errorf("starting %s: %w", HostModule, err))
+		return fail(fmt.Errorf("starting %s: %w", abi.HostModule, err))
 	}
 	if err := instantiateInterruptModule(ctx, rt, h.opts.interruptBudget); err != nil {
 		return fail(fmt.Errorf("starting %s: %w", interrupt.ImportModule, err))

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/plugins/abi"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -24,28 +25,28 @@ var hostFuncs []hostFunc
 func init() {
 	p := func(ts ...api.ValueType) []api.ValueType { return ts }
 	hostFuncs = []hostFunc{
-		{FuncBodyRead, p(i32, i32), p(i32), bodyRead},
-		{FuncMetaRead, p(i32, i32, i32), p(i32), metaRead},
-		{FuncHeaderGet, p(i32, i32, i32, i32), p(i32), headerGet},
-		{FuncQueryGet, p(i32, i32, i32, i32), p(i32), queryGetFn},
-		{FuncReceivedAt, nil, p(i64), receivedAt},
-		{FuncSetBody, p(i32, i32, i32), p(i32), setBody},
-		{FuncSetMethod, p(i32, i32, i32), p(i32), setMethod},
-		{FuncSetPath, p(i32, i32, i32), p(i32), setPath},
-		{FuncSetHeader, p(i32, i32, i32, i32, i32), p(i32), setHeader},
-		{FuncSetQuery, p(i32, i32, i32, i32, i32), p(i32), setQuery},
-		{FuncSetDelay, p(i32, i64), p(i32), setDelay},
-		{FuncEmit, p(i32, i32), p(i32), emit},
-		{FuncDrop, p(i32, i32), nil, drop},
-		{FuncRespond, p(i32), p(i32), respond},
-		{FuncFail, p(i32, i32), nil, fail},
-		{FuncLog, p(i32, i32, i32), nil, logFn},
-		{FuncNow, nil, p(i64), now},
-		{FuncKVGet, p(i32, i32, i32, i32), p(i32), kvGet},
-		{FuncKVSet, p(i32, i32, i32, i32, i64), p(i32), kvSet},
-		{FuncKVIncr, p(i32, i32, i64, i64), p(i64), kvIncr},
-		{FuncKVDelete, p(i32, i32), p(i32), kvDelete},
-		{FuncJSONGet, p(i32, i32, i32, i32, i32, i32), p(i32), jsonGet},
+		{abi.FuncBodyRead, p(i32, i32), p(i32), bodyRead},
+		{abi.FuncMetaRead, p(i32, i32, i32), p(i32), metaRead},
+		{abi.FuncHeaderGet, p(i32, i32, i32, i32), p(i32), headerGet},
+		{abi.FuncQueryGet, p(i32, i32, i32, i32), p(i32), queryGetFn},
+		{abi.FuncReceivedAt, nil, p(i64), receivedAt},
+		{abi.FuncSetBody, p(i32, i32, i32), p(i32), setBody},
+		{abi.FuncSetMethod, p(i32, i32, i32), p(i32), setMethod},
+		{abi.FuncSetPath, p(i32, i32, i32), p(i32), setPath},
+		{abi.FuncSetHeader, p(i32, i32, i32, i32, i32), p(i32), setHeader},
+		{abi.FuncSetQuery, p(i32, i32, i32, i32, i32), p(i32), setQuery},
+		{abi.FuncSetDelay, p(i32, i64), p(i32), setDelay},
+		{abi.FuncEmit, p(i32, i32), p(i32), emit},
+		{abi.FuncDrop, p(i32, i32), nil, drop},
+		{abi.FuncRespond, p(i32), p(i32), respond},
+		{abi.FuncFail, p(i32, i32), nil, fail},
+		{abi.FuncLog, p(i32, i32, i32), nil, logFn},
+		{abi.FuncNow, nil, p(i64), now},
+		{abi.FuncKVGet, p(i32, i32, i32, i32), p(i32), kvGet},
+		{abi.FuncKVSet, p(i32, i32, i32, i32, i64), p(i32), kvSet},
+		{abi.FuncKVIncr, p(i32, i32, i64, i64), p(i64), kvIncr},
+		{abi.FuncKVDelete, p(i32, i32), p(i32), kvDelete},
+		{abi.FuncJSONGet, p(i32, i32, i32, i32, i32, i32), p(i32), jsonGet},
 	}
 }
 
@@ -59,7 +60,7 @@ func findHostFunc(name string) *hostFunc {
 }
 
 func instantiateHostModule(ctx context.Context, rt wazero.Runtime) error {
-	b := rt.NewHostModuleBuilder(HostModule)
+	b := rt.NewHostModuleBuilder(abi.HostModule)
 	for i := range hostFuncs {
 		f := hostFuncs[i].fn
 		b.NewFunctionBuilder().
@@ -86,32 +87,32 @@ func ret32(stack []uint64, v int32)       { stack[0] = api.EncodeI32(v) }
 var contentType = []byte("Content-Type")
 
 func bodyRead(st *callState, mod api.Module, stack []uint64) {
-	ret32(stack, st.writeValue(FuncBodyRead, mod, argU32(stack, 0), argU32(stack, 1), st.ev.Body))
+	ret32(stack, st.writeValue(abi.FuncBodyRead, mod, argU32(stack, 0), argU32(stack, 1), st.ev.Body))
 }
 
 func metaRead(st *callState, mod api.Module, stack []uint64) {
 	ev := st.ev
 	var v []byte
 	switch argI32(stack, 0) {
-	case MetaMethod:
+	case abi.MetaMethod:
 		v = ev.Method
-	case MetaPath:
+	case abi.MetaPath:
 		v = ev.Path
-	case MetaQuery:
+	case abi.MetaQuery:
 		v = ev.Query
-	case MetaRoute:
+	case abi.MetaRoute:
 		if st.chain != nil {
 			v = append(st.scratch[:0], st.chain.route...)
 			st.scratch = v
 		}
-	case MetaEventID:
+	case abi.MetaEventID:
 		v = ev.ID
-	case MetaConfig:
+	case abi.MetaConfig:
 		v = emptyConfig
 		if st.step != nil {
 			v = st.step.config
 		}
-	case MetaHeaders:
+	case abi.MetaHeaders:
 		v = st.scratch[:0]
 		for _, h := range ev.Headers {
 			v = append(v, h.Key...)
@@ -121,10 +122,10 @@ func metaRead(st *callState, mod api.Module, stack []uint64) {
 		}
 		st.scratch = v
 	default:
-		ret32(stack, ErrnoBadArgument)
+		ret32(stack, abi.ErrnoBadArgument)
 		return
 	}
-	ret32(stack, st.writeValue(FuncMetaRead, mod, argU32(stack, 1), argU32(stack, 2), v))
+	ret32(stack, st.writeValue(abi.FuncMetaRead, mod, argU32(stack, 1), argU32(stack, 2), v))
 }
 
 var emptyConfig = []byte("{}")
@@ -132,30 +133,30 @@ var emptyConfig = []byte("{}")
 func headerGet(st *callState, mod api.Module, stack []uint64) {
 	name, ok := read(mod, argU32(stack, 0), argU32(stack, 1))
 	if !ok {
-		ret32(stack, st.bad(FuncHeaderGet))
+		ret32(stack, st.bad(abi.FuncHeaderGet))
 		return
 	}
 	v, ok := st.ev.Header(name)
 	if !ok {
-		ret32(stack, ErrnoAbsent)
+		ret32(stack, abi.ErrnoAbsent)
 		return
 	}
-	ret32(stack, st.writeValue(FuncHeaderGet, mod, argU32(stack, 2), argU32(stack, 3), v))
+	ret32(stack, st.writeValue(abi.FuncHeaderGet, mod, argU32(stack, 2), argU32(stack, 3), v))
 }
 
 func queryGetFn(st *callState, mod api.Module, stack []uint64) {
 	name, ok := read(mod, argU32(stack, 0), argU32(stack, 1))
 	if !ok {
-		ret32(stack, st.bad(FuncQueryGet))
+		ret32(stack, st.bad(abi.FuncQueryGet))
 		return
 	}
 	v, ok := queryGet(st.scratch, st.ev.Query, name)
 	st.scratch = v
 	if !ok {
-		ret32(stack, ErrnoAbsent)
+		ret32(stack, abi.ErrnoAbsent)
 		return
 	}
-	ret32(stack, st.writeValue(FuncQueryGet, mod, argU32(stack, 2), argU32(stack, 3), v))
+	ret32(stack, st.writeValue(abi.FuncQueryGet, mod, argU32(stack, 2), argU32(stack, 3), v))
 }
 
 func receivedAt(st *callState, _ api.Module, stack []uint64) {
@@ -177,27 +178,27 @@ func setBytes(fn string, st *callState, mod api.Module, stack []uint64, allowRes
 		return
 	}
 	if valid != nil && !valid(v) {
-		ret32(stack, ErrnoBadArgument)
+		ret32(stack, abi.ErrnoBadArgument)
 		return
 	}
 	var d *delivery.Delivery
 	switch {
-	case h == HandleEvent:
-	case h == HandleResponse && allowResponse:
+	case h == abi.HandleEvent:
+	case h == abi.HandleResponse && allowResponse:
 	default:
 		if d = st.delivery(h); d == nil {
-			ret32(stack, ErrnoBadHandle)
+			ret32(stack, abi.ErrnoBadHandle)
 			return
 		}
 	}
 	if !st.spend(len(v)) {
-		ret32(stack, ErrnoOutputLimit)
+		ret32(stack, abi.ErrnoOutputLimit)
 		return
 	}
 	switch {
-	case h == HandleEvent:
+	case h == abi.HandleEvent:
 		set(st.ev, nil, nil, v)
-	case h == HandleResponse:
+	case h == abi.HandleResponse:
 		set(nil, nil, &st.out.Response, v)
 	default:
 		set(nil, d, nil, v)
@@ -206,7 +207,7 @@ func setBytes(fn string, st *callState, mod api.Module, stack []uint64, allowRes
 }
 
 func setBody(st *callState, mod api.Module, stack []uint64) {
-	setBytes(FuncSetBody, st, mod, stack, true, nil, func(ev *delivery.Event, d *delivery.Delivery, r *delivery.Response, v []byte) {
+	setBytes(abi.FuncSetBody, st, mod, stack, true, nil, func(ev *delivery.Event, d *delivery.Delivery, r *delivery.Response, v []byte) {
 		switch {
 		case ev != nil:
 			ev.Body = append(ev.Body[:0], v...)
@@ -219,7 +220,7 @@ func setBody(st *callState, mod api.Module, stack []uint64) {
 }
 
 func setMethod(st *callState, mod api.Module, stack []uint64) {
-	setBytes(FuncSetMethod, st, mod, stack, false, isToken, func(ev *delivery.Event, d *delivery.Delivery, _ *delivery.Response, v []byte) {
+	setBytes(abi.FuncSetMethod, st, mod, stack, false, isToken, func(ev *delivery.Event, d *delivery.Delivery, _ *delivery.Response, v []byte) {
 		if ev != nil {
 			ev.Method = append(ev.Method[:0], v...)
 		} else {
@@ -229,7 +230,7 @@ func setMethod(st *callState, mod api.Module, stack []uint64) {
 }
 
 func setPath(st *callState, mod api.Module, stack []uint64) {
-	setBytes(FuncSetPath, st, mod, stack, false, isPath, func(ev *delivery.Event, d *delivery.Delivery, _ *delivery.Response, v []byte) {
+	setBytes(abi.FuncSetPath, st, mod, stack, false, isPath, func(ev *delivery.Event, d *delivery.Delivery, _ *delivery.Response, v []byte) {
 		if ev != nil {
 			ev.Path = append(ev.Path[:0], v...)
 		} else {
@@ -262,27 +263,27 @@ func readKV(fn string, st *callState, mod api.Module, stack []uint64) (name, val
 
 func setHeader(st *callState, mod api.Module, stack []uint64) {
 	h := argI32(stack, 0)
-	name, val, del, ok := readKV(FuncSetHeader, st, mod, stack)
+	name, val, del, ok := readKV(abi.FuncSetHeader, st, mod, stack)
 	if !ok || !isToken(name) || !isFieldValue(val) {
-		ret32(stack, ErrnoBadArgument)
+		ret32(stack, abi.ErrnoBadArgument)
 		return
 	}
 	var kvs *[]delivery.KV
 	switch h {
-	case HandleEvent:
+	case abi.HandleEvent:
 		kvs = &st.ev.Headers
-	case HandleResponse:
+	case abi.HandleResponse:
 		kvs = &st.out.Response.Headers
 	default:
 		d := st.delivery(h)
 		if d == nil {
-			ret32(stack, ErrnoBadHandle)
+			ret32(stack, abi.ErrnoBadHandle)
 			return
 		}
 		kvs = &d.Headers
 	}
 	if !st.spend(len(name) + len(val)) {
-		ret32(stack, ErrnoOutputLimit)
+		ret32(stack, abi.ErrnoOutputLimit)
 		return
 	}
 	if del {
@@ -295,20 +296,20 @@ func setHeader(st *callState, mod api.Module, stack []uint64) {
 
 func setQuery(st *callState, mod api.Module, stack []uint64) {
 	h := argI32(stack, 0)
-	name, val, del, ok := readKV(FuncSetQuery, st, mod, stack)
+	name, val, del, ok := readKV(abi.FuncSetQuery, st, mod, stack)
 	if !ok {
-		ret32(stack, ErrnoBadArgument)
+		ret32(stack, abi.ErrnoBadArgument)
 		return
 	}
 	var d *delivery.Delivery
-	if h != HandleEvent {
+	if h != abi.HandleEvent {
 		if d = st.delivery(h); d == nil {
-			ret32(stack, ErrnoBadHandle)
+			ret32(stack, abi.ErrnoBadHandle)
 			return
 		}
 	}
 	if !st.spend(len(name) + len(val)) {
-		ret32(stack, ErrnoOutputLimit)
+		ret32(stack, abi.ErrnoOutputLimit)
 		return
 	}
 	switch {
@@ -331,17 +332,17 @@ func setDelay(st *callState, _ api.Module, stack []uint64) {
 	h := argI32(stack, 0)
 	ms := int64(stack[1])
 	if ms < 0 {
-		ret32(stack, ErrnoBadArgument)
+		ret32(stack, abi.ErrnoBadArgument)
 		return
 	}
-	if h == HandleEvent {
+	if h == abi.HandleEvent {
 		st.eventDelay = ms
 		ret32(stack, 0)
 		return
 	}
 	d := st.delivery(h)
 	if d == nil {
-		ret32(stack, ErrnoBadHandle)
+		ret32(stack, abi.ErrnoBadHandle)
 		return
 	}
 	d.NotBefore = notBefore(st.ev, ms)
@@ -359,11 +360,11 @@ func notBefore(ev *delivery.Event, ms int64) int64 {
 func emit(st *callState, mod api.Module, stack []uint64) {
 	name, ok := read(mod, argU32(stack, 0), argU32(stack, 1))
 	if !ok {
-		ret32(stack, st.bad(FuncEmit))
+		ret32(stack, st.bad(abi.FuncEmit))
 		return
 	}
 	if st.chain == nil {
-		ret32(stack, ErrnoUnknownTarget)
+		ret32(stack, abi.ErrnoUnknownTarget)
 		return
 	}
 	target := ""
@@ -374,11 +375,11 @@ func emit(st *callState, mod api.Module, stack []uint64) {
 		}
 	}
 	if target == "" {
-		ret32(stack, ErrnoUnknownTarget)
+		ret32(stack, abi.ErrnoUnknownTarget)
 		return
 	}
 	if !st.spend(64 + len(st.ev.Body)) {
-		ret32(stack, ErrnoOutputLimit)
+		ret32(stack, abi.ErrnoOutputLimit)
 		return
 	}
 	addDelivery(st.out, st.ev, st.chain.route, target)
@@ -404,7 +405,7 @@ func addDelivery(out *delivery.Outcome, ev *delivery.Event, route, target string
 func drop(st *callState, mod api.Module, stack []uint64) {
 	reason, ok := read(mod, argU32(stack, 0), argU32(stack, 1))
 	if !ok {
-		st.bad(FuncDrop)
+		st.bad(abi.FuncDrop)
 		return
 	}
 	if !st.spend(len(reason)) {
@@ -417,7 +418,7 @@ func drop(st *callState, mod api.Module, stack []uint64) {
 func respond(st *callState, _ api.Module, stack []uint64) {
 	status := argI32(stack, 0)
 	if status < 100 || status > 599 {
-		ret32(stack, ErrnoBadArgument)
+		ret32(stack, abi.ErrnoBadArgument)
 		return
 	}
 	st.out.Response.Set = true
@@ -428,7 +429,7 @@ func respond(st *callState, _ api.Module, stack []uint64) {
 func fail(st *callState, mod api.Module, stack []uint64) {
 	msg, ok := read(mod, argU32(stack, 0), argU32(stack, 1))
 	if !ok {
-		st.bad(FuncFail)
+		st.bad(abi.FuncFail)
 		return
 	}
 	if len(msg) > 1024 {
@@ -440,7 +441,7 @@ func fail(st *callState, mod api.Module, stack []uint64) {
 func logFn(st *callState, mod api.Module, stack []uint64) {
 	msg, ok := read(mod, argU32(stack, 1), argU32(stack, 2))
 	if !ok {
-		st.bad(FuncLog)
+		st.bad(abi.FuncLog)
 		return
 	}
 	if !st.spend(len(msg)) {
@@ -448,11 +449,11 @@ func logFn(st *callState, mod api.Module, stack []uint64) {
 	}
 	level := slog.LevelInfo
 	switch argI32(stack, 0) {
-	case 0:
+	case abi.LogDebug:
 		level = slog.LevelDebug
-	case 2:
+	case abi.LogWarn:
 		level = slog.LevelWarn
-	case 3:
+	case abi.LogError:
 		level = slog.LevelError
 	}
 	route := ""
@@ -465,7 +466,7 @@ func logFn(st *callState, mod api.Module, stack []uint64) {
 // readKey reads the key (ptr, len) at stack[0:2].
 func readKey(fn string, st *callState, mod api.Module, stack []uint64) ([]byte, bool) {
 	key, ok := read(mod, argU32(stack, 0), argU32(stack, 1))
-	if !ok || len(key) > MaxKVKey {
+	if !ok || len(key) > abi.MaxKVKey {
 		st.bad(fn)
 		return nil, false
 	}
@@ -473,29 +474,29 @@ func readKey(fn string, st *callState, mod api.Module, stack []uint64) ([]byte, 
 }
 
 func kvGet(st *callState, mod api.Module, stack []uint64) {
-	key, ok := readKey(FuncKVGet, st, mod, stack)
+	key, ok := readKey(abi.FuncKVGet, st, mod, stack)
 	if !ok {
-		ret32(stack, ErrnoBadArgument)
+		ret32(stack, abi.ErrnoBadArgument)
 		return
 	}
 	v, ok := st.plugin.kv.get(st.scratch[:0], key)
 	st.scratch = v
 	if !ok {
-		ret32(stack, ErrnoAbsent)
+		ret32(stack, abi.ErrnoAbsent)
 		return
 	}
-	ret32(stack, st.writeValue(FuncKVGet, mod, argU32(stack, 2), argU32(stack, 3), v))
+	ret32(stack, st.writeValue(abi.FuncKVGet, mod, argU32(stack, 2), argU32(stack, 3), v))
 }
 
 func kvSet(st *callState, mod api.Module, stack []uint64) {
-	key, ok := readKey(FuncKVSet, st, mod, stack)
+	key, ok := readKey(abi.FuncKVSet, st, mod, stack)
 	if !ok {
-		ret32(stack, ErrnoBadArgument)
+		ret32(stack, abi.ErrnoBadArgument)
 		return
 	}
 	val, ok := read(mod, argU32(stack, 2), argU32(stack, 3))
-	if !ok || len(val) > MaxKVValue {
-		ret32(stack, st.bad(FuncKVSet))
+	if !ok || len(val) > abi.MaxKVValue {
+		ret32(stack, st.bad(abi.FuncKVSet))
 		return
 	}
 	st.plugin.kv.set(key, val, time.Duration(int64(stack[4]))*time.Millisecond)
@@ -503,7 +504,7 @@ func kvSet(st *callState, mod api.Module, stack []uint64) {
 }
 
 func kvIncr(st *callState, mod api.Module, stack []uint64) {
-	key, ok := readKey(FuncKVIncr, st, mod, stack)
+	key, ok := readKey(abi.FuncKVIncr, st, mod, stack)
 	if !ok {
 		stack[0] = 0
 		return
@@ -512,9 +513,9 @@ func kvIncr(st *callState, mod api.Module, stack []uint64) {
 }
 
 func kvDelete(st *callState, mod api.Module, stack []uint64) {
-	key, ok := readKey(FuncKVDelete, st, mod, stack)
+	key, ok := readKey(abi.FuncKVDelete, st, mod, stack)
 	if !ok {
-		ret32(stack, ErrnoBadArgument)
+		ret32(stack, abi.ErrnoBadArgument)
 		return
 	}
 	st.plugin.kv.delete(key)

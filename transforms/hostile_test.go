@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/plugins/abi"
 	"github.com/tetratelabs/wazero/api"
 )
 
@@ -137,12 +138,12 @@ var hostileCases = []struct {
 	kind    string
 	wantErr string // exact, or a prefix when it ends in "..."
 }{
-	{name: "infinite loop", mode: "loop", kind: KindTimeout, wantErr: `plugin "hostile": timed out after 3s`},
-	{name: "memory bomb", mode: "membomb", kind: KindMemory, wantErr: `plugin "hostile": ran out of memory (max_memory 8388608 bytes)...`},
-	{name: "panic", mode: "panic", kind: KindTrap, wantErr: `plugin "hostile": trapped: panic: assignment to entry in nil map`},
-	{name: "huge output", mode: "bigoutput", kind: KindOutput, wantErr: `plugin "hostile": produced more than max_output (1048576 bytes)`},
-	{name: "pointer outside memory", mode: "badptr", kind: KindABI, wantErr: `plugin "hostile": body_read: pointer or length outside the plugin's memory`},
-	{name: "exit", mode: "exit", kind: KindExit, wantErr: `plugin "hostile": exited with code 3`},
+	{name: "infinite loop", mode: "loop", kind: abi.KindTimeout, wantErr: `plugin "hostile": timed out after 3s`},
+	{name: "memory bomb", mode: "membomb", kind: abi.KindMemory, wantErr: `plugin "hostile": ran out of memory (max_memory 8388608 bytes)...`},
+	{name: "panic", mode: "panic", kind: abi.KindTrap, wantErr: `plugin "hostile": trapped: panic: assignment to entry in nil map`},
+	{name: "huge output", mode: "bigoutput", kind: abi.KindOutput, wantErr: `plugin "hostile": produced more than max_output (1048576 bytes)`},
+	{name: "pointer outside memory", mode: "badptr", kind: abi.KindABI, wantErr: `plugin "hostile": body_read: pointer or length outside the plugin's memory`},
+	{name: "exit", mode: "exit", kind: abi.KindExit, wantErr: `plugin "hostile": exited with code 3`},
 }
 
 func checkPluginError(err error, kind, want string) error {
@@ -195,7 +196,7 @@ func TestHostileGuests(t *testing.T) {
 	}
 	// Each failure is counted by kind, and each failed instance discarded.
 	st := h.Stats()[0]
-	want := map[string]int64{KindTimeout: 1, KindMemory: 1, KindTrap: 1, KindOutput: 1, KindABI: 1, KindExit: 1}
+	want := map[string]int64{abi.KindTimeout: 1, abi.KindMemory: 1, abi.KindTrap: 1, abi.KindOutput: 1, abi.KindABI: 1, abi.KindExit: 1}
 	if fmt.Sprint(st.Failures) != fmt.Sprint(want) || st.Discarded != 6 || st.Created != 7 || st.Calls != 18 {
 		t.Fatalf("stats %+v; want failures %v, 6 discarded, 7 created, 18 calls", st, want)
 	}
@@ -208,8 +209,8 @@ func TestHostileWasm(t *testing.T) {
 	load(t, h, PluginSpec{Name: "trap", Wasm: handleModule(cat(opUnreachable, i32const(0))), Instances: 1, Timeout: 10 * time.Second})
 	load(t, h, PluginSpec{Name: "spin", Wasm: handleModule(cat(opLoopForever, i32const(0))), Instances: 1, Timeout: 20 * time.Millisecond})
 	tests := []struct{ plugin, kind, want string }{
-		{"trap", KindTrap, `plugin "trap": trapped: wasm error: unreachable`},
-		{"spin", KindTimeout, `plugin "spin": timed out after 20ms`},
+		{"trap", abi.KindTrap, `plugin "trap": trapped: wasm error: unreachable`},
+		{"spin", abi.KindTimeout, `plugin "spin": timed out after 20ms`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.plugin, func(t *testing.T) {
@@ -296,24 +297,24 @@ func TestOutOfRangePointers(t *testing.T) {
 		fn   string
 		args []arg
 	}{
-		{FuncBodyRead, []arg{a32(big), a32(100)}},
-		{FuncMetaRead, []arg{a32(MetaMethod), a32(big), a32(100)}},
-		{FuncHeaderGet, []arg{a32(big), a32(4), a32(0), a32(0)}},
-		{FuncQueryGet, []arg{a32(big), a32(4), a32(0), a32(0)}},
-		{FuncSetBody, []arg{a32(0), a32(big), a32(4)}},
-		{FuncSetBody, []arg{a32(0), a32(0), a32(big)}}, // length past the end
-		{FuncSetMethod, []arg{a32(0), a32(big), a32(4)}},
-		{FuncSetPath, []arg{a32(0), a32(big), a32(4)}},
-		{FuncSetHeader, []arg{a32(0), a32(0), a32(1), a32(big), a32(1)}},
-		{FuncSetQuery, []arg{a32(0), a32(big), a32(1), a32(0), a32(1)}},
-		{FuncEmit, []arg{a32(big), a32(3)}},
-		{FuncDrop, []arg{a32(big), a32(3)}},
-		{FuncFail, []arg{a32(big), a32(3)}},
-		{FuncLog, []arg{a32(1), a32(big), a32(3)}},
-		{FuncKVGet, []arg{a32(big), a32(3), a32(0), a32(0)}},
-		{FuncKVSet, []arg{a32(0), a32(1), a32(big), a32(3), a64(0)}},
-		{FuncKVIncr, []arg{a32(big), a32(3), a64(1), a64(0)}},
-		{FuncKVDelete, []arg{a32(big), a32(3)}},
+		{abi.FuncBodyRead, []arg{a32(big), a32(100)}},
+		{abi.FuncMetaRead, []arg{a32(abi.MetaMethod), a32(big), a32(100)}},
+		{abi.FuncHeaderGet, []arg{a32(big), a32(4), a32(0), a32(0)}},
+		{abi.FuncQueryGet, []arg{a32(big), a32(4), a32(0), a32(0)}},
+		{abi.FuncSetBody, []arg{a32(0), a32(big), a32(4)}},
+		{abi.FuncSetBody, []arg{a32(0), a32(0), a32(big)}}, // length past the end
+		{abi.FuncSetMethod, []arg{a32(0), a32(big), a32(4)}},
+		{abi.FuncSetPath, []arg{a32(0), a32(big), a32(4)}},
+		{abi.FuncSetHeader, []arg{a32(0), a32(0), a32(1), a32(big), a32(1)}},
+		{abi.FuncSetQuery, []arg{a32(0), a32(big), a32(1), a32(0), a32(1)}},
+		{abi.FuncEmit, []arg{a32(big), a32(3)}},
+		{abi.FuncDrop, []arg{a32(big), a32(3)}},
+		{abi.FuncFail, []arg{a32(big), a32(3)}},
+		{abi.FuncLog, []arg{a32(1), a32(big), a32(3)}},
+		{abi.FuncKVGet, []arg{a32(big), a32(3), a32(0), a32(0)}},
+		{abi.FuncKVSet, []arg{a32(0), a32(1), a32(big), a32(3), a64(0)}},
+		{abi.FuncKVIncr, []arg{a32(big), a32(3), a64(1), a64(0)}},
+		{abi.FuncKVDelete, []arg{a32(big), a32(3)}},
 	}
 	h := newTestHost(t)
 	for i, tt := range tests {
@@ -332,14 +333,14 @@ func TestOutOfRangePointers(t *testing.T) {
 				body = append(body, opDrop...)
 			}
 			body = append(body, i32const(0)...)
-			wasm := handleModule(body, wasmImport{module: HostModule, name: tt.fn, params: valueTypes(hf.params), results: valueTypes(hf.results)})
+			wasm := handleModule(body, wasmImport{module: abi.HostModule, name: tt.fn, params: valueTypes(hf.params), results: valueTypes(hf.results)})
 			name := fmt.Sprintf("bad%d", i)
 			load(t, h, PluginSpec{Name: name, Wasm: wasm, Instances: 1, Timeout: 10 * time.Second})
 			c := chain(t, h, "r", []string{"crm"}, Step{Plugin: name})
 			for range 2 { // the second event runs on the replacement instance
 				err := c.Run(context.Background(), testEvent(), &delivery.Outcome{})
 				want := fmt.Sprintf("plugin %q: %s: pointer or length outside the plugin's memory", name, tt.fn)
-				if err := checkPluginError(err, KindABI, want); err != nil {
+				if err := checkPluginError(err, abi.KindABI, want); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -382,7 +383,7 @@ func globalsModule(n int, body []byte) []byte {
 	out = section(out, 6, g)
 	ex := wstr([]byte{2}, "memory")
 	ex = append(ex, 0x02, 0)
-	ex = wstr(ex, ExportHandle)
+	ex = wstr(ex, abi.ExportHandle)
 	ex = append(ex, 0x00, 0)
 	out = section(out, 7, ex)
 	code := append([]byte{0}, body...) // no locals
@@ -408,7 +409,7 @@ func bigFuncModule(n int) []byte {
 	return wasmModule{
 		memory: true,
 		funcs: []wasmFunc{
-			{export: ExportHandle, params: handleSig.params, results: handleSig.results, body: cat(loop, i32const(0))},
+			{export: abi.ExportHandle, params: handleSig.params, results: handleSig.results, body: cat(loop, i32const(0))},
 			{params: []byte{tI32}, results: []byte{tI32}, body: big},
 		},
 	}.encode()
@@ -480,25 +481,25 @@ func TestRunaways(t *testing.T) {
 		want    func(name string) string // exact, or a prefix when it ends in "..."
 	}{
 		{name: "wat loop br 0", plugin: "wat-loop",
-			wasm: func(t testing.TB) []byte { return watGuest(t, "loop") }, kind: KindTimeout, want: timedOut},
+			wasm: func(t testing.TB) []byte { return watGuest(t, "loop") }, kind: abi.KindTimeout, want: timedOut},
 		{name: "Go for {}", plugin: "go-spin", config: `{"mode":"spin"}`,
-			wasm: func(t testing.TB) []byte { return guestWasm(t, "hostile") }, kind: KindTimeout, want: timedOut},
+			wasm: func(t testing.TB) []byte { return guestWasm(t, "hostile") }, kind: abi.KindTimeout, want: timedOut},
 		{name: "Go loop with a counter", plugin: "go-loop", config: `{"mode":"loop"}`,
-			wasm: func(t testing.TB) []byte { return guestWasm(t, "hostile") }, kind: KindTimeout, want: timedOut},
+			wasm: func(t testing.TB) []byte { return guestWasm(t, "hostile") }, kind: abi.KindTimeout, want: timedOut},
 		{name: "AssemblyScript while (true)", plugin: "as-loop", config: `{"mode":"loop"}`,
-			wasm: func(t testing.TB) []byte { return asGuest(t, "as-hostile") }, kind: KindTimeout, want: timedOut},
+			wasm: func(t testing.TB) []byte { return asGuest(t, "as-hostile") }, kind: abi.KindTimeout, want: timedOut},
 		{name: "loop-free exponential call tree, 40 levels", plugin: "calltree",
-			wasm: func(t testing.TB) []byte { return watGuest(t, "calltree") }, kind: KindTimeout, want: timedOut},
+			wasm: func(t testing.TB) []byte { return watGuest(t, "calltree") }, kind: abi.KindTimeout, want: timedOut},
 		{name: "loop-free 20,000-instruction function called in a loop", plugin: "bigfunc",
-			wasm: func(testing.TB) []byte { return bigFuncModule(20000) }, kind: KindTimeout, want: timedOut},
+			wasm: func(testing.TB) []byte { return bigFuncModule(20000) }, kind: abi.KindTimeout, want: timedOut},
 		{name: "endless return_call", plugin: "tailcall",
-			wasm: func(t testing.TB) []byte { return watGuest(t, "tailcall_spin", "--enable-tail-call") }, kind: KindTimeout, want: timedOut},
+			wasm: func(t testing.TB) []byte { return watGuest(t, "tailcall_spin", "--enable-tail-call") }, kind: abi.KindTimeout, want: timedOut},
 		{name: "wat unbounded recursion", plugin: "wat-recurse", timeout: long, bound: 5 * time.Second,
-			wasm: func(t testing.TB) []byte { return watGuest(t, "recurse") }, kind: KindTrap, want: overflow},
+			wasm: func(t testing.TB) []byte { return watGuest(t, "recurse") }, kind: abi.KindTrap, want: overflow},
 		{name: "Go unbounded recursion", plugin: "go-recurse", config: `{"mode":"recurse"}`, timeout: long, bound: 5 * time.Second,
-			wasm: func(t testing.TB) []byte { return guestWasm(t, "hostile") }, kind: KindTrap, want: overflow},
+			wasm: func(t testing.TB) []byte { return guestWasm(t, "hostile") }, kind: abi.KindTrap, want: overflow},
 		{name: "AssemblyScript unbounded recursion", plugin: "as-recurse", config: `{"mode":"recurse"}`, timeout: long, bound: 5 * time.Second,
-			wasm: func(t testing.TB) []byte { return asGuest(t, "as-hostile") }, kind: KindTrap, want: overflow},
+			wasm: func(t testing.TB) []byte { return asGuest(t, "as-hostile") }, kind: abi.KindTrap, want: overflow},
 	}
 	times := &callTimes{last: map[string]time.Duration{}}
 	h, err := NewHost(context.Background(), Options{CacheDir: testCacheDir(), Observer: times})

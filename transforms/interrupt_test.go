@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/plugins/abi"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 )
 
@@ -202,7 +203,7 @@ func TestGCWhileRunaway(t *testing.T) {
 			running := time.Since(start)
 			stopping := maxNewSample(before, stoppingTimes(t))
 			err := <-done
-			if err := checkPluginError(err, KindTimeout, fmt.Sprintf("plugin %q: timed out after 1s", name)); err != nil {
+			if err := checkPluginError(err, abi.KindTimeout, fmt.Sprintf("plugin %q: timed out after 1s", name)); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("runtime.GC() took %v (stopping the world: at most %v), started %v into the runaway call", gc, stopping, running-gc)
@@ -313,7 +314,7 @@ func TestRunawayLeavesOthersAlone(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		var pe *PluginError
-		if !errors.As(err, &pe) || pe.Kind != KindTimeout {
+		if !errors.As(err, &pe) || pe.Kind != abi.KindTimeout {
 			t.Errorf("runaway: %v; want a timeout", err)
 		}
 	}

@@ -2,6 +2,8 @@ package transforms
 
 import (
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/hookgate/hookgate/plugins/abi"
 )
 
 // json_get (capability "json_get", see FuncJSONGet): the host walks a JSON
@@ -22,13 +24,13 @@ func jsonGet(st *callState, mod api.Module, stack []uint64) {
 	paths, ok2 := mem.Read(pathsPtr, pathsLen)
 	_, ok3 := mem.Read(outPtr, outLimit)
 	if !ok1 || !ok2 || !ok3 {
-		ret32(stack, st.bad(FuncJSONGet))
+		ret32(stack, st.bad(abi.FuncJSONGet))
 		return
 	}
 	recs, ok := st.json.Eval(json, paths)
 	switch {
 	case !ok:
-		ret32(stack, ErrnoBadArgument)
+		ret32(stack, abi.ErrnoBadArgument)
 	case uint64(len(recs)) > uint64(outLimit) || len(recs) == 0:
 		ret32(stack, int32(len(recs)))
 	default:

@@ -108,9 +108,3 @@ func (s *kvStore) delete(key []byte) {
 	defer s.mu.Unlock()
 	s.lru.Remove(view(key))
 }
-
-func (s *kvStore) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.lru.Len()
-}

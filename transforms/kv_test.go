@@ -98,3 +98,10 @@ func TestQuery(t *testing.T) {
 		}
 	}
 }
+
+// len is how many keys the store holds; only the tests ask.
+func (s *kvStore) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lru.Len()
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/plugins/abi"
 )
 
 // recorder is an Observer that keeps every call it is told about.
@@ -52,9 +53,9 @@ func TestObserver(t *testing.T) {
 		want   string
 	}{
 		{"ok", "ok:"},
-		{"failing", "failing:" + KindFailed},
-		{"weird", "weird:" + KindABI},
-		{"trap", "trap:" + KindTrap},
+		{"failing", "failing:" + abi.KindFailed},
+		{"weird", "weird:" + abi.KindABI},
+		{"trap", "trap:" + abi.KindTrap},
 	}
 	for _, tt := range tests {
 		t.Run(tt.plugin, func(t *testing.T) {

@@ -16,6 +16,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/hookgate/hookgate/plugins/abi"
 )
 
 // memorySlack: a trap with less than this left below max_memory counts as
@@ -61,7 +63,7 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	mod, err := p.rt.InstantiateModule(in.ctx, p.compiled, cfg)
 	if err != nil {
 		if in.st.timedOut {
-			return nil, fmt.Errorf("%s or the start function did not finish within %v", ExportInitialize, initTimeout)
+			return nil, fmt.Errorf("%s or the start function did not finish within %v", abi.ExportInitialize, initTimeout)
 		}
 		msg := firstLine(err.Error()) // without wazero's stack trace
 		if f := in.fatal; len(f) > 0 {
@@ -71,7 +73,7 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	}
 	in.fatal = in.fatal[:0]
 	in.mod = mod
-	in.handle = mod.ExportedFunction(ExportHandle)
+	in.handle = mod.ExportedFunction(abi.ExportHandle)
 	return in, nil
 }
 
@@ -87,7 +89,7 @@ func wazeroModuleConfig(p *plugin, stdout, stderr io.Writer, name string) wazero
 		WithSysNanotime().
 		WithRandSource(rand.Reader)
 	if p.hasInit {
-		return cfg.WithStartFunctions(ExportInitialize)
+		return cfg.WithStartFunctions(abi.ExportInitialize)
 	}
 	return cfg.WithStartFunctions()
 }
@@ -122,7 +124,7 @@ func (p *plugin) get(ctx context.Context) (*instance, error) {
 		var err error
 		if in, err = p.newInstance(context.Background()); err != nil {
 			p.room <- struct{}{}
-			return nil, &PluginError{Plugin: p.name, Kind: KindFailed, Err: fmt.Errorf("starting an instance: %w", err)}
+			return nil, &PluginError{Plugin: p.name, Kind: abi.KindFailed, Err: fmt.Errorf("starting an instance: %w", err)}
 		}
 	}
 	return in, nil
@@ -151,11 +153,11 @@ func (p *plugin) wait(ctx context.Context) (*instance, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("transforms: waiting for an instance of plugin %q: %w", p.name, ctx.Err())
 	case <-t.C:
-		p.stats.fail(KindBusy)
+		p.stats.fail(abi.KindBusy)
 		if p.obs != nil {
-			p.obs.Call(p.spec.Timeout, KindBusy)
+			p.obs.Call(p.spec.Timeout, abi.KindBusy)
 		}
-		return nil, &PluginError{Plugin: p.name, Kind: KindBusy, Err: busyError{instances: p.spec.Instances, waited: p.spec.Timeout}}
+		return nil, &PluginError{Plugin: p.name, Kind: abi.KindBusy, Err: busyError{instances: p.spec.Instances, waited: p.spec.Timeout}}
 	}
 }
 
@@ -229,9 +231,9 @@ func (in *instance) call(bodyLen int, configID uint32) (callResult, error) {
 	case err != nil:
 		perr = in.classify(err)
 	case st.overOutput:
-		perr = &PluginError{Plugin: p.name, Kind: KindOutput, Err: fmt.Errorf("produced more than max_output (%d bytes)", p.spec.MaxOutput)}
+		perr = &PluginError{Plugin: p.name, Kind: abi.KindOutput, Err: fmt.Errorf("produced more than max_output (%d bytes)", p.spec.MaxOutput)}
 	case st.badFunc != "":
-		perr = &PluginError{Plugin: p.name, Kind: KindABI, Err: fmt.Errorf("%s: pointer or length outside the plugin's memory", st.badFunc)}
+		perr = &PluginError{Plugin: p.name, Kind: abi.KindABI, Err: fmt.Errorf("%s: pointer or length outside the plugin's memory", st.badFunc)}
 	}
 	if perr != nil {
 		p.stats.fail(perr.Kind)
@@ -255,7 +257,7 @@ func (in *instance) call(bodyLen int, configID uint32) (callResult, error) {
 func (in *instance) classify(err error) *PluginError {
 	p := in.p
 	if in.st.timedOut {
-		return &PluginError{Plugin: p.name, Kind: KindTimeout, Err: timeoutError(p.spec.Timeout)}
+		return &PluginError{Plugin: p.name, Kind: abi.KindTimeout, Err: timeoutError(p.spec.Timeout)}
 	}
 	fatal := string(in.fatal)
 	var exit *sys.ExitError
@@ -264,25 +266,25 @@ func (in *instance) classify(err error) *PluginError {
 		// wazero's own limit on the wasm call stack, or a Go guest's
 		// runtime refusing to grow a goroutine stack: the same bug in the
 		// plugin (unbounded recursion), so the same name for it.
-		return &PluginError{Plugin: p.name, Kind: KindTrap, Err: errors.New("trapped: stack overflow (unbounded recursion?)")}
+		return &PluginError{Plugin: p.name, Kind: abi.KindTrap, Err: errors.New("trapped: stack overflow (unbounded recursion?)")}
 	case bytes.Contains(in.fatal, []byte("out of memory")):
-		return &PluginError{Plugin: p.name, Kind: KindMemory, Err: fmt.Errorf("ran out of memory (max_memory %d bytes): %s", p.spec.MaxMemory, fatal)}
+		return &PluginError{Plugin: p.name, Kind: abi.KindMemory, Err: fmt.Errorf("ran out of memory (max_memory %d bytes): %s", p.spec.MaxMemory, fatal)}
 	case bytes.HasPrefix(in.fatal, []byte("panic: ")):
-		return &PluginError{Plugin: p.name, Kind: KindTrap, Err: fmt.Errorf("trapped: %s", fatal)}
+		return &PluginError{Plugin: p.name, Kind: abi.KindTrap, Err: fmt.Errorf("trapped: %s", fatal)}
 	case errors.As(err, &exit):
 		if fatal != "" {
-			return &PluginError{Plugin: p.name, Kind: KindExit, Err: fmt.Errorf("exited with code %d: %s", exit.ExitCode(), fatal)}
+			return &PluginError{Plugin: p.name, Kind: abi.KindExit, Err: fmt.Errorf("exited with code %d: %s", exit.ExitCode(), fatal)}
 		}
-		return &PluginError{Plugin: p.name, Kind: KindExit, Err: fmt.Errorf("exited with code %d", exit.ExitCode())}
+		return &PluginError{Plugin: p.name, Kind: abi.KindExit, Err: fmt.Errorf("exited with code %d", exit.ExitCode())}
 	default:
 		msg := firstLine(err.Error()) // without wazero's stack trace
 		// A Go runtime that cannot grow its heap sometimes dies without a
 		// word (an unreachable in its allocator): a trap with memory at
 		// the cap is a memory error.
 		if used := uint64(in.mod.Memory().Size()); used+memorySlack >= uint64(p.spec.MaxMemory) {
-			return &PluginError{Plugin: p.name, Kind: KindMemory, Err: fmt.Errorf("ran out of memory (max_memory %d bytes, %d in use): trapped: %s", p.spec.MaxMemory, used, msg)}
+			return &PluginError{Plugin: p.name, Kind: abi.KindMemory, Err: fmt.Errorf("ran out of memory (max_memory %d bytes, %d in use): trapped: %s", p.spec.MaxMemory, used, msg)}
 		}
-		return &PluginError{Plugin: p.name, Kind: KindTrap, Err: fmt.Errorf("trapped: %s", msg)}
+		return &PluginError{Plugin: p.name, Kind: abi.KindTrap, Err: fmt.Errorf("trapped: %s", msg)}
 	}
 }
 

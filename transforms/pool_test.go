@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/plugins/abi"
+	"github.com/hookgate/hookgate/plugins/abi/abitest"
 	"golang.org/x/time/rate"
 )
 
@@ -18,7 +20,7 @@ import (
 // event gets its own exact result and the pool never grows past its bound.
 func TestPoolConcurrent(t *testing.T) {
 	h := newTestHost(t)
-	load(t, h, PluginSpec{Name: "conf", Wasm: guestWasm(t, "conformance"), Instances: 2, Timeout: 5 * time.Second})
+	load(t, h, PluginSpec{Name: "conf", Wasm: abitest.Guest(t), Instances: 2, Timeout: 5 * time.Second})
 	c := chain(t, h, "r", []string{"crm"}, Step{Plugin: "conf", Config: []byte(`{"mode":"set"}`)}, Step{Plugin: "conf", Config: []byte(`{"mode":"kv"}`)})
 	const goroutines, events = 6, 40
 	var wg sync.WaitGroup
@@ -124,7 +126,7 @@ func TestPoolWaitBoundedByTimeout(t *testing.T) {
 	}
 	want := `plugin "tiny": all 2 instances stayed busy for 50ms: raise instances, or find what makes calls slow`
 	for range waiters {
-		if err := checkPluginError(<-errs, KindBusy, want); err != nil {
+		if err := checkPluginError(<-errs, abi.KindBusy, want); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,7 +135,7 @@ func TestPoolWaitBoundedByTimeout(t *testing.T) {
 	if took := time.Since(start); took > 10*timeout {
 		t.Fatalf("%d waiters took %v; want about %v", waiters, took, timeout)
 	}
-	if got := h.Stats()[0].Failures[KindBusy]; got != waiters {
+	if got := h.Stats()[0].Failures[abi.KindBusy]; got != waiters {
 		t.Fatalf("busy failures = %d, want %d", got, waiters)
 	}
 	for _, in := range held {
@@ -221,7 +223,7 @@ func TestLogRateLimit(t *testing.T) {
 	p := c.h.plugins["conf"]
 	p.limiter = rate.NewLimiter(0, 5) // no refill: exactly the burst gets through
 	for range 10 {
-		if _, _, _, err := c.run(t, "log"); err != nil {
+		if err := c.run(t, "log"); err != nil {
 			t.Fatal(err)
 		}
 	}

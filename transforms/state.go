@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/plugins/abi"
 	"github.com/hookgate/hookgate/plugins/sdk/jsonget"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -94,7 +95,7 @@ func (st *callState) bad(fn string) int32 {
 	if st.badFunc == "" {
 		st.badFunc = fn
 	}
-	return ErrnoBadArgument
+	return abi.ErrnoBadArgument
 }
 
 // spend counts n output bytes; false means max_output is exceeded and the

@@ -3,6 +3,8 @@ package transforms
 import (
 	"sort"
 	"sync/atomic"
+
+	"github.com/hookgate/hookgate/plugins/abi"
 )
 
 // PluginStats are one plugin's counters since it was loaded, for the admin
@@ -23,13 +25,11 @@ type counters struct {
 	calls     atomic.Int64
 	discarded atomic.Int64
 	logDrops  atomic.Int64
-	failures  [len(kinds)]atomic.Int64
+	failures  [len(abi.Kinds)]atomic.Int64
 }
 
-var kinds = [...]string{KindTimeout, KindTrap, KindExit, KindMemory, KindOutput, KindFailed, KindABI, KindBusy}
-
 func (c *counters) fail(kind string) {
-	for i, k := range kinds {
+	for i, k := range abi.Kinds {
 		if k == kind {
 			c.failures[i].Add(1)
 			return
@@ -58,7 +58,7 @@ func (h *Host) Stats() []PluginStats {
 			Idle:       len(p.ready),
 			Busy:       p.spec.Instances - len(p.ready) - len(p.room),
 		}
-		for j, k := range kinds {
+		for j, k := range abi.Kinds {
 			if n := p.stats.failures[j].Load(); n > 0 {
 				s.Failures[k] = n
 			}

@@ -148,30 +148,3 @@ func benchObservedPath(b *testing.B, plugin bool, journalSize int) {
 		})
 	}
 }
-
-// TestObservedPathAllocs: metrics and the journal add no allocation to a
-// sync request (logging adds none either: nothing is logged per success).
-func TestObservedPathAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are meaningless under the race detector")
-	}
-	tests := []struct {
-		name   string
-		plugin bool
-		max    float64
-	}{
-		{name: "passthrough", plugin: false, max: 0},
-		{name: "plugin", plugin: true, max: pluginCallAllocs},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p := newOpsPath(t, tt.plugin, observed{metrics: true, journal: true, logs: true, journalSize: 16})
-			for range 50 {
-				p.serve(t)
-			}
-			if n := testing.AllocsPerRun(200, func() { p.serve(t) }); n > tt.max {
-				t.Errorf("%v allocations per request, want at most %v", n, tt.max)
-			}
-		})
-	}
-}

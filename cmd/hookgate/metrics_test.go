@@ -13,6 +13,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/hookgate/hookgate/internal/sink"
 )
@@ -30,7 +31,7 @@ func (o *opsServer) scrape() map[string]float64 {
 	if resp.StatusCode != 200 {
 		o.t.Fatalf("/metrics answered %d", resp.StatusCode)
 	}
-	var p expfmt.TextParser
+	p := expfmt.NewTextParser(model.UTF8Validation)
 	fams, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		o.t.Fatalf("parsing the exposition: %v", err)

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hookgate/hookgate/gateway/admin"
+
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/queue"
 )
@@ -243,7 +245,7 @@ func (c *adminClient) post(ctx context.Context, path string, out any) error {
 	if resp.StatusCode != http.StatusOK {
 		ae := &adminError{Status: resp.StatusCode}
 		var eb struct {
-			Error struct{ Code, Message string } `json:"error"`
+			Error admin.Error `json:"error"` // the one error shape of the admin API
 		}
 		if json.Unmarshal(body, &eb) == nil {
 			ae.Code, ae.Message = eb.Error.Code, eb.Error.Message

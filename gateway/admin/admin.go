@@ -1,7 +1,9 @@
 // Package admin is hookgate's admin listener: health and readiness for the
-// orchestrator, and a mux other packages hang their endpoints on (routes,
-// dead letters, reload, metrics). It is not on the hot path, so it uses
-// net/http.
+// orchestrator, and the one place every other part's admin endpoints are
+// collected (routes, targets, plugins, events, dead letters, reload,
+// metrics). Each part contributes a Router; every JSON answer goes through
+// one writer and every error has one shape. It is not on the hot path, so
+// it uses net/http.
 package admin
 
 import (
@@ -21,10 +23,66 @@ import (
 	"github.com/hookgate/hookgate/gateway/config"
 )
 
+// Route is one admin endpoint a part contributes.
+type Route struct {
+	Method string // "GET", "POST"
+	// Path is a net/http.ServeMux path with wildcards:
+	// "/admin/dead/{id}/replay". Paths other than /healthz and /readyz sit
+	// behind the admin token when one is configured.
+	Path string
+	// Handler is usually a HandlerFunc, which answers JSON and errors in
+	// the one shape; raw handlers are for what is not JSON (metrics, pprof).
+	Handler http.Handler
+}
+
+// Router is a part that adds admin endpoints, as caddy's AdminRouter:
+// the admin server asks each one for its routes once, at New.
+type Router interface {
+	Routes() []Route
+}
+
+// Routes is a fixed list of routes; it is its own Router.
+type Routes []Route
+
+// Routes returns rs.
+func (rs Routes) Routes() []Route { return rs }
+
+// HandlerFunc is an admin endpoint that answers JSON: the value is
+// written with status 200; an error is written as
+// {"error":{"code":...,"message":...}} with the status of an *Error, or
+// 500 internal_error for any other error.
+type HandlerFunc func(r *http.Request) (any, error)
+
+// ServeHTTP runs f and writes its answer.
+func (f HandlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	v, err := f(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// Error is an admin answer other than 200, written as
+// {"error":{"code":...,"message":...[,"problems":[...]]}}: the same shape
+// as ingest errors.
+type Error struct {
+	Status   int      `json:"-"`
+	Code     string   `json:"code"`
+	Message  string   `json:"message"`
+	Problems []string `json:"problems,omitempty"` // a reload's config problems, one per line
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code) }
+
+// Errorf builds an *Error whose message is formatted as with fmt.Sprintf.
+func Errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
 // Admin is the admin HTTP server.
 //
-//	a := admin.New(cfg.Admin, logger)
-//	a.Handle("GET /admin/dead/{id}", deadHandler)
+//	a, err := admin.New(cfg.Admin, logger, srv, metricsRouter)
 //	go a.Serve(ln)
 //	a.SetReady(true) // once the gateway serves
 //
@@ -36,17 +94,18 @@ type Admin struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 	srv   *http.Server
-	addr  string
 	token *[sha256.Size]byte // SHA-256 of admin.token; nil: no token
 	ready atomic.Bool
 }
 
-// New builds an admin server for cfg. Nothing listens until Serve.
-func New(cfg config.Admin, logger *slog.Logger) *Admin {
+// New builds an admin server for cfg serving the probes and the routes of
+// every router. Two routes for the same method and path are an error.
+// Nothing listens until Serve.
+func New(cfg config.Admin, logger *slog.Logger, routers ...Router) (*Admin, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	a := &Admin{log: logger, mux: http.NewServeMux(), addr: cfg.Listen}
+	a := &Admin{log: logger, mux: http.NewServeMux()}
 	if cfg.Token.IsSet() {
 		sum := sha256.Sum256([]byte(cfg.Token.Reveal()))
 		a.token = &sum
@@ -59,28 +118,54 @@ func New(cfg config.Admin, logger *slog.Logger) *Admin {
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	a.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if a.ready.Load() {
-			WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-			return
+	seen := map[string]bool{}
+	for _, rt := range append(a.Routes(), collect(routers)...) {
+		pattern := rt.Method + " " + rt.Path
+		if seen[pattern] {
+			return nil, fmt.Errorf("admin: two routes for %s", pattern)
 		}
-		WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
-	})
-	return a
+		seen[pattern] = true
+		if err := register(a.mux, pattern, rt.Handler); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
-// Handle registers h for a Go 1.22 mux pattern such as
-// "GET /admin/dead/{id}". Patterns under /admin/ sit behind the admin
-// token when one is configured. Registering a pattern twice panics, as
-// with http.ServeMux.
-func (a *Admin) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
+func collect(routers []Router) []Route {
+	var out []Route
+	for _, r := range routers {
+		out = append(out, r.Routes()...)
+	}
+	return out
+}
 
-// HandleFunc is Handle for a function.
-func (a *Admin) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
-	a.mux.HandleFunc(pattern, h)
+// register is mux.Handle with its panic (a malformed or conflicting
+// pattern) turned into an error.
+func register(mux *http.ServeMux, pattern string, h http.Handler) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("admin: route %s: %v", pattern, p)
+		}
+	}()
+	mux.Handle(pattern, h)
+	return nil
+}
+
+// Routes are the admin server's own: the probes.
+func (a *Admin) Routes() []Route {
+	return []Route{
+		{"GET", "/healthz", HandlerFunc(func(*http.Request) (any, error) {
+			return map[string]string{"status": "ok"}, nil
+		})},
+		{"GET", "/readyz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if a.ready.Load() {
+				writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+				return
+			}
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+		})},
+	}
 }
 
 // SetReady says whether /readyz answers 200: true once the gateway serves,
@@ -91,11 +176,11 @@ func (a *Admin) SetReady(ready bool) { a.ready.Store(ready) }
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if a.token != nil && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !a.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hookgate-admin"`)
-		WriteError(w, http.StatusUnauthorized, "unauthorized", "this endpoint needs the admin token: send Authorization: Bearer <admin.token>")
+		writeError(w, Errorf(http.StatusUnauthorized, "unauthorized", "this endpoint needs the admin token: send Authorization: Bearer <admin.token>"))
 		return
 	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
-		WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no admin endpoint for %s %s", r.Method, r.URL.Path))
+		writeError(w, Errorf(http.StatusNotFound, "not_found", "no admin endpoint for %s %s", r.Method, r.URL.Path))
 		return
 	}
 	a.mux.ServeHTTP(w, r)
@@ -132,15 +217,6 @@ func (a *Admin) Serve(ln net.Listener) error {
 	return err
 }
 
-// ListenAndServe listens on admin.listen and serves.
-func (a *Admin) ListenAndServe() error {
-	ln, err := net.Listen("tcp", a.addr)
-	if err != nil {
-		return fmt.Errorf("admin: listen on %s: %w", a.addr, err)
-	}
-	return a.Serve(ln)
-}
-
 // Shutdown marks the process not ready and stops the server gracefully.
 func (a *Admin) Shutdown(ctx context.Context) error {
 	a.SetReady(false)
@@ -159,8 +235,9 @@ func loopback(addr net.Addr) bool {
 	return tcp.IP.IsLoopback()
 }
 
-// WriteJSON answers v as JSON with status.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
+// writeJSON is the one JSON writer of the admin API: compact, and not
+// HTML-escaped, so URLs keep their '&'.
+func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
@@ -168,8 +245,12 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// WriteError answers {"error":{"code":...,"message":...}}, the same shape
-// as ingest errors.
-func WriteError(w http.ResponseWriter, status int, code, message string) {
-	WriteJSON(w, status, map[string]any{"error": map[string]string{"code": code, "message": message}})
+// writeError answers err in the one error shape; an error that is not an
+// *Error is a 500.
+func writeError(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Status: http.StatusInternalServerError, Code: "internal_error", Message: err.Error()}
+	}
+	writeJSON(w, e.Status, map[string]*Error{"error": e})
 }

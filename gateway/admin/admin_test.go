@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -15,9 +16,12 @@ import (
 	"github.com/hookgate/hookgate/gateway/config"
 )
 
-func startAdmin(t *testing.T, cfg config.Admin) (*Admin, string) {
+func startAdmin(t *testing.T, cfg config.Admin, routers ...Router) (*Admin, string) {
 	t.Helper()
-	a := New(cfg, slog.New(slog.DiscardHandler))
+	a, err := New(cfg, slog.New(slog.DiscardHandler), routers...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -75,10 +79,10 @@ func TestProbes(t *testing.T) {
 }
 
 func TestHandleAndToken(t *testing.T) {
-	a, base := startAdmin(t, config.Admin{Token: config.NewSecret("s3cret", "${env:HOOKGATE_ADMIN_TOKEN}")})
-	a.Handle("GET /admin/dead/{id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteJSON(w, 200, map[string]string{"id": r.PathValue("id")})
-	}))
+	_, base := startAdmin(t, config.Admin{Token: config.NewSecret("s3cret", "${env:HOOKGATE_ADMIN_TOKEN}")},
+		Routes{{"GET", "/admin/dead/{id}", HandlerFunc(func(r *http.Request) (any, error) {
+			return map[string]string{"id": r.PathValue("id")}, nil
+		})}})
 	tests := []struct {
 		name, path, token string
 		status            int
@@ -111,8 +115,7 @@ func TestRoutes(t *testing.T) {
 		Routes: []config.Route{{Name: "howxm", Method: "POST", Path: "/hooks/howxm", Mode: "sync", Targets: []string{"crm"},
 			MaxBody: 1024, JSON: true, Transforms: []config.Step{{Plugin: "howxm-nps"}}}},
 	}
-	a, base := startAdmin(t, config.Admin{})
-	a.Handle("GET /admin/routes", RoutesHandler(func() *config.Config { return cfg }))
+	_, base := startAdmin(t, config.Admin{}, Describer(func() *config.Config { return cfg }))
 
 	st, body := get(t, base+"/admin/routes", "")
 	if st != 200 {
@@ -130,5 +133,56 @@ func TestRoutes(t *testing.T) {
 	want := `{"config":"config.toml","routes":[{"name":"howxm","method":"POST","path":"/hooks/howxm","mode":"sync","targets":["crm"],"max_body":1024,"json":true,"transforms":["howxm-nps"]}],"targets":[{"name":"crm","url":"http://user:xxxxx@127.0.0.1:9000/crm","method":"POST","headers":{"X-Api-Key":"${env:CRM_KEY}"},"query":{"token":"[redacted]"},"auth":"bearer","timeout":"10s","max_conns":64}]}`
 	if body != want {
 		t.Errorf("body\n%s\nwant\n%s", body, want)
+	}
+}
+
+// TestOneErrorShape: every admin error, whoever contributes the route, is
+// {"error":{"code","message"}} written by the one compact writer.
+func TestOneErrorShape(t *testing.T) {
+	_, base := startAdmin(t, config.Admin{}, Routes{
+		{"GET", "/admin/typed", HandlerFunc(func(*http.Request) (any, error) {
+			return nil, &Error{Status: 422, Code: "reload_failed", Message: "a <b> & c", Problems: []string{"p1"}}
+		})},
+		{"GET", "/admin/plain", HandlerFunc(func(*http.Request) (any, error) {
+			return nil, errors.New("disk on fire")
+		})},
+		{"GET", "/admin/ok", HandlerFunc(func(*http.Request) (any, error) {
+			return map[string]string{"url": "http://x/?a=1&b=2"}, nil
+		})},
+	})
+	tests := []struct {
+		name, path string
+		status     int
+		body       string
+	}{
+		{"typed error", "/admin/typed", 422, `{"error":{"code":"reload_failed","message":"a <b> & c","problems":["p1"]}}`},
+		{"any other error", "/admin/plain", 500, `{"error":{"code":"internal_error","message":"disk on fire"}}`},
+		{"answer, compact and not HTML-escaped", "/admin/ok", 200, `{"url":"http://x/?a=1&b=2"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if st, body := get(t, base+tc.path, ""); st != tc.status || body != tc.body {
+				t.Errorf("got %d %s, want %d %s", st, body, tc.status, tc.body)
+			}
+		})
+	}
+}
+
+func TestDuplicateRoute(t *testing.T) {
+	h := HandlerFunc(func(*http.Request) (any, error) { return nil, nil })
+	tests := []struct {
+		name   string
+		routes Routes
+	}{
+		{"same pattern twice", Routes{{"GET", "/admin/x", h}, {"GET", "/admin/x", h}}},
+		{"a probe again", Routes{{"GET", "/healthz", h}}},
+		{"conflicting wildcards", Routes{{"GET", "/admin/x/{a}", h}, {"GET", "/admin/x/{b}", h}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := New(config.Admin{}, nil, tc.routes); err == nil {
+				t.Fatal("New accepted two routes for one endpoint")
+			}
+		})
 	}
 }

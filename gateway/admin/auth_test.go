@@ -17,10 +17,10 @@ import (
 const adminToken = "adm-test-token-5c07f1"
 
 func TestToken(t *testing.T) {
-	a, base := startAdmin(t, config.Admin{Token: config.NewSecret(adminToken, "${env:HOOKGATE_ADMIN_TOKEN}")})
-	a.Handle("GET /admin/routes", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		WriteJSON(w, 200, map[string]string{"ok": "yes"})
-	}))
+	a, base := startAdmin(t, config.Admin{Token: config.NewSecret(adminToken, "${env:HOOKGATE_ADMIN_TOKEN}")},
+		Routes{{"GET", "/admin/routes", HandlerFunc(func(*http.Request) (any, error) {
+			return map[string]string{"ok": "yes"}, nil
+		})}})
 	a.SetReady(true)
 	tests := []struct {
 		name, path, auth string
@@ -94,7 +94,10 @@ func TestServeRefusesOpenListenerWithoutToken(t *testing.T) {
 			if tc.token != "" {
 				cfg.Token = config.NewSecret(tc.token, "")
 			}
-			a := New(cfg, slog.New(slog.DiscardHandler))
+			a, err := New(cfg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
 			done := make(chan error, 1)
 			go func() { done <- a.Serve(fakeAddrListener{ln, &net.TCPAddr{IP: tc.ip, Port: 8081}}) }()
 			if tc.want != nil {
@@ -124,8 +127,7 @@ func TestRoutesShowVerifyWithoutSecrets(t *testing.T) {
 			Header: "X-Hub-Signature-256", Algorithm: "sha256", Encoding: "hex", AllowIPs: []string{"192.0.2.0/24"}},
 		Dedupe: &config.Dedupe{Header: "X-GitHub-Delivery", TTL: 24 * time.Hour, MaxEntries: 1000},
 	}}}
-	a, base := startAdmin(t, config.Admin{})
-	a.Handle("GET /admin/routes", RoutesHandler(func() *config.Config { return cfg }))
+	_, base := startAdmin(t, config.Admin{}, Describer(func() *config.Config { return cfg }))
 	st, body := get(t, base+"/admin/routes", "")
 	if st != 200 || strings.Contains(body, leak) {
 		t.Fatalf("%d %s", st, body)

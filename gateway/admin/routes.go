@@ -125,10 +125,11 @@ func durationString(d time.Duration) string {
 	return d.String()
 }
 
-// RoutesHandler serves GET /admin/routes from whatever config current
-// returns (the gateway's, which changes on reload).
-func RoutesHandler(current func() *config.Config) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		WriteJSON(w, http.StatusOK, Describe(current()))
-	})
+// Describer contributes GET /admin/routes: the routes and targets of
+// whatever config current returns (the gateway's, which changes on
+// reload), secrets redacted.
+func Describer(current func() *config.Config) Router {
+	return Routes{{"GET", "/admin/routes", HandlerFunc(func(*http.Request) (any, error) {
+		return Describe(current()), nil
+	})}}
 }

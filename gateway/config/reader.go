@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -219,7 +221,7 @@ func (t *table) secretMap(key, label string) map[string]Secret {
 		return nil
 	}
 	out := make(map[string]Secret, len(m))
-	for _, name := range sortedKeys(m) {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
 		where := fmt.Sprintf("%s %q", label, name)
 		if t.where != "" {
 			where = t.where + ": " + where
@@ -509,13 +511,4 @@ func shortValue(v any) string {
 		s = s[:57] + "..."
 	}
 	return s
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -298,7 +300,7 @@ func (p *parser) jsonValue(where string, v any) (any, bool) {
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		ok := true
-		for _, k := range sortedKeys(x) { // sorted: problems come out in a stable order
+		for _, k := range slices.Sorted(maps.Keys(x)) { // sorted: problems come out in a stable order
 			var eok bool
 			out[k], eok = p.jsonValue(where+"."+keyText(k), x[k])
 			ok = ok && eok

@@ -3,9 +3,10 @@ package config
 import (
 	"encoding/base64"
 	"encoding/json"
+	"maps"
 	"math"
 	"net/url"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -33,7 +34,7 @@ func (p *parser) target(i int, m map[string]any) Target {
 		t.errf("method", "%q is not an HTTP method (use %s)", tg.Method, methodList)
 	}
 	seen := map[string]string{}
-	for _, h := range sortedSecretKeys(tg.Headers) {
+	for _, h := range slices.Sorted(maps.Keys(tg.Headers)) {
 		switch lower := strings.ToLower(h); {
 		case !validHeaderName(h):
 			t.p.addf("%s: header %q is not a valid header name", t.where, h)
@@ -45,7 +46,7 @@ func (p *parser) target(i int, m map[string]any) Target {
 			seen[lower] = h
 		}
 	}
-	for _, q := range sortedSecretKeys(tg.Query) {
+	for _, q := range slices.Sorted(maps.Keys(tg.Query)) {
 		if q == "" {
 			t.p.addf("%s: query: a parameter name must not be empty", t.where)
 		}
@@ -291,13 +292,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-func sortedSecretKeys(m map[string]Secret) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -13,8 +13,8 @@
 //  1. New builds the lanes (nothing runs yet).
 //  2. Start starts them; deliveries already in the queue (left by a crash
 //     or a restart) go out at once.
-//  3. Enqueue (or the store's Enqueue followed by Notify) wakes the lane of
-//     each target at once; a short poll catches scheduled deliveries.
+//  3. Enqueue stores the deliveries and wakes the lane of each target at
+//     once; a short poll catches scheduled deliveries.
 //  4. Stop stops claiming, lets attempts in flight finish, releases what
 //     was claimed but not sent, and returns; then close the store.
 package dispatch
@@ -213,13 +213,6 @@ func (d *Dispatcher) Reload(ctx context.Context, targets *target.Set, cfgs []con
 		next.start()
 	}
 	return err
-}
-
-// Notify wakes the lane of target: call it after enqueueing for it.
-func (d *Dispatcher) Notify(target string) {
-	if l := d.gen.Load().lanes[target]; l != nil {
-		l.notify()
-	}
 }
 
 // Enqueue stores ds in the queue and wakes their lanes: the gateway's

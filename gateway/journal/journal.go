@@ -2,9 +2,9 @@
 // GET /admin/events/{id}: the route, when it arrived, what the transform
 // chain decided, each delivery and each of its attempts.
 //
-// Ingest, the chain adapter, the queue adapter and the delivery workers each
-// add what they know, keyed by event id; a delivery's attempts find their
-// event through the delivery id ("<event id>.<index>"). The journal is a
+// Ingest, the chain adapter and the delivery workers each add what they
+// know, keyed by event id; a delivery's attempts find their event through
+// the delivery id ("<event id>.<index>"). The journal is a
 // fixed ring of the last Size events with an index by id: the oldest event
 // is forgotten when a new one arrives. It lives in memory only, so after a
 // restart it is empty (dead letters, which are durable, are in
@@ -31,6 +31,7 @@ package journal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -283,12 +284,14 @@ func (e *entry) delivery(d *delivery.Delivery) *dentry {
 	x.target = append(x.target[:0], d.Target...)
 	x.method = append(x.method[:0], d.Method...)
 	x.path = append(x.path[:0], d.Path...)
+	// The pairs as sent, each length-prefixed: a key or value holding '&',
+	// '=' or '+' reads back exactly (a joined k=v string would not).
 	x.query = x.query[:0]
-	for i, q := range d.Query {
-		if i > 0 {
-			x.query = append(x.query, '&')
-		}
-		x.query = append(append(append(x.query, q.Key...), '='), q.Value...)
+	for _, q := range d.Query {
+		x.query = binary.AppendUvarint(x.query, uint64(len(q.Key)))
+		x.query = append(x.query, q.Key...)
+		x.query = binary.AppendUvarint(x.query, uint64(len(q.Value)))
+		x.query = append(x.query, q.Value...)
 	}
 	x.notBefore = d.NotBefore
 	x.n = 0

@@ -1,7 +1,11 @@
 package journal
 
 import (
+	"bytes"
+	"encoding/binary"
 	"time"
+
+	"github.com/hookgate/hookgate/delivery"
 )
 
 // Event is what the journal knows about one event, as GET
@@ -32,15 +36,15 @@ type Chain struct {
 
 // Delivery is one delivery and its attempts. Method, Path and Query are
 // what the delivery itself sets (empty: the target's own); URL is filled
-// in by whoever knows the targets (cmd/hookgate), without secrets.
+// in by whoever knows the targets (internal/server), without secrets.
 type Delivery struct {
-	ID        string     `json:"id"`
-	Target    string     `json:"target"`
-	Method    string     `json:"method,omitempty"`
-	URL       string     `json:"url,omitempty"`
-	Path      string     `json:"-"`
-	Query     string     `json:"-"`
-	NotBefore *time.Time `json:"not_before,omitempty"`
+	ID        string        `json:"id"`
+	Target    string        `json:"target"`
+	Method    string        `json:"method,omitempty"`
+	URL       string        `json:"url,omitempty"`
+	Path      string        `json:"-"`
+	Query     []delivery.KV `json:"-"` // the delivery's own query pairs, in order, as sent
+	NotBefore *time.Time    `json:"not_before,omitempty"`
 	// Attempts holds the first and the latest, at most MaxAttempts;
 	// AttemptsTotal counts all.
 	Attempts      []AttemptView `json:"attempts"`
@@ -86,7 +90,7 @@ func (j *Journal) Get(id string) (Event, bool) {
 	for i := range e.ds {
 		x := &e.ds[i]
 		d := Delivery{ID: string(x.id), Target: string(x.target), Method: string(x.method), Path: string(x.path),
-			Query: string(x.query), Attempts: []AttemptView{}, AttemptsTotal: x.n}
+			Query: queryPairs(x.query), Attempts: []AttemptView{}, AttemptsTotal: x.n}
 		if x.notBefore != 0 {
 			t := time.Unix(0, x.notBefore)
 			d.NotBefore = &t
@@ -116,4 +120,30 @@ func (j *Journal) Since() time.Time {
 		return time.Time{}
 	}
 	return j.start
+}
+
+// queryPairs decodes the length-prefixed pairs dentry.query holds.
+func queryPairs(b []byte) []delivery.KV {
+	var out []delivery.KV
+	next := func() ([]byte, bool) {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return nil, false
+		}
+		v := bytes.Clone(b[k : k+int(n)])
+		b = b[k+int(n):]
+		return v, true
+	}
+	for len(b) > 0 {
+		key, ok := next()
+		if !ok {
+			break
+		}
+		val, ok := next()
+		if !ok {
+			break
+		}
+		out = append(out, delivery.KV{Key: key, Value: val})
+	}
+	return out
 }

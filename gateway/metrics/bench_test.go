@@ -8,44 +8,6 @@ import (
 
 var errTransport = errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
 
-// TestHotPathAllocs proves the per-request calls allocate nothing in
-// steady state (AllocsPerRun makes one warm-up call first, which is when
-// a target's (outcome, class) pair is resolved).
-func TestHotPathAllocs(t *testing.T) {
-	reg := New("dev")
-	rm := reg.Route("howxm")
-	pm := reg.Plugin("filter")
-	var obs CallObserver = reg.PluginObserver("template")
-	tm := reg.Target("crm")
-	var nilRoute *RouteMetrics
-	d := 1234 * time.Microsecond
-	cases := []struct {
-		name string
-		f    func()
-	}{
-		{"route request+observe", func() { rm.Request(); rm.Observe(d) }},
-		{"route reject", func() { rm.Reject(ReasonQueueFull) }},
-		{"route reject out of range", func() { rm.Reject(Reason(99)) }},
-		{"route duplicate+dropped", func() { rm.Duplicate(); rm.Dropped() }},
-		{"plugin call ok", func() { pm.Call(d, "") }},
-		{"plugin call error", func() { pm.Call(d, KindTimeout) }},
-		{"plugin call unknown kind", func() { pm.Call(d, "nope") }},
-		{"plugin call through the interface", func() { obs.Call(d, KindTrap) }},
-		{"target attempt", func() { tm.Attempt(OutcomeRetry, 503, d) }},
-		{"target attempt no answer", func() { tm.Attempt(OutcomeRetry, 0, d) }},
-		{"target forwarded", func() { tm.Forwarded(200, nil, d) }},
-		{"target forwarded failed", func() { tm.Forwarded(200, errTransport, d) }},
-		{"nil handle", func() { nilRoute.Request(); nilRoute.Observe(d) }},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if n := testing.AllocsPerRun(1000, c.f); n != 0 {
-				t.Fatalf("%v allocations per call, want 0", n)
-			}
-		})
-	}
-}
-
 // BenchmarkRouteRequest is what ingest pays per request for route
 // metrics: one counter and one histogram observation.
 func BenchmarkRouteRequest(b *testing.B) {

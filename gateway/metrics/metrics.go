@@ -163,6 +163,7 @@ func (r *Registry) Handler() http.Handler {
 		ErrorHandling:       promhttp.ContinueOnError,
 		MaxRequestsInFlight: 4,
 		Timeout:             10 * time.Second,
+		EnableOpenMetrics:   true, // without it, Accept: application/openmetrics-text gets the text format
 	})
 }
 

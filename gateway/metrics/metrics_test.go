@@ -3,6 +3,7 @@ package metrics
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -12,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookgate/hookgate/plugins/abi"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // scrape GETs /metrics from a loopback server running reg.Handler, checks
@@ -35,7 +38,7 @@ func scrape(t *testing.T, reg *Registry) map[string]*dto.MetricFamily {
 	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
 		t.Fatalf("GET /metrics: Content-Type %q, want the Prometheus text format", ct)
 	}
-	var p expfmt.TextParser
+	p := expfmt.NewTextParser(model.LegacyValidation)
 	fams, err := p.TextToMetricFamilies(resp.Body)
 	if err != nil {
 		t.Fatalf("parsing the exposition: %v", err)
@@ -127,9 +130,9 @@ func TestScrapeAfterKnownTraffic(t *testing.T) {
 
 	filter := reg.Plugin("filter")
 	filter.Call(40*time.Microsecond, "")
-	filter.Call(100*time.Millisecond, KindTimeout)
+	filter.Call(100*time.Millisecond, abi.KindTimeout)
 	filter.Call(time.Millisecond, "brand-new-kind") // unknown: other
-	reg.PluginObserver("template").Call(5*time.Microsecond, KindTrap)
+	reg.PluginObserver("template").Call(5*time.Microsecond, abi.KindTrap)
 
 	crm := reg.Target("crm")
 	crm.Attempt(OutcomeSuccess, 200, 20*time.Millisecond)
@@ -420,7 +423,7 @@ func TestNilSafe(t *testing.T) {
 			reg.Unrouted().Request()
 		}},
 		{"plugin", func() {
-			reg.Plugin("x").Call(time.Second, KindTrap)
+			reg.Plugin("x").Call(time.Second, abi.KindTrap)
 			reg.PluginObserver("x").Call(time.Second, "")
 		}},
 		{"target", func() { reg.Target("x").Attempt(OutcomeDead, 500, time.Second) }},
@@ -553,6 +556,57 @@ func TestZeroSeries(t *testing.T) {
 			sort.Strings(got)
 			if s := strings.Join(got, ","); s != c.want {
 				t.Fatalf("reasons at 0: %s, want %s", s, c.want)
+			}
+		})
+	}
+}
+
+// TestOpenMetrics: a scraper that asks for OpenMetrics gets it (the
+// README promises it); one that asks for nothing gets the text format.
+func TestOpenMetrics(t *testing.T) {
+	reg := New("dev")
+	reg.Route("r").Request()
+	srv := httptest.NewServer(reg.Handler())
+	defer srv.Close()
+
+	tests := []struct {
+		name, accept, wantType string
+		wantBody               []string
+	}{
+		{
+			name:     "openmetrics when asked",
+			accept:   "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+			wantType: "application/openmetrics-text",
+			wantBody: []string{"# TYPE hookgate_route_requests counter\n", "hookgate_route_requests_total{route=\"r\"} 1.0\n"},
+		},
+		{
+			name:     "text by default",
+			wantType: "text/plain; version=0.0.4",
+			wantBody: []string{"# TYPE hookgate_route_requests_total counter\n", "hookgate_route_requests_total{route=\"r\"} 1\n"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", srv.URL, nil)
+			if tc.accept != "" {
+				req.Header.Set("Accept", tc.accept)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, tc.wantType) {
+				t.Fatalf("Content-Type %q, want %s", ct, tc.wantType)
+			}
+			for _, w := range tc.wantBody {
+				if !strings.Contains(string(body), w) {
+					t.Errorf("the answer lacks %q:\n%s", w, body)
+				}
+			}
+			if eof := strings.HasSuffix(string(body), "# EOF\n"); eof != (tc.accept != "") {
+				t.Errorf("ends with # EOF: %v, want %v", eof, tc.accept != "")
 			}
 		})
 	}

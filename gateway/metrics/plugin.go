@@ -3,25 +3,19 @@ package metrics
 import (
 	"time"
 
+	"github.com/hookgate/hookgate/plugins/abi"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Plugin error kinds: the kind label of hookgate_plugin_errors_total. They
-// are the Kind values of transforms.PluginError, spelled out here so this
-// package need not import the WASM host.
-const (
-	KindTimeout = "timeout"
-	KindTrap    = "trap"
-	KindExit    = "exit"
-	KindMemory  = "memory"
-	KindOutput  = "output"
-	KindFailed  = "failed"
-	KindABI     = "abi"
-	KindBusy    = "busy"
-	KindOther   = "other" // any kind not above
-)
+// The kind labels of hookgate_plugin_errors_total: abi.Kinds (the Kind of
+// transforms.PluginError), then KindOther for any kind not among them.
+const KindOther = "other"
 
-var pluginKinds = [...]string{KindTimeout, KindTrap, KindExit, KindMemory, KindOutput, KindFailed, KindABI, KindBusy, KindOther}
+var pluginKinds = func() (k [len(abi.Kinds) + 1]string) {
+	copy(k[:], abi.Kinds[:])
+	k[len(abi.Kinds)] = KindOther
+	return k
+}()
 
 // kindIndex maps a kind to its slot; comparing strings does not allocate.
 func kindIndex(kind string) int {

@@ -78,7 +78,9 @@ type Engine interface {
 
 var (
 	// ErrFull is wrapped when the queue is over its depth or byte budget.
-	ErrFull = errors.New("queue: over budget")
+	// It is delivery.ErrQueueFull, so ingest recognizes it without
+	// importing this package.
+	ErrFull = delivery.ErrQueueFull
 	// ErrClosed is returned by every call after Close.
 	ErrClosed = errors.New("queue: closed")
 	// ErrNotLeased is returned by Ack, Retry, Dead and Release for a

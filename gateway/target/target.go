@@ -40,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"slices"
 	"strings"
@@ -136,12 +137,12 @@ func New(t config.Target) (*Client, error) {
 	for k, v := range args.All() {
 		c.query = append(c.query, kv{key: clone(k), value: clone(v), shown: "[redacted]"})
 	}
-	for _, k := range sortedKeys(t.Query) {
+	for _, k := range slices.Sorted(maps.Keys(t.Query)) {
 		v := t.Query[k]
 		c.query = slices.DeleteFunc(c.query, func(q kv) bool { return string(q.key) == k })
 		c.query = append(c.query, kv{key: []byte(k), value: []byte(v.Reveal()), shown: v.String()})
 	}
-	for _, k := range sortedKeys(t.Headers) {
+	for _, k := range slices.Sorted(maps.Keys(t.Headers)) {
 		if skipHeader([]byte(k)) {
 			return nil, fmt.Errorf("target %q: header %q is set by hookgate and cannot be configured", t.Name, k)
 		}
@@ -335,7 +336,7 @@ func seenBefore(kvs []delivery.KV, key []byte) bool {
 // headerSeenBefore is seenBefore for header names, which ignore case.
 func headerSeenBefore(kvs []delivery.KV, key []byte) bool {
 	for i := range kvs {
-		if equalFold(kvs[i].Key, key) {
+		if delivery.EqualFold(kvs[i].Key, key) {
 			return true
 		}
 	}
@@ -352,43 +353,14 @@ var ownedHeaders = [][]byte{
 
 func skipHeader(key []byte) bool {
 	for _, h := range ownedHeaders {
-		if equalFold(key, h) {
+		if delivery.EqualFold(key, h) {
 			return true
 		}
 	}
 	return false
 }
 
-// equalFold compares ASCII case-insensitively without allocating.
-func equalFold(a, b []byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
-
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
-
-func sortedKeys(m map[string]config.Secret) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
 
 // Set holds the clients of every target of a configuration.
 type Set struct {

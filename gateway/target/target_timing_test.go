@@ -31,34 +31,6 @@ func forwardDelivery() *delivery.Delivery {
 	}
 }
 
-// TestDoAllocatesNothing: the forward path in steady state, against a sink
-// that itself allocates nothing, with each kind of signing.
-func TestDoAllocatesNothing(t *testing.T) {
-	if testing.Short() || raceEnabled {
-		t.Skip("allocation counts need a build without -race")
-	}
-	s := startSink(t, sink.Options{Discard: true})
-	for _, tc := range forwardCases {
-		t.Run(tc.name, func(t *testing.T) {
-			tc.target.URL = mustURL(t, s.URL()+"/crm?static=1")
-			c := newClient(t, tc.target)
-			d := forwardDelivery()
-			var r Result
-			do := func() {
-				if err := c.Do(d, &r); err != nil || r.Status != 200 {
-					t.Fatalf("Do: %v, status %d", err, r.Status)
-				}
-			}
-			for range 100 { // warm pools and buffers
-				do()
-			}
-			if got := testing.AllocsPerRun(500, do); got != 0 {
-				t.Errorf("allocs per Do = %v, want 0", got)
-			}
-		})
-	}
-}
-
 // BenchmarkDo measures the forward path over loopback, client and sink on
 // the same machine: ns/op includes the sink's share of the CPU.
 func BenchmarkDo(b *testing.B) {

@@ -72,7 +72,7 @@ func nextStandardSignature(h []byte) (enc, rest []byte) {
 // Credentials longer than buf are refused unread: no sender needs them.
 func parseBasic(buf, h []byte) (user, pass []byte, err error) {
 	sp := bytes.IndexByte(h, ' ')
-	if sp < 0 || !equalFold(h[:sp], "basic") {
+	if sp < 0 || !bytes.EqualFold(h[:sp], []byte("basic")) {
 		return nil, nil, ErrMalformedHeader
 	}
 	enc := trimSpace(h[sp+1:])
@@ -220,21 +220,4 @@ func trimSpace(b []byte) []byte {
 		b = b[:len(b)-1]
 	}
 	return b
-}
-
-// equalFold compares ASCII case-insensitively; s is lower case.
-func equalFold(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range b {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }

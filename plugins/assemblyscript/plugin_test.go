@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/plugins/abi"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 	"github.com/hookgate/hookgate/transforms"
 )
@@ -93,13 +94,13 @@ func TestPlugin(t *testing.T) {
 			body:    "[" + big + `"needle-at-the-end"]`,
 			headers: map[string]string{"X-Matched": "true", "X-Match-Count": "1"}},
 		{name: "missing contains fails", config: `{"header":"X-A"}`, body: `{}`,
-			kind: transforms.KindFailed, errText: `failed: assemblyscript: config: "contains" is required`},
+			kind: abi.KindFailed, errText: `failed: assemblyscript: config: "contains" is required`},
 		{name: "contains not a string fails", config: `{"contains":7}`, body: `{}`,
-			kind: transforms.KindFailed, errText: `failed: assemblyscript: config: "contains" must be a string without escapes`},
+			kind: abi.KindFailed, errText: `failed: assemblyscript: config: "contains" must be a string without escapes`},
 		{name: "escapes are refused", config: `{"contains":"a\"b"}`, body: `{}`,
-			kind: transforms.KindFailed, errText: `"contains" must be a string without escapes`},
+			kind: abi.KindFailed, errText: `"contains" must be a string without escapes`},
 		{name: "bad header name fails", config: `{"contains":"a","header":"Bad Name"}`, body: `{"a":1}`,
-			kind: transforms.KindFailed, errText: `failed: assemblyscript: set_header refused the configured header`},
+			kind: abi.KindFailed, errText: `failed: assemblyscript: set_header refused the configured header`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

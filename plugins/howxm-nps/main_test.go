@@ -179,17 +179,6 @@ func BenchmarkDrop(b *testing.B) {
 	sdktest.Benchmark(b, handle, sdktest.Input{Body: fixture(b), Config: []byte(crm)})
 }
 
-func TestTicketAllocatesNothing(t *testing.T) {
-	low := edit(t, fixture(t), `"field_1": 10`, `"field_1": 3`)
-	n, err := sdktest.Allocs(handle, sdktest.Input{Body: low, Config: []byte(crm)}, 200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n != 0 {
-		t.Fatalf("allocs per call = %v, want 0", n)
-	}
-}
-
 // TestSkippedAnswers: what leaves an answer out is decided on its value,
 // escapes included ("\u006eull" is Howxm's "null" placeholder too).
 func TestSkippedAnswers(t *testing.T) {

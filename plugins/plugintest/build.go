@@ -99,13 +99,14 @@ func ModuleRoot() (string, error) {
 	}
 }
 
-// sourceHash covers the plugin's own files, the SDK it links, go.mod/go.sum
-// and the Go version: any of them changing means a new build.
+// sourceHash covers the plugin's own files, the SDK and the ABI constants
+// it links, go.mod/go.sum and the Go version: any of them changing means a
+// new build.
 func sourceHash(root, dir string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintln(h, runtime.Version())
 	var files []string
-	for _, d := range []string{dir, filepath.Join(root, "plugins", "sdk")} {
+	for _, d := range []string{dir, filepath.Join(root, "plugins", "sdk"), filepath.Join(root, "plugins", "abi")} {
 		err := filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
 			if err != nil {
 				return err

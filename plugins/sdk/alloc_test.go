@@ -1,10 +1,16 @@
+//go:build !race
+
+// Allocation tests are built without the race detector, which allocates
+// on its own (and makes sync.Pool drop items at random); make test runs
+// the suite both with and without -race, so they do run.
+
 package sdk
 
 import (
 	"testing"
 	"time"
 
-	"github.com/hookgate/hookgate/plugins/sdk/internal/abi"
+	"github.com/hookgate/hookgate/plugins/sdk/internal/hostcall"
 	"github.com/hookgate/hookgate/plugins/sdk/jsonw"
 )
 
@@ -40,17 +46,17 @@ func allocHandler(e *Event) error {
 
 func TestCallAllocatesNothing(t *testing.T) {
 	Handle(allocHandler)
-	f := &abi.Fake{
+	f := &hostcall.Fake{
 		Method:  "POST",
 		Path:    "/hooks/howxm",
 		Route:   "howxm",
 		EventID: "evt_1",
-		Headers: []abi.KV{{Key: "Content-Type", Value: "application/json"}},
+		Headers: []hostcall.KV{{Key: "Content-Type", Value: "application/json"}},
 		Body:    []byte(`{"entry":{"fields":{"field_1":3},"customer":{"name":"howxm"}}}`),
 		Config:  []byte(`{"target":"crm"}`),
 		NoCopy:  true,
 	}
-	body, headers := f.Body, append([]abi.KV(nil), f.Headers...)
+	body, headers := f.Body, append([]hostcall.KV(nil), f.Headers...)
 	run := func() {
 		f.Body, f.Headers = body, append(f.Headers[:0], headers...)
 		f.ResetOutcome()
@@ -64,5 +70,24 @@ func TestCallAllocatesNothing(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(200, run); n != 0 {
 		t.Fatalf("allocs per call = %v, want 0", n)
+	}
+}
+
+func TestQueryAllocatesNothing(t *testing.T) {
+	body := howxmBody(t)
+	q := NewQuery("event_type", "campaign.fields.#.code", "entry.fields.#", "entry.customer.name")
+	n := testing.AllocsPerRun(100, func() {
+		q.Run(body)
+		_ = q.Get(0)
+		for j := range q.Len(1) {
+			_ = q.At(1, j)
+		}
+		for j := range q.Len(2) {
+			_, _ = q.Key(2, j), q.At(2, j)
+		}
+		_ = Get(body, "entry.serial_number")
+	})
+	if n != 0 {
+		t.Fatalf("allocs = %v", n)
 	}
 }

@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hookgate/hookgate/plugins/sdk/internal/abi"
+	"github.com/hookgate/hookgate/plugins/abi"
+	"github.com/hookgate/hookgate/plugins/sdk/internal/hostcall"
 )
 
 // Handler handles one event. Returning a non-nil error fails the call: the
@@ -59,12 +60,12 @@ func call(bodyLen, configID int32) (rc int32) {
 		// A panic would otherwise exit the instance; reporting it as a
 		// failure names the bug and keeps the instance usable.
 		if p := recover(); p != nil {
-			abi.Fail(fmt.Sprint("panic: ", p))
+			hostcall.Fail(fmt.Sprint("panic: ", p))
 			rc = 1
 		}
 	}()
 	if handler == nil {
-		abi.Fail("sdk: no handler registered: call sdk.Handle(yourFunc) in an init function of package main")
+		hostcall.Fail("sdk: no handler registered: call sdk.Handle(yourFunc) in an init function of package main")
 		return 1
 	}
 	err := handler(e)
@@ -72,7 +73,7 @@ func call(bodyLen, configID int32) (rc int32) {
 		err = e.err
 	}
 	if err != nil {
-		abi.Fail(err.Error())
+		hostcall.Fail(err.Error())
 		return 1
 	}
 	return 0
@@ -119,7 +120,7 @@ func (e *Event) Body() []byte {
 	if cap(e.body) < int(e.bodyLen) {
 		e.body = make([]byte, grow(int(e.bodyLen)))
 	}
-	e.body, _ = read(e.body, abi.BodyRead)
+	e.body, _ = read(e.body, hostcall.BodyRead)
 	e.haveBody = true
 	return e.body
 }
@@ -131,7 +132,7 @@ func (e *Event) Body() []byte {
 // keep strings that sdk.Get found in it.
 func (e *Event) Config() []byte {
 	if !e.haveConf {
-		e.config, _ = read(nil, func(b []byte) int32 { return abi.MetaRead(abi.MetaConfig, b) })
+		e.config, _ = read(nil, func(b []byte) int32 { return hostcall.MetaRead(abi.MetaConfig, b) })
 		e.haveConf = true
 	}
 	return e.config
@@ -142,7 +143,7 @@ func (e *Event) Config() []byte {
 func (e *Event) ConfigID() int32 { return e.configID }
 
 func (e *Event) meta(key int32) []byte {
-	e.scratch, _ = read(e.scratch, func(b []byte) int32 { return abi.MetaRead(key, b) })
+	e.scratch, _ = read(e.scratch, func(b []byte) int32 { return hostcall.MetaRead(key, b) })
 	return e.scratch
 }
 
@@ -193,7 +194,7 @@ func (e *Event) RawQuery() string { return string(e.meta(abi.MetaQuery)) }
 func (e *Event) ID() string { return string(e.meta(abi.MetaEventID)) }
 
 // ReceivedAt returns when the gateway received the event.
-func (e *Event) ReceivedAt() time.Time { return time.Unix(0, abi.ReceivedAt()) }
+func (e *Event) ReceivedAt() time.Time { return time.Unix(0, hostcall.ReceivedAt()) }
 
 // Header returns the first request header named name (case-insensitive), or
 // "" when there is none.
@@ -204,7 +205,7 @@ func (e *Event) Header(name string) string {
 
 // LookupHeader is Header that also tells whether the header is present.
 func (e *Event) LookupHeader(name string) (string, bool) {
-	b, ok := read(e.scratch, func(b []byte) int32 { return abi.HeaderGet(name, b) })
+	b, ok := read(e.scratch, func(b []byte) int32 { return hostcall.HeaderGet(name, b) })
 	e.scratch = b
 	return string(b), ok
 }
@@ -218,7 +219,7 @@ func (e *Event) Query(name string) string {
 
 // LookupQuery is Query that also tells whether the parameter is present.
 func (e *Event) LookupQuery(name string) (string, bool) {
-	b, ok := read(e.scratch, func(b []byte) int32 { return abi.QueryGet(name, b) })
+	b, ok := read(e.scratch, func(b []byte) int32 { return hostcall.QueryGet(name, b) })
 	e.scratch = b
 	return string(b), ok
 }

@@ -2,8 +2,8 @@
 
 package sdk
 
-import "github.com/hookgate/hookgate/plugins/sdk/internal/abi"
+import "github.com/hookgate/hookgate/plugins/sdk/internal/hostcall"
 
 // Outside wasm the fake host (used by sdktest) calls the guest through
-// abi.Export, the way the real host calls the hookgate_handle export.
-func init() { abi.Export = call }
+// hostcall.Export, the way the real host calls the hookgate_handle export.
+func init() { hostcall.Export = call }

@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hookgate/hookgate/plugins/sdk/internal/abi"
+	"github.com/hookgate/hookgate/plugins/abi"
+	"github.com/hookgate/hookgate/plugins/sdk/internal/hostcall"
 )
 
 // Errors a host function can report (ABI.md, "Errors"). A HostError wraps
@@ -35,11 +36,11 @@ func (e *HostError) Unwrap() error { return e.Err }
 
 func codeErr(code int32) error {
 	switch code {
-	case abi.BadHandle:
+	case abi.ErrnoBadHandle:
 		return ErrBadHandle
-	case abi.OutputLimit:
+	case abi.ErrnoOutputLimit:
 		return ErrOutputLimit
-	case abi.UnknownTarget:
+	case abi.ErrnoUnknownTarget:
 		return ErrUnknownTarget
 	}
 	return ErrBadArgument
@@ -58,38 +59,38 @@ func (e *Event) Err() error { return e.err }
 
 // SetBody replaces the event's body: what later plugins see and what goes
 // to the route's targets when nobody emits. The host copies b.
-func (e *Event) SetBody(b []byte) { e.check(abi.SetBody(abi.HandleEvent, b), "set_body", "") }
+func (e *Event) SetBody(b []byte) { e.check(hostcall.SetBody(abi.HandleEvent, b), "set_body", "") }
 
 // SetMethod sets the event's method.
-func (e *Event) SetMethod(m string) { e.check(abi.SetMethod(abi.HandleEvent, m), "set_method", m) }
+func (e *Event) SetMethod(m string) { e.check(hostcall.SetMethod(abi.HandleEvent, m), "set_method", m) }
 
 // SetPath sets the event's path, which replaces the path of the target URL.
-func (e *Event) SetPath(p string) { e.check(abi.SetPath(abi.HandleEvent, p), "set_path", p) }
+func (e *Event) SetPath(p string) { e.check(hostcall.SetPath(abi.HandleEvent, p), "set_path", p) }
 
 // SetHeader sets a header of the event, replacing any of the same name.
 func (e *Event) SetHeader(name, value string) {
-	e.check(abi.SetHeader(abi.HandleEvent, name, value), "set_header", name)
+	e.check(hostcall.SetHeader(abi.HandleEvent, name, value), "set_header", name)
 }
 
 // DelHeader deletes a header of the event.
 func (e *Event) DelHeader(name string) {
-	e.check(abi.DelHeader(abi.HandleEvent, name), "set_header", name)
+	e.check(hostcall.DelHeader(abi.HandleEvent, name), "set_header", name)
 }
 
 // SetQuery sets a query parameter of the event (raw; the host encodes it).
 func (e *Event) SetQuery(name, value string) {
-	e.check(abi.SetQuery(abi.HandleEvent, name, value), "set_query", name)
+	e.check(hostcall.SetQuery(abi.HandleEvent, name, value), "set_query", name)
 }
 
 // DelQuery deletes a query parameter of the event.
 func (e *Event) DelQuery(name string) {
-	e.check(abi.DelQuery(abi.HandleEvent, name), "set_query", name)
+	e.check(hostcall.DelQuery(abi.HandleEvent, name), "set_query", name)
 }
 
 // Delay sets a not-before delay for every delivery of the event. It needs
 // an async route.
 func (e *Event) Delay(d time.Duration) {
-	if rc := abi.SetDelay(abi.HandleEvent, d.Milliseconds()); rc < 0 {
+	if rc := hostcall.SetDelay(abi.HandleEvent, d.Milliseconds()); rc < 0 {
 		e.check(rc, "set_delay", d.String())
 	}
 }
@@ -98,7 +99,7 @@ func (e *Event) Delay(d time.Duration) {
 // and the chain stops after this plugin. The sender still gets its normal
 // answer. It returns nil so a handler can end with `return e.Drop("...")`.
 func (e *Event) Drop(reason string) error {
-	abi.Drop(reason)
+	hostcall.Drop(reason)
 	return nil
 }
 
@@ -129,7 +130,7 @@ func (e *Event) Emit(target string) *Delivery {
 	}
 	d := e.deliveries[e.emitted]
 	e.emitted++
-	*d = Delivery{e: e, h: abi.Emit(target)}
+	*d = Delivery{e: e, h: hostcall.Emit(target)}
 	d.check(d.h, "emit", target)
 	return d
 }
@@ -150,7 +151,7 @@ func (d *Delivery) check(rc int32, fn, arg string) {
 // SetBody sets the delivery's body. The host copies b.
 func (d *Delivery) SetBody(b []byte) *Delivery {
 	if d.err == nil {
-		d.check(abi.SetBody(d.h, b), "set_body", "")
+		d.check(hostcall.SetBody(d.h, b), "set_body", "")
 	}
 	return d
 }
@@ -158,7 +159,7 @@ func (d *Delivery) SetBody(b []byte) *Delivery {
 // SetMethod sets the delivery's method, e.g. "GET".
 func (d *Delivery) SetMethod(m string) *Delivery {
 	if d.err == nil {
-		d.check(abi.SetMethod(d.h, m), "set_method", m)
+		d.check(hostcall.SetMethod(d.h, m), "set_method", m)
 	}
 	return d
 }
@@ -166,7 +167,7 @@ func (d *Delivery) SetMethod(m string) *Delivery {
 // SetPath sets the delivery's path, replacing the path of the target URL.
 func (d *Delivery) SetPath(p string) *Delivery {
 	if d.err == nil {
-		d.check(abi.SetPath(d.h, p), "set_path", p)
+		d.check(hostcall.SetPath(d.h, p), "set_path", p)
 	}
 	return d
 }
@@ -174,7 +175,7 @@ func (d *Delivery) SetPath(p string) *Delivery {
 // SetHeader sets a header, replacing any of the same name.
 func (d *Delivery) SetHeader(name, value string) *Delivery {
 	if d.err == nil {
-		d.check(abi.SetHeader(d.h, name, value), "set_header", name)
+		d.check(hostcall.SetHeader(d.h, name, value), "set_header", name)
 	}
 	return d
 }
@@ -182,7 +183,7 @@ func (d *Delivery) SetHeader(name, value string) *Delivery {
 // DelHeader deletes a header (e.g. the Content-Type copied from the event).
 func (d *Delivery) DelHeader(name string) *Delivery {
 	if d.err == nil {
-		d.check(abi.DelHeader(d.h, name), "set_header", name)
+		d.check(hostcall.DelHeader(d.h, name), "set_header", name)
 	}
 	return d
 }
@@ -191,7 +192,7 @@ func (d *Delivery) DelHeader(name string) *Delivery {
 // to the target's static query, replacing one of the same name.
 func (d *Delivery) SetQuery(name, value string) *Delivery {
 	if d.err == nil {
-		d.check(abi.SetQuery(d.h, name, value), "set_query", name)
+		d.check(hostcall.SetQuery(d.h, name, value), "set_query", name)
 	}
 	return d
 }
@@ -199,7 +200,7 @@ func (d *Delivery) SetQuery(name, value string) *Delivery {
 // DelQuery deletes a query parameter.
 func (d *Delivery) DelQuery(name string) *Delivery {
 	if d.err == nil {
-		d.check(abi.DelQuery(d.h, name), "set_query", name)
+		d.check(hostcall.DelQuery(d.h, name), "set_query", name)
 	}
 	return d
 }
@@ -207,7 +208,7 @@ func (d *Delivery) DelQuery(name string) *Delivery {
 // Delay sets a not-before delay for this delivery alone (async routes).
 func (d *Delivery) Delay(t time.Duration) *Delivery {
 	if d.err == nil {
-		if rc := abi.SetDelay(d.h, t.Milliseconds()); rc < 0 {
+		if rc := hostcall.SetDelay(d.h, t.Milliseconds()); rc < 0 {
 			d.check(rc, "set_delay", t.String())
 		}
 	}
@@ -224,7 +225,7 @@ type Response struct {
 // replaces the target's answer; deliveries still happen.
 func (e *Event) Respond(status int) *Response {
 	r := &e.resp
-	if rc := abi.Respond(int32(status)); rc < 0 {
+	if rc := hostcall.Respond(int32(status)); rc < 0 {
 		r.err = &HostError{Func: "respond", Arg: fmt.Sprint(status), Err: codeErr(rc)}
 		if e.err == nil {
 			e.err = r.err
@@ -236,7 +237,7 @@ func (e *Event) Respond(status int) *Response {
 // SetBody sets the response body. The host copies b.
 func (r *Response) SetBody(b []byte) *Response {
 	if r.err == nil {
-		r.e.check(abi.SetBody(abi.HandleResponse, b), "set_body", "")
+		r.e.check(hostcall.SetBody(abi.HandleResponse, b), "set_body", "")
 	}
 	return r
 }
@@ -244,7 +245,7 @@ func (r *Response) SetBody(b []byte) *Response {
 // SetHeader sets a response header.
 func (r *Response) SetHeader(name, value string) *Response {
 	if r.err == nil {
-		r.e.check(abi.SetHeader(abi.HandleResponse, name, value), "set_header", name)
+		r.e.check(hostcall.SetHeader(abi.HandleResponse, name, value), "set_header", name)
 	}
 	return r
 }

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/hookgate/hookgate/plugins/sdk/internal/abi"
+	"github.com/hookgate/hookgate/plugins/sdk/internal/hostcall"
 	"github.com/hookgate/hookgate/plugins/sdk/jsonget"
 	"github.com/tidwall/gjson"
 )
@@ -18,21 +18,21 @@ import (
 // uses gjson syntax json_get does not take), gjson answers in the guest:
 // the result is the same either way, only slower.
 
-const recSize = int(unsafe.Sizeof(abi.Record{}))
+const recSize = int(unsafe.Sizeof(hostcall.Record{}))
 
 // hostGet asks the host for the path list list in json, growing *recs when
 // the answer does not fit. It returns the number of records, or false when
 // the host could not answer.
-func hostGet(json, list []byte, recs *[]abi.Record) (int, bool) {
+func hostGet(json, list []byte, recs *[]hostcall.Record) (int, bool) {
 	r := *recs
-	n := abi.JSONGet(json, list, r)
+	n := hostcall.JSONGet(json, list, r)
 	if n < 0 {
 		return 0, false
 	}
 	if int(n) > len(r)*recSize {
-		r = make([]abi.Record, grow(int(n))/recSize)
+		r = make([]hostcall.Record, grow(int(n))/recSize)
 		*recs = r
-		if n = abi.JSONGet(json, list, r); n < 0 || int(n) > len(r)*recSize {
+		if n = hostcall.JSONGet(json, list, r); n < 0 || int(n) > len(r)*recSize {
 			return 0, false
 		}
 	}
@@ -49,7 +49,7 @@ func appendPath(list []byte, path string) []byte {
 // decode returns the Result gjson gives for the value record r describes
 // in json. ok is false when r is not an answer (an unsupported path, or a
 // record that does not fit json).
-func decode(json []byte, r *abi.Record) (res Result, ok bool) {
+func decode(json []byte, r *hostcall.Record) (res Result, ok bool) {
 	if r.Type == jsonget.TypeAbsent {
 		return Result{}, true
 	}
@@ -77,7 +77,7 @@ func decode(json []byte, r *abi.Record) (res Result, ok bool) {
 // return before anything else can use them.
 var (
 	getList []byte
-	getRecs []abi.Record
+	getRecs []hostcall.Record
 )
 
 // get is Get through the host; ok is false when it could not answer.
@@ -130,7 +130,7 @@ type Query struct {
 	paths []string
 	list  []byte // the path list, packed once
 	hash  []int  // per path: byte offset of its '#' component, or -1
-	recs  []abi.Record
+	recs  []hostcall.Record
 	n     int // records of the last answer
 	json  []byte
 
@@ -305,7 +305,7 @@ func (q *Query) Str(i int) string {
 }
 
 // rawOf returns the JSON text r points at, "" when absent.
-func (q *Query) rawOf(r *abi.Record) string {
+func (q *Query) rawOf(r *hostcall.Record) string {
 	start, end := int(r.Start), int(r.Start)+int(r.Len)
 	if r.Type < jsonget.TypeNull || start < 0 || end > len(q.json) || start >= end {
 		return ""
@@ -315,7 +315,7 @@ func (q *Query) rawOf(r *abi.Record) string {
 
 // strOf returns a string's content as Result.Str has it: "" unless a
 // string.
-func (q *Query) strOf(r *abi.Record) string {
+func (q *Query) strOf(r *hostcall.Record) string {
 	if r.Type != jsonget.TypeString {
 		return ""
 	}

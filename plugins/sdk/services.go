@@ -4,29 +4,30 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hookgate/hookgate/plugins/sdk/internal/abi"
+	"github.com/hookgate/hookgate/plugins/abi"
+	"github.com/hookgate/hookgate/plugins/sdk/internal/hostcall"
 )
 
 // Level is a log level.
 type Level int32
 
 const (
-	LevelDebug Level = Level(abi.LevelDebug)
-	LevelInfo  Level = Level(abi.LevelInfo)
-	LevelWarn  Level = Level(abi.LevelWarn)
-	LevelError Level = Level(abi.LevelError)
+	LevelDebug Level = Level(abi.LogDebug)
+	LevelInfo  Level = Level(abi.LogInfo)
+	LevelWarn  Level = Level(abi.LogWarn)
+	LevelError Level = Level(abi.LogError)
 )
 
 // Log writes msg to the gateway's log, attributed to the plugin. The host
 // rate-limits it per plugin, and the bytes count toward max_output.
-func Log(level Level, msg string) { abi.Log(int32(level), msg) }
+func Log(level Level, msg string) { hostcall.Log(int32(level), msg) }
 
 // Logf is Log with fmt formatting.
 func Logf(level Level, format string, args ...any) { Log(level, fmt.Sprintf(format, args...)) }
 
 // Now returns the gateway's wall clock. Prefer it to time.Now: tests
 // (sdktest.Input.Now) control it.
-func Now() time.Time { return time.Unix(0, abi.Now()) }
+func Now() time.Time { return time.Unix(0, hostcall.Now()) }
 
 // KV is the plugin's key-value store: in memory in the gateway, shared by
 // every route using the plugin, bounded in entries (least recently used go
@@ -44,14 +45,14 @@ type kvStore struct {
 // The value is read into a buffer reused by the next Get: copy it to keep
 // it.
 func (s *kvStore) Get(key string) ([]byte, bool) {
-	b, ok := read(s.buf, func(b []byte) int32 { return abi.KVGet(key, b) })
+	b, ok := read(s.buf, func(b []byte) int32 { return hostcall.KVGet(key, b) })
 	s.buf = b
 	return b, ok
 }
 
 // Set sets key to val (copied by the host); ttl <= 0 means no expiry.
 func (s *kvStore) Set(key string, val []byte, ttl time.Duration) error {
-	if rc := abi.KVSet(key, val, ttl.Milliseconds()); rc < 0 {
+	if rc := hostcall.KVSet(key, val, ttl.Milliseconds()); rc < 0 {
 		return &HostError{Func: "kv_set", Arg: key, Err: codeErr(rc)}
 	}
 	return nil
@@ -61,12 +62,12 @@ func (s *kvStore) Set(key string, val []byte, ttl time.Duration) error {
 // the new value. ttl applies when the key is created: a window counted from
 // the first increment; ttl <= 0 means no expiry.
 func (s *kvStore) Incr(key string, delta int64, ttl time.Duration) int64 {
-	return abi.KVIncr(key, delta, ttl.Milliseconds())
+	return hostcall.KVIncr(key, delta, ttl.Milliseconds())
 }
 
 // Delete deletes key.
 func (s *kvStore) Delete(key string) error {
-	if rc := abi.KVDelete(key); rc < 0 {
+	if rc := hostcall.KVDelete(key); rc < 0 {
 		return &HostError{Func: "kv_delete", Arg: key, Err: codeErr(rc)}
 	}
 	return nil

@@ -243,25 +243,6 @@ func TestEach(t *testing.T) {
 	}
 }
 
-func TestAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are meaningless under the race detector")
-	}
-	body, err := os.ReadFile("../../../testdata/howxm_entry_submitted.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	list := pack(howxmPaths...)
-	var s Scratch
-	other := pack("entry.serial_number")
-	if n := testing.AllocsPerRun(100, func() {
-		s.Eval(body, list)
-		s.Eval(body, other) // alternating lists recompile
-	}); n != 0 {
-		t.Fatalf("allocs = %v", n)
-	}
-}
-
 var howxmPaths = []string{"event_type", "campaign.id", "campaign.name", "campaign.fields.#.label", "campaign.fields.#.code",
 	"campaign.fields.#.type", "entry.fields.#", "entry.serial_number", "entry.customer.uid", "entry.customer.name",
 	"entry.customer.email", "entry.customer.mobile", "entry.system_link", "entry.created_at"}

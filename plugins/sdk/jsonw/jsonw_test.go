@@ -206,25 +206,6 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func TestWriterAllocatesNothingOnceGrown(t *testing.T) {
-	var w Writer
-	write := func() {
-		w.Reset()
-		w.ObjectStart()
-		w.Key("name")
-		w.String("Dusan Kmet \"VIP\"")
-		w.Key("n")
-		w.Int(55039)
-		w.Key("f")
-		w.Float(1.5)
-		w.ObjectEnd()
-	}
-	write()
-	if n := testing.AllocsPerRun(100, write); n != 0 {
-		t.Fatalf("allocs per document = %v, want 0", n)
-	}
-}
-
 func FuzzAppendString(f *testing.F) {
 	for _, s := range []string{"", "a", "\n", "\xff", "中", "\u2028", `"\`, "\x00\x1f\x7f"} {
 		f.Add(s)

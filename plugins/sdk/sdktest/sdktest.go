@@ -23,13 +23,14 @@ package sdktest
 import (
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hookgate/hookgate/plugins/sdk"
-	"github.com/hookgate/hookgate/plugins/sdk/internal/abi"
+	"github.com/hookgate/hookgate/plugins/sdk/internal/hostcall"
 )
 
 // Input is the event and environment of one call. Zero fields get the
@@ -151,11 +152,7 @@ func (in Input) WithDefaults() Input {
 // SortedHeaders returns the headers in name order: the order the fake host
 // (and sdktest/wasmtest) present them in.
 func (in Input) SortedHeaders() [][2]string {
-	keys := make([]string, 0, len(in.Headers))
-	for k := range in.Headers {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(in.Headers))
 	out := make([][2]string, len(keys))
 	for i, k := range keys {
 		out[i] = [2]string{k, in.Headers[k]}
@@ -163,9 +160,9 @@ func (in Input) SortedHeaders() [][2]string {
 	return out
 }
 
-func (in *Input) fake() *abi.Fake {
+func (in *Input) fake() *hostcall.Fake {
 	d := in.WithDefaults()
-	f := &abi.Fake{
+	f := &hostcall.Fake{
 		Method:     d.Method,
 		Path:       d.Path,
 		RawQuery:   d.Query,
@@ -180,7 +177,7 @@ func (in *Input) fake() *abi.Fake {
 		Store:      d.KV,
 	}
 	for _, h := range d.SortedHeaders() {
-		f.Headers = append(f.Headers, abi.KV{Key: h[0], Value: h[1]})
+		f.Headers = append(f.Headers, hostcall.KV{Key: h[0], Value: h[1]})
 	}
 	return f
 }
@@ -222,7 +219,7 @@ func Run(h sdk.Handler, in Input) (Result, error) {
 	return res, nil
 }
 
-func result(f *abi.Fake) Result {
+func result(f *hostcall.Fake) Result {
 	r := Result{
 		Dropped:    f.Dropped,
 		DropReason: f.DropReason,
@@ -256,7 +253,7 @@ func result(f *abi.Fake) Result {
 // toMap turns a list into a map, first value winning, as the host reads
 // headers and query parameters. An empty list gives an empty, non-nil map
 // so expected values can be written as map literals.
-func toMap(l []abi.KV) map[string]string {
+func toMap(l []hostcall.KV) map[string]string {
 	m := make(map[string]string, len(l))
 	for _, kv := range l {
 		if _, ok := m[kv.Key]; !ok {
@@ -277,7 +274,7 @@ func Benchmark(b *testing.B, h sdk.Handler, in Input) {
 	f.NoCopy = true
 	id := configID(f.Config)
 	body := f.Body
-	headers := append([]abi.KV(nil), f.Headers...)
+	headers := append([]hostcall.KV(nil), f.Headers...)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
@@ -301,7 +298,7 @@ func Allocs(h sdk.Handler, in Input, runs int) (float64, error) {
 	f.NoCopy = true
 	id := configID(f.Config)
 	body := f.Body
-	headers := append([]abi.KV(nil), f.Headers...)
+	headers := append([]hostcall.KV(nil), f.Headers...)
 	var failed error
 	call := func() {
 		f.Body, f.Headers = body, append(f.Headers[:0], headers...)

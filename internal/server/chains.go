@@ -1,0 +1,101 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/gateway"
+	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/journal"
+	"github.com/hookgate/hookgate/transforms"
+)
+
+// Chains adapts the transforms host to gateway.ChainBuilder, so the
+// gateway never imports wazero. With a journal, every chain's outcome is
+// recorded there for GET /admin/events/{id}; with a logger, every plugin
+// error is logged with the plugin, kind, event and route.
+type Chains struct {
+	Host    *transforms.Host
+	Journal *journal.Journal // nil: outcomes are not recorded
+	Log     *slog.Logger     // nil: plugin errors are not logged
+}
+
+// Build builds route r's chain.
+func (b Chains) Build(r config.Route) (gateway.Chain, error) {
+	steps := make([]transforms.Step, len(r.Transforms))
+	for i, s := range r.Transforms {
+		steps[i] = transforms.Step{Plugin: s.Plugin, Config: s.Config}
+	}
+	// The route's targets are the ones its plugins may emit to, and where
+	// the event goes when nobody emits.
+	c, err := b.Host.Chain(r.Name, steps, r.Targets)
+	if err != nil {
+		return nil, err
+	}
+	if b.Journal != nil || b.Log != nil {
+		return &observedChain{c: c, j: b.Journal, log: b.Log}, nil
+	}
+	return c, nil
+}
+
+// observedChain records each run's outcome (drop, emits, plugin error) in
+// the journal and logs plugin errors; a run that succeeds allocates
+// nothing and logs nothing.
+type observedChain struct {
+	c   *transforms.Chain
+	j   *journal.Journal
+	log *slog.Logger
+}
+
+func (c *observedChain) Run(ctx context.Context, ev *delivery.Event, out *delivery.Outcome) error {
+	err := c.c.Run(ctx, ev, out)
+	c.j.Chain(ev, out, err)
+	if err != nil && c.log != nil {
+		plugin, kind := "", "other"
+		var pe *transforms.PluginError
+		if errors.As(err, &pe) {
+			plugin, kind = pe.Plugin, pe.Kind
+		}
+		// What the plugin said goes in error; the event's content never
+		// does (it may hold personal data).
+		c.log.Warn("plugin error", "plugin", plugin, "kind", kind, "event_id", string(ev.ID), "route", ev.Route, "error", err.Error())
+	}
+	return err
+}
+
+// loadPlugins reads and loads the plugins of cfg into host. With used set,
+// only the plugins some route's chain names are loaded (try needs one
+// route's, serve needs all).
+func loadPlugins(ctx context.Context, host *transforms.Host, cfg *config.Config, used map[string]bool) error {
+	for _, p := range cfg.Plugins {
+		if used != nil && !used[p.Name] {
+			continue
+		}
+		wasm, err := os.ReadFile(p.Wasm)
+		if err != nil {
+			return fmt.Errorf("plugin %q: cannot read %s: %w; build the plugins (make plugins) or fix wasm in the config", p.Name, p.Wasm, err)
+		}
+		spec := transforms.PluginSpec{Name: p.Name, Wasm: wasm, Instances: p.Instances, Timeout: p.Timeout, MaxMemory: p.MaxMemory, MaxOutput: p.MaxOutput}
+		if err := host.Load(ctx, spec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// newHost starts the transforms host for cfg and loads its plugins.
+func newHost(ctx context.Context, cfg *config.Config, logger *slog.Logger, used map[string]bool) (*transforms.Host, error) {
+	host, err := transforms.NewHost(ctx, transforms.Options{CacheDir: cfg.Transforms.CacheDir, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := loadPlugins(ctx, host, cfg, used); err != nil {
+		host.Close(ctx)
+		return nil, err
+	}
+	return host, nil
+}

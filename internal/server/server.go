@@ -1,0 +1,235 @@
+// Package server builds and runs a hookgate from a config: the one
+// composition root. It wires the ingest server (gateway), the plugin host
+// (transforms), the durable queue and its delivery workers (queue,
+// dispatch), the recent-events journal, the metrics and the admin API,
+// and it owns reload. cmd/hookgate is the command line around it.
+//
+//	s := server.New(cfg, server.Options{Path: "config.toml", Logger: log})
+//	if err := s.Start(ctx); err != nil { ... }
+//	s.Reload(ctx, "SIGHUP")   // any time; a config that does not load changes nothing
+//	s.Stop()                  // drains, bounded by server.shutdown_timeout
+//
+// Lifecycle:
+//  1. New records the config; nothing is built yet.
+//  2. Start builds the route table (target clients, plugin chains, the
+//     queue when a route is async), listens on server.listen and
+//     admin.listen, and marks /readyz ready.
+//  3. Reload loads the config file again, builds beside the running one
+//     and swaps; the old table's plugins and clients close once its last
+//     request is done.
+//  4. Stop refuses reloads, drains ingest, stops the delivery workers,
+//     closes the queue, the admin listener and the plugin host.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hookgate/hookgate/gateway"
+	"github.com/hookgate/hookgate/gateway/admin"
+	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/dispatch"
+	"github.com/hookgate/hookgate/gateway/journal"
+	"github.com/hookgate/hookgate/gateway/metrics"
+	"github.com/hookgate/hookgate/gateway/queue"
+	"github.com/hookgate/hookgate/transforms"
+)
+
+// Options are what a Server needs besides the config.
+type Options struct {
+	// Path is the config file Reload reads again and --watch watches.
+	Path string
+	// Version is the build's version, shown by hookgate_build_info.
+	Version string
+	// Logger is the process logger (NewLogger); nil: slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is one running hookgate: the pieces Start started, in order, so
+// Stop can undo exactly those.
+type Server struct {
+	cfg    *config.Config // the config of Start; Config() is the one serving
+	path   string
+	log    *slog.Logger
+	host   *transforms.Host
+	gw     *gateway.Gateway
+	admin  *admin.Admin
+	failed chan error
+
+	store      *queue.Store         // nil until a config has an async route
+	dispatcher *dispatch.Dispatcher // sends what store holds
+	metrics    *metrics.Registry    // one per process: counters carry on across reloads
+	journal    *journal.Journal     // recent events for /admin/events/{id}; in memory only
+
+	// reloadMu serializes reloads (SIGHUP, /admin/reload, --watch) with
+	// each other, with closing the plugins they retire, and with Stop.
+	reloadMu sync.Mutex
+	stopping bool
+	// oldTables counts route tables a reload replaced that requests may
+	// still use; plugins a reload replaced are closed once it is 0.
+	oldTables int
+	// keepRetired is set when a reload failed after it had loaded new
+	// plugins into the host: the running table may use plugins the host
+	// now counts as retired, so none is closed until the process stops.
+	keepRetired bool
+	loaded      map[string]pluginKey // what the host holds, by plugin name
+
+	test testRunner // POST /admin/routes/{name}/test
+
+	// liveMu guards host, store and dispatcher for the admin handlers: a
+	// reload may create them while an admin request reads them.
+	liveMu sync.RWMutex
+}
+
+// New returns a Server for cfg; nothing is built or listens until Start.
+func New(cfg *config.Config, opts Options) *Server {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{cfg: cfg, path: opts.Path, log: log, metrics: metrics.New(opts.Version), journal: journal.New(journal.DefaultSize),
+		failed: make(chan error, 2)}
+}
+
+// Failed delivers the error of a listener that stopped serving on its
+// own; the process should then Stop.
+func (s *Server) Failed() <-chan error { return s.failed }
+
+// Config is the configuration being served: Start's, then each
+// successful Reload's.
+func (s *Server) Config() *config.Config {
+	if s.gw == nil {
+		return s.cfg
+	}
+	return s.gw.Config()
+}
+
+// live returns the plugin host and the queue (nil when not started).
+func (s *Server) live() (*transforms.Host, *queue.Store, *dispatch.Dispatcher) {
+	s.liveMu.RLock()
+	defer s.liveMu.RUnlock()
+	return s.host, s.store, s.dispatcher
+}
+
+// Start builds the route table and listens. On an error, call Stop to
+// undo what was started.
+func (s *Server) Start(ctx context.Context) error {
+	cfg := s.cfg
+	deps, err := s.deps(ctx, cfg, false)
+	if err != nil {
+		return err
+	}
+	gw, err := gateway.New(cfg, deps)
+	if err != nil {
+		deps.Targets.Close()
+		return err
+	}
+	s.gw = gw
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("ingest listener: %w; is another process using %s? change server.listen", err, cfg.Server.Listen)
+	}
+	var aln net.Listener
+	if cfg.Admin.Listen != "" {
+		if aln, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+			ln.Close()
+			return fmt.Errorf("admin listener: %w; is another process using %s? change admin.listen", err, cfg.Admin.Listen)
+		}
+		if s.admin, err = admin.New(cfg.Admin, s.log, admin.Describer(gw.Config), s); err != nil {
+			ln.Close()
+			aln.Close()
+			return err
+		}
+	}
+	go func() {
+		if err := gw.Serve(ln); err != nil {
+			s.failed <- fmt.Errorf("ingest: %w", err)
+		}
+	}()
+	s.log.Info("listening", "listener", "ingest", "addr", ln.Addr().String(), "config", cfg.Path, "routes", len(cfg.Routes), "targets", len(cfg.Targets))
+	if s.admin != nil {
+		go func() {
+			if err := s.admin.Serve(aln); err != nil {
+				s.failed <- fmt.Errorf("admin: %w", err)
+			}
+		}()
+		s.admin.SetReady(true)
+		s.log.Info("listening", "listener", "admin", "addr", aln.Addr().String())
+	}
+	return nil
+}
+
+// Stop shuts everything down in reverse order of Start, each part bounded
+// by server.shutdown_timeout; the error says which parts did not stop
+// cleanly (each is also logged).
+func (s *Server) Stop() error {
+	s.reloadMu.Lock()
+	s.stopping = true // a reload asked for from now on is refused
+	s.reloadMu.Unlock()
+	var errs []error
+	if s.admin != nil {
+		s.admin.SetReady(false)
+	}
+	if s.gw != nil {
+		// Shutdown bounds itself by server.shutdown_timeout.
+		if err := s.gw.Shutdown(context.Background()); err != nil {
+			s.log.Error("shutdown", "err", err)
+			errs = append(errs, err)
+		}
+	}
+	// After ingest: nothing enqueues any more.
+	limit := 15 * time.Second
+	if s.gw != nil && s.gw.ServerConfig().ShutdownTimeout > 0 {
+		limit = s.gw.ServerConfig().ShutdownTimeout
+	}
+	qctx, qcancel := context.WithTimeout(context.Background(), limit)
+	if err := s.stopQueue(qctx); err != nil {
+		errs = append(errs, err)
+	}
+	qcancel()
+	if s.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.admin.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Warn("admin shutdown", "err", err)
+		}
+		cancel()
+	}
+	s.test.close()
+	if s.host != nil {
+		if err := s.host.Close(context.Background()); err != nil {
+			s.log.Warn("closing the transforms host", "err", err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+// NewLogger builds the process logger from [log], writing to w.
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	switch strings.ToLower(c.Level) {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn", "warning":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	default:
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.ToLower(c.Format) == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

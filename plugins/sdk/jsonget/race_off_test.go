@@ -1,5 +1,0 @@
-//go:build !race
-
-package jsonget
-
-const raceEnabled = false

@@ -1,6 +1,0 @@
-//go:build race
-
-package sdk
-
-// raceEnabled: allocation counts are meaningless under the race detector.
-const raceEnabled = true

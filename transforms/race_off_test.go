@@ -1,5 +1,0 @@
-//go:build !race
-
-package transforms
-
-const raceEnabled = false
