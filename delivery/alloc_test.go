@@ -29,3 +29,17 @@ func TestSteadyStateAllocatesNothing(t *testing.T) {
 		t.Fatalf("allocs per event = %v, want 0", n)
 	}
 }
+
+func TestDefaultsAllocatesNothing(t *testing.T) {
+	ev := &Event{ID: []byte("evt_1"), Route: "r", Method: []byte("PUT"), Path: []byte("/v2"), Query: []byte("email=a+b%40c&z=1"),
+		Headers: []KV{{Key: []byte("Content-Type"), Value: []byte("application/json")}, {Key: []byte("Host"), Value: []byte("gw")}},
+		Body:    []byte(`{}`)}
+	in := Original{Method: []byte("POST"), Path: []byte("/hooks/x")}
+	targets := []string{"crm", "sms"}
+	var ds []Delivery
+	step := func() { ds = Defaults(ds[:0], ev, in, 42, targets) }
+	step()
+	if n := testing.AllocsPerRun(100, step); n != 0 {
+		t.Fatalf("allocs per call = %v, want 0", n)
+	}
+}

@@ -115,15 +115,21 @@ type Response struct {
 
 // Outcome is what a transform chain decided for one event.
 //
-// With no chain, or a chain that neither dropped nor emitted, the gateway
-// turns the (possibly modified) event into one delivery per route target.
-// If any plugin emitted, the emitted deliveries replace that default.
+// With no chain, or a chain that neither dropped nor emitted, the
+// (possibly modified) event becomes one delivery per route target (see
+// Defaults). If any plugin emitted, the emitted deliveries replace that
+// default.
 type Outcome struct {
 	Dropped    bool
 	DropReason []byte
 	Emitted    bool
 	Deliveries []Delivery // only the first len are live; capacity is reused
 	Response   Response
+	// NotBefore is the event-wide not-before time a plugin set (set_delay
+	// on the event), unix nanoseconds; 0 for none. The chain has already
+	// given it to every emitted delivery without its own; the default
+	// deliveries get it from Defaults.
+	NotBefore int64
 }
 
 // Reset empties o for reuse, keeping capacity.
@@ -135,6 +141,7 @@ func (o *Outcome) Reset() {
 		o.Deliveries[i].Reset()
 	}
 	o.Deliveries = o.Deliveries[:0]
+	o.NotBefore = 0
 	o.Response.Set = false
 	o.Response.Status = 0
 	o.Response.Headers = resetKVs(o.Response.Headers)

@@ -8,7 +8,6 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/hookgate/hookgate/delivery"
-	"github.com/hookgate/hookgate/gateway/journal"
 	"github.com/hookgate/hookgate/gateway/target"
 )
 
@@ -151,12 +150,12 @@ func (g *Gateway) journalSync(st *reqState, status int) {
 	ds := st.fwd
 	as := st.attempts[:0]
 	for i := range ds {
-		a := journal.Attempt{At: st.sent, Status: st.res[i].Status, Duration: st.took[i], Outcome: journal.OutcomeSuccess}
+		a := delivery.Attempt{At: st.sent, Status: st.res[i].Status, Duration: st.took[i], Outcome: delivery.AttemptSuccess}
 		if err := st.errs[i]; err != nil {
-			a.Status, a.Outcome = 0, journal.OutcomeError
+			a.Status, a.Outcome = 0, delivery.AttemptError
 			a.Error = string(appendTransportCause(st.msg[:0], err)) // a failure: allocating is fine
 		} else if a.Status < 200 || a.Status > 299 {
-			a.Outcome = journal.OutcomeError
+			a.Outcome = delivery.AttemptError
 		}
 		as = append(as, a)
 	}

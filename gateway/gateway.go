@@ -33,10 +33,12 @@ type Deps struct {
 	// /admin/events/{id}. Pass the same one on every Reload.
 	Journal *journal.Journal
 
-	// Release, if set, is called once no request uses these deps any more:
-	// after a Reload replaced them and the requests still running on them
-	// finished, or at Shutdown. internal/server closes the old target set and
-	// plugin host there.
+	// Release, if set, is called exactly once, when the table built from
+	// these deps is done: a Reload replaced it (or Shutdown ran), and the
+	// requests and Refs still using it have finished. It runs on the
+	// goroutine that dropped the last reference (a request's, often), so
+	// it should hand slow work to a goroutine. internal/server closes the
+	// generation's target clients and replaced plugins there.
 	Release func()
 }
 
@@ -46,14 +48,16 @@ type Deps struct {
 //  1. New builds the route table and the fasthttp server; nothing listens yet.
 //  2. Serve accepts requests until Shutdown.
 //  3. Reload swaps in a new table at any time; a failed Reload changes nothing.
-//  4. Shutdown stops accepting, waits for requests in flight, then releases
-//     the deps of the last table.
+//  4. Shutdown stops accepting, waits for requests in flight, then drops
+//     the last table's "current" reference; its deps are released once
+//     nothing else holds it.
 type Gateway struct {
 	log *slog.Logger
 	srv *fasthttp.Server
 
 	tbl      atomic.Pointer[table]
-	reloadMu sync.Mutex // one Reload at a time
+	reloadMu sync.Mutex // one Reload at a time, and none after Shutdown
+	down     bool       // Shutdown dropped the current table's reference; under reloadMu
 
 	maxInflight int64 // server.max_concurrency; 0 = no cap
 	inflight    atomic.Int64
@@ -185,10 +189,14 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 	}
 	err := g.srv.ShutdownWithContext(ctx)
 	g.cancel()
-	if t := g.tbl.Load(); t != nil {
-		// The server has drained (or given up): no point waiting again.
-		g.retire(t, 0)
+	g.reloadMu.Lock()
+	if !g.down {
+		g.down = true
+		// Drained (or given up): the deps are released now, or when the
+		// last stuck request ends, whose plugin calls ctx just cancelled.
+		g.tbl.Load().release()
 	}
+	g.reloadMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("gateway: shutdown: requests still in flight after the shutdown timeout: %w", err)
 	}
@@ -204,8 +212,8 @@ func (g *Gateway) Config() *config.Config { return g.tbl.Load().cfg }
 
 // Reload builds a route table for cfg beside the running one and swaps it
 // in. Requests in flight finish on the table they started with; the old
-// deps are released once they have. On error nothing changes; the caller
-// still owns deps.
+// deps are released once they (and any Ref to it) have. On error nothing
+// changes; the caller still owns deps.
 //
 // # Notes
 //
@@ -219,52 +227,53 @@ func (g *Gateway) Reload(cfg *config.Config, deps Deps) error {
 		deps.Logger = g.log
 	}
 	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	if g.down {
+		return errors.New("gateway: reload: the gateway is shut down")
+	}
 	t, err := buildTable(cfg, deps, g.tbl.Load())
 	if err != nil {
-		g.reloadMu.Unlock()
 		return fmt.Errorf("gateway: reload: %w", err)
 	}
-	old := g.tbl.Swap(t)
-	g.reloadMu.Unlock()
-	if old != nil {
-		limit := g.shutdown
-		if limit <= 0 {
-			limit = 30 * time.Second
-		}
-		go g.retire(old, limit)
-	}
+	g.tbl.Swap(t).release() // the old table's "current" reference
 	return nil
 }
 
-// acquire returns the current table, counted as in use until release. The
-// re-check after counting closes the race with a Reload that swaps and
-// starts draining between our load and our increment.
-func (g *Gateway) acquire() *table {
-	for {
-		t := g.tbl.Load()
-		t.active.Add(1)
-		if g.tbl.Load() == t {
-			return t
-		}
-		t.active.Add(-1)
+// Ref holds the route table that was current when Acquire returned it,
+// and so its Deps: they are not released before Ref.Release. The zero Ref
+// holds nothing.
+type Ref struct{ t *table }
+
+// Acquire returns a reference to the current table, for work that uses
+// its deps beyond a request (internal/server's delivery lanes use its
+// target clients). false after Shutdown.
+func (g *Gateway) Acquire() (Ref, bool) {
+	if t := g.acquire(); t != nil {
+		return Ref{t}, true
+	}
+	return Ref{}, false
+}
+
+// Release gives the reference back; call it once.
+func (r Ref) Release() {
+	if r.t != nil {
+		r.t.release()
 	}
 }
 
-func (t *table) release() { t.active.Add(-1) }
-
-// retire waits until no request uses t, then releases its deps. It gives
-// up waiting after limit (a stuck request must not keep an old plugin host
-// alive forever) and releases anyway.
-func (g *Gateway) retire(t *table, limit time.Duration) {
-	if !t.retired.CompareAndSwap(false, true) {
-		return
-	}
-	deadline := time.Now().Add(limit)
-	for t.active.Load() > 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	if t.deps.Release != nil {
-		t.deps.Release()
+// acquire returns the current table with one more reference, or nil after
+// Shutdown. It allocates nothing: a table that a Reload retired between
+// the load and the CAS is at 0 only if nothing else held it, and then the
+// pointer has moved on, so the loop takes the new one.
+func (g *Gateway) acquire() *table {
+	for {
+		t := g.tbl.Load()
+		if t.retain() {
+			return t
+		}
+		if g.tbl.Load() == t {
+			return nil // Shutdown dropped the last table's reference
+		}
 	}
 }
 

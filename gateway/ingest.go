@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"net/netip"
 	"sync"
 	"time"
@@ -31,7 +30,6 @@ type reqState struct {
 	errs    []error
 	jobs    []fanJob
 	wg      sync.WaitGroup
-	args    fasthttp.Args
 	buf     []byte // response body being built
 	msg     []byte // error message being built
 	code    string // error code answered, "" if none
@@ -41,7 +39,7 @@ type reqState struct {
 	sent     time.Time           // when a sync forward started sending
 	fwd      []delivery.Delivery // a sync forward's deliveries, sent: finish journals them with the answer
 	journal  *journal.Journal    // set once the event passed the checks: finish records it
-	attempts []journal.Attempt   // a sync forward's, for the journal
+	attempts []delivery.Attempt  // a sync forward's, for the journal
 
 	stats    *routeStats           // the route's counters (the unrouted ones until a route matches)
 	metrics  *metrics.RouteMetrics // the same for Prometheus; nil without Deps.Metrics
@@ -90,6 +88,13 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	defer g.inflight.Add(-1)
 
 	t := g.acquire()
+	if t == nil {
+		// Shutdown gave up waiting and this connection is still open.
+		ctx.SetConnectionClose()
+		writeError(ctx, st, fasthttp.StatusServiceUnavailable, codeOverloaded,
+			append(st.msg[:0], "the gateway is shutting down: retry in a moment"...))
+		return
+	}
 	defer t.release()
 
 	method, path := ctx.Method(), ctx.Path()
@@ -180,7 +185,13 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if rt.chain == nil || !st.out.Emitted {
-		ds = g.defaultDeliveries(ctx, st, rt)
+		var nb int64
+		if rt.chain != nil {
+			nb = st.out.NotBefore
+		}
+		st.ds = delivery.Defaults(st.ds[:0], &st.ev,
+			delivery.Original{Method: ctx.Method(), Path: ctx.Path(), Query: st.query}, nb, rt.names)
+		ds = st.ds
 	}
 	for i := range ds {
 		d := &ds[i]
@@ -248,44 +259,6 @@ func (g *Gateway) fillEvent(ctx *fasthttp.RequestCtx, st *reqState, rt *route, n
 		// bytes, which live until the handler returns.
 		ev.Body = body
 	}
-}
-
-// defaultDeliveries makes one delivery per route target from the event,
-// for routes without transforms or whose chain emitted nothing.
-func (g *Gateway) defaultDeliveries(ctx *fasthttp.RequestCtx, st *reqState, rt *route) []delivery.Delivery {
-	n := len(rt.targets)
-	for len(st.ds) < n {
-		st.ds = append(st.ds[:cap(st.ds)], delivery.Delivery{})[:len(st.ds)+1]
-	}
-	ds := st.ds[:n]
-	ev := &st.ev
-	for i, c := range rt.targets {
-		d := &ds[i]
-		d.Reset()
-		d.Target = c.Name()
-		if rt.chain != nil {
-			// A plugin changed the method, path or query of the event: that
-			// change is meant for the targets. Unchanged, the target's own
-			// configuration applies.
-			if !bytes.Equal(ev.Method, ctx.Method()) {
-				d.Method = append(d.Method, ev.Method...)
-			}
-			if !bytes.Equal(ev.Path, ctx.Path()) {
-				d.Path = append(d.Path, ev.Path...)
-			}
-			if !bytes.Equal(ev.Query, st.query) {
-				st.args.ParseBytes(ev.Query)
-				st.args.VisitAll(func(k, v []byte) { d.Query = delivery.Append(d.Query, k, v) })
-			}
-		}
-		for _, h := range ev.Headers {
-			if forwardable(h.Key) {
-				d.Headers = delivery.Append(d.Headers, h.Key, h.Value)
-			}
-		}
-		d.Body = ev.Body
-	}
-	return ds
 }
 
 // finish runs after every request: it recovers a panic into a 500 (a bug

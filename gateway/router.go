@@ -26,6 +26,7 @@ type route struct {
 	delay   time.Duration
 	chain   Chain            // nil when the route has no transforms
 	targets []*target.Client // in the order of the route's targets
+	names   []string         // the same targets' names: the default deliveries'
 
 	verifier   *verify.Verifier // nil: no verify table
 	basic      bool             // verify type basic: a 401 carries WWW-Authenticate
@@ -58,6 +59,11 @@ func (p *pathRoutes) match(method []byte) *route {
 // table is an immutable route table. Reload builds a new one beside the
 // running one and swaps the pointer; a request keeps the table it started
 // with until it finishes (see Gateway.acquire).
+//
+// refs is the table's one reference count: 1 for "current" (dropped when
+// a Reload replaces the table, or at Shutdown), plus one per request in
+// handle, plus one per Ref. It never goes back up from 0, so deps.Release
+// runs exactly once, by whoever drops the last reference.
 type table struct {
 	cfg      *config.Config
 	deps     Deps
@@ -70,8 +76,25 @@ type table struct {
 	// nil without Deps.Metrics (a nil handle counts nothing).
 	tm map[string]*metrics.TargetMetrics
 
-	active  atomic.Int64 // requests using this table
-	retired atomic.Bool
+	refs atomic.Int64
+}
+
+// retain counts one more user of t; false once t is done (refs reached
+// 0), which a CAS guarantees is never revived.
+func (t *table) retain() bool {
+	for n := t.refs.Load(); n > 0; n = t.refs.Load() {
+		if t.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+	return false
+}
+
+// release gives a reference back; the last one releases the deps.
+func (t *table) release() {
+	if t.refs.Add(-1) == 0 && t.deps.Release != nil {
+		t.deps.Release()
+	}
 }
 
 // lookup finds the routes for a request path. It does not allocate: the
@@ -97,6 +120,7 @@ func (t *table) lookup(path []byte) *pathRoutes {
 // so a reload neither resets the counts nor forgets the keys seen.
 func buildTable(cfg *config.Config, deps Deps, prev *table) (*table, error) {
 	t := &table{cfg: cfg, deps: deps, exact: map[string]*pathRoutes{}, unrouted: deps.Metrics.Unrouted()}
+	t.refs.Store(1) // "current"
 	if deps.Metrics != nil {
 		t.tm = make(map[string]*metrics.TargetMetrics, len(cfg.Targets))
 		for _, tc := range cfg.Targets {
@@ -186,6 +210,7 @@ func buildRoute(cfg *config.Config, rc config.Route, deps Deps, prev *route) (*r
 			return nil, fmt.Errorf("route %q: target %q has no client (is it defined as a [[target]]?)", rc.Name, name)
 		}
 		r.targets = append(r.targets, c)
+		r.names = append(r.names, name)
 	}
 	if len(rc.Transforms) > 0 {
 		if deps.Chains == nil {

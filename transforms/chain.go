@@ -31,9 +31,8 @@ type Chain struct {
 }
 
 // Chain builds the chain of route: steps run in order; targets are the
-// target names its plugins may emit to, and the default deliveries' targets
-// when an event-wide delay must be applied (see Run). Each step gets a
-// config id never used before, so a guest may cache its parsed config by id.
+// target names its plugins may emit to. Each step gets a config id never
+// used before, so a guest may cache its parsed config by id.
 func (h *Host) Chain(route string, steps []Step, targets []string) (*Chain, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -72,10 +71,11 @@ func (c *Chain) ConfigIDs() []uint32 {
 // into ev's own buffers (append to [:0]), so ev must not alias memory
 // anyone reads afterwards. Emitted deliveries accumulate in out
 // (out.Emitted); a drop stops the chain and clears them (out.Dropped,
-// out.DropReason). An event-wide delay (set_delay on handle 0) becomes the
-// NotBefore of every emitted delivery without its own; when nobody emitted,
-// Run emits the event to each of the chain's targets so the delay has
-// somewhere to live.
+// out.DropReason). An event-wide delay (set_delay on handle 0) becomes
+// out.NotBefore and the NotBefore of every emitted delivery without its
+// own. Run never makes the default deliveries, delayed or not: when nobody
+// emitted, the caller makes them with delivery.Defaults, which applies
+// out.NotBefore.
 //
 // The error is a *PluginError naming the plugin and the cause, or the
 // context's error if ctx ended while waiting for an instance. Run keeps
@@ -128,7 +128,7 @@ func (c *Chain) Run(ctx context.Context, ev *delivery.Event, out *delivery.Outco
 		}
 	}
 	if delay >= 0 {
-		c.applyDelay(ev, out, delay)
+		applyDelay(out, notBefore(ev, delay))
 	}
 	return nil
 }
@@ -140,14 +140,10 @@ func failCause(msg string) error {
 	return errors.New("failed: " + msg)
 }
 
-func (c *Chain) applyDelay(ev *delivery.Event, out *delivery.Outcome, ms int64) {
-	if !out.Emitted {
-		for _, t := range c.targets {
-			addDelivery(out, ev, c.route, t)
-		}
-		out.Emitted = len(c.targets) > 0
-	}
-	nb := notBefore(ev, ms)
+// applyDelay records the event-wide not-before time nb and gives it to
+// every emitted delivery that has none of its own.
+func applyDelay(out *delivery.Outcome, nb int64) {
+	out.NotBefore = nb
 	for i := range out.Deliveries {
 		if out.Deliveries[i].NotBefore == 0 {
 			out.Deliveries[i].NotBefore = nb

@@ -250,7 +250,7 @@ func diffRun(t *testing.T, h *Host, plugin string, targets []string, e diffEvent
 	fmt.Fprintf(&b, "event: %q %q %q\n", ev.Method, ev.Path, ev.Query)
 	writeKVs(&b, "event header", ev.Headers)
 	fmt.Fprintf(&b, "event body: %q\n", ev.Body)
-	fmt.Fprintf(&b, "dropped: %v %q emitted: %v\n", out.Dropped, out.DropReason, out.Emitted)
+	fmt.Fprintf(&b, "dropped: %v %q emitted: %v not before: %d\n", out.Dropped, out.DropReason, out.Emitted, out.NotBefore)
 	for i := range out.Deliveries {
 		d := &out.Deliveries[i]
 		fmt.Fprintf(&b, "delivery %d: id %q event %q route %q target %q %q %q not before %d\n", i, d.ID, d.EventID, d.Route, d.Target, d.Method, d.Path, d.NotBefore)

@@ -151,7 +151,8 @@ func NewHost(ctx context.Context, opts Options) (*Host, error) {
 // replaces the plugin for chains built afterwards (chains built before keep
 // the old one until CloseRetired or Close), and the key-value store carries
 // over. So a configuration reload calls Load on the same Host for every
-// plugin, builds the new chains, swaps them in, and calls CloseRetired once
+// plugin, takes Plugins, builds the new chains, swaps them in, and calls
+// CloseRetired, with the Plugins of the configurations still serving, once
 // the old chains are idle.
 //
 // Refusals are *LoadError values naming the plugin and the cause, e.g.
@@ -296,13 +297,67 @@ func (h *Host) newPlugin(ctx context.Context, spec PluginSpec, sum [32]byte, kv 
 	return p, nil
 }
 
-// CloseRetired closes the plugins that a later Load replaced. Call it after
-// a reload, once no Run of a chain built before the reload can still be in
-// flight; such a Run would fail with ErrClosed.
-func (h *Host) CloseRetired(ctx context.Context) error {
+// Plugins is the set of plugins one configuration's chains were built
+// from: Host.Plugins, taken after that configuration's Loads. Whoever
+// runs reloads keeps one per configuration still in use, and hands the
+// live ones to CloseRetired.
+type Plugins struct{ ps []*plugin }
+
+// Plugins returns the plugins the host holds now, which chains built now
+// use.
+func (h *Host) Plugins() *Plugins {
 	h.mu.Lock()
-	ps := h.retired
-	h.retired = nil
+	defer h.mu.Unlock()
+	s := &Plugins{ps: make([]*plugin, 0, len(h.plugins))}
+	for _, p := range h.plugins {
+		s.ps = append(s.ps, p)
+	}
+	return s
+}
+
+// Closed returns how many plugins of the set are closed.
+func (s *Plugins) Closed() int {
+	n := 0
+	for _, p := range s.ps {
+		if p.dead.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *Plugins) holds(p *plugin) bool {
+	for _, q := range s.ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// CloseRetired closes the plugins that a later Load replaced, except those
+// a set in keep holds: the sets of the configurations whose chains may
+// still run. Call it once a configuration's chains are idle, with the
+// sets of every other configuration still in use; a Run on a closed
+// plugin fails with ErrClosed.
+func (h *Host) CloseRetired(ctx context.Context, keep ...*Plugins) error {
+	h.mu.Lock()
+	var ps, kept []*plugin
+	for _, p := range h.retired {
+		held := false
+		for _, s := range keep {
+			if s != nil && s.holds(p) {
+				held = true
+				break
+			}
+		}
+		if held {
+			kept = append(kept, p)
+		} else {
+			ps = append(ps, p)
+		}
+	}
+	h.retired = kept
 	h.mu.Unlock()
 	var errs []error
 	for _, p := range ps {

@@ -388,8 +388,9 @@ func emit(st *callState, mod api.Module, stack []uint64) {
 	ret32(stack, int32(st.emits))
 }
 
-// addDelivery starts a delivery the way emit does: the event's body and
-// Content-Type; method and path from the target.
+// addDelivery starts an emitted delivery: the event's body and
+// Content-Type; method and path from the target. (The default deliveries,
+// made when nobody emits, follow delivery.Defaults instead.)
 func addDelivery(out *delivery.Outcome, ev *delivery.Event, route, target string) *delivery.Delivery {
 	d := out.Add()
 	d.Route = route

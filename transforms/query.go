@@ -1,44 +1,16 @@
 package transforms
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/hookgate/hookgate/delivery"
+)
 
 // Query strings are handled on raw bytes with reused buffers, so query_get
 // and set_query on the event allocate nothing. Decoding follows
-// application/x-www-form-urlencoded ('+' is a space); encoding escapes
-// everything but unreserved characters, as url.QueryEscape does.
-
-// appendUnescape appends the decoded form of s; a malformed escape is kept
-// as is.
-func appendUnescape(dst, s []byte) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '+':
-			dst = append(dst, ' ')
-		case c == '%' && i+2 < len(s) && ishex(s[i+1]) && ishex(s[i+2]):
-			dst = append(dst, unhex(s[i+1])<<4|unhex(s[i+2]))
-			i += 2
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
-
-func ishex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}
-
-func unhex(c byte) byte {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0'
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10
-	default:
-		return c - 'A' + 10
-	}
-}
+// application/x-www-form-urlencoded ('+' is a space), as
+// delivery.AppendUnescape does for the default deliveries too; encoding
+// escapes everything but unreserved characters, as url.QueryEscape does.
 
 // appendEscape appends s escaped for a query component.
 func appendEscape(dst, s []byte) []byte {
@@ -76,9 +48,9 @@ func queryGet(scratch, raw, name []byte) (val []byte, ok bool) {
 	for len(raw) > 0 {
 		var k, v []byte
 		k, v, raw = nextPair(raw)
-		scratch = appendUnescape(scratch[:0], k)
+		scratch = delivery.AppendUnescape(scratch[:0], k)
 		if bytes.Equal(scratch, name) {
-			return appendUnescape(scratch[:0], v), true
+			return delivery.AppendUnescape(scratch[:0], v), true
 		}
 	}
 	return scratch[:0], false
@@ -103,7 +75,7 @@ func querySet(dst, scratch, raw, name, value []byte, del bool) ([]byte, []byte) 
 		start := raw
 		var k []byte
 		k, _, raw = nextPair(raw)
-		scratch = appendUnescape(scratch[:0], k)
+		scratch = delivery.AppendUnescape(scratch[:0], k)
 		if bytes.Equal(scratch, name) {
 			if !placed {
 				add()

@@ -42,7 +42,7 @@ func startOps(t *testing.T, cfgText string, flags ...string) *opsServer {
 	exit := make(chan int, 1)
 	args := append([]string{"serve", "--config", path}, flags...)
 	go func() { exit <- runContext(ctx, args, io.Discard, o.stderr) }()
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(20 * time.Millisecond) { // cold compiles under -race are slow
 		select {
 		case code := <-exit:
 			cancel()
@@ -375,6 +375,60 @@ func TestAdminTargetsAndPlugins(t *testing.T) {
 	}
 	if flakyT.Name != "flaky" || flakyT.Queue.Depth != 0 || flakyT.Queue.Dead != 1 {
 		t.Errorf("flaky = %+v queue %+v", flakyT, flakyT.Queue)
+	}
+
+	// GET /admin/queue shows a target's queue with the same fields as
+	// GET /admin/targets.
+	var tq struct {
+		Targets []struct {
+			Name  string         `json:"name"`
+			Queue map[string]any `json:"queue"`
+		} `json:"targets"`
+	}
+	var qa struct {
+		Targets map[string]map[string]any `json:"targets"`
+	}
+	o.call("GET", "/admin/targets", "", &tq)
+	if st := o.call("GET", "/admin/queue", "", &qa); st != 200 || len(qa.Targets) != len(tq.Targets) {
+		t.Fatalf("queue: %d %+v", st, qa)
+	}
+	for _, tg := range tq.Targets {
+		q := qa.Targets[tg.Name]
+		if len(q) != len(tg.Queue) {
+			t.Errorf("%s: /admin/queue %v, /admin/targets %v", tg.Name, q, tg.Queue)
+		}
+		for k := range tg.Queue {
+			if _, ok := q[k]; !ok {
+				t.Errorf("%s: /admin/queue lacks %q: %v", tg.Name, k, q)
+			}
+		}
+		if _, ok := q["oldest_pending_seconds"].(float64); !ok {
+			t.Errorf("%s: oldest_pending_seconds = %v, want seconds", tg.Name, q["oldest_pending_seconds"])
+		}
+	}
+
+	// The dead letter's attempts: the first ones retried, the last made it dead.
+	var dead struct {
+		Dead []struct {
+			Attempts []struct {
+				Status   int    `json:"status"`
+				Error    string `json:"error"`
+				Duration string `json:"duration"`
+				Outcome  string `json:"outcome"`
+			} `json:"attempts"`
+		} `json:"dead"`
+	}
+	if st := o.call("GET", "/admin/dead?target=flaky", "", &dead); st != 200 || len(dead.Dead) != 1 || len(dead.Dead[0].Attempts) != 3 {
+		t.Fatalf("dead: %d %+v", st, dead)
+	}
+	for i, a := range dead.Dead[0].Attempts {
+		want := "retry"
+		if i == 2 {
+			want = "dead"
+		}
+		if _, err := time.ParseDuration(a.Duration); err != nil || a.Status != 500 || a.Outcome != want || a.Error == "" {
+			t.Errorf("dead attempt %d = %+v, want outcome %s", i, a, want)
+		}
 	}
 
 	var pa struct {

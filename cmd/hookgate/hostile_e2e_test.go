@@ -49,7 +49,7 @@ func TestRunawayPluginsE2E(t *testing.T) {
 	hostile := plugintest.Build(t, "transforms/testdata/guests/hostile")
 	filter := plugintest.Build(t, "plugins/filter")
 	crm := startSink(t, sink.Options{})
-	o := startOps(t, fmt.Sprintf(`
+	o := startOps(t, strings.ReplaceAll(fmt.Sprintf(`
 [server]
 listen = "LISTEN"
 shutdown_timeout = "5s"
@@ -60,6 +60,11 @@ listen = "ADMIN"
 [queue]
 path = "queue"
 sync = "batch"
+
+# Shared across tests and runs: compiling the Go guests cold under the
+# race detector takes minutes on a small machine.
+[transforms]
+cache_dir = "CACHE"
 
 [[target]]
 name = "crm"
@@ -134,7 +139,7 @@ mode = "sync"
 json = true
 targets = ["crm"]
 transforms = [{ plugin = "filter", config = { rules = [{ path = "score", op = "lte", value = 6 }] } }]
-`, crm.URL(), tree, hostile, filter, recurse))
+`, crm.URL(), tree, hostile, filter, recurse), "CACHE", sharedCacheDir()))
 
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}}
 	send := func(path string) (status int, body string, took time.Duration, err error) {
@@ -429,3 +434,8 @@ func checkRunawayAnswer(status int, body string) error {
 	}
 	return nil
 }
+
+// sharedCacheDir is a compilation cache kept across tests and runs (wazero
+// writes its entries atomically), so only the first test to load a guest
+// compiles it.
+func sharedCacheDir() string { return filepath.Join(os.TempDir(), "hookgate-cmd-test-cache") }

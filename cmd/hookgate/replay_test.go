@@ -81,7 +81,7 @@ func fillDead(t *testing.T, path string, ids ...string) {
 			t.Fatalf("claim %s: %d of %d: %v", target, len(leased), n, err)
 		}
 		for _, l := range leased {
-			if err := store.Dead(l.Ref, queue.Attempt{At: time.Now(), Status: 400, Error: "status 400"}); err != nil {
+			if err := store.Dead(l.Ref, delivery.Attempt{At: time.Now(), Status: 400, Error: "status 400"}); err != nil {
 				t.Fatal(err)
 			}
 		}

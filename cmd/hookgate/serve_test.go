@@ -32,7 +32,7 @@ func startServe(t *testing.T, cfgText string, s *sink.Sink) (base string, stop f
 	stderr = &lockedBuffer{}
 	exit := make(chan int, 1)
 	go func() { exit <- runContext(ctx, []string{"serve", "--config", path}, io.Discard, stderr) }()
-	for deadline := time.Now().Add(2 * time.Minute); len(listenRE.FindAllString(stderr.String(), -1)) < 2; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Minute); len(listenRE.FindAllString(stderr.String(), -1)) < 2; time.Sleep(10 * time.Millisecond) {
 		select {
 		case code := <-exit:
 			cancel()

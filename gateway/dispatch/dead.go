@@ -1,7 +1,7 @@
 package dispatch
 
 import (
-	"time"
+	"encoding/json"
 
 	"github.com/hookgate/hookgate/gateway/queue"
 )
@@ -42,32 +42,45 @@ func (d *Dispatcher) ReplayAll(f queue.Filter, limit int) (replayed, remaining i
 }
 
 func (d *Dispatcher) notifyAll() {
-	for _, l := range d.gen.Load().order {
+	for _, l := range d.cur.Load().order {
 		l.notify()
 	}
 }
 
-// TargetQueue is one target's line in GET /admin/queue.
-type TargetQueue struct {
-	Depth     int    `json:"depth"`
-	Leased    int    `json:"leased"`
-	Bytes     int64  `json:"bytes"`
-	OldestAge string `json:"oldest_age"`
-	Dead      int    `json:"dead"`
-	Breaker   string `json:"breaker,omitempty"` // "" for a target no longer configured
+// TargetStatus is one target's queue and breaker: a line of GET
+// /admin/queue, the "queue" of a target in GET /admin/targets, and what
+// the hookgate_target_* gauges read.
+type TargetStatus struct {
+	queue.TargetStats
+	Breaker string // BreakerClosed, BreakerHalfOpen or BreakerOpen; "" for a target no longer configured
 }
 
-// QueueStats is what GET /admin/queue shows: every configured target, and
-// any target that still has deliveries in the queue.
-func (d *Dispatcher) QueueStats() map[string]TargetQueue {
+// MarshalJSON writes the admin API's shape, with the oldest pending age
+// in seconds as the hookgate_target_oldest_pending_seconds gauge has it:
+//
+//	{"depth":3,"leased":1,"bytes":2048,"oldest_pending_seconds":1.5,"dead":0,"breaker":"closed"}
+func (s TargetStatus) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Depth         int     `json:"depth"`  // pending, being sent included
+		Leased        int     `json:"leased"` // being sent now
+		Bytes         int64   `json:"bytes"`
+		OldestPending float64 `json:"oldest_pending_seconds"`
+		Dead          int     `json:"dead"`
+		Breaker       string  `json:"breaker,omitempty"`
+	}{s.Depth, s.Leased, s.Bytes, s.OldestAge.Seconds(), s.Dead, s.Breaker})
+}
+
+// Status reports every configured target, and any target that still has
+// deliveries in the queue (or dead letters).
+func (d *Dispatcher) Status() map[string]TargetStatus {
 	stats := d.store.Stats()
-	order := d.gen.Load().order
-	out := make(map[string]TargetQueue, len(stats)+len(order))
+	order := d.cur.Load().order
+	out := make(map[string]TargetStatus, len(stats)+len(order))
 	for _, l := range order {
-		out[l.name] = TargetQueue{OldestAge: "0s"}
+		out[l.name] = TargetStatus{}
 	}
 	for name, st := range stats {
-		out[name] = TargetQueue{Depth: st.Depth, Leased: st.Leased, Bytes: st.Bytes, OldestAge: st.OldestAge.Round(time.Millisecond).String(), Dead: st.Dead}
+		out[name] = TargetStatus{TargetStats: st}
 	}
 	for name, q := range out {
 		q.Breaker = d.BreakerState(name)

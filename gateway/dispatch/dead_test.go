@@ -2,11 +2,13 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/queue"
 	"github.com/hookgate/hookgate/gateway/target"
@@ -26,7 +28,7 @@ func TestReplayDeliversOnce(t *testing.T) {
 	}
 	dl := dead[0]
 	if string(dl.Delivery.ID) != "evt_j.0" || string(dl.Delivery.Body) != `{"n":"evt_j.0"}` || len(dl.Attempts) != 1 ||
-		dl.Attempts[0].Status != 400 || string(dl.Attempts[0].Body) != `{"error":"bad"}` {
+		dl.Attempts[0].Status != 400 || string(dl.Attempts[0].Body) != `{"error":"bad"}` || dl.Attempts[0].Outcome != delivery.AttemptDead {
 		t.Fatalf("dead letter %+v", dl)
 	}
 
@@ -70,9 +72,13 @@ func TestReplayDeliversOnce(t *testing.T) {
 	}
 	r.waitStats("crm", "delivered", func(st queue.TargetStats) bool { return st.Depth == 0 && st.Dead == 0 })
 
-	crm := r.d.QueueStats()["crm"]
-	if crm.Depth != 0 || crm.Dead != 0 || crm.Breaker != BreakerClosed || crm.OldestAge != "0s" {
-		t.Fatalf("QueueStats: %+v", crm)
+	crm := r.d.Status()["crm"]
+	if crm.Depth != 0 || crm.Dead != 0 || crm.Breaker != BreakerClosed || crm.OldestAge != 0 {
+		t.Fatalf("Status: %+v", crm)
+	}
+	// The admin API's shape: /admin/queue and /admin/targets show the same.
+	if b, err := json.Marshal(crm); err != nil || string(b) != `{"depth":0,"leased":0,"bytes":0,"oldest_pending_seconds":0,"dead":0,"breaker":"closed"}` {
+		t.Fatalf("Status JSON = %s, %v", b, err)
 	}
 	if _, _, err := r.d.DeadList(queue.Filter{}, "zz", 10); !errors.Is(err, queue.ErrBadCursor) {
 		t.Fatalf("DeadList with a bad cursor = %v, want queue.ErrBadCursor", err)

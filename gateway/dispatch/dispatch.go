@@ -17,6 +17,11 @@
 //     once; a short poll catches scheduled deliveries.
 //  4. Stop stops claiming, lets attempts in flight finish, releases what
 //     was claimed but not sent, and returns; then close the store.
+//
+// A config reload builds new Lanes (Dispatcher.Lanes) with the new target
+// clients and swaps them in (Dispatcher.Swap), which starts them and hands
+// back the old ones to Stop; their target clients may close once Stop and
+// Wait have returned.
 package dispatch
 
 import (
@@ -59,18 +64,18 @@ type Dispatcher struct {
 	metrics *metrics.Registry
 	journal *journal.Journal
 
-	mu      sync.Mutex // serializes Start, Stop and Reload
+	mu      sync.Mutex // serializes Start, Stop and Swap
 	started bool
 	stopped bool
-	gen     atomic.Pointer[generation]
+	cur     atomic.Pointer[Lanes]
 }
 
-// generation is the set of lanes built from one configuration; Reload
-// replaces it.
-type generation struct {
+// Lanes are the lanes built from one configuration's targets: one
+// generation of delivery workers. Swap replaces them.
+type Lanes struct {
 	lanes  map[string]*lane
 	order  []*lane
-	ctx    context.Context // cancelled when the generation stops
+	ctx    context.Context // cancelled when the lanes stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -78,7 +83,7 @@ type generation struct {
 // lane is one target's feeder, workers and limits.
 type lane struct {
 	d       *Dispatcher
-	g       *generation
+	g       *Lanes
 	name    string
 	cfg     *config.Target
 	client  *target.Client
@@ -107,12 +112,16 @@ func New(store queue.Engine, targets *target.Set, cfgs []config.Target, opts Opt
 	if d.poll <= 0 {
 		d.poll = time.Second
 	}
-	d.gen.Store(d.build(targets, cfgs))
+	d.cur.Store(d.Lanes(targets, cfgs))
 	return d
 }
 
-func (d *Dispatcher) build(targets *target.Set, cfgs []config.Target) *generation {
-	g := &generation{lanes: make(map[string]*lane)}
+// Lanes builds lanes for the targets in cfgs with the clients in targets,
+// for Swap; nothing runs until then. A target without a client is skipped
+// with a warning; its deliveries wait. Lanes never swapped in need no
+// clean-up.
+func (d *Dispatcher) Lanes(targets *target.Set, cfgs []config.Target) *Lanes {
+	g := &Lanes{lanes: make(map[string]*lane)}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	for i := range cfgs {
 		c := targets.Get(cfgs[i].Name)
@@ -147,7 +156,7 @@ func (d *Dispatcher) build(targets *target.Set, cfgs []config.Target) *generatio
 	return g
 }
 
-func (g *generation) start() {
+func (g *Lanes) start() {
 	for _, l := range g.order {
 		g.wg.Add(1 + l.workers)
 		go l.feed()
@@ -157,8 +166,9 @@ func (g *generation) start() {
 	}
 }
 
-// stop stops claiming and waits for the attempts in flight, or for ctx.
-func (g *generation) stop(ctx context.Context) error {
+// Stop stops claiming and waits for the attempts in flight, or for ctx;
+// then Wait waits for them without a limit.
+func (g *Lanes) Stop(ctx context.Context) error {
 	g.cancel()
 	done := make(chan struct{})
 	go func() {
@@ -173,6 +183,10 @@ func (g *generation) stop(ctx context.Context) error {
 	}
 }
 
+// Wait waits until every feeder and worker of stopped lanes has returned:
+// from then on, nothing uses their target clients.
+func (g *Lanes) Wait() { g.wg.Wait() }
+
 // Start starts every lane; later calls do nothing.
 func (d *Dispatcher) Start() {
 	d.mu.Lock()
@@ -181,7 +195,7 @@ func (d *Dispatcher) Start() {
 		return
 	}
 	d.started = true
-	d.gen.Load().start()
+	d.cur.Load().start()
 }
 
 // Stop stops claiming and waits for attempts in flight to finish; what was
@@ -192,27 +206,34 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stopped = true
-	return d.gen.Load().stop(ctx)
+	return d.cur.Load().Stop(ctx)
 }
 
-// Reload replaces the lanes with ones built from a new configuration (call
-// it after a config reload, with the new target clients). The old lanes
-// stop as in Stop, bounded by ctx; the new ones start even if ctx ended,
-// since claims never hand out what the old ones still hold. Breaker and
-// rate-limit state start afresh.
-func (d *Dispatcher) Reload(ctx context.Context, targets *target.Set, cfgs []config.Target) error {
+// Swap makes next the running lanes, started at once if the dispatcher
+// is, and returns the lanes it replaced, still running: the caller Stops
+// them (claims never hand out what they still hold, so both run safely
+// side by side meanwhile). Breaker and rate-limit state start afresh.
+// After Stop, Swap returns next, unstarted, and an error.
+func (d *Dispatcher) Swap(next *Lanes) (*Lanes, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopped {
-		return errors.New("dispatch: reload: dispatcher is stopped")
+		return next, errors.New("dispatch: swap: dispatcher is stopped")
 	}
-	next := d.build(targets, cfgs)
-	err := d.gen.Load().stop(ctx)
-	d.gen.Store(next)
 	if d.started {
 		next.start()
 	}
-	return err
+	return d.cur.Swap(next), nil
+}
+
+// Reload swaps in lanes built from targets and cfgs and stops the old
+// ones, bounded by ctx.
+func (d *Dispatcher) Reload(ctx context.Context, targets *target.Set, cfgs []config.Target) error {
+	old, err := d.Swap(d.Lanes(targets, cfgs))
+	if err != nil {
+		return err
+	}
+	return old.Stop(ctx)
 }
 
 // Enqueue stores ds in the queue and wakes their lanes: the gateway's
@@ -221,7 +242,7 @@ func (d *Dispatcher) Enqueue(ds []delivery.Delivery) error {
 	if err := d.store.Enqueue(ds); err != nil {
 		return err
 	}
-	lanes := d.gen.Load().lanes
+	lanes := d.cur.Load().lanes
 	for i := range ds {
 		if l := lanes[ds[i].Target]; l != nil {
 			l.notify()
@@ -330,7 +351,7 @@ func (l *lane) send(j *job) {
 	start := time.Now()
 	err := l.client.Do(&ld.Delivery, &j.res)
 	now := time.Now()
-	a := queue.Attempt{At: start, Duration: now.Sub(start)}
+	a := delivery.Attempt{At: start, Duration: now.Sub(start)}
 	var v Verdict
 	if err != nil {
 		v = RetryLater
@@ -346,7 +367,6 @@ func (l *lane) send(j *job) {
 	changed := l.breaker.record(err != nil || (v == RetryLater && Retryable(j.res.Status)), now)
 
 	n := ld.Attempts + 1 // attempts made, this one included
-	outcome := metrics.OutcomeSuccess
 	switch v {
 	case Delivered:
 		err = l.d.store.Ack(ld.Ref)
@@ -354,23 +374,23 @@ func (l *lane) send(j *job) {
 		wait := retryWait(l.cfg.Retry, n, rand.Float64(), j.res.RetryAfter, now)
 		if reason := l.giveUp(n, ld.EnqueuedAt, now.Add(wait)); reason != "" {
 			a.Error += "; " + reason
-			outcome = metrics.OutcomeDead
+			a.Outcome = delivery.AttemptDead
 			err = l.d.store.Dead(ld.Ref, a)
 		} else {
-			outcome = metrics.OutcomeRetry
+			a.Outcome = delivery.AttemptRetry
 			err = l.d.store.Retry(ld.Ref, now.Add(wait), a)
 		}
 	case GiveUp:
-		outcome = metrics.OutcomeDead
+		a.Outcome = delivery.AttemptDead
 		err = l.d.store.Dead(ld.Ref, a)
 	}
-	l.m.Attempt(outcome, a.Status, a.Duration)
-	l.d.journal.Attempt(&ld.Delivery, journal.Attempt{At: a.At, Status: a.Status, Error: a.Error, Duration: a.Duration, Outcome: outcome.String()})
+	l.m.Attempt(a.Outcome, a.Status, a.Duration)
+	l.d.journal.Attempt(&ld.Delivery, a)
 	if v != Delivered {
 		// One line per failed attempt; a success logs nothing. The error is
 		// the transport error or the verdict, never the delivery's content.
 		msg := "dispatch: attempt failed; will retry"
-		if outcome == metrics.OutcomeDead {
+		if a.Outcome == delivery.AttemptDead {
 			msg = "dispatch: delivery dead; replay it from /admin/dead"
 		}
 		l.d.log.Warn(msg, "target", l.name, "delivery_id", string(ld.Delivery.ID), "route", ld.Delivery.Route,
@@ -414,7 +434,7 @@ func failure(v Verdict, status int, statusFine bool) string {
 // BreakerState reports the state of target's breaker ("" for an unknown
 // target).
 func (d *Dispatcher) BreakerState(target string) string {
-	if l := d.gen.Load().lanes[target]; l != nil {
+	if l := d.cur.Load().lanes[target]; l != nil {
 		return l.breaker.State()
 	}
 	return ""

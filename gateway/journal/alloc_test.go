@@ -24,7 +24,7 @@ func TestJournalRecordAllocs(t *testing.T) {
 		dss[i] = deliveriesOf(ids[i], "r", "crm", "survey")
 	}
 	out := &delivery.Outcome{Emitted: true}
-	as := []Attempt{{Status: 200, Outcome: OutcomeSuccess}, {Status: 500, Error: "status 500", Outcome: OutcomeError}}
+	as := []delivery.Attempt{{Status: 200, Outcome: delivery.AttemptSuccess}, {Status: 500, Error: "status 500", Outcome: delivery.AttemptError}}
 	n := 0
 	record := func() {
 		i := n % len(ids)
@@ -34,7 +34,7 @@ func TestJournalRecordAllocs(t *testing.T) {
 		j.Chain(&ev, out, nil)
 		j.Deliveries(dss[i])
 		j.Answered(ids[i], "r", 1, 202, "")
-		j.Attempt(&dss[i][0], Attempt{At: time.Unix(1, 0), Status: 200, Outcome: OutcomeSuccess})
+		j.Attempt(&dss[i][0], delivery.Attempt{At: time.Unix(1, 0), Status: 200, Outcome: delivery.AttemptSuccess})
 		j.Forwarded(dss[i], as)
 		j.Sync(ids[i], "r", 1, 200, "", dss[i], as)
 	}

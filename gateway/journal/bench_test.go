@@ -28,7 +28,7 @@ func BenchmarkRecord(b *testing.B) {
 		j.Chain(&ev, out, nil)
 		j.Deliveries(dss[k])
 		j.Answered(ids[k], "howxm", 1, 202, "")
-		j.Attempt(&dss[k][0], Attempt{At: at, Status: 200, Duration: time.Millisecond, Outcome: OutcomeSuccess})
+		j.Attempt(&dss[k][0], delivery.Attempt{At: at, Status: 200, Duration: time.Millisecond, Outcome: delivery.AttemptSuccess})
 	}
 }
 

@@ -14,7 +14,7 @@
 //	j.Chain(ev, out, err)          // after the transform chain ran
 //	j.Deliveries(ds)               // once the deliveries are decided
 //	j.Answered(id, route, at, 202, "") // once the sender has its answer
-//	j.Attempt(&d, journal.Attempt{...}) // per attempt
+//	j.Attempt(&d, delivery.Attempt{...}) // per attempt
 //	j.Sync(id, route, at, 200, "", ds, as) // a sync route: all of it at once
 //	v, ok := j.Get("evt_...")
 //
@@ -109,29 +109,14 @@ type dentry struct {
 	as        []attempt
 }
 
+// attempt is a delivery.Attempt as the ring keeps it: err in a buffer
+// that is reused, no Body.
 type attempt struct {
 	at       int64
 	status   int
 	err      []byte
 	duration time.Duration
-	outcome  string // one of the Outcome constants: static strings
-}
-
-// Attempt outcomes.
-const (
-	OutcomeSuccess = "success" // the target accepted it
-	OutcomeRetry   = "retry"   // failed, will be tried again
-	OutcomeDead    = "dead"    // failed for good: in the dead letters
-	OutcomeError   = "error"   // a sync forward that failed (not retried)
-)
-
-// Attempt is one try at sending a delivery.
-type Attempt struct {
-	At       time.Time
-	Status   int    // 0: no HTTP answer
-	Error    string // "" on success
-	Duration time.Duration
-	Outcome  string // OutcomeSuccess, OutcomeRetry, OutcomeDead or OutcomeError
+	outcome  delivery.AttemptOutcome
 }
 
 func keyOf(id []byte) (key, bool) {
@@ -299,9 +284,9 @@ func (e *entry) delivery(d *delivery.Delivery) *dentry {
 	return x
 }
 
-// Attempt records one attempt at sending d. The event is found through
-// d.EventID, or the delivery id up to its last '.'.
-func (j *Journal) Attempt(d *delivery.Delivery, a Attempt) {
+// Attempt records one attempt at sending d (a.Body is not kept). The
+// event is found through d.EventID, or the delivery id up to its last '.'.
+func (j *Journal) Attempt(d *delivery.Delivery, a delivery.Attempt) {
 	if j == nil {
 		return
 	}
@@ -315,12 +300,12 @@ func (j *Journal) Attempt(d *delivery.Delivery, a Attempt) {
 		e.partial = true
 	}
 	e.received(d.Route, 0)
-	e.attempt(d, a)
+	e.attempt(d, &a)
 }
 
 // Forwarded records a sync route's deliveries and the one attempt each
 // made (as[i] for ds[i]) under one lock.
-func (j *Journal) Forwarded(ds []delivery.Delivery, as []Attempt) {
+func (j *Journal) Forwarded(ds []delivery.Delivery, as []delivery.Attempt) {
 	if j == nil || len(ds) == 0 {
 		return
 	}
@@ -332,7 +317,7 @@ func (j *Journal) Forwarded(ds []delivery.Delivery, as []Attempt) {
 	}
 	e.received(ds[0].Route, 0)
 	for i := range ds {
-		e.attempt(&ds[i], as[i])
+		e.attempt(&ds[i], &as[i])
 	}
 }
 
@@ -341,7 +326,7 @@ func (j *Journal) Forwarded(ds []delivery.Delivery, as []Attempt) {
 // answer the sender got (status and, for an error, its code). It is
 // Forwarded followed by Answered with one look-up of the entry instead
 // of two: a sync request pays for the journal once.
-func (j *Journal) Sync(id []byte, route string, receivedAt int64, status int, code string, ds []delivery.Delivery, as []Attempt) {
+func (j *Journal) Sync(id []byte, route string, receivedAt int64, status int, code string, ds []delivery.Delivery, as []delivery.Attempt) {
 	if j == nil {
 		return
 	}
@@ -353,13 +338,13 @@ func (j *Journal) Sync(id []byte, route string, receivedAt int64, status int, co
 	}
 	e.received(route, receivedAt)
 	for i := range ds {
-		e.attempt(&ds[i], as[i])
+		e.attempt(&ds[i], &as[i])
 	}
 	e.status = status
 	e.code = append(e.code[:0], code...)
 }
 
-func (e *entry) attempt(d *delivery.Delivery, a Attempt) {
+func (e *entry) attempt(d *delivery.Delivery, a *delivery.Attempt) {
 	x := e.delivery(d)
 	if x == nil {
 		return

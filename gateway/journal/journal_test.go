@@ -35,8 +35,8 @@ func TestJournalRecordsAnEvent(t *testing.T) {
 	j.Deliveries(ds)
 	j.Answered(id, "howxm", recv.UnixNano(), 202, "")
 	at := recv.Add(time.Second)
-	j.Attempt(&ds[0], Attempt{At: at, Status: 503, Error: "status 503: will retry", Duration: 20 * time.Millisecond, Outcome: OutcomeRetry})
-	j.Attempt(&ds[0], Attempt{At: at.Add(time.Second), Status: 200, Duration: 5 * time.Millisecond, Outcome: OutcomeSuccess})
+	j.Attempt(&ds[0], delivery.Attempt{At: at, Status: 503, Error: "status 503: will retry", Duration: 20 * time.Millisecond, Outcome: delivery.AttemptRetry, Body: []byte("busy")})
+	j.Attempt(&ds[0], delivery.Attempt{At: at.Add(time.Second), Status: 200, Duration: 5 * time.Millisecond, Outcome: delivery.AttemptSuccess})
 
 	got, ok := j.Get(string(id))
 	if !ok {
@@ -55,10 +55,10 @@ func TestJournalRecordsAnEvent(t *testing.T) {
 	if d0.ID != string(id)+".0" || d0.Target != "crm" || d0.AttemptsTotal != 2 || len(d0.Attempts) != 2 {
 		t.Errorf("delivery 0 = %+v", d0)
 	}
-	if a := d0.Attempts[0]; a.Status != 503 || a.Outcome != "retry" || a.Error != "status 503: will retry" || a.Duration != "20ms" || !a.At.Equal(at) {
+	if a := d0.Attempts[0]; a.Status != 503 || a.Outcome != delivery.AttemptRetry || a.Error != "status 503: will retry" || a.Duration != 20*time.Millisecond || !a.At.Equal(at) || a.Body != nil {
 		t.Errorf("attempt 0 = %+v", a)
 	}
-	if a := d0.Attempts[1]; a.Status != 200 || a.Outcome != "success" || a.Error != "" {
+	if a := d0.Attempts[1]; a.Status != 200 || a.Outcome != delivery.AttemptSuccess || a.Error != "" {
 		t.Errorf("attempt 1 = %+v", a)
 	}
 	if d1.Method != "GET" || d1.Path != "/api.php" || fmt.Sprintf("%s", d1.Query) != "[{crk a1} {email x+y@z&w=1}]" || !d1.NotBefore.Equal(recv.Add(time.Minute)) || len(d1.Attempts) != 0 {
@@ -124,7 +124,7 @@ func TestJournalBounds(t *testing.T) {
 	ds := deliveriesOf(id, "r", targets...)
 	j.Deliveries(ds)
 	for n := range MaxAttempts + 5 {
-		j.Attempt(&ds[0], Attempt{At: time.Unix(int64(n), 0), Status: 500 + n, Error: fmt.Sprint("try ", n), Outcome: OutcomeRetry})
+		j.Attempt(&ds[0], delivery.Attempt{At: time.Unix(int64(n), 0), Status: 500 + n, Error: fmt.Sprint("try ", n), Outcome: delivery.AttemptRetry})
 	}
 	got, _ := j.Get(string(id))
 	if len(got.Deliveries) != MaxDeliveries || got.DeliveriesTotal != MaxDeliveries+3 {
@@ -148,7 +148,7 @@ func TestJournalBounds(t *testing.T) {
 func TestJournalPartialFromAttempt(t *testing.T) {
 	j := New(4)
 	d := delivery.Delivery{ID: []byte("evt_old.1"), Route: "r", Target: "crm"} // no EventID: found from the id
-	j.Attempt(&d, Attempt{At: time.Unix(1, 0), Status: 200, Outcome: OutcomeSuccess})
+	j.Attempt(&d, delivery.Attempt{At: time.Unix(1, 0), Status: 200, Outcome: delivery.AttemptSuccess})
 	got, ok := j.Get("evt_old")
 	if !ok || !got.Partial || got.Route != "r" || len(got.Deliveries) != 1 || got.Deliveries[0].AttemptsTotal != 1 {
 		t.Errorf("partial = %+v (found %v)", got, ok)
@@ -159,7 +159,7 @@ func TestNilJournal(t *testing.T) {
 	var j *Journal
 	j.Chain(&delivery.Event{ID: evID(1)}, nil, nil)
 	j.Deliveries(deliveriesOf(evID(1), "r", "a"))
-	j.Attempt(&delivery.Delivery{ID: []byte("x.0")}, Attempt{})
+	j.Attempt(&delivery.Delivery{ID: []byte("x.0")}, delivery.Attempt{})
 	j.Answered(evID(1), "r", 1, 200, "")
 	if _, ok := j.Get(string(evID(1))); ok || j.Len() != 0 || j.Size() != 0 {
 		t.Error("a nil journal found something")
@@ -210,9 +210,9 @@ func TestJournalForwarded(t *testing.T) {
 	j := New(4)
 	id := evID(7)
 	ds := deliveriesOf(id, "sync", "crm", "survey")
-	j.Forwarded(ds, []Attempt{
-		{At: time.Unix(5, 0), Status: 201, Duration: time.Millisecond, Outcome: OutcomeSuccess},
-		{At: time.Unix(5, 0), Error: "dial tcp 127.0.0.1:9: connection refused", Outcome: OutcomeError},
+	j.Forwarded(ds, []delivery.Attempt{
+		{At: time.Unix(5, 0), Status: 201, Duration: time.Millisecond, Outcome: delivery.AttemptSuccess},
+		{At: time.Unix(5, 0), Error: "dial tcp 127.0.0.1:9: connection refused", Outcome: delivery.AttemptError},
 	})
 	j.Answered(id, "sync", 3, 201, "")
 	got, ok := j.Get(string(id))
@@ -220,7 +220,7 @@ func TestJournalForwarded(t *testing.T) {
 		t.Fatalf("event = %+v (found %v)", got, ok)
 	}
 	a0, a1 := got.Deliveries[0].Attempts, got.Deliveries[1].Attempts
-	if len(a0) != 1 || a0[0].Status != 201 || a0[0].Outcome != "success" || len(a1) != 1 || a1[0].Outcome != "error" || a1[0].Status != 0 ||
+	if len(a0) != 1 || a0[0].Status != 201 || a0[0].Outcome != delivery.AttemptSuccess || len(a1) != 1 || a1[0].Outcome != delivery.AttemptError || a1[0].Status != 0 ||
 		a1[0].Error != "dial tcp 127.0.0.1:9: connection refused" {
 		t.Errorf("attempts = %+v, %+v", a0, a1)
 	}
@@ -229,9 +229,9 @@ func TestJournalForwarded(t *testing.T) {
 // Sync is Forwarded then Answered under one lock: the event it records
 // must read exactly the same, refusals (a code) included.
 func TestJournalSyncEqualsForwardedAnswered(t *testing.T) {
-	as := []Attempt{
-		{At: time.Unix(5, 0), Status: 201, Duration: time.Millisecond, Outcome: OutcomeSuccess},
-		{At: time.Unix(5, 0), Error: "dial tcp 127.0.0.1:9: connection refused", Outcome: OutcomeError},
+	as := []delivery.Attempt{
+		{At: time.Unix(5, 0), Status: 201, Duration: time.Millisecond, Outcome: delivery.AttemptSuccess},
+		{At: time.Unix(5, 0), Error: "dial tcp 127.0.0.1:9: connection refused", Outcome: delivery.AttemptError},
 	}
 	tests := []struct {
 		name   string

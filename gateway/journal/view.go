@@ -45,19 +45,10 @@ type Delivery struct {
 	Path      string        `json:"-"`
 	Query     []delivery.KV `json:"-"` // the delivery's own query pairs, in order, as sent
 	NotBefore *time.Time    `json:"not_before,omitempty"`
-	// Attempts holds the first and the latest, at most MaxAttempts;
-	// AttemptsTotal counts all.
-	Attempts      []AttemptView `json:"attempts"`
-	AttemptsTotal int           `json:"attempts_total"`
-}
-
-// AttemptView is one attempt as shown.
-type AttemptView struct {
-	At       time.Time `json:"at"`
-	Status   int       `json:"status,omitempty"`
-	Error    string    `json:"error,omitempty"`
-	Duration string    `json:"duration"`
-	Outcome  string    `json:"outcome"`
+	// Attempts holds the first and the latest, at most MaxAttempts (with
+	// no Body); AttemptsTotal counts all.
+	Attempts      []delivery.Attempt `json:"attempts"`
+	AttemptsTotal int                `json:"attempts_total"`
 }
 
 // Get returns what the journal knows of event id.
@@ -90,14 +81,14 @@ func (j *Journal) Get(id string) (Event, bool) {
 	for i := range e.ds {
 		x := &e.ds[i]
 		d := Delivery{ID: string(x.id), Target: string(x.target), Method: string(x.method), Path: string(x.path),
-			Query: queryPairs(x.query), Attempts: []AttemptView{}, AttemptsTotal: x.n}
+			Query: queryPairs(x.query), Attempts: []delivery.Attempt{}, AttemptsTotal: x.n}
 		if x.notBefore != 0 {
 			t := time.Unix(0, x.notBefore)
 			d.NotBefore = &t
 		}
 		for _, a := range x.as {
-			d.Attempts = append(d.Attempts, AttemptView{At: time.Unix(0, a.at), Status: a.status, Error: string(a.err),
-				Duration: a.duration.String(), Outcome: a.outcome})
+			d.Attempts = append(d.Attempts, delivery.Attempt{At: time.Unix(0, a.at), Status: a.status, Error: string(a.err),
+				Duration: a.duration, Outcome: a.outcome})
 		}
 		v.Deliveries = append(v.Deliveries, d)
 	}

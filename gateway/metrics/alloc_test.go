@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/plugins/abi"
 )
 
@@ -36,8 +37,8 @@ func TestHotPathAllocs(t *testing.T) {
 		{"plugin call error", func() { pm.Call(d, abi.KindTimeout) }},
 		{"plugin call unknown kind", func() { pm.Call(d, "nope") }},
 		{"plugin call through the interface", func() { obs.Call(d, abi.KindTrap) }},
-		{"target attempt", func() { tm.Attempt(OutcomeRetry, 503, d) }},
-		{"target attempt no answer", func() { tm.Attempt(OutcomeRetry, 0, d) }},
+		{"target attempt", func() { tm.Attempt(delivery.AttemptRetry, 503, d) }},
+		{"target attempt no answer", func() { tm.Attempt(delivery.AttemptRetry, 0, d) }},
 		{"target forwarded", func() { tm.Forwarded(200, nil, d) }},
 		{"target forwarded failed", func() { tm.Forwarded(200, errTransport, d) }},
 		{"nil handle", func() { nilRoute.Request(); nilRoute.Observe(d) }},

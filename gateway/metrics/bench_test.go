@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/hookgate/hookgate/delivery"
 )
 
 var errTransport = errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
@@ -56,7 +58,7 @@ func BenchmarkTargetAttempt(b *testing.B) {
 	d := 20 * time.Millisecond
 	b.ReportAllocs()
 	for b.Loop() {
-		tm.Attempt(OutcomeSuccess, 200, d)
+		tm.Attempt(delivery.AttemptSuccess, 200, d)
 	}
 }
 
@@ -67,7 +69,7 @@ func BenchmarkScrape(b *testing.B) {
 	reg := New("dev")
 	for i := range 20 {
 		reg.Route(string(rune('a' + i))).Request()
-		reg.Target(string(rune('a'+i))).Attempt(OutcomeSuccess, 200, time.Millisecond)
+		reg.Target(string(rune('a'+i))).Attempt(delivery.AttemptSuccess, 200, time.Millisecond)
 	}
 	for i := range 10 {
 		reg.Plugin(string(rune('a'+i))).Call(time.Microsecond, "")

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/plugins/abi"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -135,13 +136,13 @@ func TestScrapeAfterKnownTraffic(t *testing.T) {
 	reg.PluginObserver("template").Call(5*time.Microsecond, abi.KindTrap)
 
 	crm := reg.Target("crm")
-	crm.Attempt(OutcomeSuccess, 200, 20*time.Millisecond)
-	crm.Attempt(OutcomeSuccess, 204, 30*time.Millisecond)
-	crm.Attempt(OutcomeRetry, 503, time.Second)
-	crm.Attempt(OutcomeRetry, 0, 5*time.Second) // transport failure
-	crm.Attempt(OutcomeDead, 404, time.Millisecond)
-	crm.Attempt(OutcomeError, 302, time.Millisecond)
-	crm.Attempt(Outcome(9), 600, time.Millisecond) // out of range: error, none
+	crm.Attempt(delivery.AttemptSuccess, 200, 20*time.Millisecond)
+	crm.Attempt(delivery.AttemptSuccess, 204, 30*time.Millisecond)
+	crm.Attempt(delivery.AttemptRetry, 503, time.Second)
+	crm.Attempt(delivery.AttemptRetry, 0, 5*time.Second) // transport failure
+	crm.Attempt(delivery.AttemptDead, 404, time.Millisecond)
+	crm.Attempt(delivery.AttemptError, 302, time.Millisecond)
+	crm.Attempt(delivery.AttemptOutcome(9), 600, time.Millisecond) // out of range: error, none
 	fwd := reg.Target("sync")
 	fwd.Forwarded(201, nil, time.Millisecond)
 	fwd.Forwarded(200, errors.New("connection refused"), time.Millisecond) // a stale status is ignored
@@ -271,7 +272,7 @@ func TestConventions(t *testing.T) {
 	reg := New("dev")
 	reg.Route("r").Request()
 	reg.Plugin("p").Call(time.Millisecond, "")
-	reg.Target("t").Attempt(OutcomeSuccess, 200, time.Millisecond)
+	reg.Target("t").Attempt(delivery.AttemptSuccess, 200, time.Millisecond)
 	reg.SetQueueStats(func() map[string]QueueStat { return map[string]QueueStat{"t": {Breaker: "closed"}} })
 	reg.SetPluginPool(func() map[string]PoolStat { return map[string]PoolStat{"p": {}} })
 	fams := scrape(t, reg)
@@ -343,7 +344,7 @@ func TestBoundedLabels(t *testing.T) {
 	tm := reg.Target("t")
 	for _, status := range []int{-1, 0, 99, 100, 199, 200, 299, 301, 404, 418, 500, 599, 600, 1000} {
 		for o := range 6 {
-			tm.Attempt(Outcome(o), status, time.Millisecond)
+			tm.Attempt(delivery.AttemptOutcome(o), status, time.Millisecond)
 		}
 	}
 	fams := scrape(t, reg)
@@ -395,8 +396,8 @@ func TestSameNameSameHandle(t *testing.T) {
 	// A reload asks again: the counters carry on.
 	reg.Route("a").Request()
 	reg.Route("a").Request()
-	reg.Target("a").Attempt(OutcomeSuccess, 200, time.Millisecond)
-	reg.Target("a").Attempt(OutcomeSuccess, 201, time.Millisecond)
+	reg.Target("a").Attempt(delivery.AttemptSuccess, 200, time.Millisecond)
+	reg.Target("a").Attempt(delivery.AttemptSuccess, 201, time.Millisecond)
 	fams := scrape(t, reg)
 	if got := value(t, fams, "hookgate_route_requests_total", "route=a"); got != 2 {
 		t.Errorf("requests after a reload: %v, want 2", got)
@@ -426,7 +427,7 @@ func TestNilSafe(t *testing.T) {
 			reg.Plugin("x").Call(time.Second, abi.KindTrap)
 			reg.PluginObserver("x").Call(time.Second, "")
 		}},
-		{"target", func() { reg.Target("x").Attempt(OutcomeDead, 500, time.Second) }},
+		{"target", func() { reg.Target("x").Attempt(delivery.AttemptDead, 500, time.Second) }},
 		{"registry", func() {
 			reg.SetQueueStats(func() map[string]QueueStat { return nil })
 			reg.SetPluginPool(func() map[string]PoolStat { return nil })
@@ -500,7 +501,7 @@ func TestConcurrentFirstUse(t *testing.T) {
 			defer wg.Done()
 			for i := range per {
 				reg.Route("r").Request()
-				reg.Target("t").Attempt(Outcome(i%4), 200+100*(w%4), time.Millisecond)
+				reg.Target("t").Attempt(delivery.AttemptOutcome(i%4), 200+100*(w%4), time.Millisecond)
 			}
 		}()
 	}

@@ -6,30 +6,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hookgate/hookgate/delivery"
 )
 
-// Outcome is what one delivery attempt led to: the outcome label of
-// hookgate_target_attempts_total.
-type Outcome uint8
-
-const (
-	OutcomeSuccess Outcome = iota // the target accepted it
-	OutcomeRetry                  // it failed and will be tried again
-	OutcomeDead                   // it failed and went to the dead letters
-	OutcomeError                  // a sync route's forward failed; the sender got the error, nothing is retried
-	numOutcomes
-)
-
-var outcomeNames = [numOutcomes]string{"success", "retry", "dead", "error"}
-
-// String is the outcome's label value; an out-of-range Outcome counts as
-// "error".
-func (o Outcome) String() string {
-	if o >= numOutcomes {
-		return outcomeNames[OutcomeError]
-	}
-	return outcomeNames[o]
-}
+// numOutcomes counts the delivery.AttemptOutcome values: the outcome label
+// of hookgate_target_attempts_total is their text.
+const numOutcomes = delivery.AttemptError + 1
 
 // Status classes: the class label.
 const (
@@ -93,13 +76,14 @@ func (r *Registry) Target(name string) *TargetMetrics {
 
 // Attempt records one delivery attempt that took d. status is the HTTP
 // status the target answered, 0 when it did not answer (dial error,
-// timeout, reset).
-func (m *TargetMetrics) Attempt(outcome Outcome, status int, d time.Duration) {
+// timeout, reset). An outcome that is not one of the four counts as
+// delivery.AttemptError.
+func (m *TargetMetrics) Attempt(outcome delivery.AttemptOutcome, status int, d time.Duration) {
 	if m == nil {
 		return
 	}
 	if outcome >= numOutcomes {
-		outcome = OutcomeError
+		outcome = delivery.AttemptError
 	}
 	cls := classOf(status)
 	c := m.attempts[outcome][cls].Load()
@@ -115,25 +99,25 @@ func (m *TargetMetrics) Attempt(outcome Outcome, status int, d time.Duration) {
 // failure, and then status is ignored).
 func (m *TargetMetrics) Forwarded(status int, err error, d time.Duration) {
 	if err != nil {
-		m.Attempt(OutcomeError, 0, d)
+		m.Attempt(delivery.AttemptError, 0, d)
 		return
 	}
 	if status >= 200 && status <= 299 {
-		m.Attempt(OutcomeSuccess, status, d)
+		m.Attempt(delivery.AttemptSuccess, status, d)
 		return
 	}
-	m.Attempt(OutcomeError, status, d)
+	m.Attempt(delivery.AttemptError, status, d)
 }
 
 // resolve creates the child for (outcome, class) once; the lock keeps two
 // first attempts from boxing it twice.
-func (m *TargetMetrics) resolve(outcome Outcome, cls int) *counter {
+func (m *TargetMetrics) resolve(outcome delivery.AttemptOutcome, cls int) *counter {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if c := m.attempts[outcome][cls].Load(); c != nil {
 		return c
 	}
-	c := &counter{m.vec.WithLabelValues(outcomeNames[outcome], classNames[cls])}
+	c := &counter{m.vec.WithLabelValues(outcome.String(), classNames[cls])}
 	m.attempts[outcome][cls].Store(c)
 	return c
 }

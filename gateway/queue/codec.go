@@ -309,7 +309,10 @@ func decodeDead(src []byte) (deadInfo, error) {
 // Attempt encoding:
 //
 //	v1: 0x01 | at (varint) | duration (varint) | status (uvarint) | Error | Body
-func appendAttempt(dst []byte, a *Attempt) []byte {
+//
+// Outcome is not stored: it follows from where the attempt is (see
+// DeadLetter.Attempts).
+func appendAttempt(dst []byte, a *delivery.Attempt) []byte {
 	dst = append(dst, recordV1)
 	dst = binary.AppendVarint(dst, a.At.UnixNano())
 	dst = binary.AppendVarint(dst, int64(a.Duration))
@@ -324,9 +327,9 @@ func appendAttempt(dst []byte, a *Attempt) []byte {
 	return append(dst, body...)
 }
 
-func decodeAttempt(src []byte) (Attempt, error) {
+func decodeAttempt(src []byte) (delivery.Attempt, error) {
 	if len(src) == 0 || src[0] != recordV1 {
-		return Attempt{}, ErrCorrupt
+		return delivery.Attempt{}, ErrCorrupt
 	}
 	r := decoder{b: src[1:]}
 	at := r.varint()
@@ -335,9 +338,9 @@ func decodeAttempt(src []byte) (Attempt, error) {
 	errText := r.field()
 	body := r.field()
 	if r.err || len(r.b) != 0 || status > 999 {
-		return Attempt{}, ErrCorrupt
+		return delivery.Attempt{}, ErrCorrupt
 	}
-	return Attempt{
+	return delivery.Attempt{
 		At:       unixTime(at),
 		Duration: durationOf(dur),
 		Status:   int(status),

@@ -110,7 +110,7 @@ func FuzzDecodeRecord(f *testing.F) {
 func FuzzDecodeSide(f *testing.F) {
 	f.Add(appendPending(nil, "crm", 1, 2, 3, 4))
 	f.Add(appendDead(nil, &deadInfo{target: []byte("crm"), route: []byte("r"), size: 9, attempts: 2}))
-	f.Add(appendAttempt(nil, &Attempt{Status: 503, Error: "x", Body: []byte("y")}))
+	f.Add(appendAttempt(nil, &delivery.Attempt{Status: 503, Error: "x", Body: []byte("y")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if p, err := decodePending(b); err == nil {
 			if _, err := decodePending(appendPending(nil, string(p.target), p.due, p.enqueued, p.size, p.attempts)); err != nil {

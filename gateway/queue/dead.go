@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/hookgate/hookgate/delivery"
 )
 
 // Dead records attempt a and moves the delivery to the dead letters, where
 // it stays (with all its attempts) until replayed.
-func (s *Store) Dead(ref Ref, a Attempt) error {
+func (s *Store) Dead(ref Ref, a delivery.Attempt) error {
 	s.life.RLock()
 	defer s.life.RUnlock()
 	if s.closed {
@@ -40,7 +42,7 @@ func (s *Store) Dead(ref Ref, a Attempt) error {
 	return nil
 }
 
-func (s *Store) writeDead(seq uint64, n int, enq, size int64, target string, a *Attempt) error {
+func (s *Store) writeDead(seq uint64, n int, enq, size int64, target string, a *delivery.Attempt) error {
 	dk := keyOf(kindRecord, seq)
 	v, closer, err := s.db.Get(dk[:])
 	if err != nil {
@@ -120,8 +122,10 @@ func (s *Store) DeadList(f Filter, cursor string, limit int) ([]DeadLetter, stri
 	return out, next, nil
 }
 
-func (s *Store) attempts(seq uint64, n int) ([]Attempt, error) {
-	out := make([]Attempt, 0, n)
+// attempts reads a dead letter's n attempts. Their outcome is not stored
+// but known: every one but the last was retried, the last one made it dead.
+func (s *Store) attempts(seq uint64, n int) ([]delivery.Attempt, error) {
+	out := make([]delivery.Attempt, 0, n)
 	for i := 0; i < n; i++ {
 		k := attemptKeyOf(seq, i)
 		v, closer, err := s.db.Get(k[:])
@@ -136,7 +140,11 @@ func (s *Store) attempts(seq uint64, n int) ([]Attempt, error) {
 		if err != nil {
 			return nil, fmt.Errorf("attempt %d: %w", i, err)
 		}
+		a.Outcome = delivery.AttemptRetry
 		out = append(out, a)
+	}
+	if len(out) > 0 {
+		out[len(out)-1].Outcome = delivery.AttemptDead
 	}
 	return out, nil
 }

@@ -80,7 +80,7 @@ func (s *Store) Claim(dst []Leased, target string, now time.Time, max int, lease
 func (s *Store) unreadable(ref Ref, now time.Time, cause error) {
 	s.log.Error("queue: delivery record unreadable", "ref", uint64(ref), "err", cause)
 	if !errors.Is(cause, pebble.ErrNotFound) {
-		s.retry(ref, now.Add(time.Hour), Attempt{At: now, Error: cause.Error()})
+		s.retry(ref, now.Add(time.Hour), delivery.Attempt{At: now, Error: cause.Error()})
 		return
 	}
 	s.mu.Lock()
@@ -187,7 +187,7 @@ func (s *Store) Ack(ref Ref) error {
 }
 
 // Retry records attempt a and makes the delivery ready again at due.
-func (s *Store) Retry(ref Ref, due time.Time, a Attempt) error {
+func (s *Store) Retry(ref Ref, due time.Time, a delivery.Attempt) error {
 	s.life.RLock()
 	defer s.life.RUnlock()
 	if s.closed {
@@ -197,7 +197,7 @@ func (s *Store) Retry(ref Ref, due time.Time, a Attempt) error {
 }
 
 // retry is Retry with s.life already held (shared).
-func (s *Store) retry(ref Ref, due time.Time, a Attempt) error {
+func (s *Store) retry(ref Ref, due time.Time, a delivery.Attempt) error {
 	s.mu.Lock()
 	e, err := s.lookup(ref)
 	if err != nil {

@@ -64,8 +64,8 @@ type Engine interface {
 	// NextDue reports when the earliest unleased delivery of target is due.
 	NextDue(target string) (time.Time, bool)
 	Ack(ref Ref) error
-	Retry(ref Ref, due time.Time, a Attempt) error
-	Dead(ref Ref, a Attempt) error
+	Retry(ref Ref, due time.Time, a delivery.Attempt) error
+	Dead(ref Ref, a delivery.Attempt) error
 	Release(ref Ref) error
 	DeadList(f Filter, cursor string, limit int) ([]DeadLetter, string, error)
 	// Replay moves the dead letter with delivery id back to ready.
@@ -95,7 +95,8 @@ var (
 	ErrBadCursor = errors.New("queue: bad cursor")
 )
 
-// MaxAttemptBody is how much of a target's answer an Attempt keeps.
+// MaxAttemptBody is how much of a target's answer (Attempt.Body) the
+// queue stores with an attempt.
 const MaxAttemptBody = 512
 
 // Ref names one queued delivery for the lease calls. It is the engine's
@@ -112,22 +113,16 @@ type Leased struct {
 	key [9]byte // Claim's lookup key, kept here so it costs no allocation
 }
 
-// Attempt is the record of one try at sending a delivery.
-type Attempt struct {
-	At       time.Time
-	Duration time.Duration
-	Status   int    // HTTP status, 0 when there was no answer
-	Error    string // transport error or verdict; "" on success
-	Body     []byte // the first MaxAttemptBody bytes of the answer
-}
-
 // DeadLetter is a delivery that was given up on, with its attempts.
 type DeadLetter struct {
 	Ref        Ref
 	Delivery   delivery.Delivery
 	EnqueuedAt time.Time
 	DeadAt     time.Time
-	Attempts   []Attempt
+	// Attempts are the stored ones: At, Duration, Status, Error and up to
+	// MaxAttemptBody bytes of Body. Outcome is not stored; each reads back
+	// as delivery.AttemptRetry, the last one as delivery.AttemptDead.
+	Attempts []delivery.Attempt
 }
 
 // Filter selects dead letters; empty fields match everything.
@@ -140,13 +135,14 @@ func (f Filter) match(target, route []byte) bool {
 	return (f.Target == "" || f.Target == string(target)) && (f.Route == "" || f.Route == string(route))
 }
 
-// TargetStats describes one target's queue.
+// TargetStats describes one target's queue. gateway/dispatch adds the
+// breaker (dispatch.TargetStatus) and writes the JSON the admin API shows.
 type TargetStats struct {
-	Depth     int           `json:"depth"`  // pending deliveries, leased included
-	Leased    int           `json:"leased"` // being sent right now
-	Bytes     int64         `json:"bytes"`  // pending record bytes
-	OldestAge time.Duration `json:"oldest_age"`
-	Dead      int           `json:"dead"`
+	Depth     int           // pending deliveries, leased included
+	Leased    int           // being sent right now
+	Bytes     int64         // pending record bytes
+	OldestAge time.Duration // age of the oldest pending delivery; 0 when none
+	Dead      int
 }
 
 func unixTime(ns int64) time.Time {

@@ -140,7 +140,7 @@ func TestRetryDeadReplay(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("claimed %d", len(got))
 	}
-	a1 := Attempt{At: now, Duration: 3 * time.Millisecond, Status: 503, Error: "status 503", Body: []byte(strings.Repeat("x", 600))}
+	a1 := delivery.Attempt{At: now, Duration: 3 * time.Millisecond, Status: 503, Error: "status 503", Body: []byte(strings.Repeat("x", 600))}
 	if err := s.Retry(got[0].Ref, now.Add(time.Second), a1); err != nil {
 		t.Fatal(err)
 	}
@@ -151,11 +151,11 @@ func TestRetryDeadReplay(t *testing.T) {
 	if len(again) != 1 || again[0].Attempts != 1 || string(again[0].Delivery.ID) != "evt_3.0" {
 		t.Fatalf("after retry claimed %v attempts %v", ids(again), again)
 	}
-	a2 := Attempt{At: now.Add(time.Second), Status: 404, Error: "status 404"}
+	a2 := delivery.Attempt{At: now.Add(time.Second), Status: 404, Error: "status 404"}
 	if err := s.Dead(again[0].Ref, a2); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Dead(got[1].Ref, Attempt{At: now, Status: 400}); err != nil {
+	if err := s.Dead(got[1].Ref, delivery.Attempt{At: now, Status: 400}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -176,6 +176,9 @@ func TestRetryDeadReplay(t *testing.T) {
 	if len(dl[0].Attempts) != 2 || dl[0].Attempts[0].Status != 503 || len(dl[0].Attempts[0].Body) != MaxAttemptBody ||
 		dl[0].Attempts[0].Duration != 3*time.Millisecond || dl[0].Attempts[1].Status != 404 || !dl[0].Attempts[0].At.Equal(now) {
 		t.Fatalf("attempts %+v", dl[0].Attempts)
+	}
+	if dl[0].Attempts[0].Outcome != delivery.AttemptRetry || dl[0].Attempts[1].Outcome != delivery.AttemptDead {
+		t.Fatalf("outcomes %v, %v; want retry, dead", dl[0].Attempts[0].Outcome, dl[0].Attempts[1].Outcome)
 	}
 	// Paging.
 	page1, next, _ := s.DeadList(Filter{}, "", 1)
@@ -263,7 +266,7 @@ func TestReopenRedeliversUnacked(t *testing.T) {
 	}
 	got, _ := s.Claim(nil, "crm", time.Now(), 3, time.Minute)
 	s.Ack(got[0].Ref) // acked: gone; got[1], got[2] in flight: back after restart
-	s.Retry(got[1].Ref, time.Now(), Attempt{At: time.Now(), Status: 500})
+	s.Retry(got[1].Ref, time.Now(), delivery.Attempt{At: time.Now(), Status: 500})
 	s.Close()
 
 	s = openTest(t, dir, Options{})
@@ -348,7 +351,7 @@ func TestReplayAllLimit(t *testing.T) {
 	}
 	got, _ := s.Claim(nil, "crm", time.Now(), total, time.Minute)
 	for _, l := range got {
-		if err := s.Dead(l.Ref, Attempt{At: time.Now(), Status: 400}); err != nil {
+		if err := s.Dead(l.Ref, delivery.Attempt{At: time.Now(), Status: 400}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -422,7 +425,7 @@ func TestConcurrentUse(t *testing.T) {
 				for i := range ls {
 					switch (n + i) % 4 {
 					case 0:
-						s.Retry(ls[i].Ref, time.Now(), Attempt{At: time.Now(), Status: 503})
+						s.Retry(ls[i].Ref, time.Now(), delivery.Attempt{At: time.Now(), Status: 503})
 					case 1:
 						s.Release(ls[i].Ref)
 					default:

@@ -118,19 +118,34 @@ func decodeWebhookSecret(secret string) ([]byte, error) {
 }
 
 // apply writes the auth headers of one request. Headers copy their
-// values, so the scratch goes back to the pool before apply returns.
-func (s *signer) apply(req *fasthttp.Request, d *delivery.Delivery, now func() time.Time) {
+// values, so the scratch goes back to the pool before apply returns. With
+// show it writes what Describe shows instead: Redacted for a credential,
+// Computed for what is computed per attempt (signatures, timestamps).
+func (s *signer) apply(req *fasthttp.Request, d *delivery.Delivery, now func() time.Time, show bool) {
 	switch s.kind {
 	case config.AuthBasic, config.AuthBearer, config.AuthHeader:
+		if show {
+			req.Header.SetBytesK(s.key, Redacted)
+			return
+		}
 		req.Header.SetBytesKV(s.key, s.value)
 	case config.AuthHMAC:
+		if show {
+			req.Header.SetBytesK(s.sigHeader, Computed)
+			return
+		}
 		sc := s.pool.Get().(*scratch)
 		req.Header.SetBytesKV(s.sigHeader, sc.signHMAC(s.prefix, d.Body))
 		s.pool.Put(sc)
 	case config.AuthStandardWebhooks:
+		req.Header.SetBytesKV(headerWebhookID, d.ID)
+		if show {
+			req.Header.SetBytesK(headerWebhookTimestamp, Computed)
+			req.Header.SetBytesK(headerWebhookSignature, Computed)
+			return
+		}
 		sc := s.pool.Get().(*scratch)
 		sc.ts = strconv.AppendInt(sc.ts[:0], now().Unix(), 10)
-		req.Header.SetBytesKV(headerWebhookID, d.ID)
 		req.Header.SetBytesKV(headerWebhookTimestamp, sc.ts)
 		req.Header.SetBytesKV(headerWebhookSignature, sc.signStandardWebhooks(d.ID, sc.ts, d.Body))
 		s.pool.Put(sc)

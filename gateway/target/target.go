@@ -16,6 +16,8 @@
 //  2. Do builds one request from pooled fasthttp objects, signs it, sends
 //     it within the target's timeout and copies the answer into the
 //     caller's Result. In steady state it allocates nothing.
+//     Describe builds the same request, secrets redacted, to show people
+//     what Do would send (hookgate try, the admin route test, /admin/events).
 //  3. Close drops idle connections.
 //
 // # Notes
@@ -44,6 +46,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -92,7 +95,7 @@ type Client struct {
 
 type kv struct {
 	key, value []byte
-	shown      string // the value as error messages may print it
+	shown      string // the value as Describe and error messages may print it
 }
 
 // New builds the client for t. Zero fields take the config package's
@@ -135,7 +138,7 @@ func New(t config.Target) (*Client, error) {
 	var args fasthttp.Args
 	args.Parse(u.RawQuery)
 	for k, v := range args.All() {
-		c.query = append(c.query, kv{key: clone(k), value: clone(v), shown: "[redacted]"})
+		c.query = append(c.query, kv{key: clone(k), value: clone(v), shown: Redacted})
 	}
 	for _, k := range slices.Sorted(maps.Keys(t.Query)) {
 		v := t.Query[k]
@@ -146,7 +149,12 @@ func New(t config.Target) (*Client, error) {
 		if skipHeader([]byte(k)) {
 			return nil, fmt.Errorf("target %q: header %q is set by hookgate and cannot be configured", t.Name, k)
 		}
-		c.header = append(c.header, kv{key: []byte(k), value: []byte(t.Headers[k].Reveal())})
+		v := t.Headers[k]
+		shown := v.String()
+		if shown == Redacted && harmless(k) {
+			shown = v.Reveal()
+		}
+		c.header = append(c.header, kv{key: []byte(k), value: []byte(v.Reveal()), shown: shown})
 	}
 	c.idHeader = []byte(t.IDHeader)
 
@@ -224,6 +232,7 @@ func (c *Client) Close() { c.hc.CloseIdleConnections() }
 var (
 	headerRetryAfter = []byte("Retry-After")
 	contentTypeJSON  = []byte("application/json")
+	userAgent        = []byte("hookgate")
 )
 
 // Do sends d and fills r. The error is a transport failure (dial, timeout,
@@ -236,8 +245,8 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 
-	c.build(d, req)
-	c.auth.apply(req, d, c.now)
+	c.build(d, req, false)
+	c.auth.apply(req, d, c.now, false)
 
 	err := c.hc.DoTimeout(req, resp, c.timeout)
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) && resp.StatusCode() > 0 {
@@ -257,14 +266,18 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 	return nil
 }
 
-// build writes method, URL, headers and body of d into req.
-func (c *Client) build(d *delivery.Delivery, req *fasthttp.Request) {
+// build writes method, URL, headers and body of d into req: everything Do
+// sends but the auth headers. With show it writes configured values
+// (query and headers) in their redacted form instead, for Describe;
+// nothing else differs.
+func (c *Client) build(d *delivery.Delivery, req *fasthttp.Request, show bool) {
 	if len(d.Method) > 0 {
 		req.Header.SetMethodBytes(d.Method)
 	} else {
 		req.Header.SetMethodBytes(c.method)
 	}
 	uri := req.URI()
+	uri.DisablePathNormalizing = true // as the host client sends it; Describe renders it
 	uri.SetSchemeBytes(c.scheme)
 	uri.SetHostBytes(c.host)
 	if len(d.Path) > 0 {
@@ -273,21 +286,18 @@ func (c *Client) build(d *delivery.Delivery, req *fasthttp.Request) {
 		uri.SetPathBytes(c.path)
 	}
 	if len(c.query) > 0 || len(d.Query) > 0 {
-		args := uri.QueryArgs()
-		for i := range c.query {
-			args.AddBytesKV(c.query[i].key, c.query[i].value)
-		}
-		for i := range d.Query {
-			q := &d.Query[i]
-			if c.hasStaticQuery(q.Key) && !seenBefore(d.Query[:i], q.Key) {
-				args.DelBytes(q.Key) // same key replaces every static value
-			}
-			args.AddBytesKV(q.Key, q.Value)
-		}
+		buf := queryBufs.Get().(*[]byte)
+		*buf = c.appendQuery((*buf)[:0], d, show)
+		uri.SetQueryStringBytes(*buf)
+		queryBufs.Put(buf)
 	}
 
 	for i := range c.header {
-		req.Header.SetBytesKV(c.header[i].key, c.header[i].value)
+		if show {
+			req.Header.SetBytesK(c.header[i].key, c.header[i].shown)
+		} else {
+			req.Header.SetBytesKV(c.header[i].key, c.header[i].value)
+		}
 	}
 	for i := range d.Headers {
 		h := &d.Headers[i]
@@ -299,6 +309,10 @@ func (c *Client) build(d *delivery.Delivery, req *fasthttp.Request) {
 		} else {
 			req.Header.SetBytesKV(h.Key, h.Value)
 		}
+	}
+	if len(req.Header.UserAgent()) == 0 {
+		// The host client would add its name anyway; written here, Describe shows it.
+		req.Header.SetUserAgentBytes(userAgent)
 	}
 	if len(d.Body) > 0 {
 		if len(req.Header.ContentType()) == 0 {
@@ -313,6 +327,44 @@ func (c *Client) build(d *delivery.Delivery, req *fasthttp.Request) {
 	}
 }
 
+// queryBufs hold the query string while build hands it to the URI, which
+// copies it.
+var queryBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// appendQuery appends the query string of d's request: the target's pairs
+// (the URL's own, then its query table) but those whose key d sets, then
+// d's pairs in order, each escaped by fasthttp.AppendQuotedArg (the form
+// of url.QueryEscape). With show, the target's values are written as their
+// redacted form, unescaped so that it reads as a placeholder.
+func (c *Client) appendQuery(dst []byte, d *delivery.Delivery, show bool) []byte {
+	start := len(dst)
+	for i := range c.query {
+		q := &c.query[i]
+		if hasKey(d.Query, q.key) {
+			continue // a key d sets replaces every configured value of it
+		}
+		dst = appendQueryKey(dst, start, q.key)
+		if show {
+			dst = append(dst, q.shown...)
+		} else {
+			dst = fasthttp.AppendQuotedArg(dst, q.value)
+		}
+	}
+	for i := range d.Query {
+		dst = appendQueryKey(dst, start, d.Query[i].Key)
+		dst = fasthttp.AppendQuotedArg(dst, d.Query[i].Value)
+	}
+	return dst
+}
+
+func appendQueryKey(dst []byte, start int, key []byte) []byte {
+	if len(dst) > start {
+		dst = append(dst, '&')
+	}
+	dst = fasthttp.AppendQuotedArg(dst, key)
+	return append(dst, '=')
+}
+
 func (c *Client) hasStaticQuery(key []byte) bool {
 	for i := range c.query {
 		if string(c.query[i].key) == string(key) {
@@ -322,9 +374,8 @@ func (c *Client) hasStaticQuery(key []byte) bool {
 	return false
 }
 
-// seenBefore reports whether key occurs in kvs: query keys compare
-// exactly.
-func seenBefore(kvs []delivery.KV, key []byte) bool {
+// hasKey reports whether key occurs in kvs: query keys compare exactly.
+func hasKey(kvs []delivery.KV, key []byte) bool {
 	for i := range kvs {
 		if string(kvs[i].Key) == string(key) {
 			return true
@@ -333,7 +384,7 @@ func seenBefore(kvs []delivery.KV, key []byte) bool {
 	return false
 }
 
-// headerSeenBefore is seenBefore for header names, which ignore case.
+// headerSeenBefore is hasKey for header names, which ignore case.
 func headerSeenBefore(kvs []delivery.KV, key []byte) bool {
 	for i := range kvs {
 		if delivery.EqualFold(kvs[i].Key, key) {

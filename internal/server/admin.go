@@ -13,6 +13,7 @@ import (
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/admin"
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/dispatch"
 )
 
 // Routes are the admin endpoints of a running hookgate, besides the
@@ -67,19 +68,11 @@ func pprofRoutes() []admin.Route {
 }
 
 // targetJSON is one target in GET /admin/targets: its configuration
-// (secrets redacted) and its live queue figures.
+// (secrets redacted) and its live queue figures, as GET /admin/queue
+// shows them.
 type targetJSON struct {
 	admin.TargetInfo
-	Queue *targetLiveQueue `json:"queue,omitempty"` // nil when no route is async (no queue)
-}
-
-type targetLiveQueue struct {
-	Depth         int     `json:"depth"`  // pending, being sent included
-	Leased        int     `json:"leased"` // being sent now
-	Bytes         int64   `json:"bytes"`
-	OldestPending float64 `json:"oldest_pending_seconds"`
-	Dead          int     `json:"dead"`
-	Breaker       string  `json:"breaker,omitempty"` // closed, half-open, open; "" for a target no longer configured
+	Queue *dispatch.TargetStatus `json:"queue,omitempty"` // nil when no route is async (no queue)
 }
 
 func (s *Server) targets(*http.Request) (any, error) {
@@ -90,9 +83,8 @@ func (s *Server) targets(*http.Request) (any, error) {
 		out = append(out, targetJSON{TargetInfo: ti})
 		seen[ti.Name] = true
 	}
-	if _, store, d := s.live(); d != nil {
-		qs := d.QueueStats()
-		stats := store.Stats()
+	if _, _, d := s.live(); d != nil {
+		qs := d.Status()
 		// A target that left the configuration but still has deliveries
 		// queued (or dead) is listed too: someone has to deal with them.
 		for name := range qs {
@@ -102,9 +94,7 @@ func (s *Server) targets(*http.Request) (any, error) {
 		}
 		for i := range out {
 			q := qs[out[i].Name]
-			st := stats[out[i].Name]
-			out[i].Queue = &targetLiveQueue{Depth: q.Depth, Leased: q.Leased, Bytes: q.Bytes,
-				OldestPending: st.OldestAge.Seconds(), Dead: q.Dead, Breaker: q.Breaker}
+			out[i].Queue = &q
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -163,14 +153,15 @@ func (s *Server) event(r *http.Request) (any, error) {
 			"event %q is not in the recent-events journal (it keeps the last %d events since start); dead letters are in /admin/dead (this process started at %s)",
 			id, s.journal.Size(), s.journal.Since().UTC().Format(time.RFC3339))
 	}
-	cfg := s.gw.Config()
+	shown := newDescriber(s.gw.Config())
+	defer shown.close()
 	for i := range ev.Deliveries {
 		d := &ev.Deliveries[i]
 		// The journal keeps the delivery's query pairs as they were sent,
 		// so the URL shown is the one the target client builds.
 		dd := delivery.Delivery{ID: []byte(d.ID), Target: d.Target, Method: []byte(d.Method), Path: []byte(d.Path), Query: d.Query}
-		shown := describe(cfg.Target(d.Target), &dd, 0)
-		d.Method, d.URL = shown.Method, shown.URL
+		r := shown.describe(&dd, 0)
+		d.Method, d.URL = r.Method, r.URL
 	}
 	return ev, nil
 }

@@ -32,27 +32,19 @@ func (s *Server) queued() (*dispatch.Dispatcher, error) {
 }
 
 type deadJSON struct {
-	ID         string        `json:"id"`
-	EventID    string        `json:"event_id"`
-	Route      string        `json:"route"`
-	Target     string        `json:"target"`
-	Method     string        `json:"method,omitempty"`
-	Path       string        `json:"path,omitempty"`
-	Query      [][2]string   `json:"query,omitempty"`
-	Headers    [][2]string   `json:"headers,omitempty"`
-	Body       string        `json:"body"`
-	NotBefore  *time.Time    `json:"not_before,omitempty"`
-	EnqueuedAt time.Time     `json:"enqueued_at"`
-	DeadAt     time.Time     `json:"dead_at"`
-	Attempts   []attemptJSON `json:"attempts"`
-}
-
-type attemptJSON struct {
-	At       time.Time `json:"at"`
-	Duration string    `json:"duration"`
-	Status   int       `json:"status,omitempty"`
-	Error    string    `json:"error,omitempty"`
-	Body     string    `json:"body,omitempty"`
+	ID         string             `json:"id"`
+	EventID    string             `json:"event_id"`
+	Route      string             `json:"route"`
+	Target     string             `json:"target"`
+	Method     string             `json:"method,omitempty"`
+	Path       string             `json:"path,omitempty"`
+	Query      [][2]string        `json:"query,omitempty"`
+	Headers    [][2]string        `json:"headers,omitempty"`
+	Body       string             `json:"body"`
+	NotBefore  *time.Time         `json:"not_before,omitempty"`
+	EnqueuedAt time.Time          `json:"enqueued_at"`
+	DeadAt     time.Time          `json:"dead_at"`
+	Attempts   []delivery.Attempt `json:"attempts"`
 }
 
 func kvPairs(kvs []delivery.KV) [][2]string {
@@ -101,13 +93,11 @@ func (s *Server) deadList(r *http.Request) (any, error) {
 			Method: string(dl.Delivery.Method), Path: string(dl.Delivery.Path),
 			Query: kvPairs(dl.Delivery.Query), Headers: kvPairs(dl.Delivery.Headers),
 			Body: string(dl.Delivery.Body), EnqueuedAt: dl.EnqueuedAt, DeadAt: dl.DeadAt,
+			Attempts: dl.Attempts,
 		}
 		if dl.Delivery.NotBefore != 0 {
 			t := time.Unix(0, dl.Delivery.NotBefore)
 			dj.NotBefore = &t
-		}
-		for _, a := range dl.Attempts {
-			dj.Attempts = append(dj.Attempts, attemptJSON{At: a.At, Duration: a.Duration.String(), Status: a.Status, Error: a.Error, Body: string(a.Body)})
 		}
 		out.Dead = append(out.Dead, dj)
 	}
@@ -164,5 +154,5 @@ func (s *Server) queue(*http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"targets": d.QueueStats()}, nil
+	return map[string]any{"targets": d.Status()}, nil
 }

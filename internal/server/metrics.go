@@ -3,7 +3,6 @@ package server
 import (
 	"github.com/hookgate/hookgate/gateway/dispatch"
 	"github.com/hookgate/hookgate/gateway/metrics"
-	"github.com/hookgate/hookgate/gateway/queue"
 	"github.com/hookgate/hookgate/transforms"
 )
 
@@ -22,17 +21,11 @@ func poolStats(h *transforms.Host) func() map[string]metrics.PoolStat {
 // queueStats reads the queue and the breakers at scrape time, for the
 // hookgate_target_* gauges: every configured target, and any target that
 // still has deliveries in the queue.
-func queueStats(store *queue.Store, d *dispatch.Dispatcher) func() map[string]metrics.QueueStat {
+func queueStats(d *dispatch.Dispatcher) func() map[string]metrics.QueueStat {
 	return func() map[string]metrics.QueueStat {
 		out := map[string]metrics.QueueStat{}
-		for name, q := range d.QueueStats() {
-			out[name] = metrics.QueueStat{Depth: q.Depth, DeadLetters: q.Dead, Breaker: q.Breaker}
-		}
-		// TargetQueue.OldestAge is a display string; the store has the duration.
-		for name, st := range store.Stats() {
-			q := out[name]
-			q.OldestPending = st.OldestAge
-			out[name] = q
+		for name, q := range d.Status() {
+			out[name] = metrics.QueueStat{Depth: q.Depth, OldestPending: q.OldestAge, DeadLetters: q.Dead, Breaker: q.Breaker}
 		}
 		return out
 	}

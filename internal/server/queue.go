@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/hookgate/hookgate/gateway"
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/dispatch"
 	"github.com/hookgate/hookgate/gateway/queue"
-	"github.com/hookgate/hookgate/gateway/target"
 )
 
 func hasAsync(cfg *config.Config) bool {
@@ -21,16 +19,16 @@ func hasAsync(cfg *config.Config) bool {
 	return false
 }
 
-// startQueue opens the durable queue and starts the delivery workers the
-// first time a config has an async route; once running, it returns the
-// same queue (a reload hands the dispatcher its new target clients after
-// the gateway took the new config, see Server.Reload). The [queue]
-// settings are read once; changing them takes a restart. The dispatcher
-// is the gateway's Queue as it is: a full queue's error wraps
-// delivery.ErrQueueFull, which ingest answers with 503 and Retry-After.
-func (s *Server) startQueue(cfg *config.Config, targets *target.Set) (gateway.Queue, error) {
-	if s.dispatcher != nil {
-		return s.dispatcher, nil
+// startQueue opens the durable queue and starts the dispatcher, with no
+// lanes yet, the first time a config has an async route; once running, it
+// returns the same dispatcher. Each generation builds its own lanes and
+// swaps them in (see commit). The [queue] settings are read once;
+// changing them takes a restart. The dispatcher is the gateway's Queue as
+// it is: a full queue's error wraps delivery.ErrQueueFull, which ingest
+// answers with 503 and Retry-After.
+func (s *Server) startQueue(cfg *config.Config) (*dispatch.Dispatcher, error) {
+	if d := s.dispatcher.Load(); d != nil {
+		return d, nil
 	}
 	if !hasAsync(cfg) {
 		return nil, nil
@@ -40,28 +38,45 @@ func (s *Server) startQueue(cfg *config.Config, targets *target.Set) (gateway.Qu
 	if err != nil {
 		return nil, fmt.Errorf("opening the queue at %s: %w; check queue.path, or that no other hookgate uses it", cfg.Queue.Path, err)
 	}
-	d := dispatch.New(store, targets, cfg.Targets, dispatch.Options{Logger: s.log, Workers: cfg.Queue.Workers, Metrics: s.metrics, Journal: s.journal})
-	s.liveMu.Lock()
-	s.store, s.dispatcher = store, d
-	s.liveMu.Unlock()
-	s.metrics.SetQueueStats(queueStats(store, d))
+	d := dispatch.New(store, nil, nil, dispatch.Options{Logger: s.log, Workers: cfg.Queue.Workers, Metrics: s.metrics, Journal: s.journal})
+	s.store.Store(store)
+	s.dispatcher.Store(d)
+	s.metrics.SetQueueStats(queueStats(d))
 	d.Start()
 	s.log.Info("queue open", "path", cfg.Queue.Path, "sync", cfg.Queue.Sync)
 	return d, nil
 }
 
-// stopQueue stops the workers (attempts in flight finish or are released)
-// and closes the store.
-func (s *Server) stopQueue(ctx context.Context) error {
+// stopQueue stops the delivery workers (attempts in flight finish or are
+// released), waits, bounded by ctx, for every generation to retire, and
+// closes the store.
+func (s *Server) stopQueue(ctx context.Context, cur *generation) error {
 	var errs []error
-	if s.dispatcher != nil {
-		if err := s.dispatcher.Stop(ctx); err != nil {
+	if d := s.dispatcher.Load(); d != nil {
+		err := d.Stop(ctx)
+		if err != nil {
 			s.log.Warn("delivery workers did not stop in time; unsent deliveries go out after the restart", "err", err)
 			errs = append(errs, err)
 		}
+		if cur != nil && cur.lanes != nil {
+			go func() {
+				cur.lanes.Wait()
+				cur.lanesRef.Release()
+			}()
+		}
 	}
-	if s.store != nil {
-		if err := s.store.Close(); err != nil {
+	done := make(chan struct{})
+	go func() {
+		s.openWG.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.log.Warn("a config's requests or delivery attempts are still running at shutdown; closing anyway")
+	}
+	if store := s.store.Load(); store != nil {
+		if err := store.Close(); err != nil {
 			s.log.Error("closing the queue", "err", err)
 			errs = append(errs, err)
 		}

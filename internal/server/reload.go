@@ -10,82 +10,200 @@ import (
 
 	"github.com/hookgate/hookgate/gateway"
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/dispatch"
 	"github.com/hookgate/hookgate/gateway/target"
 	"github.com/hookgate/hookgate/transforms"
 )
 
-// deps builds what a route table needs for cfg: target clients, chains and
-// the queue. The plugin host is one per process: a reload loads changed
-// plugins into it, so plugin key-value state survives a reload.
-func (s *Server) deps(ctx context.Context, cfg *config.Config, reloading bool) (gateway.Deps, error) {
+// generation is everything one config serves with: its target clients,
+// the plugins its chains run, its route table (held by the gateway) and
+// its delivery lanes. It is built by build, made current by commit, and
+// retired by retire, in that order and nowhere else.
+//
+// Its one reference count is the route table's (gateway.Ref): "current"
+// until a reload replaces it, one per request in flight on it, and one for
+// its lanes until they have stopped. When it reaches 0 the gateway calls
+// Deps.Release, which retires the generation: its target clients close,
+// then the plugins a reload replaced that no open generation holds.
+type generation struct {
+	cfg     *config.Config
+	targets *target.Set
+	plugins *transforms.Plugins // what its chains run; nil without [[plugin]]
+	changed map[string]bool     // plugins this build loaded into the host
+	lanes   *dispatch.Lanes     // nil until a config has an async route
+	// lanesRef is the lanes' reference: dropped once they have stopped, so
+	// the target clients close after the last delivery attempt.
+	lanesRef gateway.Ref
+	retired  chan struct{} // closed once retire has run
+}
+
+// build makes a generation for cfg beside the running one: target
+// clients, the changed plugins (compiled in a throwaway host first, then
+// loaded into the live one, so plugin key-value state survives a reload),
+// the queue the first time a config has an async route, and lanes, built
+// but not started. deps are for the gateway, whose Release retires it. On
+// error it closes what it made and changes nothing that serves.
+func (s *Server) build(ctx context.Context, cfg *config.Config) (_ *generation, deps gateway.Deps, err error) {
 	targets, err := target.NewSet(cfg.Targets)
 	if err != nil {
-		return gateway.Deps{}, err
+		return nil, deps, err
 	}
-	// Release runs once no request uses the table any more (after a reload
-	// replaced it, or at shutdown).
-	release := func() {
-		targets.Close()
-		go s.tableRetired()
-	}
-	deps := gateway.Deps{Targets: targets, Logger: s.log, Release: release, Metrics: s.metrics, Journal: s.journal}
+	g := &generation{cfg: cfg, targets: targets, retired: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.discard(g)
+		}
+	}()
+	deps = gateway.Deps{Targets: targets, Logger: s.log, Metrics: s.metrics, Journal: s.journal,
+		// Often on a request's goroutine, or inside gateway.Reload: never
+		// there.
+		Release: func() { go s.retire(g) }}
 	if len(cfg.Plugins) > 0 {
-		if s.host == nil {
-			host, err := transforms.NewHost(ctx, transforms.Options{CacheDir: cfg.Transforms.CacheDir, Logger: s.log, Observer: s.metrics})
-			if err != nil {
-				targets.Close()
-				return gateway.Deps{}, err
+		host := s.host.Load()
+		if host == nil {
+			if host, err = transforms.NewHost(ctx, transforms.Options{CacheDir: cfg.Transforms.CacheDir, Logger: s.log, Observer: s.metrics}); err != nil {
+				return nil, deps, err
 			}
-			s.liveMu.Lock()
-			s.host = host
-			s.liveMu.Unlock()
+			s.host.Store(host)
 			s.metrics.SetPluginPool(poolStats(host))
 		}
 		start := time.Now()
 		changed, err := s.changedPlugins(cfg)
 		if err != nil {
-			targets.Close()
-			return gateway.Deps{}, err
+			return nil, deps, err
 		}
-		if reloading && len(changed) > 0 {
+		if s.cur != nil && len(changed) > 0 {
 			// Compile and start the changed plugins in a scratch host
 			// first: a module that does not load then fails here, before
 			// the running host is touched.
 			if err := checkPlugins(ctx, cfg, changed); err != nil {
-				targets.Close()
-				return gateway.Deps{}, err
+				return nil, deps, err
 			}
 		}
-		if err := loadPlugins(ctx, s.host, cfg, changed); err != nil {
-			if reloading {
-				s.keepRetired = true
-			}
-			targets.Close()
-			return gateway.Deps{}, err
+		g.changed = changed
+		if err := loadPlugins(ctx, host, cfg, changed); err != nil {
+			return nil, deps, err
 		}
-		s.remember(cfg, changed)
+		g.plugins = host.Plugins()
 		// A cold compile takes seconds per plugin: say where the time went.
 		s.log.Info("plugins loaded", "plugins", len(cfg.Plugins), "took", time.Since(start).Round(time.Millisecond), "cache_dir", cfg.Transforms.CacheDir)
-		deps.Chains = Chains{Host: s.host, Journal: s.journal, Log: s.log}
+		deps.Chains = Chains{Host: host, Journal: s.journal, Log: s.log}
 	}
-	q, err := s.startQueue(cfg, targets)
+	q, err := s.startQueue(cfg)
 	if err != nil {
-		if reloading && len(cfg.Plugins) > 0 {
-			s.keepRetired = true // the host may hold plugins this reload loaded
-		}
-		targets.Close()
-		return gateway.Deps{}, err
+		return nil, deps, err
 	}
-	deps.Queue = q
-	return deps, nil
+	if q != nil {
+		deps.Queue = q
+	}
+	if d := s.dispatcher.Load(); d != nil {
+		g.lanes = d.Lanes(targets, cfg.Targets)
+	}
+	return g, deps, nil
+}
+
+// discard undoes a build that never served: its clients close, and the
+// plugins it loaded are forgotten, so the next reload loads them again
+// whatever they are then (the host now holds them under their names, but
+// the running chains hold the ones they replaced, which stay open with
+// the running generation).
+func (s *Server) discard(g *generation) {
+	g.targets.Close()
+	for name := range g.changed {
+		delete(s.loaded, name)
+	}
+}
+
+// commit makes next, whose table the gateway now serves, the current
+// generation: its lanes start and the old ones stop in the background,
+// dropping the old generation's lanes reference once no attempt runs.
+// Call it with s.mu held, right after gateway.New or gateway.Reload.
+func (s *Server) commit(next *generation) {
+	s.remember(next.cfg, next.changed)
+	s.open[next] = true
+	s.openWG.Add(1)
+	prev := s.cur
+	s.cur = next
+	limit := s.shutdownTimeout()
+	if prev != nil {
+		go func() {
+			t := time.NewTimer(limit)
+			defer t.Stop()
+			select {
+			case <-prev.retired:
+			case <-t.C:
+				s.log.Warn("a replaced config is still in use after server.shutdown_timeout: a request or delivery attempt is stuck; its plugins and clients close when it ends")
+			}
+		}()
+	}
+	d := s.dispatcher.Load()
+	if next.lanes == nil || d == nil {
+		return
+	}
+	ref, ok := s.gw.Acquire()
+	if !ok {
+		return // shut down: Stop is under way and stops the dispatcher
+	}
+	old, err := d.Swap(next.lanes)
+	if err != nil {
+		ref.Release()
+		return
+	}
+	next.lanesRef = ref
+	var oldRef gateway.Ref
+	if prev != nil {
+		oldRef = prev.lanesRef
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), limit)
+		defer cancel()
+		if err := old.Stop(ctx); err != nil {
+			s.log.Warn("reload: delivery workers of the old config are still sending; its target clients close when they finish", "err", err)
+		}
+		old.Wait()
+		oldRef.Release()
+	}()
+}
+
+// retire runs once g's reference count reached 0: no request, lane or
+// current pointer uses it any more.
+func (s *Server) retire(g *generation) {
+	defer s.openWG.Done()
+	defer close(g.retired)
+	g.targets.Close()
+	s.mu.Lock()
+	delete(s.open, g)
+	keep := make([]*transforms.Plugins, 0, len(s.open))
+	for o := range s.open {
+		keep = append(keep, o.plugins)
+	}
+	s.mu.Unlock()
+	host := s.host.Load()
+	if host == nil || g.plugins == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := host.CloseRetired(ctx, keep...); err != nil {
+		s.log.Warn("closing replaced plugins", "err", err)
+		return
+	}
+	s.log.Info("a replaced config's requests have finished; its plugins and target clients are closed")
+}
+
+func (s *Server) shutdownTimeout() time.Duration {
+	if s.gw != nil && s.gw.ServerConfig().ShutdownTimeout > 0 {
+		return s.gw.ServerConfig().ShutdownTimeout
+	}
+	return 30 * time.Second
 }
 
 // Reload loads the config file again and swaps it in; why says what
 // asked (SIGHUP, admin, watch), for the log. Any failure leaves the
 // running config serving; the error is logged in full and returned.
 func (s *Server) Reload(ctx context.Context, why string) (*config.Config, error) {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.stopping {
 		return nil, errors.New("hookgate is shutting down; nothing was reloaded")
 	}
@@ -104,58 +222,22 @@ func (s *Server) Reload(ctx context.Context, why string) (*config.Config, error)
 	return cfg, nil
 }
 
-// swap does reload's work; call it with reloadMu held.
+// swap does reload's work; call it with s.mu held.
 func (s *Server) swap(ctx context.Context) (*config.Config, error) {
 	cfg, err := config.Load(s.path)
 	if err != nil {
 		return nil, err
 	}
-	hadHost := s.host != nil
-	deps, err := s.deps(ctx, cfg, true)
+	next, deps, err := s.build(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	s.oldTables++ // the running table, once the swap is made
 	if err := s.gw.Reload(cfg, deps); err != nil {
-		s.oldTables--
-		deps.Targets.Close() // not Release: this table never served
-		if hadHost && len(cfg.Plugins) > 0 {
-			s.keepRetired = true
-		}
+		s.discard(next) // never served: nothing to wait for
 		return nil, err
 	}
-	if s.dispatcher != nil {
-		// Queued deliveries for targets that still exist keep flowing, now
-		// with the new clients and settings.
-		rctx, cancel := context.WithTimeout(ctx, s.gw.ServerConfig().ShutdownTimeout)
-		err := s.dispatcher.Reload(rctx, deps.Targets, cfg.Targets)
-		cancel()
-		if err != nil {
-			s.log.Warn("reload: delivery workers of the old config did not stop in time", "err", err)
-		}
-	}
+	s.commit(next)
 	return cfg, nil
-}
-
-// tableRetired runs once the requests of a replaced route table are done:
-// when no older table is left, the plugins reloads replaced are closed.
-func (s *Server) tableRetired() {
-	s.reloadMu.Lock()
-	defer s.reloadMu.Unlock()
-	if s.stopping {
-		return // stop closes the host, retired plugins included
-	}
-	s.oldTables--
-	if s.oldTables > 0 || s.keepRetired || s.host == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := s.host.CloseRetired(ctx); err != nil {
-		s.log.Warn("closing replaced plugins", "err", err)
-		return
-	}
-	s.log.Info("the previous config's requests have finished; its plugins and target clients are closed")
 }
 
 // pluginKey identifies what the host holds for a plugin: the module's

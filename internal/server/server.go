@@ -11,14 +11,16 @@
 //
 // Lifecycle:
 //  1. New records the config; nothing is built yet.
-//  2. Start builds the route table (target clients, plugin chains, the
-//     queue when a route is async), listens on server.listen and
-//     admin.listen, and marks /readyz ready.
-//  3. Reload loads the config file again, builds beside the running one
-//     and swaps; the old table's plugins and clients close once its last
-//     request is done.
+//  2. Start builds the first generation (target clients, plugin chains,
+//     route table, and the queue and delivery lanes when a route is
+//     async; see generation), listens on server.listen and admin.listen,
+//     and marks /readyz ready.
+//  3. Reload loads the config file again, builds a generation beside the
+//     running one and swaps; the old one's plugins and clients close once
+//     its last request and delivery attempt are done.
 //  4. Stop refuses reloads, drains ingest, stops the delivery workers,
-//     closes the queue, the admin listener and the plugin host.
+//     waits for the generations to retire, and closes the queue, the
+//     admin listener and the plugin host.
 package server
 
 import (
@@ -30,6 +32,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookgate/hookgate/gateway"
@@ -58,34 +61,29 @@ type Server struct {
 	cfg    *config.Config // the config of Start; Config() is the one serving
 	path   string
 	log    *slog.Logger
-	host   *transforms.Host
 	gw     *gateway.Gateway
 	admin  *admin.Admin
 	failed chan error
 
-	store      *queue.Store         // nil until a config has an async route
-	dispatcher *dispatch.Dispatcher // sends what store holds
-	metrics    *metrics.Registry    // one per process: counters carry on across reloads
-	journal    *journal.Journal     // recent events for /admin/events/{id}; in memory only
+	// Made the first time a config needs them, read by the admin handlers.
+	host       atomic.Pointer[transforms.Host]
+	store      atomic.Pointer[queue.Store]
+	dispatcher atomic.Pointer[dispatch.Dispatcher] // sends what store holds
 
-	// reloadMu serializes reloads (SIGHUP, /admin/reload, --watch) with
-	// each other, with closing the plugins they retire, and with Stop.
-	reloadMu sync.Mutex
+	metrics *metrics.Registry // one per process: counters carry on across reloads
+	journal *journal.Journal  // recent events for /admin/events/{id}; in memory only
+
+	// mu is the one reload lock: it serializes Start's and Reload's
+	// build and swap, a generation's retirement, and Stop's refusal of
+	// further reloads. The fields below it are under it.
+	mu       sync.Mutex
 	stopping bool
-	// oldTables counts route tables a reload replaced that requests may
-	// still use; plugins a reload replaced are closed once it is 0.
-	oldTables int
-	// keepRetired is set when a reload failed after it had loaded new
-	// plugins into the host: the running table may use plugins the host
-	// now counts as retired, so none is closed until the process stops.
-	keepRetired bool
-	loaded      map[string]pluginKey // what the host holds, by plugin name
+	cur      *generation
+	open     map[*generation]bool // made current and not yet retired
+	loaded   map[string]pluginKey // what the host holds, by plugin name
+	openWG   sync.WaitGroup       // one per open generation
 
 	test testRunner // POST /admin/routes/{name}/test
-
-	// liveMu guards host, store and dispatcher for the admin handlers: a
-	// reload may create them while an admin request reads them.
-	liveMu sync.RWMutex
 }
 
 // New returns a Server for cfg; nothing is built or listens until Start.
@@ -95,7 +93,7 @@ func New(cfg *config.Config, opts Options) *Server {
 		log = slog.Default()
 	}
 	return &Server{cfg: cfg, path: opts.Path, log: log, metrics: metrics.New(opts.Version), journal: journal.New(journal.DefaultSize),
-		failed: make(chan error, 2)}
+		failed: make(chan error, 2), open: map[*generation]bool{}}
 }
 
 // Failed delivers the error of a listener that stopped serving on its
@@ -113,25 +111,26 @@ func (s *Server) Config() *config.Config {
 
 // live returns the plugin host and the queue (nil when not started).
 func (s *Server) live() (*transforms.Host, *queue.Store, *dispatch.Dispatcher) {
-	s.liveMu.RLock()
-	defer s.liveMu.RUnlock()
-	return s.host, s.store, s.dispatcher
+	return s.host.Load(), s.store.Load(), s.dispatcher.Load()
 }
 
 // Start builds the route table and listens. On an error, call Stop to
 // undo what was started.
 func (s *Server) Start(ctx context.Context) error {
 	cfg := s.cfg
-	deps, err := s.deps(ctx, cfg, false)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, deps, err := s.build(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	gw, err := gateway.New(cfg, deps)
 	if err != nil {
-		deps.Targets.Close()
+		s.discard(g)
 		return err
 	}
 	s.gw = gw
+	s.commit(g)
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("ingest listener: %w; is another process using %s? change server.listen", err, cfg.Server.Listen)
@@ -170,9 +169,10 @@ func (s *Server) Start(ctx context.Context) error {
 // by server.shutdown_timeout; the error says which parts did not stop
 // cleanly (each is also logged).
 func (s *Server) Stop() error {
-	s.reloadMu.Lock()
+	s.mu.Lock()
 	s.stopping = true // a reload asked for from now on is refused
-	s.reloadMu.Unlock()
+	cur := s.cur
+	s.mu.Unlock()
 	var errs []error
 	if s.admin != nil {
 		s.admin.SetReady(false)
@@ -190,7 +190,7 @@ func (s *Server) Stop() error {
 		limit = s.gw.ServerConfig().ShutdownTimeout
 	}
 	qctx, qcancel := context.WithTimeout(context.Background(), limit)
-	if err := s.stopQueue(qctx); err != nil {
+	if err := s.stopQueue(qctx, cur); err != nil {
 		errs = append(errs, err)
 	}
 	qcancel()
@@ -202,8 +202,8 @@ func (s *Server) Stop() error {
 		cancel()
 	}
 	s.test.close()
-	if s.host != nil {
-		if err := s.host.Close(context.Background()); err != nil {
+	if host := s.host.Load(); host != nil {
+		if err := host.Close(context.Background()); err != nil {
 			s.log.Warn("closing the transforms host", "err", err)
 		}
 	}

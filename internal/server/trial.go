@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -264,7 +263,8 @@ func tryRoute(ctx context.Context, cfg *config.Config, rc *config.Route, chain g
 		Body:       payload,
 	}
 	res := TryResult{EventID: string(ev.ID)}
-	inMethod, inPath := string(ev.Method), string(ev.Path)
+	// Copies: a plugin rewrites the event's method, path and query in place.
+	in := delivery.Original{Method: append([]byte(nil), ev.Method...), Path: append([]byte(nil), ev.Path...), Query: append([]byte(nil), ev.Query...)}
 	var out delivery.Outcome
 	if chain != nil {
 		if err := chain.Run(ctx, &ev, &out); err != nil {
@@ -281,19 +281,11 @@ func tryRoute(ctx context.Context, cfg *config.Config, rc *config.Route, chain g
 	}
 	ds := out.Deliveries
 	if !out.Emitted {
-		ds = nil
-		for _, name := range rc.Targets {
-			d := delivery.Delivery{Target: name, Body: ev.Body, Headers: ev.Headers}
-			if string(ev.Method) != inMethod {
-				d.Method = ev.Method
-			}
-			if string(ev.Path) != inPath {
-				d.Path = ev.Path
-			}
-			ds = append(ds, d)
-		}
+		ds = delivery.Defaults(nil, &ev, in, out.NotBefore, rc.Targets)
 	}
 	res.Deliveries = []TryDelivery{}
+	shown := newDescriber(cfg)
+	defer shown.close()
 	for i := range ds {
 		d := &ds[i]
 		d.ID = fmt.Appendf(nil, "%s.%d", ev.ID, i)
@@ -301,7 +293,7 @@ func tryRoute(ctx context.Context, cfg *config.Config, rc *config.Route, chain g
 		if rc.Delay > 0 && d.NotBefore < ev.ReceivedAt+int64(rc.Delay) {
 			d.NotBefore = ev.ReceivedAt + int64(rc.Delay)
 		}
-		res.Deliveries = append(res.Deliveries, describe(cfg.Target(d.Target), d, ev.ReceivedAt))
+		res.Deliveries = append(res.Deliveries, shown.describe(d, ev.ReceivedAt))
 	}
 	res.raw = ds
 	return res, nil
@@ -318,126 +310,71 @@ type TryDelivery struct {
 	Delay   string            `json:"delay"`
 }
 
-const (
-	redacted = "[redacted]"
-	// Computed is what a signature header shows: it is computed when the
-	// delivery is sent, over the bytes and time of that attempt.
-	Computed = "[computed when sent]"
-)
+// Computed is what a signature or timestamp header shows: it is computed
+// when the delivery is sent, over the bytes and time of that attempt.
+const Computed = target.Computed
 
-// harmless are header names whose literal configured values are shown:
-// they describe the body, not who is calling.
-var harmless = map[string]bool{"content-type": true, "accept": true, "user-agent": true, "content-language": true}
+// describer renders deliveries as the target clients of one config would
+// send them, secrets redacted; the clients are built on first use and
+// never dial.
+type describer struct {
+	cfg     *config.Config
+	clients map[string]*target.Client
+	errs    map[string]error
+}
 
-// describe renders what the target client would send for d, with secrets
-// redacted. t is nil only if the config and the chain disagree.
-func describe(t *config.Target, d *delivery.Delivery, receivedAt int64) TryDelivery {
+func newDescriber(cfg *config.Config) *describer {
+	return &describer{cfg: cfg, clients: map[string]*target.Client{}, errs: map[string]error{}}
+}
+
+// describe is d as its target client's Describe shows it, with the delay
+// from receivedAt.
+func (ds *describer) describe(d *delivery.Delivery, receivedAt int64) TryDelivery {
 	out := TryDelivery{Target: d.Target, Method: string(d.Method), Headers: map[string]string{}, Body: string(d.Body), Delay: "0s"}
 	if d.NotBefore > receivedAt {
 		out.Delay = time.Duration(d.NotBefore - receivedAt).String()
 	}
-	if t == nil {
-		out.URL = "(target not defined)"
+	c, err := ds.client(d.Target)
+	if err != nil {
+		out.URL = "(" + err.Error() + ")"
 		return out
 	}
-	if out.Method == "" {
-		out.Method = t.Method
-	}
-	u := *t.URL
-	u.User = nil
-	if len(d.Path) > 0 {
-		u.RawPath, u.Path = "", ""
-		if p, err := url.PathUnescape(string(d.Path)); err == nil {
-			u.Path, u.RawPath = p, string(d.Path)
+	r := c.Describe(d)
+	out.Method, out.URL, out.Body = r.Method, r.URL, r.Body
+	for _, h := range r.Header {
+		if v, ok := out.Headers[h.Name]; ok {
+			out.Headers[h.Name] = v + ", " + h.Value // a repeated header, as a receiver joins it
+		} else {
+			out.Headers[h.Name] = h.Value
 		}
-	}
-	// Static query (redacted as configured), then the delivery's own,
-	// which replaces a static key of the same name.
-	// The URL's own query first (values redacted: it is sent, and it may
-	// hold a token), then the static query over it, as the target client
-	// builds it.
-	type kv struct{ k, v string }
-	var query []kv
-	set := func(k, v string) {
-		for i := range query {
-			if query[i].k == k {
-				query[i].v = v
-				return
-			}
-		}
-		query = append(query, kv{k, v})
-	}
-	for pair := range strings.SplitSeq(t.URL.RawQuery, "&") {
-		if pair != "" {
-			k, _, _ := strings.Cut(pair, "=")
-			query = append(query, kv{k, redacted})
-		}
-	}
-	for _, k := range sortedKeys(t.Query) {
-		set(url.QueryEscape(k), t.Query[k].String())
-	}
-	for _, q := range d.Query {
-		k := url.QueryEscape(string(q.Key))
-		v := url.QueryEscape(string(q.Value))
-		replaced := false
-		for i := range query {
-			if query[i].k == k {
-				query[i].v, replaced = v, true
-			}
-		}
-		if !replaced {
-			query = append(query, kv{k, v})
-		}
-	}
-	u.RawQuery = ""
-	s := u.String()
-	for i, q := range query {
-		sep := "&"
-		if i == 0 {
-			sep = "?"
-		}
-		s += sep + q.k + "=" + q.v
-	}
-	out.URL = s
-
-	for _, k := range sortedKeys(t.Headers) {
-		v := t.Headers[k]
-		shown := v.String()
-		if shown == redacted && harmless[strings.ToLower(k)] {
-			shown = v.Reveal()
-		}
-		out.Headers[k] = shown
-	}
-	for _, h := range d.Headers {
-		out.Headers[string(h.Key)] = string(h.Value)
-	}
-	if t.IDHeader != "" {
-		out.Headers[t.IDHeader] = string(d.ID)
-	}
-	switch t.Auth.Type {
-	case config.AuthBasic, config.AuthBearer:
-		out.Headers["Authorization"] = redacted
-	case config.AuthHeader:
-		out.Headers[t.Auth.Header] = redacted
-	case config.AuthHMAC:
-		h := t.Auth.Header
-		if h == "" {
-			h = "X-Hookgate-Signature"
-		}
-		out.Headers[h] = Computed
-	case config.AuthStandardWebhooks:
-		out.Headers["webhook-id"] = string(d.ID)
-		out.Headers["webhook-timestamp"] = Computed
-		out.Headers["webhook-signature"] = Computed
 	}
 	return out
 }
 
-func sortedKeys(m map[string]config.Secret) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+func (ds *describer) client(name string) (*target.Client, error) {
+	if c := ds.clients[name]; c != nil {
+		return c, nil
 	}
-	sort.Strings(keys)
-	return keys
+	if err := ds.errs[name]; err != nil {
+		return nil, err
+	}
+	t := ds.cfg.Target(name)
+	if t == nil {
+		// Only if the config and the chain disagree.
+		ds.errs[name] = errors.New("target not defined")
+		return nil, ds.errs[name]
+	}
+	c, err := target.New(*t)
+	if err != nil {
+		ds.errs[name] = err
+		return nil, err
+	}
+	ds.clients[name] = c
+	return c, nil
+}
+
+func (ds *describer) close() {
+	for _, c := range ds.clients {
+		c.Close()
+	}
 }

@@ -167,7 +167,9 @@ const (
 	// FuncSetDelay is set_delay(h: i32, millis: i64) -> i32.
 	//
 	// Not-before delay, counted from received_at, for delivery h, or for
-	// every delivery of the event when h == 0 (a delivery's own delay wins).
+	// every delivery of the event when h == 0 (a delivery's own delay wins):
+	// the emitted ones, or when nobody emits the default deliveries, which
+	// keep the forwarded headers.
 	// A negative delay returns ErrnoBadArgument; ErrnoBadHandle for the
 	// response.
 	//

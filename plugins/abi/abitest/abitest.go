@@ -257,6 +257,9 @@ func (k *kit) emitFanOut(t *testing.T) {
 			t.Errorf("delivery %d\n got %s\nwant %s", i+1, got, want[i])
 		}
 	}
+	if out.NotBefore != rx+int64(time.Minute) {
+		t.Errorf("outcome not before %d; want the event-wide %d", out.NotBefore, rx+int64(time.Minute))
+	}
 	lines := p.Logs(t)
 	if len(lines) != 1 || lines[0].Msg != "fanned out" || lines[0].Plugin != plugin ||
 		lines[0].Route != "r" || lines[0].EventID != "evt_01TEST" || lines[0].Level != slog.LevelInfo {
@@ -278,6 +281,22 @@ func (k *kit) outcomes(t *testing.T) {
 			r := out.Response
 			got := fmt.Sprintf("%v %d %s %s emitted=%v", r.Set, r.Status, fmtKVs(r.Headers), r.Body, out.Emitted)
 			if want := `true 201 X-Reply=ok; {"accepted":true} emitted=false`; got != want {
+				t.Fatalf("got %s, want %s", got, want)
+			}
+		}},
+		{name: "event-wide delay without emit", modes: []string{"delay", "echo"}, check: func(t *testing.T, out *delivery.Outcome) {
+			// echo emits after the delay was set: it gets the event's delay.
+			rx := Event().ReceivedAt
+			if len(out.Deliveries) != 1 || out.Deliveries[0].NotBefore != rx+int64(time.Minute) {
+				t.Fatalf("%d deliveries; want echo's, delayed by the event's minute", len(out.Deliveries))
+			}
+		}},
+		{name: "event-wide delay alone", modes: []string{"delay"}, check: func(t *testing.T, out *delivery.Outcome) {
+			// The host makes no deliveries for a delay: the caller's default
+			// deliveries (delivery.Defaults) carry it.
+			rx := Event().ReceivedAt
+			got := fmt.Sprintf("emitted=%v %d not_before=%+d", out.Emitted, len(out.Deliveries), out.NotBefore-rx)
+			if want := fmt.Sprintf("emitted=false 0 not_before=%+d", int64(time.Minute)); got != want {
 				t.Fatalf("got %s, want %s", got, want)
 			}
 		}},

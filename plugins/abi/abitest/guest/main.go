@@ -32,6 +32,7 @@
 //     surveylab (GET /api.php, empty body, query email=x@y.z and crk=abc,
 //     Content-Type deleted, delay 1500 ms), sets an event-wide delay of
 //     60000 ms and logs "fanned out" at level 1.
+//   - delay: sets an event-wide delay of 60000 ms and emits nothing.
 //   - kv: kv_incr("count", 1, no TTL), kv_get it; kv_set "k" to v1, get,
 //     to v2, get; kv_delete "k", get (-1); kv_set "short" with a 1 ms TTL;
 //     reports "incr=N get=N v1=v1 v2=v2 deleted=-1".
@@ -297,6 +298,10 @@ func handle(bodyLen, configID int32) int32 {
 		setDelay(h2, 1500)
 		setDelay(0, 60000)
 		logLine(1, ptr("fanned out"), 10)
+	case "delay":
+		// An event-wide delay and no emit: the default deliveries are
+		// delayed, and the host makes none of them itself.
+		setDelay(0, 60000)
 	case "kv":
 		// Count events; report store operations in one delivery.
 		n := kvIncr(ptr("count"), 5, 1, 0)

@@ -121,6 +121,9 @@ func result(ev *delivery.Event, out *delivery.Outcome) sdktest.Result {
 		Query:      map[string]string{},
 		Body:       append([]byte(nil), ev.Body...),
 	}
+	if out.NotBefore != 0 {
+		r.Delay = time.Duration(out.NotBefore - ev.ReceivedAt)
+	}
 	if q, err := url.ParseQuery(string(ev.Query)); err == nil {
 		for k, v := range q {
 			r.Query[k] = v[0]
@@ -159,7 +162,7 @@ func toMap(kvs []delivery.KV) map[string]string {
 
 // Compare runs h under sdktest and the plugin at dir in the real host on
 // the same input and fails t where the outcomes differ: drop and reason,
-// the event's body, method, path, headers and query, each delivery, the
+// the event's body, method, path, headers, query and delay, each delivery, the
 // response, and whether the call failed (with the fail message contained in
 // the host's error).
 func Compare(t *testing.T, dir string, h sdk.Handler, in sdktest.Input) {
@@ -185,13 +188,12 @@ func Compare(t *testing.T, dir string, h sdk.Handler, in sdktest.Input) {
 	diff("event path", want.Path, got.Path)
 	diff("event headers", want.Headers, got.Headers)
 	diff("event query", want.Query, got.Query)
-	if want.Delay == 0 || len(want.Emitted) > 0 {
-		diff("deliveries", len(want.Emitted), len(got.Emitted))
-	}
+	diff("event delay", want.Delay, got.Delay)
+	diff("deliveries", len(want.Emitted), len(got.Emitted))
 	for i := 0; i < len(want.Emitted) && i < len(got.Emitted); i++ {
 		w, g := want.Emitted[i], got.Emitted[i]
 		if w.Delay == 0 {
-			w.Delay = want.Delay // the host folds the event's delay in
+			w.Delay = want.Delay // the host gives the event's delay to deliveries without their own
 		}
 		p := fmt.Sprintf("delivery %d ", i)
 		diff(p+"target", w.Target, g.Target)
