@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/plugins/abi/abitest"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 )
 
@@ -53,21 +54,9 @@ func chain(t testing.TB, h *Host, route string, targets []string, steps ...Step)
 	return c
 }
 
-func testEvent() *delivery.Event {
-	return &delivery.Event{
-		ID:         []byte("evt_01TEST"),
-		Route:      "r",
-		ReceivedAt: time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC).UnixNano(),
-		Method:     []byte("POST"),
-		Path:       []byte("/hooks/test"),
-		Query:      []byte("a=1&email=x%40y.z"),
-		Headers: []delivery.KV{
-			{Key: []byte("Content-Type"), Value: []byte("application/json")},
-			{Key: []byte("X-Seq"), Value: []byte("7")},
-		},
-		Body: []byte(`{"score":3}`),
-	}
-}
+// testEvent is the conformance kit's event, so the host's own tests and
+// the kit run on the same input.
+func testEvent() *delivery.Event { return abitest.Event() }
 
 func TestTrivialGuests(t *testing.T) {
 	h := newTestHost(t)

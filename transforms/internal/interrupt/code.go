@@ -216,7 +216,7 @@ func (d *decoder) decodeBody(start, end int, bd *body) error {
 						return &Error{at, "unknown opcode " + opName(op, sub, true)}
 					}
 				}
-			case 0xfd:
+			case 0xfd, 0xfe: // SIMD, threads: a one-byte sub-opcode
 				hasSub = true
 				if pos >= end {
 					err = "truncated"
@@ -224,21 +224,12 @@ func (d *decoder) decodeBody(start, end int, bd *body) error {
 				}
 				sub = uint32(b[pos])
 				pos++
-				var known bool
-				pos, known, err = simdImmediates(b, pos, end, byte(sub))
-				if !known {
-					return &Error{at, "unknown opcode " + opName(op, sub, true)}
+				immediates := simdImmediates
+				if op == 0xfe {
+					immediates = atomicImmediates
 				}
-			case 0xfe:
-				hasSub = true
-				if pos >= end {
-					err = "truncated"
-					break
-				}
-				sub = uint32(b[pos])
-				pos++
 				var known bool
-				pos, known, err = atomicImmediates(b, pos, end, byte(sub))
+				pos, known, err = immediates(b, pos, end, byte(sub))
 				if !known {
 					return &Error{at, "unknown opcode " + opName(op, sub, true)}
 				}
