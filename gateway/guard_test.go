@@ -188,7 +188,7 @@ func TestCredentialNotPassedOn(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := string(appendQueryWithout(nil, []byte(tc.q), []byte("apiToken"))); got != tc.want {
+			if got := string(delivery.AppendQueryWithout(nil, []byte(tc.q), []byte("apiToken"))); got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})

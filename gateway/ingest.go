@@ -237,7 +237,7 @@ func (g *Gateway) fillEvent(ctx *fasthttp.RequestCtx, st *reqState, rt *route, n
 	// The sender's credential for hookgate (verify basic or token) is
 	// taken out here, so neither plugins nor targets ever see it.
 	if rt.credQuery != nil {
-		ev.Query = appendQueryWithout(ev.Query[:0], ctx.URI().QueryString(), rt.credQuery)
+		ev.Query = delivery.AppendQueryWithout(ev.Query[:0], ctx.URI().QueryString(), rt.credQuery)
 	} else {
 		ev.Query = append(ev.Query[:0], ctx.URI().QueryString()...)
 	}

@@ -150,7 +150,7 @@ func queryGetFn(st *callState, mod api.Module, stack []uint64) {
 		ret32(stack, st.bad(abi.FuncQueryGet))
 		return
 	}
-	v, ok := queryGet(st.scratch, st.ev.Query, name)
+	v, ok := delivery.QueryGet(st.scratch, st.ev.Query, name)
 	st.scratch = v
 	if !ok {
 		ret32(stack, abi.ErrnoAbsent)
@@ -317,7 +317,7 @@ func setQuery(st *callState, mod api.Module, stack []uint64) {
 		// Rebuild the raw query in scratch, then copy it back into the
 		// event's own buffer.
 		var q []byte
-		q, st.scratch2 = querySet(st.scratch, st.scratch2, st.ev.Query, name, val, del)
+		q, st.scratch2 = delivery.QuerySet(st.scratch, st.scratch2, st.ev.Query, name, val, del)
 		st.ev.Query = append(st.ev.Query[:0], q...)
 		st.scratch = q
 	case del:

@@ -57,48 +57,6 @@ func TestKVStore(t *testing.T) {
 	}
 }
 
-func TestQuery(t *testing.T) {
-	tests := []struct {
-		name, raw, key, val string
-		del                 bool
-		want                string
-	}{
-		{name: "replace in place", raw: "a=1&b=2&c=3", key: "b", val: "x y", want: "a=1&b=x+y&c=3"},
-		{name: "replace every duplicate", raw: "b=1&a=1&b=2", key: "b", val: "z", want: "b=z&a=1"},
-		{name: "append", raw: "a=1", key: "e-mail", val: "x@y.z", want: "a=1&e-mail=x%40y.z"},
-		{name: "into empty", raw: "", key: "k", val: "v", want: "k=v"},
-		{name: "encoded key matches", raw: "e%2Dmail=1&a=2", key: "e-mail", val: "2", want: "e-mail=2&a=2"},
-		{name: "delete", raw: "a=1&b=2&a=3", key: "a", del: true, want: "b=2"},
-		{name: "delete absent", raw: "a=1", key: "z", del: true, want: "a=1"},
-		{name: "stray ampersands dropped", raw: "&a=1&&b=2&", key: "c", val: "3", want: "a=1&b=2&c=3"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, _ := querySet(nil, nil, []byte(tt.raw), []byte(tt.key), []byte(tt.val), tt.del)
-			if string(got) != tt.want {
-				t.Fatalf("querySet = %q, want %q", got, tt.want)
-			}
-		})
-	}
-	gets := []struct{ raw, key, want string }{
-		{"a=1&email=x%40y.z", "email", "x@y.z"},
-		{"q=a+b%20c", "q", "a b c"},
-		{"flag&x=1", "flag", ""},
-		{"bad=%zz%4", "bad", "%zz%4"},
-		{"a=1", "b", "<absent>"},
-	}
-	for _, g := range gets {
-		v, ok := queryGet(nil, []byte(g.raw), []byte(g.key))
-		got := string(v)
-		if !ok {
-			got = "<absent>"
-		}
-		if got != g.want {
-			t.Errorf("queryGet(%q, %q) = %q, want %q", g.raw, g.key, got, g.want)
-		}
-	}
-}
-
 // len is how many keys the store holds; only the tests ask.
 func (s *kvStore) len() int {
 	s.mu.Lock()

@@ -16,7 +16,7 @@ func TestPluginPathAllocs(t *testing.T) {
 		p.serve(t)
 	}
 	if n := testing.AllocsPerRun(200, func() { p.serve(t) }); n > pluginCallAllocs {
-		t.Errorf("%v allocations per request, want at most %d (the plugin call's)", n, pluginCallAllocs)
+		t.Errorf("%v allocations per request, want at most %d", n, pluginCallAllocs)
 	}
 }
 

@@ -97,11 +97,11 @@ func (p *handlerPath) serve(tb testing.TB) {
 	}
 }
 
-// pluginCallAllocs is what one plugin call allocates today, all of it in
-// wazero's per-call termination watch (CloseModuleOnCanceledOrTimeout,
-// from WithCloseOnContextDone); the gateway's own share is zero
-// (TestHotPathAllocs in package gateway). Lower it when the host does.
-const pluginCallAllocs = 3
+// pluginCallAllocs is what one plugin call may allocate: nothing. The
+// host keeps a call's state in the instance and stops runaways by
+// instrumentation, with no per-call context, timer or goroutine
+// (transforms/RATIONALE.md).
+const pluginCallAllocs = 0
 
 // BenchmarkSyncPluginPath is BenchmarkSyncPassthrough (package gateway)
 // with the howxm-nps plugin in the route's chain.

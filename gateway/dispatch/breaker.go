@@ -37,30 +37,31 @@ func newBreaker(cfg config.Breaker) *breaker {
 
 // allow reports whether a delivery may be claimed now; if not, wait is how
 // long until asking again makes sense (a probe's answer also wakes the
-// lane). A true answer in the half-open state is the probe: the caller
-// must report its result with record, or call unprobe if it sent nothing.
-func (b *breaker) allow(now time.Time) (ok bool, wait time.Duration) {
+// lane). probe marks the one attempt the half-open state lets through: the
+// caller must report its result with record, or call unprobe if it sent
+// nothing.
+func (b *breaker) allow(now time.Time) (ok, probe bool, wait time.Duration) {
 	if b.cfg.Failures <= 0 {
-		return true, 0
+		return true, false, 0
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	switch b.state {
 	case BreakerClosed:
-		return true, 0
+		return true, false, 0
 	case BreakerOpen:
 		if left := b.cfg.Cooldown - now.Sub(b.openedAt); left > 0 {
-			return false, left
+			return false, false, left
 		}
 		b.state = BreakerHalfOpen
 		b.probing = true
-		return true, 0
+		return true, true, 0
 	default: // half-open
 		if b.probing {
-			return false, b.cfg.Cooldown
+			return false, false, b.cfg.Cooldown
 		}
 		b.probing = true
-		return true, 0
+		return true, true, 0
 	}
 }
 

@@ -98,8 +98,9 @@ type lane struct {
 
 // job is one worker's reusable state.
 type job struct {
-	ls  []queue.Leased // one claimed delivery
-	res target.Result
+	ls    []queue.Leased // one claimed delivery
+	probe bool           // the half-open breaker's probe
+	res   target.Result
 }
 
 // New builds a dispatcher for the targets in cfgs. A target without a
@@ -298,7 +299,7 @@ func (l *lane) claim(ctx context.Context, j *job, leaseFor time.Duration, timer 
 			return false
 		}
 		now := time.Now()
-		ok, wait := l.breaker.allow(now)
+		ok, probe, wait := l.breaker.allow(now)
 		if ok {
 			var err error
 			j.ls, err = l.d.store.Claim(j.ls, l.name, now, 1, leaseFor)
@@ -306,6 +307,7 @@ func (l *lane) claim(ctx context.Context, j *job, leaseFor time.Duration, timer 
 				l.d.log.Error("dispatch: claim failed", "target", l.name, "err", err)
 			}
 			if len(j.ls) == 1 {
+				j.probe = probe
 				return true
 			}
 			l.breaker.unprobe()
@@ -348,6 +350,13 @@ func (l *lane) run() {
 // send makes one attempt and acts on its verdict.
 func (l *lane) send(j *job) {
 	ld := &j.ls[0]
+	if j.probe {
+		// The probe tests the target, not a pooled connection: after the
+		// failures that opened the breaker, those are suspect, and one whose
+		// path went silent (no close ever arrives) would only time out and
+		// open the breaker again.
+		l.client.DropIdle()
+	}
 	start := time.Now()
 	err := l.client.Do(&ld.Delivery, &j.res)
 	now := time.Now()

@@ -130,17 +130,17 @@ func TestBreakerStates(t *testing.T) {
 		want  bool
 		state string
 	}{
-		{"closed allows", func() bool { ok, _ := b.allow(t0); return ok }, true, BreakerClosed},
+		{"closed allows", func() bool { ok, _, _ := b.allow(t0); return ok }, true, BreakerClosed},
 		{"one failure stays closed", func() bool { b.record(true, t0); return true }, true, BreakerClosed},
 		{"success resets the count", func() bool { b.record(false, t0); b.record(true, t0); return true }, true, BreakerClosed},
 		{"second consecutive failure opens", func() bool { b.record(true, t0); return true }, true, BreakerOpen},
-		{"open refuses within cool-down", func() bool { ok, _ := b.allow(t0.Add(999 * time.Millisecond)); return ok }, false, BreakerOpen},
-		{"after cool-down one probe", func() bool { ok, _ := b.allow(t0.Add(time.Second)); return ok }, true, BreakerHalfOpen},
-		{"only one probe", func() bool { ok, _ := b.allow(t0.Add(time.Second)); return ok }, false, BreakerHalfOpen},
+		{"open refuses within cool-down", func() bool { ok, _, _ := b.allow(t0.Add(999 * time.Millisecond)); return ok }, false, BreakerOpen},
+		{"after cool-down one probe", func() bool { ok, _, _ := b.allow(t0.Add(time.Second)); return ok }, true, BreakerHalfOpen},
+		{"only one probe", func() bool { ok, _, _ := b.allow(t0.Add(time.Second)); return ok }, false, BreakerHalfOpen},
 		{"probe fails: open again", func() bool { b.record(true, t0.Add(2*time.Second)); return true }, true, BreakerOpen},
-		{"new cool-down counts from the probe", func() bool { ok, _ := b.allow(t0.Add(2500 * time.Millisecond)); return ok }, false, BreakerOpen},
-		{"probe again", func() bool { ok, _ := b.allow(t0.Add(3 * time.Second)); return ok }, true, BreakerHalfOpen},
-		{"probe found nothing to send", func() bool { b.unprobe(); ok, _ := b.allow(t0.Add(3 * time.Second)); return ok }, true, BreakerHalfOpen},
+		{"new cool-down counts from the probe", func() bool { ok, _, _ := b.allow(t0.Add(2500 * time.Millisecond)); return ok }, false, BreakerOpen},
+		{"probe again", func() bool { ok, _, _ := b.allow(t0.Add(3 * time.Second)); return ok }, true, BreakerHalfOpen},
+		{"probe found nothing to send", func() bool { b.unprobe(); ok, _, _ := b.allow(t0.Add(3 * time.Second)); return ok }, true, BreakerHalfOpen},
 		{"probe succeeds: closed", func() bool { b.record(false, t0.Add(3*time.Second)); return true }, true, BreakerClosed},
 	}
 	for _, s := range steps {

@@ -33,9 +33,14 @@
 //     returns nil with the status, an empty Body and BodyTooLarge set, and
 //     the connection is closed. The target did answer, so retrying would only
 //     send the same delivery again.
-//   - Do never retries on its own except once when a pooled keep-alive
-//     connection turns out to have been closed by the target before it
-//     answered a single byte; every retry policy is the caller's.
+//   - Do never retries on its own except once when the connection turns
+//     out to be gone before a single byte of the answer arrived (closed or
+//     reset: a target restarted, or closed it while it idled in the pool).
+//     Then the pool's other idle connections are dropped too, so the retry
+//     goes out on a fresh connection at once, whatever the method: every
+//     delivery carries its id for the target to deduplicate on. A target
+//     that drops every connection unanswered gets a request at most twice
+//     per Do. Every other retry policy is the caller's.
 package target
 
 import (
@@ -177,9 +182,9 @@ func New(t config.Target) (*Client, error) {
 		MaxResponseBodySize:    t.MaxResponseSize,
 		DisablePathNormalizing: true,
 		ConnPoolStrategy:       fasthttp.LIFO, // hot connections stay hot, spare ones idle out
-		RetryIfErr:             retryStaleConn,
 		SecureErrorLogMessage:  true,
 	}
+	c.hc.RetryIfErr = c.retryLostConn
 	return c, nil
 }
 
@@ -207,15 +212,35 @@ func fillDefaults(t *config.Target) {
 	}
 }
 
-// retryStaleConn retries once when the target closed a pooled keep-alive
-// connection before answering anything: the request never reached a
-// handler, and the delivery id lets the target deduplicate if it did.
-func retryStaleConn(_ *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
-	if attempts > 1 {
+// retryLostConn is the host client's retry policy: one retry, at once, when
+// the connection was gone before any of the answer arrived. fasthttp never
+// notices a pooled connection closing while it idles (net/http, Envoy,
+// HAProxy and nginx all do), so after a target restarted, or closed idle
+// connections sooner than idle_timeout, every pooled connection is stale.
+// Walking through them one failed send at a time would fail the delivery
+// (and soon open the breaker) although the target is well; dropping them
+// all makes the retry dial a fresh one. They idled as long as this one, and
+// the worst a wrong guess costs is a dial.
+func (c *Client) retryLostConn(_ *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	if attempts > 1 || !connLost(err) {
 		return false, false
 	}
-	return false, errors.Is(err, fasthttp.ErrConnectionClosed) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF)
+	c.hc.CloseIdleConnections()
+	return false, true
+}
+
+// connLost reports whether err means the connection was gone before the
+// first byte of the answer: fasthttp reports any failure to read that byte
+// but a timeout as a bare io.EOF (ErrConnectionClosed once Do returns; a
+// cut inside the answer is wrapped instead), and a write to a connection
+// the target closed fails with EPIPE or ECONNRESET.
+func connLost(err error) bool {
+	if err == io.EOF {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "write" &&
+		(errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET))
 }
 
 // Name is the target's name.
@@ -227,7 +252,12 @@ func (c *Client) Config() *config.Target { return &c.cfg }
 
 // Close drops the client's idle connections. Do may still be called, and
 // opens new ones.
-func (c *Client) Close() { c.hc.CloseIdleConnections() }
+func (c *Client) Close() { c.DropIdle() }
+
+// DropIdle closes the pooled idle connections, so that the next Do dials a
+// fresh one: for an attempt that must test the target itself, such as a
+// circuit breaker's probe, not a connection that may have gone silent.
+func (c *Client) DropIdle() { c.hc.CloseIdleConnections() }
 
 var (
 	headerRetryAfter = []byte("Retry-After")
@@ -333,7 +363,7 @@ var queryBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b
 
 // appendQuery appends the query string of d's request: the target's pairs
 // (the URL's own, then its query table) but those whose key d sets, then
-// d's pairs in order, each escaped by fasthttp.AppendQuotedArg (the form
+// d's pairs in order, each escaped by delivery.AppendEscape (the form
 // of url.QueryEscape). With show, the target's values are written as their
 // redacted form, unescaped so that it reads as a placeholder.
 func (c *Client) appendQuery(dst []byte, d *delivery.Delivery, show bool) []byte {
@@ -347,12 +377,12 @@ func (c *Client) appendQuery(dst []byte, d *delivery.Delivery, show bool) []byte
 		if show {
 			dst = append(dst, q.shown...)
 		} else {
-			dst = fasthttp.AppendQuotedArg(dst, q.value)
+			dst = delivery.AppendEscape(dst, q.value)
 		}
 	}
 	for i := range d.Query {
 		dst = appendQueryKey(dst, start, d.Query[i].Key)
-		dst = fasthttp.AppendQuotedArg(dst, d.Query[i].Value)
+		dst = delivery.AppendEscape(dst, d.Query[i].Value)
 	}
 	return dst
 }
@@ -361,7 +391,7 @@ func appendQueryKey(dst []byte, start int, key []byte) []byte {
 	if len(dst) > start {
 		dst = append(dst, '&')
 	}
-	dst = fasthttp.AppendQuotedArg(dst, key)
+	dst = delivery.AppendEscape(dst, key)
 	return append(dst, '=')
 }
 

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/hex"
+
+	"github.com/hookgate/hookgate/delivery"
 )
 
 // The parsers below read attacker-controlled header values. They slice
@@ -99,16 +101,8 @@ func parseBasic(buf, h []byte) (user, pass []byte, err error) {
 // ErrMissingCredentials; one longer than buf is ErrBadCredentials.
 func queryValue(buf, q, name []byte) ([]byte, error) {
 	for len(q) > 0 {
-		pair := q
-		if i := bytes.IndexByte(q, '&'); i >= 0 {
-			pair, q = q[:i], q[i+1:]
-		} else {
-			q = nil
-		}
-		k, val := pair, []byte(nil)
-		if i := bytes.IndexByte(pair, '='); i >= 0 {
-			k, val = pair[:i], pair[i+1:]
-		}
+		var k, val []byte
+		k, val, q = delivery.NextPair(q)
 		if !bytes.Equal(k, name) {
 			continue
 		}
