@@ -9,51 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/internal/sink"
 )
-
-// TestAdmitFindsContext guards ctxOf: the header fasthttp hands to
-// HeaderReceived must be the one inside the RequestCtx the handler then
-// gets. A fasthttp upgrade that breaks this fails here, not in production.
-func TestAdmitFindsContext(t *testing.T) {
-	got := make(chan *fasthttp.RequestCtx, 1)
-	srv := &fasthttp.Server{
-		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
-			got <- ctxOf(h)
-			return fasthttp.RequestConfig{}
-		},
-		Handler: func(ctx *fasthttp.RequestCtx) {
-			if derived := <-got; derived != ctx {
-				ctx.SetStatusCode(500)
-				return
-			}
-			if _, ok := ctx.Conn().(*net.TCPConn); !ok {
-				ctx.SetStatusCode(501)
-				return
-			}
-			ctx.SetStatusCode(204)
-		},
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	defer srv.Shutdown()
-	for range 3 { // the same connection, then new ones: pooled contexts too
-		resp, err := http.Post("http://"+ln.Addr().String()+"/", "text/plain", strings.NewReader("x"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 204 {
-			t.Fatalf("status %d: HeaderReceived's header is not in the handler's RequestCtx", resp.StatusCode)
-		}
-	}
-}
 
 // rawRequest writes head (and body, if any) on a new connection and
 // returns the answer, or fails the test.
@@ -76,12 +34,13 @@ func rawRequest(t *testing.T, addr, head, body string) (*http.Response, string, 
 }
 
 // TestAdmissionBeforeBody: refusals decided on the headers alone are
-// answered without waiting for the body. The requests below announce a
-// body they never send; an answer at all proves it was not awaited.
+// answered without the body. With "Expect: 100-continue" nothing of the
+// body is invited; without it, the answer comes before the sender has
+// sent its body (at most one byte of it is read).
 func TestAdmissionBeforeBody(t *testing.T) {
 	s := startSink(t, sink.Options{})
 	srv := testServer()
-	srv.MaxBodyMemory = 64 << 10
+	srv.MaxBodyMemory = 128 << 10 // 64 KiB per client address
 	office := syncRoute("office", "/office", "crm")
 	office.Verify = &config.Verify{AllowIPs: []string{"192.0.2.0/24"}}
 	cfg := &config.Config{
@@ -94,62 +53,87 @@ func TestAdmissionBeforeBody(t *testing.T) {
 	addr := strings.TrimPrefix(base, "http://")
 
 	t.Run("ip not allowed", func(t *testing.T) {
-		resp, body, _ := rawRequest(t, addr, "POST /office HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n", "")
+		resp, body, _ := rawRequest(t, addr, "POST /office HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 50000\r\n\r\n", "")
 		if resp.StatusCode != 401 || !strings.Contains(body, `"code":"ip_not_allowed"`) {
 			t.Errorf("got %d %s, want 401 ip_not_allowed", resp.StatusCode, body)
 		}
 	})
-	t.Run("ip not allowed, tiny body", func(t *testing.T) {
-		resp, body, _ := rawRequest(t, addr, "POST /office HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\n", "x")
+	t.Run("ip not allowed, body sent in part", func(t *testing.T) {
+		resp, body, _ := rawRequest(t, addr, "POST /office HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n", "{")
 		if resp.StatusCode != 401 || !strings.Contains(body, `"code":"ip_not_allowed"`) {
 			t.Errorf("got %d %s, want 401 ip_not_allowed", resp.StatusCode, body)
 		}
 	})
 	t.Run("no route", func(t *testing.T) {
-		resp, body, _ := rawRequest(t, addr, "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n", "")
+		resp, body, _ := rawRequest(t, addr, "POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n", "{")
 		if resp.StatusCode != 404 || !strings.Contains(body, `"code":"route_not_found"`) || !strings.Contains(body, "no route for POST /nowhere") {
 			t.Errorf("got %d %s, want 404 route_not_found", resp.StatusCode, body)
 		}
-		resp, body, _ = rawRequest(t, addr, "PUT /open HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n", "")
+		resp, body, _ = rawRequest(t, addr, "PUT /open HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n", "{")
 		if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" || !strings.Contains(body, `"code":"method_not_allowed"`) {
 			t.Errorf("got %d %s, want 405 method_not_allowed", resp.StatusCode, body)
 		}
 	})
 	t.Run("body memory budget", func(t *testing.T) {
-		// A holds 50000 of the 65536 budget bytes while its body trickles in.
-		a, err := net.Dial("tcp", addr)
+		// Two senders at two addresses hold 50000 bytes each of the
+		// 131072 budget while the rest of their bodies trickle in: what
+		// is held is what arrived.
+		var holders []net.Conn
+		for i, from := range []string{"127.0.0.2", "127.0.0.4"} {
+			c, err := dialFrom(from, addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "POST /open HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n{"+strings.Repeat(" ", 49999))
+			held := int64(50000 * (i + 1))
+			waitFor(t, "the holders' bytes", func() bool { return g.BodyMemory() == held })
+			holders = append(holders, c)
+		}
+		// 40000 more would be over the budget: refused before the body.
+		for _, head := range []string{
+			"POST /open HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 40000\r\n\r\n",
+			"POST /open HTTP/1.1\r\nHost: x\r\nContent-Length: 40000\r\n\r\n{",
+		} {
+			resp, body, _ := rawRequest(t, addr, head, "")
+			if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(body, `"code":"overloaded"`) {
+				t.Errorf("got %d %s Retry-After=%q, want 503 overloaded with Retry-After 1", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+			}
+		}
+		// 20000 more from a holder's address would be over its half.
+		c, err := dialFrom("127.0.0.2", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer a.Close()
-		io.WriteString(a, "POST /open HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n{")
-		waitFor(t, "A's reservation", func() bool { return g.BodyMemory() == 50000 })
-
-		resp, body, _ := rawRequest(t, addr, "POST /open HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n", "")
-		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || !strings.Contains(body, `"code":"overloaded"`) {
-			t.Errorf("B got %d %s Retry-After=%q, want 503 overloaded with Retry-After 1", resp.StatusCode, body, resp.Header.Get("Retry-After"))
+		defer c.Close()
+		io.WriteString(c, "POST /open HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 20000\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err != nil || resp.StatusCode != 503 {
+			t.Errorf("over the address's half: %v %v, want 503", resp, err)
 		}
-		// A small body still fits beside A.
-		resp, body, _ = rawRequest(t, addr, "POST /open HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n", "{}")
+		// A small body still fits beside them.
+		resp, body, _ := rawRequest(t, addr, "POST /open HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n", "{}")
 		if resp.StatusCode != 200 {
-			t.Errorf("a small body beside A: %d %s", resp.StatusCode, body)
+			t.Errorf("a small body beside the holders: %d %s", resp.StatusCode, body)
 		}
-		// A finishes its body: answered, and the budget is free again.
-		io.WriteString(a, strings.Repeat(" ", 49998)+"}")
-		a.SetReadDeadline(time.Now().Add(10 * time.Second))
-		ra, err := http.ReadResponse(bufio.NewReader(a), nil)
-		if err != nil || ra.StatusCode != 200 {
-			t.Fatalf("A: %v %v", ra, err)
+		// The holders finish their bodies: answered, and the budget is free again.
+		for _, c := range holders {
+			io.WriteString(c, strings.Repeat(" ", 9999)+"}")
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			r, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil || r.StatusCode != 200 {
+				t.Fatalf("holder: %v %v", r, err)
+			}
 		}
 		waitFor(t, "the budget to be released", func() bool { return g.BodyMemory() == 0 })
 	})
-	t.Run("a sender that goes away releases its reservation", func(t *testing.T) {
+	t.Run("a sender that goes away releases what it held", func(t *testing.T) {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		io.WriteString(c, "POST /open HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 40000\r\n\r\n")
-		waitFor(t, "the reservation", func() bool { return g.BodyMemory() == 40000 })
+		io.WriteString(c, "POST /open HTTP/1.1\r\nHost: x\r\nContent-Length: 50000\r\n\r\n"+strings.Repeat(" ", 40000))
+		waitFor(t, "what it sent to be held", func() bool { return g.BodyMemory() == 40000 })
 		c.Close()
 		waitFor(t, "the budget to be released", func() bool { return g.BodyMemory() == 0 })
 	})
@@ -159,10 +143,10 @@ func TestAdmissionBeforeBody(t *testing.T) {
 			counts = c
 		}
 	}
-	if counts.Refused["overloaded"] != 1 {
-		t.Errorf("open refusals = %v, want 1 overloaded", counts.Refused)
+	if counts.Refused["overloaded"] != 3 {
+		t.Errorf("open refusals = %v, want 3 overloaded", counts.Refused)
 	}
-	if n := s.Count(); n != 2 {
-		t.Errorf("the target got %d requests, want the 2 admitted", n)
+	if n := s.Count(); n != 3 {
+		t.Errorf("the target got %d requests, want the 3 admitted", n)
 	}
 }

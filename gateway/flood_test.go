@@ -37,9 +37,10 @@ func (q *idQueue) Enqueue(ds []delivery.Delivery) error {
 }
 
 // TestFloodSheds: 200 senders post 256 KiB bodies as fast as they can for
-// 2 s against a 4 MiB body budget, of which a slow sender holds all but
-// 600 KiB (two bodies' worth) throughout, so that shedding does not depend
-// on how fast this machine is. The gateway must shed the excess with
+// 2 s against a 4 MiB body budget, of which two slow senders (at two
+// other addresses: one address may hold half the budget) hold all but
+// 600 KiB (two bodies' worth) throughout, having sent most of their
+// bodies, so that shedding does not depend on how fast this machine is. The gateway must shed the excess with
 // 503 (or by closing the upload it refused unread), keep its heap
 // bounded, answer /healthz on the admin listener throughout, and have
 // queued every event it answered 202 for.
@@ -62,6 +63,7 @@ func TestFloodSheds(t *testing.T) {
 	srv := testServer()
 	srv.MaxBodyMemory = budget
 	srv.MaxConcurrency = 4096
+	srv.ReadTimeout = 30 * time.Second // the slow senders' bodies must not time out
 	cfg := &config.Config{
 		Server:  srv,
 		Targets: []config.Target{targetAt(t, "crm", unusedURL)},
@@ -84,15 +86,19 @@ func TestFloodSheds(t *testing.T) {
 	go adm.Serve(aln)
 	t.Cleanup(func() { adm.Shutdown(context.Background()) })
 
-	// The slow sender: its headers promise a body that never comes.
+	// The slow senders: each sends all but the last byte of its body.
 	const held = budget - 600<<10
-	slow, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
+	var slows []net.Conn
+	for _, from := range []string{"127.0.0.2", "127.0.0.3"} {
+		slow, err := dialFrom(from, strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer slow.Close()
+		fmt.Fprintf(slow, "POST /flood HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", held/2+1, bytes.Repeat([]byte{' '}, held/2))
+		slows = append(slows, slow)
 	}
-	defer slow.Close()
-	fmt.Fprintf(slow, "POST /flood HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n{", held)
-	waitFor(t, "the slow sender's reservation", func() bool { return g.BodyMemory() == held })
+	waitFor(t, "the slow senders' bytes", func() bool { return g.BodyMemory() == held })
 
 	payload := bytes.Repeat([]byte("x"), bodySize)
 	payload[0], payload[len(payload)-1] = '"', '"'
@@ -183,7 +189,9 @@ func TestFloodSheds(t *testing.T) {
 	}()
 	wg.Wait()
 	client.CloseIdleConnections()
-	slow.Close()
+	for _, slow := range slows {
+		slow.Close()
+	}
 
 	t.Logf("accepted %d, shed with 503 %d, refused uploads %d, other %d; heap in use %.1f MiB over a %.1f MiB baseline; healthz %d ok, %d failed",
 		accepted.Load(), shed.Load(), transport.Load(), other.Load(),

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,8 +64,11 @@ type Gateway struct {
 	inflight    atomic.Int64
 	maxConns    int64 // open connections before a JSON 503; 0 = no cap
 	maxBodyMem  int64 // server.max_body_memory; 0 = no budget
-	bodyMem     atomic.Int64
-	unrouted    *routeStats // refusals of requests that matched no route
+	// maxAddrBodyMem is what the requests of one client address may hold
+	// of the budget: half, so one address cannot starve the others.
+	maxAddrBodyMem int64
+	bodyMem        atomic.Int64
+	unrouted       *routeStats // refusals of requests that matched no route
 
 	// ctx is handed to plugin chains; it ends when Shutdown gives up
 	// waiting, so plugins in flight stop then, not at the first signal.
@@ -98,14 +102,15 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{
-		maxBodyMem:  cfg.Server.MaxBodyMemory,
-		unrouted:    new(routeStats),
-		log:         deps.Logger,
-		maxInflight: int64(cfg.Server.MaxConcurrency),
-		fanout:      make(chan *fanJob),
-		accessOn:    cfg.Log.Access,
-		shutdown:    cfg.Server.ShutdownTimeout,
-		server:      cfg.Server,
+		maxBodyMem:     cfg.Server.MaxBodyMemory,
+		maxAddrBodyMem: cfg.Server.MaxBodyMemory / 2,
+		unrouted:       new(routeStats),
+		log:            deps.Logger,
+		maxInflight:    int64(cfg.Server.MaxConcurrency),
+		fanout:         make(chan *fanJob),
+		accessOn:       cfg.Log.Access,
+		shutdown:       cfg.Server.ShutdownTimeout,
+		server:         cfg.Server,
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.states.New = func() any { return new(reqState) }
@@ -124,9 +129,16 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		concurrency = int(g.maxConns) + 16
 	}
 	g.srv = &fasthttp.Server{
-		Handler:        g.handle,
-		ErrorHandler:   g.handleReadError,
-		HeaderReceived: g.admit,
+		Handler:      g.handle,
+		ErrorHandler: g.handleReadError,
+		// The handler reads bodies itself, as they arrive (admit.go):
+		// bodyHead has fasthttp read one byte of a body at most, expect
+		// answers "Expect: 100-continue", connState restarts the head
+		// scanner (listener.go).
+		StreamRequestBody: true,
+		HeaderReceived:    g.bodyHead,
+		ExpectHandler:     g.expect,
+		ConnState:         connState,
 		// No Server header: an edge has no reason to name its software.
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
@@ -170,7 +182,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 // Serve accepts requests on ln until Shutdown. It returns nil after a
 // Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
-	ln = &connLimitListener{Listener: ln, max: g.maxConns, budget: &g.bodyMem}
+	ln = &connLimitListener{Listener: ln, max: g.maxConns, perAddr: g.maxConns / 2, headMax: g.server.MaxHeaderBytes}
 	return g.srv.Serve(ln)
 }
 
@@ -279,8 +291,17 @@ func (g *Gateway) acquire() *table {
 
 // fasthttpLogger sends fasthttp's own messages (accept errors and the
 // like) to the structured log.
+//
+// "error when serving connection" follows every request the ErrorHandler
+// answered (handleReadError has logged its one line already), and write
+// errors to a sender that went away: it goes to debug, so a refused
+// request is one line, as the README promises.
 type fasthttpLogger struct{ log *slog.Logger }
 
 func (l fasthttpLogger) Printf(format string, args ...any) {
-	l.log.Warn(fmt.Sprintf(format, args...), "component", "fasthttp")
+	level := slog.LevelWarn
+	if strings.HasPrefix(format, "error when serving connection") {
+		level = slog.LevelDebug
+	}
+	l.log.Log(context.Background(), level, fmt.Sprintf(format, args...), "component", "fasthttp")
 }

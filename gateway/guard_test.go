@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/verify"
 	"github.com/hookgate/hookgate/internal/sink"
 )
 
@@ -127,12 +128,15 @@ func TestVerifyAtIngest(t *testing.T) {
 				forwarded++
 				return
 			}
-			wantMsg := msgUnverified
-			if tc.code == "ip_not_allowed" {
-				wantMsg = msgIPNotAllowed
+			var wantMsg string
+			for _, e := range []*verify.Error{verify.ErrMissingSignature, verify.ErrMissingCredentials, verify.ErrMalformedHeader,
+				verify.ErrBadSignature, verify.ErrBadCredentials, verify.ErrTimestampTolerance, verify.ErrIPNotAllowed} {
+				if e.Reason == tc.code {
+					wantMsg = e.Advice
+				}
 			}
 			if a.errMsg != wantMsg {
-				t.Errorf("message %q, want the fixed %q", a.errMsg, wantMsg)
+				t.Errorf("message %q, want the fixed advice %q", a.errMsg, wantMsg)
 			}
 			wantChallenge := ""
 			if tc.path == "/basic" {

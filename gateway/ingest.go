@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-	"unsafe"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
@@ -41,6 +41,10 @@ type reqState struct {
 	journal  *journal.Journal    // set once the event passed the checks: finish records it
 	attempts []delivery.Attempt  // a sync forward's, for the journal
 
+	body []byte     // the request body as readBody read it (served requests)
+	held int64      // body bytes reserved from the budget; finish releases them
+	addr *addrState // the client address they are also reserved from
+
 	stats    *routeStats           // the route's counters (the unrouted ones until a route matches)
 	metrics  *metrics.RouteMetrics // the same for Prometheus; nil without Deps.Metrics
 	start    time.Time
@@ -51,32 +55,76 @@ type reqState struct {
 
 var hdrEventID = []byte("Hookgate-Event-Id")
 
-// handle is the ingest handler. The steps are in the order a request
-// meets them; each refusal answers with a JSON error and returns:
-//
-//  1. in-flight cap (server.max_concurrency): 503 overloaded
-//  2. route match: 404, 405
-//  3. admission decided before the body was read (admit): IP allow list
-//     401 ip_not_allowed, body memory budget 503 overloaded
-//  4. IP allow list again (for requests that did not come through admit)
-//  5. body limit: 413
-//  6. verify: 401 with the verify reason
-//  7. JSON check: 400
-//  8. dedupe: a duplicate gets the first copy's answer, a copy still in
-//     flight 409 in_progress
-//  9. transforms, deliveries, queue or forward
-//
-// Verify comes before everything that reads the body's content (JSON,
-// dedupe keys, plugins): nothing a forger sends is looked at, and only
-// verified senders can fill the dedupe memory.
-func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
+// begin takes a request's state from the pool, stamps its event id with
+// the time now (ctx.Time() is not set yet when fasthttp calls the
+// ExpectHandler or the ErrorHandler, and ids must sort by arrival) and
+// counts it as unrouted until a route matches.
+func (g *Gateway) begin(ctx *fasthttp.RequestCtx) *reqState {
 	st := g.states.Get().(*reqState)
-	defer g.finish(ctx, st)
-
 	now := time.Now()
 	st.ev.ID = appendEventID(st.ev.ID[:0], now)
 	ctx.Response.Header.SetCanonical(hdrEventID, st.ev.ID)
 	st.stats, st.metrics, st.start = g.unrouted, g.tbl.Load().unrouted, now
+	return st
+}
+
+// reset clears what begin and the checks on the headers set, for a state
+// going back to the pool without a request (an admitted Expect).
+func (st *reqState) reset() {
+	st.ev.Reset()
+	st.ev.Body = st.evBody[:0]
+	st.stats, st.metrics = nil, nil
+}
+
+// handle is the ingest handler. The steps are in the order a request
+// meets them; each refusal answers with a JSON error and returns:
+//
+//  1. the checks on the headers (checkHead, admit.go): HTTP version 505,
+//     Content-Length with Transfer-Encoding 400, route 404/405, IP allow
+//     list 401 ip_not_allowed, declared body over the limit 413, body
+//     memory budget 503 overloaded
+//  2. the body, read as it arrives (readBody): over the limit 413, too
+//     slow 408, malformed 400, budget 503
+//  3. in-flight cap (server.max_concurrency): 503 overloaded
+//  4. verify: 401 with the verify reason
+//  5. JSON check (UTF-8 included): 400
+//  6. dedupe: a duplicate gets the first copy's answer, a copy still in
+//     flight 409 in_progress
+//  7. transforms, deliveries, queue or forward
+//
+// The body is read before the in-flight cap is taken: a slow body holds
+// its connection and the bytes it sent, not a slot that plugins and
+// targets are sized by. Verify comes before everything that reads the
+// body's content (JSON, dedupe keys, plugins): nothing a forger sends is
+// looked at, and only verified senders can fill the dedupe memory.
+func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
+	st := g.begin(ctx)
+	defer g.finish(ctx, st)
+	now := st.start
+
+	t := g.acquire()
+	if t == nil {
+		// Shutdown gave up waiting and this connection is still open.
+		g.refuseShuttingDown(ctx, st)
+		return
+	}
+	defer t.release()
+
+	rt, ok := g.checkHead(ctx, st, t)
+	if !ok {
+		if n := ctx.Request.Header.ContentLength(); ctx.Request.IsBodyStream() && (n < 0 || n > keepBodyMax) {
+			// The body is not read. fasthttp reads and drops a small one
+			// after the answer (under the body deadline), as nginx does,
+			// and the connection is reused; a large or chunked one is not
+			// worth reading: the connection closes.
+			ctx.SetConnectionClose()
+		}
+		return
+	}
+	body, ok := g.readBody(ctx, st, rt)
+	if !ok {
+		return
+	}
 
 	if n := g.inflight.Add(1); g.maxInflight > 0 && n > g.maxInflight {
 		g.inflight.Add(-1)
@@ -87,43 +135,8 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	}
 	defer g.inflight.Add(-1)
 
-	t := g.acquire()
-	if t == nil {
-		// Shutdown gave up waiting and this connection is still open.
-		ctx.SetConnectionClose()
-		writeError(ctx, st, fasthttp.StatusServiceUnavailable, codeOverloaded,
-			append(st.msg[:0], "the gateway is shutting down: retry in a moment"...))
-		return
-	}
-	defer t.release()
-
-	method, path := ctx.Method(), ctx.Path()
-	pr := t.lookup(path)
-	if pr == nil {
-		g.refuseNotFound(ctx, st, method, path)
-		return
-	}
-	rt := pr.match(method)
-	if rt == nil {
-		g.refuseMethod(ctx, st, pr, method, path)
-		return
-	}
-	st.stats, st.metrics = rt.stats, rt.metrics
-	st.ev.Route = rt.name // for the access log, refusals included
-	if cc := connOf(ctx); cc != nil && cc.refused != admitted {
-		g.refuseAdmission(ctx, st, rt, cc.refused)
-		return
-	}
+	method := ctx.Method()
 	ip := remoteIP(ctx)
-	if rt.verifier != nil && !rt.verifier.AllowedIP(ip) {
-		g.refuseAdmission(ctx, st, rt, refusedIP)
-		return
-	}
-	body := ctx.PostBody()
-	if len(body) > rt.maxBody {
-		g.refuseTooLarge(ctx, st, rt.maxBody)
-		return
-	}
 	if rt.verifier != nil {
 		err := rt.verifier.Verify(verify.Request{
 			Method:   method,
@@ -137,7 +150,9 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	if rt.json && !gjson.ValidBytes(body) {
+	// RFC 8259 §8.1: JSON between systems is UTF-8. gjson checks the
+	// syntax only; utf8.Valid runs 8 ASCII bytes at a time.
+	if rt.json && (!gjson.ValidBytes(body) || !utf8.Valid(body)) {
 		writeError(ctx, st, fasthttp.StatusBadRequest, codeInvalidJSON,
 			append(append(append(st.msg[:0], "route \""...), rt.name...), "\" expects a JSON body and this one is not valid JSON: check the payload and its encoding"...))
 		return
@@ -236,16 +251,12 @@ func (g *Gateway) fillEvent(ctx *fasthttp.RequestCtx, st *reqState, rt *route, n
 	ev.Path = append(ev.Path[:0], ctx.Path()...)
 	// The sender's credential for hookgate (verify basic or token) is
 	// taken out here, so neither plugins nor targets ever see it.
-	if rt.credQuery != nil {
-		ev.Query = delivery.AppendQueryWithout(ev.Query[:0], ctx.URI().QueryString(), rt.credQuery)
-	} else {
-		ev.Query = append(ev.Query[:0], ctx.URI().QueryString()...)
-	}
+	cred := &rt.cred
+	ev.Query = cred.AppendQuery(ev.Query[:0], ctx.URI().QueryString())
 	st.query = append(st.query[:0], ev.Query...)
 	ev.Headers = ev.Headers[:0]
-	cred := rt.credHeader
 	ctx.Request.Header.VisitAll(func(k, v []byte) {
-		if cred != nil && delivery.EqualFold(k, cred) {
+		if cred.IsHeader(k) {
 			return
 		}
 		ev.Headers = delivery.Append(ev.Headers, k, v)
@@ -297,9 +308,7 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 		st.dd = nil
 	}
 	st.accepted = false
-	if cc := connOf(ctx); cc != nil {
-		cc.admitted()
-	}
+	g.release(st)
 	st.code = ""
 	if g.accessOn {
 		g.logAccess(ctx, st, st.ev.Route)
@@ -319,10 +328,13 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 	st.ev.Reset()
 	st.ev.Body = st.evBody[:0]
 	st.out.Reset()
+	if cap(st.body) > keepBodyMax {
+		st.body = nil // as dropLargeBody: a pooled state keeps no large body
+	}
 	g.states.Put(st)
-	dropLargeBody(ctx)
+	if !ctx.Request.IsBodyStream() {
+		// Served requests read their body into st.body; only a body set
+		// in memory (the handler driven directly) is in the request.
+		dropLargeBody(ctx)
+	}
 }
-
-// s2b views a string as bytes without copying; the bytes must not be
-// written to.
-func s2b(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }

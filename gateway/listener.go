@@ -1,33 +1,61 @@
 package gateway
 
 import (
+	"bytes"
+	"errors"
 	"net"
+	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
-// connLimitListener caps open connections. Past the cap a new connection
-// gets our JSON 503 and is closed, instead of fasthttp's plain-text one
-// (fasthttp's Concurrency is set above this cap so it never answers
-// itself). Idle keep-alive connections count: each holds a fasthttp
-// worker.
+// connLimitListener caps open connections, in all and per client
+// address. Past a cap a new connection gets our JSON 503 and is closed,
+// instead of fasthttp's plain-text one (fasthttp's Concurrency is set
+// above the cap so it never answers itself). Idle keep-alive connections
+// count: each holds a fasthttp worker.
+//
+// The per-address cap is half the total (as nginx's limit_conn, it
+// answers 503): 300 connections from one attacker leave the other half
+// to everyone else. Behind a proxy every sender has the proxy's address,
+// and half of max_concurrency x 4 connections is still twice the
+// requests that may be in flight at once.
 //
 // Every connection Serve accepts goes through it, capped or not (max 0),
-// because the connection also carries the request's admission state
-// (admit.go).
+// because the connection also carries its address's shared state
+// (reserved body memory, admit.go) and the head scanner below.
 type connLimitListener struct {
 	net.Listener
-	max    int64 // 0: no cap
-	open   atomic.Int64
-	budget *atomic.Int64 // Gateway.bodyMem
+	max     int64 // 0: no cap
+	perAddr int64 // 0: no cap
+	headMax int   // server.max_header_bytes: the head scanner's bound
+	open    atomic.Int64
+
+	mu    sync.Mutex
+	addrs map[netip.Addr]*addrState
 }
 
-var overloadedConn = func() []byte {
-	body := `{"error":{"code":"overloaded","message":"the gateway is at its connection limit: retry after a second, and reuse connections"}}`
+// addrState is what the connections of one client address share.
+type addrState struct {
+	ip    netip.Addr
+	conns int64        // open connections; under connLimitListener.mu
+	body  atomic.Int64 // body bytes its requests hold (admit.go)
+}
+
+func overloadedAnswer(message string) []byte {
+	body := `{"error":{"code":"overloaded","message":"` + message + `"}}`
 	return []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: " +
 		strconv.Itoa(len(body)) + "\r\n\r\n" + body)
-}()
+}
+
+var (
+	overloadedConn = overloadedAnswer("the gateway is at its connection limit: retry after a second, and reuse connections")
+	overloadedAddr = overloadedAnswer("this address has as many connections open as one address may: retry after a second, and reuse connections")
+)
 
 func (l *connLimitListener) Accept() (net.Conn, error) {
 	for {
@@ -37,46 +65,178 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 		}
 		if l.open.Add(1) > l.max && l.max > 0 {
 			l.open.Add(-1)
-			// In its own goroutine so a client that does not read cannot
-			// hold up accepting; this runs only while overloaded.
-			go func() {
-				c.SetWriteDeadline(time.Now().Add(time.Second))
-				c.Write(overloadedConn)
-				c.Close()
-			}()
+			refuseConn(c, overloadedConn)
 			continue
 		}
-		return &countedConn{Conn: c, l: l}, nil
+		a := l.take(c)
+		if a == nil {
+			l.open.Add(-1)
+			refuseConn(c, overloadedAddr)
+			continue
+		}
+		cc := &countedConn{Conn: c, l: l, addr: a, headMax: l.headMax}
+		cc.startHead()
+		return cc, nil
+	}
+}
+
+// refuseConn answers a connection over a cap and closes it, in its own
+// goroutine so a client that does not read cannot hold up accepting;
+// this runs only while over a cap.
+func refuseConn(c net.Conn, answer []byte) {
+	go func() {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write(answer)
+		c.Close()
+	}()
+}
+
+// take counts a connection against its address; nil when the address is
+// at its cap.
+func (l *connLimitListener) take(c net.Conn) *addrState {
+	var ip netip.Addr
+	if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		ip, _ = netip.AddrFromSlice(ta.IP)
+		ip = ip.Unmap()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.addrs == nil {
+		l.addrs = map[netip.Addr]*addrState{}
+	}
+	a := l.addrs[ip]
+	if a == nil {
+		a = &addrState{ip: ip}
+		l.addrs[ip] = a
+	}
+	if l.perAddr > 0 && a.conns >= l.perAddr {
+		return nil
+	}
+	a.conns++
+	return a
+}
+
+// drop gives a connection of a back; an address with no connection left
+// is forgotten (no request of it can be holding body memory then).
+func (l *connLimitListener) drop(a *addrState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a.conns--; a.conns == 0 {
+		delete(l.addrs, a.ip)
 	}
 }
 
 type countedConn struct {
 	net.Conn
 	l      *connLimitListener
+	addr   *addrState
 	closed atomic.Bool
 
-	// Admission state of the request being served. refused is touched
-	// only by the goroutine serving the connection; held also by Close,
-	// which fasthttp may call from another goroutine at shutdown.
-	held    atomic.Int64 // body bytes reserved from the budget
-	refused refusal
+	// The head scanner (see Read), touched only by the goroutine serving
+	// the connection.
+	scan    bool // the bytes read are (still) a request head
+	bad     bool // the head ended in a bare LF: the next Read fails
+	off     int  // bytes of the head scanned so far
+	lastLF  int  // offset of the head's last LF; -2: none yet
+	lastCR  bool // that LF had a CR before it
+	prev    byte // the last byte scanned
+	headMax int  // past this many bytes, stop scanning (fasthttp answers 431)
 }
 
-// admitted releases the current request's reservation and clears its
-// refusal: the request is over, or the next one is starting.
-func (c *countedConn) admitted() {
-	c.refused = admitted
-	if n := c.held.Swap(0); n > 0 {
-		c.l.budget.Add(-n)
+// errBareLF is what Read returns for a head that ends in a bare LF.
+var errBareLF = errors.New("the request head ends with a bare LF; HTTP/1.1 lines end with CRLF")
+
+// Read scans each request head as it arrives for a blank line made with
+// a bare LF ("\n\n", "\n\r\n"). fasthttp takes a bare LF as a line end
+// inside a head (RFC 9112 §2.2 allows that) but ends a head only at
+// CRLFCRLF, so a head written with bare LFs throughout would wait for
+// more bytes until the read timeout, then get a 408. Failing the next
+// read instead makes fasthttp's header read fail at once, and the
+// ErrorHandler answers 400 (handleReadError).
+//
+// Why the connection and not the parser: fasthttp offers no hook before
+// the head is complete, and forking its parser for this is worse than
+// these few lines. A head starts where fasthttp's serving loop reads
+// after the connection opened or went idle (ConnState, connState below);
+// it ends at its first blank line. Only an LF is looked at closely
+// (bytes.IndexByte), so a head costs a few tens of nanoseconds.
+func (c *countedConn) Read(p []byte) (int, error) {
+	if c.bad {
+		return 0, errBareLF
+	}
+	n, err := c.Conn.Read(p)
+	if c.scan && n > 0 {
+		c.scanHead(p[:n])
+	}
+	return n, err
+}
+
+// startHead readies the scanner for the next request head.
+func (c *countedConn) startHead() {
+	c.scan, c.off, c.lastLF, c.lastCR, c.prev = true, 0, -2, false, 0
+}
+
+func (c *countedConn) scanHead(b []byte) {
+	if c.off == 0 && !requestLineStart(b) {
+		// Judge only what is surely a head from its start. A keep-alive
+		// sender that pipelines may have had the next head read already,
+		// before the connection went idle; then this read continues it,
+		// or a body, and is not looked at.
+		c.scan = false
+		return
+	}
+	base := c.off
+	for i := 0; ; {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			break
+		}
+		i += j
+		o := base + i
+		cr := (i > 0 && b[i-1] == '\r') || (i == 0 && c.prev == '\r')
+		switch {
+		case c.lastLF == o-1: // "\n\n"
+			c.bad, c.scan = true, false
+			return
+		case c.lastLF == o-2 && cr: // an empty line ended by CRLF: the head's end
+			c.bad = !c.lastCR // "\n\r\n" without a CR before the first LF
+			c.scan = false
+			return
+		}
+		c.lastLF, c.lastCR = o, cr
+		i++
+	}
+	c.off += len(b)
+	c.prev = b[len(b)-1]
+	if c.headMax > 0 && c.off > c.headMax {
+		c.scan = false // fasthttp refuses the head as too large
+	}
+}
+
+// requestLineStart reports whether b starts as a request line does: a
+// method in capitals, then a space.
+func requestLineStart(b []byte) bool {
+	i := 0
+	for i < len(b) && b[i] >= 'A' && b[i] <= 'Z' {
+		i++
+	}
+	return i > 0 && i < len(b) && b[i] == ' '
+}
+
+// connState is fasthttp's ConnState hook: a connection going idle is
+// about to read the next request's head.
+func connState(c net.Conn, s fasthttp.ConnState) {
+	if s == fasthttp.StateIdle {
+		if cc, ok := c.(*countedConn); ok {
+			cc.startHead()
+		}
 	}
 }
 
 func (c *countedConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.l.open.Add(-1)
-		if n := c.held.Swap(0); n > 0 {
-			c.l.budget.Add(-n)
-		}
+		c.l.drop(c.addr)
 	}
 	return c.Conn.Close()
 }

@@ -108,7 +108,7 @@ func (g *Gateway) refuseNotFound(ctx *fasthttp.RequestCtx, st *reqState, method,
 }
 
 func (g *Gateway) refuseMethod(ctx *fasthttp.RequestCtx, st *reqState, pr *pathRoutes, method, path []byte) {
-	ctx.Response.Header.SetCanonical(hdrAllow, s2b(pr.allow))
+	ctx.Response.Header.Set(fasthttp.HeaderAllow, pr.allow)
 	m := append(st.msg[:0], "method "...)
 	m = append(m, method...)
 	m = append(m, " is not allowed on "...)
@@ -244,20 +244,19 @@ func (g *Gateway) answerDropped(ctx *fasthttp.RequestCtx, st *reqState, rt *rout
 	writeJSON(ctx, status, b)
 }
 
-// Fixed messages for refused senders: they say what kind of check failed
-// (the code says which) and nothing an attacker could tune against.
+// Fixed messages for refused senders. A 401's message is the verify
+// error's Advice: it says what to check for that reason and nothing an
+// attacker could tune against.
 const (
-	msgIPNotAllowed = "the sender's address is not allowed on this route"
-	msgUnverified   = "the request could not be verified as coming from this route's sender: check the secret or credentials the sender is configured with"
-	msgOverloaded   = "the gateway is holding as many request bodies as it may (server.max_body_memory): retry after a second"
-	msgInProgress   = "another copy of this event is being handled right now: retry after a second to get its answer"
+	msgOverloaded = "the gateway is holding as many request bodies as it may (server.max_body_memory): retry after a second"
+	msgInProgress = "another copy of this event is being handled right now: retry after a second to get its answer"
 )
 
 // refuseAdmission answers a request refused before its body was read.
 func (g *Gateway) refuseAdmission(ctx *fasthttp.RequestCtx, st *reqState, rt *route, why refusal) {
 	switch why {
 	case refusedIP:
-		writeError(ctx, st, fasthttp.StatusUnauthorized, verify.ReasonIPNotAllowed, append(st.msg[:0], msgIPNotAllowed...))
+		writeError(ctx, st, fasthttp.StatusUnauthorized, verify.ReasonIPNotAllowed, append(st.msg[:0], verify.ErrIPNotAllowed.Advice...))
 	default:
 		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
 		writeError(ctx, st, fasthttp.StatusServiceUnavailable, codeOverloaded, append(st.msg[:0], msgOverloaded...))
@@ -265,20 +264,17 @@ func (g *Gateway) refuseAdmission(ctx *fasthttp.RequestCtx, st *reqState, rt *ro
 }
 
 // refuseVerify answers a failed verification: 401 with the verify
-// reason as the code.
+// reason as the code and its advice as the message, which says what to
+// check for that reason (a secret, a clock, an address).
 func (g *Gateway) refuseVerify(ctx *fasthttp.RequestCtx, st *reqState, rt *route, err error) {
-	reason := verify.ReasonBadSignature
-	if e, ok := err.(*verify.Error); ok {
-		reason = e.Reason
+	e, ok := err.(*verify.Error)
+	if !ok {
+		e = verify.ErrBadSignature
 	}
-	if reason == verify.ReasonIPNotAllowed {
-		writeError(ctx, st, fasthttp.StatusUnauthorized, reason, append(st.msg[:0], msgIPNotAllowed...))
-		return
-	}
-	if rt.basic {
+	if rt.basic && e != verify.ErrIPNotAllowed {
 		ctx.Response.Header.SetCanonical(hdrWWWAuthenticate, basicChallenge)
 	}
-	writeError(ctx, st, fasthttp.StatusUnauthorized, reason, append(st.msg[:0], msgUnverified...))
+	writeError(ctx, st, fasthttp.StatusUnauthorized, e.Reason, append(st.msg[:0], e.Advice...))
 }
 
 func (g *Gateway) refuseInProgress(ctx *fasthttp.RequestCtx, st *reqState) {
@@ -286,85 +282,67 @@ func (g *Gateway) refuseInProgress(ctx *fasthttp.RequestCtx, st *reqState) {
 	writeError(ctx, st, fasthttp.StatusConflict, codeInProgress, append(st.msg[:0], msgInProgress...))
 }
 
-// answerDuplicate answers a repeat of an accepted event as the first copy
-// was answered, under the first copy's event id; nothing is delivered.
+// answerDuplicate answers a repeat of an accepted event; nothing is
+// delivered. Every repeat gets the same answer whatever the first got: a
+// success of the route's kind (202 async, 200 sync) with the first copy's
+// event id, in Hookgate-Event-Id and as {"event_id":...,"duplicate":true}.
+// The first answer's content (a target's body, a drop reason) is not
+// replayed, on purpose: a dedupe key is no credential (a body field or a
+// header anyone can send), so a replay would hand the first sender's
+// answer to whoever sends the same key; and a sender retries for the
+// status, which a repeat gets as success. Nothing is stored per event
+// beyond the id, so memory stays max_entries small entries.
 func (g *Gateway) answerDuplicate(ctx *fasthttp.RequestCtx, st *reqState, rt *route, first []byte) {
 	st.stats.duplicate(st.metrics)
 	ctx.Response.Header.SetCanonical(hdrEventID, first)
 	b := append(st.buf[:0], `{"event_id":"`...)
 	b = append(b, first...)
+	b = append(b, `","duplicate":true}`...)
 	status := fasthttp.StatusAccepted
 	if rt.sync {
 		status = fasthttp.StatusOK
-		b = append(b, `","duplicate":true}`...)
-	} else {
-		b = append(b, `"}`...)
 	}
 	st.buf = b
 	writeJSON(ctx, status, b)
 }
 
-// handleReadError answers requests fasthttp could not read: too large,
-// too slow, malformed, or refused by admit before the body was read.
-// They get our JSON errors, and are counted.
+// handleReadError answers requests fasthttp could not read: headers
+// too large, too slow or malformed, or a body whose first byte did not
+// come (the rest of a body is read by handle). They get our JSON errors,
+// and are counted. fasthttp has reset what it read of the request, so
+// none of them has a route.
 func (g *Gateway) handleReadError(ctx *fasthttp.RequestCtx, err error) {
-	st := g.states.Get().(*reqState)
+	st := g.begin(ctx)
 	defer g.states.Put(st)
-	defer dropLargeBody(ctx) // a too-large body may have been read in part
-	st.ev.ID = appendEventID(st.ev.ID[:0], ctx.Time())
-	ctx.Response.Header.SetCanonical(hdrEventID, st.ev.ID)
-	t := g.tbl.Load()
-	rt := t.match(&ctx.Request.Header)
-	st.stats, st.metrics = g.unrouted, t.unrouted
-	if rt != nil {
-		st.stats, st.metrics = rt.stats, rt.metrics
-	}
-	why := admitted
-	if cc := connOf(ctx); cc != nil {
-		why = cc.refused
-		cc.admitted()
-	}
 	defer func() {
-		route := ""
-		if rt != nil {
-			route = rt.name
-		}
-		g.logRefusal(ctx, st, route)
+		// logRefusal's fields, but no method or path: fasthttp reset the
+		// request, whose Method() and Path() would say "GET /".
+		g.log.Warn("ingest: refused", "route", "", "code", st.code, "status", ctx.Response.StatusCode(),
+			"event_id", string(st.ev.ID), "remote_ip", remoteIP(ctx).String(),
+			"method", "", "path", "", "message", string(st.msg))
 		if g.accessOn {
-			g.logAccess(ctx, st, route)
+			g.log.Info("request", "event_id", string(st.ev.ID), "method", "", "path", "",
+				"route", "", "status", ctx.Response.StatusCode())
 		}
 		st.metrics.Request()
 		st.stats.refuse(st.code, st.metrics)
-		st.metrics.Observe(time.Since(ctx.Time()))
+		st.metrics.Observe(time.Since(st.start))
 		st.code = ""
+		st.reset()
 	}()
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
-	case why == refusedNoRoute && errors.Is(err, fasthttp.ErrBodyTooLarge):
-		// admit set a one-byte limit so the body would not be read.
-		method, path := ctx.Method(), ctx.Path()
-		if pr := t.lookup(path); pr != nil {
-			g.refuseMethod(ctx, st, pr, method, path)
-		} else {
-			g.refuseNotFound(ctx, st, method, path)
-		}
-	case why != admitted && errors.Is(err, fasthttp.ErrBodyTooLarge):
-		g.refuseAdmission(ctx, st, rt, why)
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		limit := t.maxBody
-		if rt != nil {
-			limit = rt.maxBody
-		}
-		g.refuseTooLarge(ctx, st, limit)
+		// Not expected while bodies are streamed; kept so that a change
+		// in fasthttp still gets the right answer.
+		g.refuseTooLarge(ctx, st, g.tbl.Load().maxBody)
 	case errors.As(err, &small):
 		writeError(ctx, st, fasthttp.StatusRequestHeaderFieldsTooLarge, codeHeadersTooLarge,
 			append(st.msg[:0], "the request headers are larger than server.max_header_bytes: send fewer or smaller headers"...))
 	case errors.As(err, &ne) && ne.Timeout():
-		writeError(ctx, st, fasthttp.StatusRequestTimeout, codeRequestTimeout,
-			append(st.msg[:0], "the request was not received within server.read_timeout: send it faster or in one piece"...))
+		g.refuseTimeout(ctx, st)
 	default:
-		writeError(ctx, st, fasthttp.StatusBadRequest, codeBadRequest,
-			append(st.msg[:0], "the request could not be read as HTTP/1.1: check the request line, headers and body framing"...))
+		g.refuseMalformed(ctx, st)
 	}
 }

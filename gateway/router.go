@@ -28,10 +28,9 @@ type route struct {
 	targets []*target.Client // in the order of the route's targets
 	names   []string         // the same targets' names: the default deliveries'
 
-	verifier   *verify.Verifier // nil: no verify table
-	basic      bool             // verify type basic: a 401 carries WWW-Authenticate
-	credHeader []byte           // the sender's credential header, never passed on; nil if none
-	credQuery  []byte           // the sender's credential query parameter, never passed on; nil if none
+	verifier *verify.Verifier // nil: no verify table
+	basic    bool             // verify type basic: a 401 carries WWW-Authenticate
+	cred     Credential       // the sender's credential for hookgate, never passed on
 
 	deduper    *dedupe.Deduper // nil: no dedupe
 	dedupeSpec dedupe.Spec     // as configured, to keep deduper across reloads
@@ -244,14 +243,7 @@ func (r *route) buildGuards(rc config.Route, deps Deps, prev *route) error {
 		}
 		r.verifier = v
 		r.basic = v.Type() == verify.TypeBasic
-		if h, q := v.Credential(); h != "" || q != "" {
-			if h != "" {
-				r.credHeader = []byte(h)
-			}
-			if q != "" {
-				r.credQuery = []byte(q)
-			}
-		}
+		r.cred = credentialOf(v)
 	}
 	if rc.Dedupe != nil {
 		r.dedupeSpec = rc.Dedupe.Spec()

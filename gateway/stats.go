@@ -69,7 +69,7 @@ func (s *routeStats) duplicate(m *metrics.RouteMetrics) {
 type RouteCounts struct {
 	Route      string            // "" for requests that matched no route
 	Refused    map[string]uint64 // error code -> requests answered with it; codes never seen are absent
-	Duplicates uint64            // repeats of an accepted event, answered as the first was
+	Duplicates uint64            // repeats of an accepted event, answered with the first copy's event id
 }
 
 func (s *routeStats) snapshot(name string) RouteCounts {

@@ -114,8 +114,9 @@ const checkHelp = `Usage: hookgate check --config FILE
 Validate a config file without starting anything: TOML syntax, unknown keys,
 durations, sizes and URLs, target and plugin names, duplicate routes, and
 every ${env:NAME} reference. Prints a one-line summary and exits 0 when the
-config is valid; otherwise prints every problem on stderr, one per line, and
-exits 1.
+config is valid, with any warnings (things that work but deserve a look,
+such as a secret written in the file) on stderr, one per line; otherwise
+prints every problem on stderr, one per line, and exits 1.
 `
 
 func runCheck(args []string, stdout, stderr io.Writer) int {
@@ -130,6 +131,14 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintln(stdout, cfg.Summary())
+	// Warnings do not fail the check (the config loads as it is), but
+	// they are why an operator runs it: print every one.
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
+	}
+	if n := len(cfg.Warnings); n > 0 {
+		fmt.Fprintf(stderr, "%s: %d warning(s); the config is valid and loads as it is\n", *path, n)
+	}
 	return 0
 }
 

@@ -99,7 +99,7 @@ func TestMetricsAfterKnownTraffic(t *testing.T) {
 			t.Fatalf("%s answered %d %s, want %d", w.path, code, body, w.code)
 		}
 	}
-	// The same event twice: the second is a duplicate, answered as the first.
+	// The same event twice: the second is a duplicate, answered 200 with the first event id.
 	for range 2 {
 		req, _ := http.NewRequest("POST", o.base+"/hooks/signed?token=s3cret-token", strings.NewReader(`{}`))
 		req.Header.Set("Idempotency-Key", "k1")

@@ -96,6 +96,7 @@ type Admin struct {
 	srv   *http.Server
 	token *[sha256.Size]byte // SHA-256 of admin.token; nil: no token
 	ready atomic.Bool
+	check atomic.Pointer[func() error] // SetCheck's; nil: none
 }
 
 // New builds an admin server for cfg serving the probes and the routes of
@@ -159,11 +160,17 @@ func (a *Admin) Routes() []Route {
 			return map[string]string{"status": "ok"}, nil
 		})},
 		{"GET", "/readyz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			if a.ready.Load() {
-				writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+			if !a.ready.Load() {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
 				return
 			}
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready"})
+			if check := a.check.Load(); check != nil {
+				if err := (*check)(); err != nil {
+					writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "reason": err.Error()})
+					return
+				}
+			}
+			writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 		})},
 	}
 }
@@ -171,6 +178,12 @@ func (a *Admin) Routes() []Route {
 // SetReady says whether /readyz answers 200: true once the gateway serves,
 // false again when it starts shutting down.
 func (a *Admin) SetReady(ready bool) { a.ready.Store(ready) }
+
+// SetCheck adds a condition to readiness: while the gateway serves and
+// check returns an error, /readyz answers 503 with the error as its
+// "reason" (so the reason must name no secret or path). internal/server
+// checks the queue's store: low on disk space, or failed.
+func (a *Admin) SetCheck(check func() error) { a.check.Store(&check) }
 
 // ServeHTTP checks the token for everything but the probes, then routes.
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -108,9 +108,10 @@ func TestRoutes(t *testing.T) {
 		Path: "config.toml",
 		Targets: []config.Target{{
 			Name: "crm", URL: u, Method: "POST", Timeout: 10 * time.Second, MaxConns: 64,
-			Headers: map[string]config.Secret{"X-Api-Key": config.NewSecret("key-value", "${env:CRM_KEY}")},
-			Query:   map[string]config.Secret{"token": config.NewSecret("literal-token", "")},
-			Auth:    config.Auth{Type: config.AuthBearer, Token: config.NewSecret("bearer-value", "")},
+			Headers: map[string]config.Secret{"X-Api-Key": config.NewSecret("key-value", "${env:CRM_KEY}"),
+				"Content-Type": config.NewSecret("application/json", ""), "X-Literal-Key": config.NewSecret("literal-token", "")},
+			Query: map[string]config.Secret{"token": config.NewSecret("literal-token", "")},
+			Auth:  config.Auth{Type: config.AuthBearer, Token: config.NewSecret("bearer-value", "")},
 		}},
 		Routes: []config.Route{{Name: "howxm", Method: "POST", Path: "/hooks/howxm", Mode: "sync", Targets: []string{"crm"},
 			MaxBody: 1024, JSON: true, Transforms: []config.Step{{Plugin: "howxm-nps"}}}},
@@ -130,7 +131,7 @@ func TestRoutes(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &got); err != nil {
 		t.Fatal(err)
 	}
-	want := `{"config":"config.toml","routes":[{"name":"howxm","method":"POST","path":"/hooks/howxm","mode":"sync","targets":["crm"],"max_body":1024,"json":true,"transforms":["howxm-nps"]}],"targets":[{"name":"crm","url":"http://user:xxxxx@127.0.0.1:9000/crm","method":"POST","headers":{"X-Api-Key":"${env:CRM_KEY}"},"query":{"token":"[redacted]"},"auth":"bearer","timeout":"10s","max_conns":64}]}`
+	want := `{"config":"config.toml","routes":[{"name":"howxm","method":"POST","path":"/hooks/howxm","mode":"sync","targets":["crm"],"max_body":1024,"json":true,"transforms":["howxm-nps"]}],"targets":[{"name":"crm","url":"http://[redacted]@127.0.0.1:9000/crm","method":"POST","headers":{"Content-Type":"application/json","X-Api-Key":"${env:CRM_KEY}","X-Literal-Key":"[redacted]"},"query":{"token":"[redacted]"},"auth":"bearer","timeout":"10s","max_conns":64}]}`
 	if body != want {
 		t.Errorf("body\n%s\nwant\n%s", body, want)
 	}

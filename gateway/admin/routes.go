@@ -44,9 +44,11 @@ type DedupeInfo struct {
 	MaxEntries int      `json:"max_entries"`
 }
 
-// TargetInfo is one target as GET /admin/routes shows it. Header and query
-// values are the redacted forms of config.Secret: the ${env:NAME}
-// reference, or "[redacted]" for a literal.
+// TargetInfo is one target as GET /admin/routes shows it. URL is the
+// target's config.ShownURL: every part that came from ${env:NAME} shows as
+// the reference. Query values, and header values but harmless ones such
+// as Content-Type, are the redacted forms of config.Secret: the
+// ${env:NAME} reference, or "[redacted]" for a literal.
 type TargetInfo struct {
 	Name     string            `json:"name"`
 	URL      string            `json:"url"`
@@ -92,12 +94,10 @@ func Describe(cfg *config.Config) RoutesResponse {
 		out.Routes = append(out.Routes, ri)
 	}
 	for _, t := range cfg.Targets {
-		ti := TargetInfo{Name: t.Name, Method: t.Method, Headers: redactAll(t.Headers), Query: redactAll(t.Query), Auth: t.Auth.Type,
+		ti := TargetInfo{Name: t.Name, Method: t.Method, Headers: shownHeaders(t.Headers), Query: shownQuery(t.Query), Auth: t.Auth.Type,
 			Timeout: durationString(t.Timeout), MaxConns: t.MaxConns}
 		if t.URL != nil {
-			// Redacted() hides a password in user info; query secrets live in
-			// Query (shown redacted), not in the URL.
-			ti.URL = t.URL.Redacted()
+			ti.URL = t.PrintableURL().String()
 		}
 		if ti.Auth == "" {
 			ti.Auth = config.AuthNone
@@ -107,7 +107,20 @@ func Describe(cfg *config.Config) RoutesResponse {
 	return out
 }
 
-func redactAll(m map[string]config.Secret) map[string]string {
+// shownHeaders are a target's static headers as config.ShownHeader prints
+// them: Content-Type and its like in clear, anything else redacted.
+func shownHeaders(m map[string]config.Secret) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = config.ShownHeader(k, v)
+	}
+	return out
+}
+
+func shownQuery(m map[string]config.Secret) map[string]string {
 	if len(m) == 0 {
 		return nil
 	}

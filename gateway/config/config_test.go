@@ -50,7 +50,7 @@ transforms = [{ plugin = "filter" }]
 	tg := c.Targets[0]
 	tg.URL = nil
 	wantTarget := Target{
-		Name: "crm", Method: "POST", Timeout: 10 * time.Second, MaxConns: 64,
+		Name: "crm", Shown: ShownURL{Origin: "http://127.0.0.1:9000", Path: "/crm"}, Method: "POST", Timeout: 10 * time.Second, MaxConns: 64,
 		MaxResponseSize: 1 << 20, IdleTimeout: 60 * time.Second, IDHeader: "Idempotency-Key",
 		Auth:    Auth{Type: "none"},
 		Retry:   Retry{MaxAttempts: 10, Initial: time.Second, Max: 10 * time.Minute, MaxAge: 72 * time.Hour, Jitter: 0.2},
@@ -298,5 +298,20 @@ func BenchmarkParseSample(b *testing.B) {
 		if _, err := ParseWith(data, "config.toml", opts); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestQueueMinFree: [queue] min_free takes a size; 0 (the default) leaves
+// the choice to the queue, and a size that is not one is refused.
+func TestQueueMinFree(t *testing.T) {
+	c, err := Parse([]byte("[queue]\nmin_free = \"512MiB\"\n"), "c.toml", mapEnv(nil))
+	if err != nil || c.Queue.MinFree != 512<<20 {
+		t.Fatalf("min_free = %d, %v; want %d", c.Queue.MinFree, err, 512<<20)
+	}
+	if c, err = Parse([]byte("[queue]\n"), "c.toml", mapEnv(nil)); err != nil || c.Queue.MinFree != 0 {
+		t.Fatalf("default min_free = %d, %v; want 0", c.Queue.MinFree, err)
+	}
+	if _, err = Parse([]byte("[queue]\nmin_free = \"lots\"\n"), "c.toml", mapEnv(nil)); err == nil || !strings.Contains(err.Error(), "min_free") {
+		t.Fatalf("min_free = \"lots\": %v; want an error naming min_free", err)
 	}
 }

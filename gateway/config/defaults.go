@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/gateway/dedupe"
+	"github.com/hookgate/hookgate/gateway/verify"
 )
 
 // Defaults: every value a key takes when the file does not set it. This is
@@ -67,8 +68,11 @@ const (
 	DefaultDedupeTTL        = dedupe.DefaultTTL
 	DefaultDedupeMaxEntries = dedupe.DefaultMaxEntries
 	// DefaultStandardWebhooksDedupeHeader keys the dedupe a
-	// standard-webhooks route gets when it has no dedupe table.
-	DefaultStandardWebhooksDedupeHeader = "webhook-id"
+	// standard-webhooks route gets when it has no dedupe table, or
+	// DefaultSvixDedupeHeader when it is absent: the message id of
+	// whichever header family verify read, in the order it reads them.
+	DefaultStandardWebhooksDedupeHeader = verify.StandardIDHeader
+	DefaultSvixDedupeHeader             = verify.SvixIDHeader
 
 	// wasmPageSize is the WebAssembly page; max_memory is rounded up to it.
 	wasmPageSize = 64 << 10

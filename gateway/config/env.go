@@ -11,9 +11,25 @@ const envPrefix = "${env:"
 // A missing or empty variable, or a malformed reference, is a problem
 // recorded under where; ok is false then.
 func (p *parser) expand(where, raw string) (string, bool) {
+	s, _, ok := p.expandSpans(where, raw)
+	return s, ok
+}
+
+// envSpan is where one `${env:NAME}` went in an expanded string: s[start:end]
+// is the variable's value, ref the reference as written.
+type envSpan struct {
+	start, end int
+	ref        string
+}
+
+// expandSpans is expand that also says which bytes of the result came from
+// the environment, so that a value assembled from literal text and secrets
+// (a target URL) can be shown with every secret part redacted.
+func (p *parser) expandSpans(where, raw string) (string, []envSpan, bool) {
 	if !strings.Contains(raw, envPrefix) {
-		return raw, true
+		return raw, nil, true
 	}
+	var spans []envSpan
 	var b strings.Builder
 	rest := raw
 	ok := true
@@ -28,7 +44,7 @@ func (p *parser) expand(where, raw string) (string, bool) {
 		end := strings.IndexByte(rest, '}')
 		if end < 0 {
 			p.addf("%s: %s is not closed (write ${env:NAME})", where, envPrefix)
-			return "", false
+			return "", nil, false
 		}
 		name := rest[:end]
 		rest = rest[end+1:]
@@ -46,13 +62,14 @@ func (p *parser) expand(where, raw string) (string, bool) {
 			p.addf("%s: environment variable %s is set but empty", where, name)
 			ok = false
 		default:
+			spans = append(spans, envSpan{start: b.Len(), end: b.Len() + len(v), ref: envPrefix + name + "}"})
 			b.WriteString(v)
 		}
 	}
 	if !ok {
-		return "", false
+		return "", nil, false
 	}
-	return b.String(), true
+	return b.String(), spans, true
 }
 
 // secret resolves a secret-typed value. Its redacted form is the reference

@@ -67,6 +67,10 @@ func (p *parser) queue(t *table) Queue {
 		MaxDepth: t.intOf("max_depth", DefaultQueueMaxDepth, 1),
 		MaxBytes: t.bytes("max_bytes", DefaultQueueMaxBytes, math.MaxInt64),
 		Workers:  t.intOf("workers", 0, 0),
+		MinFree:  t.size("min_free", 0),
+	}
+	if q.MinFree < 0 {
+		t.errf("min_free", "must not be negative (e.g. min_free = \"512MiB\"; 0 keeps the default)")
 	}
 	if q.Path == "" {
 		t.errf("path", "must not be empty (e.g. path = %q)", DefaultQueuePath)
@@ -229,6 +233,7 @@ func (p *parser) route(i int, m map[string]any, serverMaxBody int64) Route {
 	} else if r.Verify != nil && r.Verify.Type == verify.TypeStandardWebhooks {
 		r.Dedupe = &Dedupe{
 			Header:     DefaultStandardWebhooksDedupeHeader,
+			Fallback:   DefaultSvixDedupeHeader,
 			TTL:        2 * r.Verify.Tolerance,
 			MaxEntries: DefaultDedupeMaxEntries,
 		}

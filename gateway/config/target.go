@@ -12,9 +12,11 @@ import (
 
 func (p *parser) target(i int, m map[string]any) Target {
 	t, name := p.named("target", i, m)
+	u, shown := p.targetURL(t)
 	tg := Target{
 		Name:            name,
-		URL:             p.targetURL(t),
+		URL:             u,
+		Shown:           shown,
 		Method:          strings.ToUpper(t.str("method", DefaultTargetMethod)),
 		Headers:         t.secretMap("headers", "header"),
 		Query:           t.secretMap("query", "query"),
@@ -67,19 +69,20 @@ func (p *parser) target(i int, m map[string]any) Target {
 	return tg
 }
 
-// targetURL reads and checks url. Messages quote what the file says, which
-// for `${env:...}` is the reference, not the value.
-func (p *parser) targetURL(t *table) *url.URL {
+// targetURL reads and checks url, and works out how it may be printed.
+// Messages quote what the file says, which for `${env:...}` is the
+// reference, not the value.
+func (p *parser) targetURL(t *table) (*url.URL, ShownURL) {
 	raw, ok := t.rawString("url")
 	if !ok {
 		if !t.has("url") {
 			t.errf("url", "is missing (e.g. url = \"https://crm.example.com/hooks\")")
 		}
-		return nil
+		return nil, ShownURL{}
 	}
-	s, ok := p.expand(t.at("url"), raw)
+	s, spans, ok := p.expandSpans(t.at("url"), raw)
 	if !ok {
-		return nil
+		return nil, ShownURL{}
 	}
 	u, err := url.Parse(s)
 	switch {
@@ -93,9 +96,9 @@ func (p *parser) targetURL(t *table) *url.URL {
 	case u.Host == "":
 		t.p.addf("%s: url %q: has no host", t.where, raw)
 	default:
-		return u
+		return u, showURL(s, spans)
 	}
-	return nil
+	return nil, ShownURL{}
 }
 
 // redactURL hides anything between "://" and "@", where URL credentials go.

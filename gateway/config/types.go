@@ -55,6 +55,10 @@ type Queue struct {
 	MaxDepth int    // max_depth = 1000000: pending deliveries before ingest answers 503
 	MaxBytes int64  // max_bytes = "1GiB": pending payload bytes before ingest answers 503
 	Workers  int    // workers = 0: delivery workers per target; 0 means the target's max_conns
+	// min_free = "0": free disk space the queue keeps; below it ingest
+	// answers 503 queue_unavailable and /readyz is not ready. 0 means
+	// 256MiB, at most a quarter of the disk (queue.DefaultMinFree).
+	MinFree int64
 }
 
 const (
@@ -83,6 +87,7 @@ type Log struct {
 type Target struct {
 	Name            string
 	URL             *url.URL          // url = "http://127.0.0.1:9000/crm"; scheme http or https
+	Shown           ShownURL          // URL as it may be printed, secrets redacted: print this (or PrintableURL), never URL
 	Method          string            // method = "POST"
 	Headers         map[string]Secret // headers = { "Content-Type" = "application/json" }; values may be secrets
 	Query           map[string]Secret // query = { apiToken = "${env:SURVEYLAB_TOKEN}" }; values may be secrets
@@ -207,10 +212,13 @@ func (v *Verify) Spec() verify.Spec {
 
 // Dedupe is a route's duplicate detection: `dedupe = { ... }`. Exactly one
 // of Header and JSON names the key. A standard-webhooks route without a
-// dedupe table gets header = "webhook-id", ttl = twice the tolerance: a
-// replayed message id inside the timestamp window is a duplicate.
+// dedupe table gets header = "webhook-id", fallback = "svix-id" (a Svix
+// sender's name for it, read in the order verify picks the family), ttl =
+// twice the tolerance: a replayed message id inside the timestamp window
+// is a duplicate.
 type Dedupe struct {
 	Header     string        // header = "Idempotency-Key"
+	Fallback   string        // fallback = "svix-id": with header, read when header is absent
 	JSON       []string      // json = ["entry.serial_number"]: gjson paths into the body
 	TTL        time.Duration // ttl = "24h": how long a key is remembered
 	MaxEntries int           // max_entries = 100000: keys remembered at most (oldest forgotten first)
@@ -218,7 +226,7 @@ type Dedupe struct {
 
 // Spec is the dedupe.Spec of d.
 func (d *Dedupe) Spec() dedupe.Spec {
-	return dedupe.Spec{Header: d.Header, JSON: d.JSON, TTL: d.TTL, MaxEntries: d.MaxEntries}
+	return dedupe.Spec{Header: d.Header, Fallback: d.Fallback, JSON: d.JSON, TTL: d.TTL, MaxEntries: d.MaxEntries}
 }
 
 // Step is one link of a route's transform chain.

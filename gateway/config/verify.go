@@ -3,16 +3,19 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/hookgate/hookgate/gateway/dedupe"
 	"github.com/hookgate/hookgate/gateway/verify"
 )
 
 // verify reads a route's `verify = { ... }` table. The verify package is
-// the judge of what a valid spec is: once the keys read cleanly, the spec
-// goes through verify.New and what it refuses is reported under the key it
-// names. allow_ips lives here, not on the route, so everything that
-// decides who may send to a route is in one table.
+// the judge of what a valid spec is: the spec goes through verify.New and
+// every problem it finds is reported under the key it names, beside what
+// the reader found (specProblems). allow_ips lives here, not on the
+// route, so everything that decides who may send to a route is in one
+// table.
 func (p *parser) verify(t *table) *Verify {
 	before := len(p.problems)
 	v := &Verify{
@@ -31,19 +34,11 @@ func (p *parser) verify(t *table) *Verify {
 		t.errf("header", "%q is not a valid header name", v.Header)
 	}
 	t.done()
-	if len(p.problems) > before {
-		// A key that did not read (a missing environment variable, a
-		// mistyped value) would come back from verify.New as a second,
-		// vaguer problem about the same key.
+	if _, err := verify.New(v.Spec()); err != nil {
+		p.specProblems(t, before, err)
 		return v
 	}
-	if _, err := verify.New(v.Spec()); err != nil {
-		var se *verify.SpecError
-		if errors.As(err, &se) {
-			t.errf(se.Field, "%s", se.Msg)
-		} else {
-			p.addf("%s: %v", t.where, err)
-		}
+	if len(p.problems) > before {
 		return v
 	}
 	// Show what is checked: the defaults verify.New applies, for the keys
@@ -68,6 +63,7 @@ func (p *parser) dedupe(t *table, routeJSON bool) *Dedupe {
 	before := len(p.problems)
 	d := &Dedupe{
 		Header:     t.str("header", ""),
+		Fallback:   t.str("fallback", ""),
 		JSON:       t.strs("json"),
 		TTL:        t.duration("ttl", DefaultDedupeTTL),
 		MaxEntries: t.intOf("max_entries", DefaultDedupeMaxEntries, 1),
@@ -78,23 +74,58 @@ func (p *parser) dedupe(t *table, routeJSON bool) *Dedupe {
 	if d.Header != "" && !validHeaderName(d.Header) {
 		t.errf("header", "%q is not a valid header name", d.Header)
 	}
+	if d.Fallback != "" && !validHeaderName(d.Fallback) {
+		t.errf("fallback", "%q is not a valid header name", d.Fallback)
+	}
 	t.done()
-	if len(p.problems) > before {
+	if _, err := dedupe.New(d.Spec()); err != nil {
+		p.specProblems(t, before, err)
 		return d
 	}
-	if _, err := dedupe.New(d.Spec()); err != nil {
-		var se *dedupe.SpecError
-		if errors.As(err, &se) {
-			t.errf(se.Field, "%s", se.Msg)
-		} else {
-			p.addf("%s: %v", t.where, err)
-		}
+	if len(p.problems) > before {
 		return d
 	}
 	if len(d.JSON) > 0 && !routeJSON {
 		p.warnings = append(p.warnings, fmt.Sprintf("%s: json keys are read from the body, but the route accepts bodies that are not JSON (json = false), and those are never deduplicated; set json = true on the route", t.where))
 	}
 	return d
+}
+
+// specProblems reports each problem verify.New or dedupe.New found (they
+// join every one) under the key it names. A key the reader has already
+// reported since before (a missing environment variable, a value of the
+// wrong type) is skipped: New would only see its empty stand-in and say
+// the same thing, vaguer, a second time.
+func (p *parser) specProblems(t *table, before int, err error) {
+	read := slices.Clone(p.problems[before:])
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var field, msg string
+		var ve *verify.SpecError
+		var de *dedupe.SpecError
+		switch {
+		case errors.As(e, &ve):
+			field, msg = ve.Field, ve.Msg
+		case errors.As(e, &de):
+			field, msg = de.Field, de.Msg
+		default:
+			p.addf("%s: %v", t.where, e)
+			continue
+		}
+		key := t.at(field)
+		if i := strings.IndexByte(field, '['); i >= 0 {
+			key = t.at(field[:i]) // secrets[1]: any problem of secrets
+		}
+		if slices.ContainsFunc(read, func(r string) bool {
+			return strings.HasPrefix(r, key+":") || strings.HasPrefix(r, key+"[")
+		}) {
+			continue
+		}
+		t.errf(field, "%s", msg)
+	}
 }
 
 // secrets reads an array of secret strings. Messages name the item by

@@ -50,7 +50,10 @@ func TestVerifyDedupeErrors(t *testing.T) {
 			name: "bad algorithm and misspelt key",
 			src:  verifyRoute(`verify = { type = "hmac", secrets = ["${env:S}"], algorithm = "md5", hedaer = "X" }`),
 			env:  map[string]string{"S": "x"},
-			want: []string{`route "howxm": verify: unknown key "hedaer" (did you mean "header"?)`},
+			want: []string{
+				`route "howxm": verify: unknown key "hedaer" (did you mean "header"?)`,
+				`route "howxm": verify: algorithm: "md5" is not supported: use "sha256", "sha1" or "sha512"`,
+			},
 		},
 		{
 			name: "bad algorithm",
@@ -113,6 +116,7 @@ func TestVerifyDedupeErrors(t *testing.T) {
 			want: []string{
 				`route "howxm": dedupe: max_entries: must be at least 1, not 0`,
 				`route "howxm": dedupe: ttl: must be more than 0s (e.g. ttl = "24h")`,
+				`route "howxm": dedupe: json[1]: is empty: write a dotted path such as "entry.serial_number"`,
 			},
 		},
 		{

@@ -3,9 +3,9 @@
 // simply send twice; each copy carries the same key (a `webhook-id` or
 // `Idempotency-Key` header, or an id inside the body such as Howxm's
 // `entry.serial_number` or SurveyLab's `crk`). A route's Deduper remembers
-// keys for a TTL, in bounded memory, and answers a repeat with the event
-// id of the first copy, so the sender gets the same answer twice and the
-// targets get the event once.
+// keys for a TTL, in bounded memory, and gives a repeat the event id of
+// the first copy, so the sender is told "already accepted, here is its
+// id" and the targets get the event once.
 //
 // # Configuration
 //
@@ -13,6 +13,7 @@
 // Spec):
 //
 //	dedupe = { header = "webhook-id" }
+//	dedupe = { header = "webhook-id", fallback = "svix-id" }
 //	dedupe = { header = "Idempotency-Key", ttl = "48h" }
 //	dedupe = { json = ["entry.serial_number"], ttl = "24h", max_entries = 100000 }
 //	dedupe = { json = ["survey_id", "crk"] }
@@ -24,8 +25,10 @@
 //  2. first, seen := d.Begin(key, eventID):
 //     First: go on; InFlight: another copy is being handled right now,
 //     answer 409 with Retry-After so the sender tries again later;
-//     Duplicate: answer as the first was answered, with event id first,
-//     and deliver nothing.
+//     Duplicate: answer a success carrying event id first, and deliver
+//     nothing. Only the id is remembered, never the first answer: a key
+//     is no credential, so the first answer's content is not replayed to
+//     whoever repeats it (ingest answers {"event_id":...,"duplicate":true}).
 //  3. Once the event is accepted (queued, or forwarded on a sync route),
 //     d.Accept(key, eventID); if it failed before that (queue full,
 //     plugin error), d.Forget(key, eventID) so the sender's retry is not
@@ -51,6 +54,7 @@ package dedupe
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -76,6 +80,7 @@ const inFlightLimit = time.Minute
 // Spec is a route's dedupe configuration. Exactly one of Header and JSON.
 type Spec struct {
 	Header     string        // header = "webhook-id": the key is this header's value
+	Fallback   string        // fallback = "svix-id": with header, the key when that header is absent or empty
 	JSON       []string      // json = ["entry.serial_number"]: the key is these values of the JSON body (gjson paths)
 	TTL        time.Duration // ttl = "24h": how long a key is remembered
 	MaxEntries int           // max_entries = 100000: keys remembered at most
@@ -84,7 +89,7 @@ type Spec struct {
 // Equal reports whether two specs describe the same dedupe, so that a
 // reload can keep the running Deduper (and what it remembers).
 func (s Spec) Equal(o Spec) bool {
-	return s.Header == o.Header && slices.Equal(s.JSON, o.JSON) && s.TTL == o.TTL && s.MaxEntries == o.MaxEntries
+	return s.Header == o.Header && s.Fallback == o.Fallback && slices.Equal(s.JSON, o.JSON) && s.TTL == o.TTL && s.MaxEntries == o.MaxEntries
 }
 
 // Seen is what Begin found.
@@ -118,11 +123,12 @@ func (e *SpecError) Error() string { return "dedupe: " + e.Field + ": " + e.Msg 
 
 // Deduper remembers the keys of one route. It is safe for concurrent use.
 type Deduper struct {
-	spec   Spec
-	header []byte
-	paths  []string
-	ttl    int64 // nanoseconds
-	now    func() time.Time
+	spec     Spec
+	header   []byte
+	fallback []byte // nil: none
+	paths    []string
+	ttl      int64 // nanoseconds
+	now      func() time.Time
 
 	mu  sync.Mutex
 	lru *simplelru.LRU[digest, *entry]
@@ -141,21 +147,30 @@ type entry struct {
 	inline  [40]byte
 }
 
-// New validates spec and builds its Deduper.
+// New validates spec and builds its Deduper. It reports every problem
+// it finds, each a *SpecError (joined with errors.Join when several).
 func New(spec Spec) (*Deduper, error) {
+	var problems []error
+	bad := func(field, msg string) { problems = append(problems, &SpecError{field, msg}) }
 	if (spec.Header == "") == (len(spec.JSON) == 0) {
-		return nil, &SpecError{"header", `set exactly one of header (e.g. "webhook-id") or json (e.g. ["entry.serial_number"])`}
+		bad("header", `set exactly one of header (e.g. "webhook-id") or json (e.g. ["entry.serial_number"])`)
+	}
+	if spec.Fallback != "" && spec.Header == "" {
+		bad("fallback", `is a second header for when header is absent: set header too, or remove fallback`)
 	}
 	for i, p := range spec.JSON {
 		if p == "" {
-			return nil, &SpecError{fmt.Sprintf("json[%d]", i), `is empty: write a dotted path such as "entry.serial_number"`}
+			bad(fmt.Sprintf("json[%d]", i), `is empty: write a dotted path such as "entry.serial_number"`)
 		}
 	}
 	if spec.TTL < 0 {
-		return nil, &SpecError{"ttl", `must not be negative: write a duration such as "24h"`}
+		bad("ttl", `must not be negative: write a duration such as "24h"`)
 	}
 	if spec.MaxEntries < 0 {
-		return nil, &SpecError{"max_entries", "must not be negative: 0 means the default of 100000"}
+		bad("max_entries", "must not be negative: 0 means the default of 100000")
+	}
+	if len(problems) > 0 {
+		return nil, errors.Join(problems...)
 	}
 	if spec.TTL == 0 {
 		spec.TTL = DefaultTTL
@@ -182,6 +197,9 @@ func New(spec Spec) (*Deduper, error) {
 	if spec.Header != "" {
 		d.header = []byte(spec.Header)
 	}
+	if spec.Fallback != "" {
+		d.fallback = []byte(spec.Fallback)
+	}
 	return d, nil
 }
 
@@ -193,13 +211,17 @@ func (d *Deduper) Spec() Spec {
 }
 
 // Key appends the request's dedupe key to dst[:0]. ok is false when the
-// request has none (header absent or empty, a JSON path missing or null):
-// such a request is not deduplicated. header looks a header up (fasthttp:
-// ctx.Request.Header.PeekBytes). Key allocates nothing when dst has room.
+// request has none (header and fallback absent or empty, a JSON path
+// missing or null): such a request is not deduplicated. header looks a
+// header up (fasthttp: ctx.Request.Header.PeekBytes). Key allocates
+// nothing when dst has room.
 func (d *Deduper) Key(header func(name []byte) []byte, body []byte, dst []byte) ([]byte, bool) {
 	dst = dst[:0]
 	if d.header != nil {
 		v := header(d.header)
+		if len(v) == 0 && d.fallback != nil {
+			v = header(d.fallback)
+		}
 		return append(dst, v...), len(v) > 0
 	}
 	if len(body) == 0 {

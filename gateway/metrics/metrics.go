@@ -110,7 +110,7 @@ func New(version string) *Registry {
 	r.routeRejected = counter("route_rejected_total",
 		"Requests refused with an error answer, by route and reason.", "route", "reason")
 	r.routeDuplicates = counter("route_duplicates_total",
-		"Repeats of an event already accepted, answered as the first was and delivered nothing.", "route")
+		"Repeats of an event already accepted, answered as a success with the first copy's event id and delivered nothing.", "route")
 	r.routeDropped = counter("route_dropped_total",
 		"Events a plugin dropped on purpose (answered as a success, delivered nothing).", "route")
 	r.routeDuration = histogram("route_request_duration_seconds",

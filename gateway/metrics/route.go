@@ -167,8 +167,8 @@ func (m *RouteMetrics) resolveReject(reason Reason) *counter {
 	return c
 }
 
-// Duplicate counts a repeat of an accepted event, answered as the first
-// one was. (A copy refused with 409 because the first is still being
+// Duplicate counts a repeat of an accepted event, answered as a success
+// with the first copy's event id. (A copy refused with 409 because the first is still being
 // handled is Reject(ReasonDuplicate) instead.)
 func (m *RouteMetrics) Duplicate() {
 	if m == nil {

@@ -54,7 +54,6 @@ func (s *Store) writeDead(seq uint64, n int, enq, size int64, target string, a *
 		return err
 	}
 	b := s.db.NewBatch()
-	defer b.Close()
 	pk, xk, ak := keyOf(kindPending, seq), keyOf(kindDead, seq), attemptKeyOf(seq, n)
 	b.Delete(pk[:], nil)
 	di := deadInfo{target: []byte(target), route: route, enqueued: enq, deadAt: time.Now().UnixNano(), size: size, attempts: n + 1}
@@ -62,7 +61,7 @@ func (s *Store) writeDead(seq uint64, n int, enq, size int64, target string, a *
 	b.Set(idKey(id), binary.BigEndian.AppendUint64(nil, seq), nil)
 	b.Set(ak[:], appendAttempt(nil, a), nil)
 	closer.Close()
-	return b.Commit(s.syncOpt)
+	return s.commit(b, s.syncOpt)
 }
 
 func idKey(id []byte) []byte {
@@ -281,7 +280,12 @@ func (s *Store) replay(seqs []uint64) (int, error) {
 	}
 	now := time.Now().UnixNano()
 	b := s.db.NewBatch()
-	defer b.Close()
+	committed := false // s.commit closes b
+	defer func() {
+		if !committed {
+			b.Close()
+		}
+	}()
 	type moved struct {
 		seq    uint64
 		target string
@@ -323,7 +327,8 @@ func (s *Store) replay(seqs []uint64) (int, error) {
 		b.Set(pk[:], appendPending(nil, target, now, now, di.size, 0), nil)
 		ms = append(ms, moved{seq, target, di.size})
 	}
-	if err := b.Commit(s.syncOpt); err != nil {
+	committed = true
+	if err := s.commit(b, s.syncOpt); err != nil {
 		return 0, err
 	}
 	s.mu.Lock()

@@ -90,7 +90,9 @@ func (s *Store) unreadable(ref Ref, now time.Time, cause error) {
 	}
 	s.mu.Unlock()
 	pk := keyOf(kindPending, uint64(ref))
-	s.db.Delete(pk[:], pebble.NoSync)
+	b := s.db.NewBatch()
+	b.Delete(pk[:], nil)
+	s.commit(b, pebble.NoSync)
 }
 
 // readRecord decodes record seq into d; kbuf (9 bytes) holds the key, so
@@ -178,9 +180,7 @@ func (s *Store) Ack(ref Ref) error {
 		ak := attemptKeyOf(seq, n)
 		b.Delete(ak[:], nil)
 	}
-	err = b.Commit(pebble.NoSync)
-	b.Close()
-	if err != nil {
+	if err := s.commit(b, pebble.NoSync); err != nil {
 		return fmt.Errorf("queue: ack %d: %w", seq, err)
 	}
 	return nil
@@ -212,8 +212,7 @@ func (s *Store) retry(ref Ref, due time.Time, a delivery.Attempt) error {
 	pk, ak := keyOf(kindPending, seq), attemptKeyOf(seq, n)
 	b.Set(pk[:], appendPending(nil, name, due.UnixNano(), enq, size, n+1), nil)
 	b.Set(ak[:], appendAttempt(nil, &a), nil)
-	err = b.Commit(pebble.NoSync)
-	b.Close()
+	err = s.commit(b, pebble.NoSync)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -32,7 +32,15 @@
 //     bytes, Enqueue fails with an error wrapping ErrFull and stores
 //     nothing; ingest answers 503 with Retry-After. Dead letters are not
 //     counted against the budget.
-//  6. Replay moves dead letters back to ready with their attempts cleared
+//  6. Disk. Enqueue refuses (ErrNoSpace, stores nothing) while the disk
+//     has less free space than Options.MinFree, so the store never fills
+//     it; Ack, Retry and Dead go on, and it takes deliveries again once a
+//     measurement finds space. A write that fails all the same (the disk
+//     filled behind the guard, an I/O error) fails the store for good:
+//     every write returns ErrFailed and Options.OnFatal is called once, so
+//     the process can exit and recover from what is on disk at restart.
+//     Health says which, for readiness.
+//  7. Replay moves dead letters back to ready with their attempts cleared
 //     and their age reset. It never goes through ingest, so the ingest
 //     dedupe cannot block it.
 //

@@ -30,7 +30,33 @@ type Options struct {
 	MaxDepth int    // pending deliveries before ErrFull; 0 = unlimited
 	MaxBytes int64  // pending record bytes before ErrFull; 0 = unlimited
 	Logger   *slog.Logger
+	// FS is the filesystem the store lives on; nil: the real one
+	// (vfs.Default). Tests pass one that fills up or fails (fillfs).
+	FS vfs.FS
+	// MinFree is the free space, in bytes, the store leaves on its
+	// filesystem: below it Enqueue refuses new deliveries (ErrNoSpace)
+	// while Ack, Retry and Dead go on, so the deliveries already stored
+	// keep going out and Pebble keeps the room it needs to flush and
+	// compact. 0: DefaultMinFree, but at most a quarter of the
+	// filesystem.
+	MinFree int64
+	// OnFatal is called once, with the reason, when the store cannot take
+	// another write: Pebble does not go on after a write to its log failed
+	// (the log's error sticks, and the next rotation panics with the
+	// commit lock held), so the process must exit and let a restart
+	// recover from what is on disk. nil: the store logs the reason and
+	// refuses every write from then on (ErrFailed).
+	OnFatal func(error)
 }
+
+// DefaultMinFree is the free space a store leaves on its filesystem unless
+// Options.MinFree says otherwise: two full memtables (what Pebble may have
+// to flush) and as much again for the compaction that follows.
+const DefaultMinFree = 4 * memTableSize
+
+// spaceEvery is how often the store measures its filesystem's free space
+// (and, with sync "batch", fsyncs its log).
+const spaceEvery = time.Second
 
 // Key layout. Every delivery gets a sequence number (Ref) at Enqueue; its
 // keys are the one-byte kind, then the big-endian sequence:
@@ -122,6 +148,21 @@ type Store struct {
 	names   map[string]string
 
 	replayMu sync.Mutex // replays read then rewrite dead letters
+
+	// Disk space and failure (health.go). headroom is the free space above minFree as
+	// last measured, less what Enqueue wrote since: Enqueue refuses when
+	// it would go below 0, so the store never fills the disk itself
+	// between two measurements.
+	fs       vfs.FS
+	minFree  atomic.Int64 // as last measured (it may depend on the disk's size)
+	headroom atomic.Int64
+	freeDisk atomic.Int64 // as last measured
+	low      atomic.Bool  // free < minFree at the last measurement
+	stop     chan struct{}
+	stopped  chan struct{}
+	stopOnce sync.Once
+
+	failure atomic.Pointer[failure] // set once Pebble failed a write
 }
 
 var _ Engine = (*Store)(nil)
@@ -133,12 +174,18 @@ func Open(opts Options) (*Store, error) {
 	if opts.Path == "" {
 		return nil, errors.New("queue: open: no path: set queue.path")
 	}
+	if opts.FS == nil {
+		opts.FS = vfs.Default
+	}
 	s := &Store{
 		opts:    opts,
 		log:     opts.Logger,
 		targets: make(map[string]*targetQ),
 		entries: make(map[uint64]*entry),
 		names:   make(map[string]string),
+		fs:      opts.FS,
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -155,11 +202,11 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("queue: open: %w", err)
 	}
 	// Take the directory lock first so "in use" gets its own error.
-	lock, err := pebble.LockDirectory(opts.Path, vfs.Default)
+	lock, err := pebble.LockDirectory(opts.Path, opts.FS)
 	if err != nil {
 		return nil, fmt.Errorf("queue: open %s: %w (%v): another hookgate is using it; stop that one, or use its admin API", opts.Path, ErrLocked, err)
 	}
-	db, err := pebble.Open(opts.Path, &pebble.Options{Logger: pebbleLogger{s.log}, Lock: lock, MemTableSize: memTableSize})
+	db, err := pebble.Open(opts.Path, &pebble.Options{FS: opts.FS, Logger: pebbleLogger{s}, Lock: lock, MemTableSize: memTableSize})
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("queue: open %s: %w", opts.Path, err)
@@ -170,6 +217,8 @@ func Open(opts Options) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("queue: open %s: %w", opts.Path, err)
 	}
+	s.measure()
+	go s.watch(spaceEvery)
 	return s, nil
 }
 
@@ -241,7 +290,18 @@ func (s *Store) target(name string) *targetQ {
 }
 
 // Close syncs the log and closes the store; it waits for calls in progress.
+// After a failure (OnFatal) it returns at once and leaves Pebble and the
+// directory lock as they are: Pebble may wait forever on its own commit
+// lock then, and the process is about to exit, which lets go of both;
+// what is on disk is what the next Open finds.
 func (s *Store) Close() error {
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		<-s.stopped
+	})
+	if f := s.failure.Load(); f != nil {
+		return fmt.Errorf("queue: close: %w", f)
+	}
 	s.life.Lock()
 	defer s.life.Unlock()
 	if s.closed {
@@ -250,7 +310,10 @@ func (s *Store) Close() error {
 	s.closed = true
 	// Ack, Retry and batch-mode Enqueue do not wait for the fsync; make
 	// them durable before the process goes.
-	syncErr := s.db.LogData(nil, pebble.Sync)
+	syncErr := s.syncLog()
+	if f := s.failure.Load(); f != nil { // that very sync failed
+		return fmt.Errorf("queue: close: %w", f)
+	}
 	err := s.db.Close()
 	s.lock.Close()
 	if err != nil {
@@ -280,7 +343,14 @@ func (s *Store) Enqueue(ds []delivery.Delivery) error {
 		}
 		size += int64(recordLen(&ds[i]))
 	}
+	if f := s.failure.Load(); f != nil {
+		return fmt.Errorf("queue: enqueue: %w", f)
+	}
+	if err := s.takeSpace(size); err != nil {
+		return err
+	}
 	if err := s.reserve(len(ds), size); err != nil {
+		s.giveSpace(size)
 		return err
 	}
 	n := uint64(len(ds))
@@ -302,8 +372,7 @@ func (s *Store) Enqueue(ds []delivery.Delivery) error {
 		appendPending(op.Value[:0], d.Target, dueOf(d, now), now, rl, 0)
 		op.Finish()
 	}
-	err := b.Commit(s.syncOpt)
-	b.Close()
+	err := s.commit(b, s.syncOpt)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -399,21 +468,25 @@ func (s *Store) Stats() map[string]TargetStats {
 	return out
 }
 
-// pebbleLogger sends pebble's messages to slog.
-type pebbleLogger struct{ l *slog.Logger }
+// pebbleLogger sends pebble's messages to slog. Pebble calls Fatalf where
+// it cannot go on (most often a failed write to its log); the store then
+// fails (OnFatal), and Fatalf panics, because Pebble carries on after it
+// returns as if the write had worked: commit turns that panic into an
+// error for the caller.
+type pebbleLogger struct{ s *Store }
 
 func (p pebbleLogger) Infof(format string, args ...any) {
-	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+	p.s.log.Debug(fmt.Sprintf(format, args...), "component", "pebble")
 }
 
 func (p pebbleLogger) Errorf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	p.s.log.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }
 
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	p.l.Error(msg, "component", "pebble")
-	panic("queue: pebble: " + msg)
+	err := fmt.Errorf(format, args...)
+	p.s.fail(err)
+	panic(pebbleFatal{err})
 }
 
 // memTableSize is larger than Pebble's default (4 MiB) because a queue's

@@ -1,9 +1,8 @@
 package target
 
 import (
-	"strings"
-
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/valyala/fasthttp"
 )
 
@@ -12,7 +11,7 @@ const (
 	// Redacted stands for a credential: an auth header, a configured
 	// header or query value given literally (one given as ${env:NAME}
 	// shows that reference instead).
-	Redacted = "[redacted]"
+	Redacted = config.Redacted
 	// Computed stands for a value computed when the delivery is sent, over
 	// the bytes and time of that attempt: signatures and timestamps.
 	Computed = "[computed when sent]"
@@ -23,7 +22,7 @@ const (
 // what reaches the target but for Redacted and Computed values.
 type Request struct {
 	Method string
-	URL    string   // scheme://host, path and query as sent
+	URL    string   // scheme://host, path and query as sent, every part that came from ${env:NAME} shown as the reference
 	Header []Header // as sent, framing (Host, Content-Length) left out
 	Body   string
 }
@@ -52,7 +51,7 @@ func (c *Client) Describe(d *delivery.Delivery) Request {
 
 	out := Request{
 		Method: string(req.Header.Method()),
-		URL:    string(req.URI().FullURI()),
+		URL:    c.describedURL(d), // from the target's config.ShownURL, never the bytes sent
 		Body:   string(req.Body()),
 	}
 	for k, v := range req.Header.All() {
@@ -70,12 +69,6 @@ var (
 )
 
 // harmless reports whether a configured header's literal value may be
-// shown: these describe the body or the caller's software, not who is
-// calling.
-func harmless(name string) bool {
-	switch strings.ToLower(name) {
-	case "content-type", "accept", "user-agent", "content-language":
-		return true
-	}
-	return false
-}
+// shown: the one rule, config.HarmlessHeader, that GET /admin/routes
+// follows too.
+func harmless(name string) bool { return config.HarmlessHeader(name) }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/valyala/fasthttp"
@@ -62,38 +61,4 @@ func (c *Client) wrap(d *delivery.Delivery, err error) error {
 		err = fmt.Errorf("timed out after %v: %w", c.timeout, err)
 	}
 	return &Error{Target: c.cfg.Name, Method: method, URL: c.shownURL(d), Err: err}
-}
-
-// shownURL is the request URL as messages may print it: configured query
-// values appear as their redacted form ("${env:NAME}" or "[redacted]"),
-// also where a delivery replaced them; the delivery's own parameters are
-// shown as sent.
-func (c *Client) shownURL(d *delivery.Delivery) string {
-	var b strings.Builder
-	b.Write(c.scheme)
-	b.WriteString("://")
-	b.Write(c.host)
-	if len(d.Path) > 0 {
-		b.Write(d.Path)
-	} else {
-		b.Write(c.path)
-	}
-	sep := byte('?')
-	add := func(k []byte, v string) {
-		b.WriteByte(sep)
-		sep = '&'
-		b.Write(fasthttp.AppendQuotedArg(nil, k))
-		b.WriteByte('=')
-		b.WriteString(v)
-	}
-	for i := range c.query {
-		add(c.query[i].key, c.query[i].shown)
-	}
-	for i := range d.Query {
-		if c.hasStaticQuery(d.Query[i].Key) {
-			continue // the configured value's redacted form is already shown
-		}
-		add(d.Query[i].Key, string(fasthttp.AppendQuotedArg(nil, d.Query[i].Value)))
-	}
-	return b.String()
 }

@@ -395,15 +395,6 @@ func appendQueryKey(dst []byte, start int, key []byte) []byte {
 	return append(dst, '=')
 }
 
-func (c *Client) hasStaticQuery(key []byte) bool {
-	for i := range c.query {
-		if string(c.query[i].key) == string(key) {
-			return true
-		}
-	}
-	return false
-}
-
 // hasKey reports whether key occurs in kvs: query keys compare exactly.
 func hasKey(kvs []delivery.KV, key []byte) bool {
 	for i := range kvs {

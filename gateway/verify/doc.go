@@ -17,7 +17,7 @@
 //	...
 //	err = v.Verify(verify.Request{Header: &ctx.Request.Header, Body: body, RemoteIP: ip}, time.Now())
 //	var e *verify.Error
-//	if errors.As(err, &e) { /* 401 {"error": e.Reason} */ }
+//	if errors.As(err, &e) { /* 401 {"error": {"code": e.Reason, "message": e.Advice}} */ }
 //
 // # Types
 //
@@ -33,7 +33,12 @@
 //   - "standard-webhooks": https://www.standardwebhooks.com. Headers
 //     webhook-id, webhook-timestamp, webhook-signature ("v1,<base64>"
 //     entries separated by spaces), the HMAC-SHA256 of id "." timestamp
-//     "." body, keyed with the base64 after "whsec_".
+//     "." body, keyed with the base64 after "whsec_". Svix (and senders
+//     built on it: Clerk, Resend, ...) sends the same three values as
+//     svix-id, svix-timestamp, svix-signature; both families are
+//     accepted, as Svix's own libraries do. The family is the one whose
+//     id header is present, webhook-id first, and all three headers are
+//     read from it.
 //   - "basic": HTTP Basic auth; username, and secrets are the passwords.
 //   - "token": a shared secret sent as is, in a header (optionally after a
 //     prefix such as "Bearer ") or in a query parameter.
@@ -62,8 +67,11 @@
 // # Failures
 //
 // Every failure is an *Error whose Reason is one of the Reason* codes,
-// meant for the 401 body and for counters. It says which check failed,
-// never which secret was tried or what the expected value was.
+// meant for the 401 body and for counters, and whose Advice is the
+// sentence for the sender: a wrong secret, a clock that is off (or a
+// replay) and an address outside allow_ips each get their own. It says
+// which check failed, never which secret was tried or what the expected
+// value was.
 //
 // # Notes
 //

@@ -6,9 +6,11 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"hash"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -123,29 +125,42 @@ type SpecError struct {
 
 func (e *SpecError) Error() string { return "verify: " + e.Field + ": " + e.Msg }
 
-func specErr(field, format string, args ...any) error {
+func specErr(field, format string, args ...any) *SpecError {
 	return &SpecError{Field: field, Msg: fmt.Sprintf(format, args...)}
 }
 
-// New validates spec and builds its Verifier.
+// problems collects what New finds wrong with a spec, so an operator
+// fixes a table in one pass instead of one problem per run.
+type problems []error
+
+func (ps *problems) add(field, format string, args ...any) {
+	*ps = append(*ps, specErr(field, format, args...))
+}
+
+// New validates spec and builds its Verifier. It reports every problem
+// it finds, each a *SpecError (joined with errors.Join when several); an
+// unknown type is reported alone, since what applies depends on it.
 func New(spec Spec) (*Verifier, error) {
 	v := &Verifier{typ: spec.Type}
-	if err := v.checkFields(spec); err != nil {
+	if err := checkType(spec.Type); err != nil {
 		return nil, err
 	}
+	var ps problems
+	checkFields(spec, &ps)
 	for i, s := range spec.AllowIPs {
 		p, err := parseNet(s)
 		if err != nil {
-			return nil, specErr(fmt.Sprintf("allow_ips[%d]", i), "%q is neither an IP address nor a CIDR network: write it like \"10.0.0.0/8\" or \"192.0.2.7\"", s)
+			ps.add(fmt.Sprintf("allow_ips[%d]", i), "%q is neither an IP address nor a CIDR network: write it like \"10.0.0.0/8\" or \"192.0.2.7\"", s)
+			continue
 		}
 		v.nets = append(v.nets, p)
 	}
 	if spec.Type != TypeNone && len(spec.Secrets) == 0 {
-		return nil, specErr("secrets", "type %q needs at least one secret: set secrets = [\"${env:NAME}\"]", spec.Type)
+		ps.add("secrets", "type %q needs at least one secret: set secrets = [\"${env:NAME}\"]", spec.Type)
 	}
 	for i, s := range spec.Secrets {
 		if s == "" {
-			return nil, specErr(fmt.Sprintf("secrets[%d]", i), "is empty: check that the environment variable it names is set")
+			ps.add(fmt.Sprintf("secrets[%d]", i), "is empty: check that the environment variable it names is set")
 		}
 	}
 	tol := spec.Tolerance
@@ -153,19 +168,17 @@ func New(spec Spec) (*Verifier, error) {
 		tol = DefaultTolerance
 	}
 	if tol < time.Second {
-		return nil, specErr("tolerance", "must be at least 1s (timestamps have one-second resolution); the default is 5m")
+		ps.add("tolerance", "must be at least 1s (timestamps have one-second resolution); the default is 5m")
 	}
 	v.tol = int64(tol / time.Second)
 
 	switch spec.Type {
 	case TypeNone:
 		if len(spec.AllowIPs) == 0 {
-			return nil, specErr("type", "is empty and allow_ips is empty, so nothing would be checked: set a type or allow_ips, or leave verify out")
+			ps.add("type", "is empty and allow_ips is empty, so nothing would be checked: set a type or allow_ips, or leave verify out")
 		}
 	case TypeHMAC:
-		if err := v.initHMAC(spec); err != nil {
-			return nil, err
-		}
+		v.initHMAC(spec, &ps)
 	case TypeTimestamped:
 		v.header = []byte(cmpOr(spec.Header, DefaultTimestampedHeader))
 		v.newHash, v.macSize, v.hexEnc = sha256.New, sha256.Size, true
@@ -175,27 +188,34 @@ func New(spec Spec) (*Verifier, error) {
 	case TypeStandardWebhooks:
 		v.newHash, v.macSize = sha256.New, sha256.Size
 		for i, s := range spec.Secrets {
+			if s == "" {
+				continue // reported above
+			}
 			key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(s, "whsec_"))
 			if err != nil || len(key) == 0 {
-				return nil, specErr(fmt.Sprintf("secrets[%d]", i), "is not \"whsec_\" followed by base64: copy the signing secret exactly as the sender shows it")
+				ps.add(fmt.Sprintf("secrets[%d]", i), "is not \"whsec_\" followed by base64: copy the signing secret exactly as the sender shows it")
+				continue
 			}
 			v.keys = append(v.keys, key)
 		}
 	case TypeBasic:
 		if spec.Username == "" || strings.ContainsRune(spec.Username, ':') {
-			return nil, specErr("username", "basic needs a username without ':': set username = \"...\"")
+			ps.add("username", "basic needs a username without ':': set username = \"...\"")
 		}
 		v.user = sha256.Sum256([]byte(spec.Username))
 		v.digestSecrets(spec.Secrets)
 	case TypeToken:
 		if (spec.Header == "") == (spec.Query == "") {
-			return nil, specErr("header", "token needs exactly one of header (e.g. \"X-Api-Key\") or query (e.g. \"token\")")
+			ps.add("header", "token needs exactly one of header (e.g. \"X-Api-Key\") or query (e.g. \"token\")")
 		}
 		if spec.Prefix != "" && spec.Query != "" {
-			return nil, specErr("prefix", "applies to a token in a header, not in a query parameter: remove it")
+			ps.add("prefix", "applies to a token in a header, not in a query parameter: remove it")
 		}
 		v.header, v.query, v.prefix = []byte(spec.Header), []byte(spec.Query), []byte(spec.Prefix)
 		v.digestSecrets(spec.Secrets)
+	}
+	if len(ps) > 0 {
+		return nil, errors.Join(ps...)
 	}
 	if len(v.keys) > 0 {
 		v.pool.New = func() any {
@@ -211,7 +231,7 @@ func New(spec Spec) (*Verifier, error) {
 	return v, nil
 }
 
-func (v *Verifier) initHMAC(spec Spec) error {
+func (v *Verifier) initHMAC(spec Spec, ps *problems) {
 	v.header, v.prefix = []byte(cmpOr(spec.Header, DefaultHMACHeader)), []byte(spec.Prefix)
 	switch cmpOr(spec.Algorithm, AlgorithmSHA256) {
 	case AlgorithmSHA256:
@@ -221,19 +241,18 @@ func (v *Verifier) initHMAC(spec Spec) error {
 	case AlgorithmSHA512:
 		v.newHash, v.macSize = sha512.New, sha512.Size
 	default:
-		return specErr("algorithm", "%q is not supported: use \"sha256\", \"sha1\" or \"sha512\"", spec.Algorithm)
+		ps.add("algorithm", "%q is not supported: use \"sha256\", \"sha1\" or \"sha512\"", spec.Algorithm)
 	}
 	switch cmpOr(spec.Encoding, EncodingHex) {
 	case EncodingHex:
 		v.hexEnc = true
 	case EncodingBase64:
 	default:
-		return specErr("encoding", "%q is not supported: use \"hex\" or \"base64\"", spec.Encoding)
+		ps.add("encoding", "%q is not supported: use \"hex\" or \"base64\"", spec.Encoding)
 	}
 	for _, s := range spec.Secrets {
 		v.keys = append(v.keys, []byte(s))
 	}
-	return nil
 }
 
 func (v *Verifier) digestSecrets(secrets []string) {
@@ -242,8 +261,17 @@ func (v *Verifier) digestSecrets(secrets []string) {
 	}
 }
 
-// checkFields refuses an unknown type and fields the type does not use.
-func (v *Verifier) checkFields(spec Spec) error {
+// checkType refuses an unknown type.
+func checkType(typ string) error {
+	switch typ {
+	case TypeNone, TypeHMAC, TypeTimestamped, TypeStandardWebhooks, TypeBasic, TypeToken:
+		return nil
+	}
+	return specErr("type", "%q is not a verification type: use \"hmac\", \"timestamped\", \"standard-webhooks\", \"basic\" or \"token\"", typ)
+}
+
+// checkFields refuses the fields the type does not use.
+func checkFields(spec Spec, ps *problems) {
 	type field struct {
 		name string
 		set  bool
@@ -259,24 +287,11 @@ func (v *Verifier) checkFields(spec Spec) error {
 		{"username", spec.Username != "", []string{TypeBasic}},
 		{"secrets", len(spec.Secrets) > 0, []string{TypeHMAC, TypeTimestamped, TypeStandardWebhooks, TypeBasic, TypeToken}},
 	}
-	switch spec.Type {
-	case TypeNone, TypeHMAC, TypeTimestamped, TypeStandardWebhooks, TypeBasic, TypeToken:
-	default:
-		return specErr("type", "%q is not a verification type: use \"hmac\", \"timestamped\", \"standard-webhooks\", \"basic\" or \"token\"", spec.Type)
-	}
 	for _, f := range fields {
-		if !f.set {
-			continue
-		}
-		used := false
-		for _, t := range f.used {
-			used = used || t == spec.Type
-		}
-		if !used {
-			return specErr(f.name, "does not apply to type %q: remove it, or use one of %q", spec.Type, f.used)
+		if f.set && !slices.Contains(f.used, spec.Type) {
+			ps.add(f.name, "does not apply to type %q: remove it, or use one of %q", spec.Type, f.used)
 		}
 	}
-	return nil
 }
 
 func parseNet(s string) (netip.Prefix, error) {

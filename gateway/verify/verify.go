@@ -49,10 +49,13 @@ const (
 	ReasonIPNotAllowed       = "ip_not_allowed"             // the remote address is not in allow_ips
 )
 
-// Error is a refused request. Reason is one of the Reason codes; the
-// error says nothing more, on purpose: no secret, no expected value.
+// Error is a refused request. Reason is one of the Reason codes; Advice
+// is the sentence for the sender: what to check or do next. Neither says
+// more, on purpose: no secret, no expected value, no configured header,
+// nothing an attacker could tune against.
 type Error struct {
 	Reason string
+	Advice string
 }
 
 func (e *Error) Error() string { return "verify: request refused: " + e.Reason }
@@ -60,22 +63,46 @@ func (e *Error) Error() string { return "verify: request refused: " + e.Reason }
 // The errors Verify returns; shared values so a refusal allocates nothing.
 // Compare with errors.Is, read the code with errors.As or e.Reason.
 var (
-	ErrMissingSignature   = &Error{Reason: ReasonMissingSignature}
-	ErrMissingCredentials = &Error{Reason: ReasonMissingCredentials}
-	ErrMalformedHeader    = &Error{Reason: ReasonMalformedHeader}
-	ErrBadSignature       = &Error{Reason: ReasonBadSignature}
-	ErrBadCredentials     = &Error{Reason: ReasonBadCredentials}
-	ErrTimestampTolerance = &Error{Reason: ReasonTimestampTolerance}
-	ErrIPNotAllowed       = &Error{Reason: ReasonIPNotAllowed}
+	ErrMissingSignature = &Error{Reason: ReasonMissingSignature,
+		Advice: "the request is not signed: configure the sender to sign its webhooks with the secret it shares with this route"}
+	ErrMissingCredentials = &Error{Reason: ReasonMissingCredentials,
+		Advice: "the request carries no credentials: configure the sender with the credentials this route's operator gave you"}
+	ErrMalformedHeader = &Error{Reason: ReasonMalformedHeader,
+		Advice: "a signature or credentials header could not be read: check that the sender uses the signing scheme this route expects (header, prefix, encoding)"}
+	ErrBadSignature = &Error{Reason: ReasonBadSignature,
+		Advice: "the signature does not match the body: check the secret the sender signs with, and that nothing between the sender and the gateway rewrites the body"}
+	ErrBadCredentials = &Error{Reason: ReasonBadCredentials,
+		Advice: "the credentials were not accepted: check the credentials the sender is configured with"}
+	// Only a correctly signed request gets this far (the timestamp is
+	// judged last), so the advice is about time, not secrets.
+	ErrTimestampTolerance = &Error{Reason: ReasonTimestampTolerance,
+		Advice: "the signature is valid but its timestamp is too far from the gateway's clock: if the sender's clock is off, correct it (NTP); a request replayed long after it was signed is refused the same way, so send a freshly signed one"}
+	ErrIPNotAllowed = &Error{Reason: ReasonIPNotAllowed,
+		Advice: "this route accepts requests only from the addresses its operator listed (allow_ips), and this one came from another: send from an allowed address, or ask the operator to add yours (behind a proxy, the gateway sees the proxy's address)"}
 )
 
-// Header names fixed by the schemes.
+// Header names fixed by the schemes. Standard Webhooks has two families
+// of names for the same three values: the spec's webhook-* and Svix's
+// svix-*, which Svix sends unless the account is white-labelled.
 var (
 	hdrAuthorization    = []byte("Authorization")
 	hdrWebhookID        = []byte("webhook-id")
 	hdrWebhookTimestamp = []byte("webhook-timestamp")
 	hdrWebhookSignature = []byte("webhook-signature")
+	hdrSvixID           = []byte("svix-id")
+	hdrSvixTimestamp    = []byte("svix-timestamp")
+	hdrSvixSignature    = []byte("svix-signature")
 	dot                 = []byte{'.'}
+)
+
+// Standard Webhooks message id headers, in the order verify picks a
+// family: the first present decides, and the timestamp and signature are
+// read from the same family. A dedupe keyed on the message id must read
+// the same headers in the same order (config's default dedupe for
+// standard-webhooks does), so the key is the id that was signed.
+const (
+	StandardIDHeader = "webhook-id"
+	SvixIDHeader     = "svix-id"
 )
 
 // Verify checks req against the spec. now is the time timestamps are
@@ -206,7 +233,14 @@ func (v *Verifier) verifyTimestamped(req Request, now time.Time) error {
 }
 
 func (v *Verifier) verifyStandard(req Request, now time.Time) error {
+	// The id header picks the family, never a mix: a signature is only
+	// ever checked against the id of its own family, and a webhook-id
+	// added beside a valid svix-* set makes it fail rather than become
+	// an unsigned dedupe key.
 	id, ts, sigs := req.peek(hdrWebhookID), req.peek(hdrWebhookTimestamp), req.peek(hdrWebhookSignature)
+	if len(id) == 0 {
+		id, ts, sigs = req.peek(hdrSvixID), req.peek(hdrSvixTimestamp), req.peek(hdrSvixSignature)
+	}
 	if len(id) == 0 || len(ts) == 0 || len(sigs) == 0 {
 		return ErrMissingSignature
 	}

@@ -44,6 +44,7 @@ func hotCases(tb testing.TB) []hotCase {
 		{"timestamped valid", stripeV, Request{Header: h("Stripe-Signature", stripe), Body: body}, ""},
 		{"timestamped malformed", stripeV, Request{Header: h("Stripe-Signature", "t=x,v1=y"), Body: body}, ReasonMalformedHeader},
 		{"standard valid", stdV, Request{Header: h("webhook-id", "msg_1", "webhook-timestamp", ts, "webhook-signature", std), Body: body}, ""},
+		{"standard valid, svix headers", stdV, Request{Header: h("svix-id", "msg_1", "svix-timestamp", ts, "svix-signature", std), Body: body}, ""},
 		{"standard forged", stdV, Request{Header: h("webhook-id", "msg_2", "webhook-timestamp", ts, "webhook-signature", std), Body: body}, ReasonBadSignature},
 		{"basic valid", basicV, Request{Header: h("Authorization", basicHeader("u", "p2")), RemoteIP: localhost}, ""},
 		{"basic wrong", basicV, Request{Header: h("Authorization", basicHeader("u", "p3")), RemoteIP: localhost}, ReasonBadCredentials},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/dispatch"
@@ -34,7 +35,7 @@ func (s *Server) startQueue(cfg *config.Config) (*dispatch.Dispatcher, error) {
 		return nil, nil
 	}
 	store, err := queue.Open(queue.Options{Path: cfg.Queue.Path, Sync: cfg.Queue.Sync, MaxDepth: cfg.Queue.MaxDepth,
-		MaxBytes: cfg.Queue.MaxBytes, Logger: s.log})
+		MaxBytes: cfg.Queue.MaxBytes, MinFree: cfg.Queue.MinFree, Logger: s.log, FS: s.queueFS, OnFatal: s.storageFailed})
 	if err != nil {
 		return nil, fmt.Errorf("opening the queue at %s: %w; check queue.path, or that no other hookgate uses it", cfg.Queue.Path, err)
 	}
@@ -82,4 +83,31 @@ func (s *Server) stopQueue(ctx context.Context, cur *generation) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// queueHealth is the queue's part of /readyz: not ready while the store
+// is low on disk space (ingest answers 503 queue_unavailable meanwhile)
+// or has failed.
+func (s *Server) queueHealth() error {
+	if store := s.store.Load(); store != nil {
+		return store.Health()
+	}
+	return nil
+}
+
+// storageFailed is the queue's OnFatal: a write to the store failed (a
+// full or failing disk), and Pebble does not go on after that. The
+// process says why in one line and exits 1 at once, for its supervisor to
+// restart it: a graceful stop could wait forever on the store, and exiting
+// now is what kill -9 does, which loses nothing acknowledged (every 202
+// was given after its deliveries were stored). After the restart the
+// queue opens what is on disk; if the disk is still full, Open fails and
+// says so, until space is freed.
+func (s *Server) storageFailed(err error) {
+	s.log.Error("the queue's storage failed; exiting so a supervisor restarts hookgate (free disk space if it is full)", "err", err)
+	if s.exit != nil {
+		s.exit(1)
+		return
+	}
+	os.Exit(1)
 }

@@ -219,6 +219,7 @@ func (s *Server) Reload(ctx context.Context, why string) (*config.Config, error)
 	}
 	s.log.Info("reloaded", "config", cfg.Path, "routes", len(cfg.Routes), "targets", len(cfg.Targets), "plugins", len(cfg.Plugins),
 		"took", time.Since(start).Round(time.Millisecond))
+	s.logWarnings(cfg)
 	return cfg, nil
 }
 

@@ -35,6 +35,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/hookgate/hookgate/gateway"
 	"github.com/hookgate/hookgate/gateway/admin"
 	"github.com/hookgate/hookgate/gateway/config"
@@ -53,6 +55,12 @@ type Options struct {
 	Version string
 	// Logger is the process logger (NewLogger); nil: slog.Default().
 	Logger *slog.Logger
+	// QueueFS is the filesystem the queue lives on; nil: the real one.
+	// Tests pass one that fills up or fails (gateway/queue/fillfs).
+	QueueFS vfs.FS
+	// Exit ends the process when the queue's storage fails (see
+	// storageFailed); nil: os.Exit. Tests pass one that records the code.
+	Exit func(code int)
 }
 
 // Server is one running hookgate: the pieces Start started, in order, so
@@ -84,6 +92,9 @@ type Server struct {
 	openWG   sync.WaitGroup       // one per open generation
 
 	test testRunner // POST /admin/routes/{name}/test
+
+	queueFS vfs.FS         // Options.QueueFS
+	exit    func(code int) // Options.Exit
 }
 
 // New returns a Server for cfg; nothing is built or listens until Start.
@@ -93,7 +104,7 @@ func New(cfg *config.Config, opts Options) *Server {
 		log = slog.Default()
 	}
 	return &Server{cfg: cfg, path: opts.Path, log: log, metrics: metrics.New(opts.Version), journal: journal.New(journal.DefaultSize),
-		failed: make(chan error, 2), open: map[*generation]bool{}}
+		failed: make(chan error, 2), open: map[*generation]bool{}, queueFS: opts.QueueFS, exit: opts.Exit}
 }
 
 // Failed delivers the error of a listener that stopped serving on its
@@ -131,6 +142,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.gw = gw
 	s.commit(g)
+	s.logWarnings(cfg)
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return fmt.Errorf("ingest listener: %w; is another process using %s? change server.listen", err, cfg.Server.Listen)
@@ -159,10 +171,20 @@ func (s *Server) Start(ctx context.Context) error {
 				s.failed <- fmt.Errorf("admin: %w", err)
 			}
 		}()
+		s.admin.SetCheck(s.queueHealth)
 		s.admin.SetReady(true)
 		s.log.Info("listening", "listener", "admin", "addr", aln.Addr().String())
 	}
 	return nil
+}
+
+// logWarnings logs each warning of the config about to serve, one line
+// each: what works but deserves a look (a secret written in the file, a
+// dedupe that can never match), for operators who never run check.
+func (s *Server) logWarnings(cfg *config.Config) {
+	for _, w := range cfg.Warnings {
+		s.log.Warn("config warning", "config", cfg.Path, "warning", w)
+	}
 }
 
 // Stop shuts everything down in reverse order of Start, each part bounded

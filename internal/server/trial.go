@@ -90,8 +90,9 @@ type sentDelivery struct {
 
 // routeTest is POST /admin/routes/{name}/test: the body is the payload,
 // the request's headers (but Authorization) and query (but send) are the
-// event's. It answers what `hookgate try` prints, as {"deliveries":[...]}
-// or {"dropped":"reason"}; with ?send=true each delivery is also sent
+// event's, without the route's sender credential, as at ingest. It
+// answers what `hookgate try` prints, as {"deliveries":[...]} or
+// {"dropped":"reason"}; with ?send=true each delivery is also sent
 // now, straight to its target with the target's auth and signing (no
 // queue, no retry), and the answer comes back.
 func (s *Server) routeTest(r *http.Request) (any, error) {
@@ -105,16 +106,22 @@ func (s *Server) routeTest(r *http.Request) (any, error) {
 		}
 		return nil, admin.Errorf(http.StatusNotFound, "route_not_found", "no route named %q; the routes are: %s", name, strings.Join(names, ", "))
 	}
-	q := r.URL.Query()
 	send := false
-	if v := q.Get("send"); v != "" {
+	if v := r.URL.Query().Get("send"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			return nil, admin.Errorf(http.StatusBadRequest, "bad_send", "send must be true or false")
 		}
 		send = b
 	}
-	q.Del("send")
+	// The sender's credential for hookgate goes no further than at ingest,
+	// taken out by the same code: a test shows and sends what a real
+	// request would make.
+	cred, err := gateway.RouteCredential(rc)
+	if err != nil {
+		return nil, admin.Errorf(http.StatusInternalServerError, "verify_setup_failed", "route %q: %v", rc.Name, err)
+	}
+	query := cred.AppendQuery(nil, delivery.AppendQueryWithout(nil, []byte(r.URL.RawQuery), []byte("send")))
 	body, err := io.ReadAll(io.LimitReader(r.Body, rc.MaxBody+1))
 	if err != nil || int64(len(body)) > rc.MaxBody {
 		return nil, admin.Errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the payload is over route %q's max_body (%d bytes)", rc.Name, rc.MaxBody)
@@ -125,7 +132,7 @@ func (s *Server) routeTest(r *http.Request) (any, error) {
 	var headers []delivery.KV
 	keys := make([]string, 0, len(r.Header))
 	for k := range r.Header {
-		if !notPassed[k] {
+		if !notPassed[k] && !cred.IsHeader([]byte(k)) {
 			keys = append(keys, k)
 		}
 	}
@@ -142,7 +149,7 @@ func (s *Server) routeTest(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, admin.Errorf(http.StatusInternalServerError, "plugin_load_failed", "route %q: %v", rc.Name, err)
 	}
-	res, err := tryRoute(r.Context(), cfg, rc, chain, headers, []byte(q.Encode()), body)
+	res, err := tryRoute(r.Context(), cfg, rc, chain, headers, query, body)
 	if err != nil {
 		return nil, admin.Errorf(http.StatusBadGateway, "plugin_failed", "route %q: the transforms failed: %v; ingest would answer 502", rc.Name, err)
 	}

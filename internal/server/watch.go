@@ -91,7 +91,15 @@ func (s *Server) Watch(ctx context.Context, interval time.Duration) {
 			now = again
 		}
 		s.Reload(ctx, "watch")
-		// The new config may watch other .wasm files.
+		// The new config may watch other .wasm files. The files it read
+		// keep the stamps they had before the reload: a change made while
+		// it ran (a .wasm rebuilt just after the config was saved) is then
+		// seen at the next tick instead of being taken as already loaded.
 		last = stampAll(s.watchedFiles())
+		for f, st := range now {
+			if _, ok := last[f]; ok {
+				last[f] = st
+			}
+		}
 	}
 }
