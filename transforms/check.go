@@ -49,7 +49,7 @@ func checkModule(m wazero.CompiledModule) error {
 			// Added by interrupt.Instrument, which refuses a module that
 			// imports from it on its own; checked so no other name or
 			// signature slips through.
-			if name != interrupt.ImportName || !sameSig(f, nil, []api.ValueType{i32}) {
+			if name != interrupt.ImportName || !sameSig(f, []api.ValueType{i32}, []api.ValueType{i32}) {
 				return fmt.Errorf("imports \"%s.%s\", which is hookgate's own", mod, name)
 			}
 		case abi.HostModule:

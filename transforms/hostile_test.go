@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -462,14 +463,18 @@ func (t callTime) Call(d time.Duration, kind string) {
 
 // TestRunaways: every shape of guest that never returns is stopped at its
 // timeout with a timeout error, in Go, AssemblyScript and wat, with and
-// without loops. Unbounded recursion is a trap naming a stack overflow;
-// wazero's stack grows for a while before it overflows (0.1-0.4 s
-// measured), so those run under a long timeout, which they must not reach.
-// Each runs twice: the second call is on the replacement instance.
+// without loops. Unbounded recursion is a trap naming a stack overflow,
+// under the same short timeout and well before it: the instrumentation
+// traps past interrupt.MaxDepth nested calls, before wazero's own stack
+// has grown (without the limit, it grew to about 84 MB over 0.1-0.25 s
+// and a 100ms call ended as a timeout). Each runs twice: the second call
+// is on the replacement instance.
 func TestRunaways(t *testing.T) {
-	const short, long = 100 * time.Millisecond, 10 * time.Second
+	const short = 100 * time.Millisecond
 	timedOut := func(name string) string { return fmt.Sprintf("plugin %q: timed out after 100ms", name) }
-	overflow := func(name string) string { return fmt.Sprintf("plugin %q: trapped: stack overflow...", name) }
+	overflow := func(name string) string {
+		return fmt.Sprintf("plugin %q: trapped: stack overflow (unbounded recursion?)", name)
+	}
 	tests := []struct {
 		name    string
 		plugin  string
@@ -477,8 +482,11 @@ func TestRunaways(t *testing.T) {
 		config  string
 		timeout time.Duration
 		bound   time.Duration // the call must end before this
-		kind    string
-		want    func(name string) string // exact, or a prefix when it ends in "..."
+		// recursion: a trap, not a timeout, so it must come before the
+		// deadline, and must not leave wazero's stack tens of MB large.
+		recursion bool
+		kind      string
+		want      func(name string) string // exact, or a prefix when it ends in "..."
 	}{
 		{name: "wat loop br 0", plugin: "wat-loop",
 			wasm: func(t testing.TB) []byte { return watGuest(t, "loop") }, kind: abi.KindTimeout, want: timedOut},
@@ -494,11 +502,11 @@ func TestRunaways(t *testing.T) {
 			wasm: func(testing.TB) []byte { return bigFuncModule(20000) }, kind: abi.KindTimeout, want: timedOut},
 		{name: "endless return_call", plugin: "tailcall",
 			wasm: func(t testing.TB) []byte { return watGuest(t, "tailcall_spin", "--enable-tail-call") }, kind: abi.KindTimeout, want: timedOut},
-		{name: "wat unbounded recursion", plugin: "wat-recurse", timeout: long, bound: 5 * time.Second,
+		{name: "wat unbounded recursion", plugin: "wat-recurse", recursion: true,
 			wasm: func(t testing.TB) []byte { return watGuest(t, "recurse") }, kind: abi.KindTrap, want: overflow},
-		{name: "Go unbounded recursion", plugin: "go-recurse", config: `{"mode":"recurse"}`, timeout: long, bound: 5 * time.Second,
+		{name: "Go unbounded recursion", plugin: "go-recurse", config: `{"mode":"recurse"}`, recursion: true,
 			wasm: func(t testing.TB) []byte { return guestWasm(t, "hostile") }, kind: abi.KindTrap, want: overflow},
-		{name: "AssemblyScript unbounded recursion", plugin: "as-recurse", config: `{"mode":"recurse"}`, timeout: long, bound: 5 * time.Second,
+		{name: "AssemblyScript unbounded recursion", plugin: "as-recurse", config: `{"mode":"recurse"}`, recursion: true,
 			wasm: func(t testing.TB) []byte { return asGuest(t, "as-hostile") }, kind: abi.KindTrap, want: overflow},
 	}
 	times := &callTimes{last: map[string]time.Duration{}}
@@ -514,9 +522,22 @@ func TestRunaways(t *testing.T) {
 			}
 			load(t, h, PluginSpec{Name: tt.plugin, Wasm: tt.wasm(t), Instances: 1, Timeout: tt.timeout, MaxMemory: 16 << 20})
 			for i := range 2 {
+				var before runtime.MemStats
+				runtime.ReadMemStats(&before)
 				start := time.Now()
 				_, _, err := runBody(h, tt.plugin, tt.config, featureBody)
 				took := time.Since(start)
+				var after runtime.MemStats
+				runtime.ReadMemStats(&after)
+				// What the call allocated on the Go heap: wazero's stack
+				// (it doubles from 10 KB, copying, until 50 MB), a Go
+				// guest's linear memory, the replacement instance. Without
+				// the depth limit the wat and AssemblyScript recursions
+				// allocated 85-170 MB; with it 1.4 MB, the Go one 10-16 MB
+				// (its linear memory, up to max_memory).
+				if alloc := after.TotalAlloc - before.TotalAlloc; tt.recursion && alloc >= recursionAllocBound {
+					t.Fatalf("call %d: the recursion allocated %d MB on the Go heap; want < %d MB", i+1, alloc>>20, recursionAllocBound>>20)
+				}
 				if err := checkPluginError(err, tt.kind, tt.want(tt.plugin)); err != nil {
 					t.Fatalf("call %d: %v", i+1, err)
 				}
@@ -525,6 +546,9 @@ func TestRunaways(t *testing.T) {
 				if call >= tt.bound {
 					t.Fatalf("call %d: stopped after %v; want < %v", i+1, call, tt.bound)
 				}
+				if tt.recursion && call >= tt.timeout {
+					t.Fatalf("call %d: the recursion ran to its deadline (%v); the depth limit must trap it first", i+1, call)
+				}
 			}
 			if st := statsOf(h, tt.plugin); st.Created != 2 || st.Discarded != 2 {
 				t.Fatalf("stats %+v; each failed instance must be discarded and replaced", st)
@@ -532,6 +556,12 @@ func TestRunaways(t *testing.T) {
 		})
 	}
 }
+
+// recursionAllocBound bounds what one runaway recursion may allocate on the
+// host's heap: max_memory (16 MiB here, which a Go guest's linear memory
+// may fill) plus room for a replacement instance. wazero's stack alone
+// reached 84 MB without the depth limit.
+const recursionAllocBound = 16<<20 + 8<<20
 
 func statsOf(h *Host, plugin string) PluginStats {
 	for _, st := range h.Stats() {

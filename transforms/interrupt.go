@@ -34,6 +34,12 @@ const DefaultBudget = 1 << 20
 // errDeadline is how yield aborts a call that ran past its deadline.
 var errDeadline = errors.New("transforms: the call ran past its deadline")
 
+// errTooDeep is how yield aborts a call nested deeper than
+// interrupt.MaxDepth. Its text names a stack overflow, which is how the
+// call is classified and logged: the same bug as wazero's own overflow,
+// caught before wazero's stack grows to tens of megabytes.
+var errTooDeep = fmt.Errorf("stack overflow: more than %d nested calls", interrupt.MaxDepth)
+
 // epoch anchors monoNow: time.Since reads the monotonic clock only.
 var epoch = time.Now()
 
@@ -46,6 +52,9 @@ func instantiateInterruptModule(ctx context.Context, rt wazero.Runtime, budget i
 	_, err := rt.NewHostModuleBuilder(interrupt.ImportModule).
 		NewFunctionBuilder().
 		WithGoModuleFunction(api.GoModuleFunc(func(ctx context.Context, _ api.Module, stack []uint64) {
+			if uint32(stack[0]) != 0 { // why (an i32: the upper half is undefined): the call depth passed interrupt.MaxDepth
+				panic(errTooDeep)
+			}
 			st := stateOf(ctx)
 			if monoNow() >= st.deadline {
 				st.timedOut = true
@@ -53,7 +62,7 @@ func instantiateInterruptModule(ctx context.Context, rt wazero.Runtime, budget i
 			}
 			st.yields++
 			stack[0] = api.EncodeI32(budget)
-		}), nil, []api.ValueType{api.ValueTypeI32}).
+		}), []api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}).
 		Export(interrupt.ImportName).
 		Instantiate(ctx)
 	return err

@@ -51,6 +51,8 @@ const (
 	evLoopStart = iota // right after a loop's block type: a check goes here
 	evLoopEnd          // right after the end of a loop
 	evFunc             // a function index immediate (call, return_call, ref.func) to renumber
+	evCallStart        // at a counted call's opcode: the depth increment goes here
+	evCallEnd          // right after a counted call's immediates: the depth decrement goes here
 )
 
 type event struct {
@@ -70,6 +72,11 @@ type body struct {
 	count     int   // number of instructions
 	loops     int
 	calls     int
+	// counted is the number of calls that deepen the stack by a frame of
+	// this module: call of a defined function, call_indirect, call_ref
+	// (not return_call*, which replace the frame, nor a call of an import,
+	// which is a host function that never calls back).
+	counted int
 	// prefixLen is the number of instructions up to and including the first
 	// loop instruction when every instruction before it is plain or a block
 	// (so the loop is certainly reached), else -1.
@@ -81,6 +88,7 @@ type body struct {
 type codeCtx struct {
 	origGlobals uint32 // imported + defined globals of the input
 	totalFuncs  uint32 // imported + defined functions of the input
+	importFuncs uint32 // imported functions of the input
 	types       uint32 // types of the input (the added one is not for the module's use)
 }
 
@@ -247,8 +255,20 @@ func (d *decoder) decodeBody(start, end int, bd *body) error {
 				if f >= d.ctx.totalFuncs {
 					return &Error{immAt, fmt.Sprintf("opcode 0x%02x: function index %d out of range (%d functions)", op, f, d.ctx.totalFuncs)}
 				}
+				if op == 0x10 && f >= d.ctx.importFuncs {
+					bd.events = append(bd.events, event{kind: evCallStart, pos: at})
+				}
 				bd.events = append(bd.events, event{kind: evFunc, pos: immAt, size: pos - immAt, val: f})
+				if op == 0x10 && f >= d.ctx.importFuncs {
+					bd.events = append(bd.events, event{kind: evCallEnd, pos: pos})
+					bd.counted++
+				}
 			}
+		}
+		// call_indirect and call_ref may reach any function of the module.
+		if err == "" && (op == 0x11 || op == 0x14) {
+			bd.events = append(bd.events, event{kind: evCallStart, pos: at}, event{kind: evCallEnd, pos: pos})
+			bd.counted++
 		}
 		if err != "" {
 			return &Error{at, fmt.Sprintf("opcode %s: %s", opName(op, sub, hasSub), err)}

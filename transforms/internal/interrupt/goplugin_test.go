@@ -69,8 +69,10 @@ func TestGoPlugins(t *testing.T) {
 			if st.elidedPrefix < st.functions/2 || st.loopChecks < st.elidedPrefix {
 				t.Errorf("implausible counts for a Go module: %+v", *st)
 			}
-			if growth > 3 {
-				t.Errorf("grew %.2f%%, the design expects about 1.2%%", growth)
+			// About 1.2% for the budget checks, and about 9% for the depth
+			// increments and decrements around Go's many calls.
+			if growth > 13 {
+				t.Errorf("grew %.2f%%, the design expects about 10%%", growth)
 			}
 
 			want := runGoPlugin(t, orig, 0, ticket)

@@ -39,10 +39,19 @@ var errDeadline = errors.New("interrupt test: deadline exceeded")
 type yielder struct {
 	budget   int32
 	yields   atomic.Int64
+	tooDeep  atomic.Int64 // calls with whyDepth
 	deadline atomic.Int64 // UnixNano; 0: none
 }
 
-func (y *yielder) yield(context.Context) int32 {
+// errTooDeep is what the test yield panics with when the guest's call
+// depth passes MaxDepth.
+var errTooDeep = errors.New("interrupt test: stack overflow: call depth past MaxDepth")
+
+func (y *yielder) yield(_ context.Context, why int32) int32 {
+	if why == whyDepth {
+		y.tooDeep.Add(1)
+		panic(errTooDeep)
+	}
 	y.yields.Add(1)
 	if d := y.deadline.Load(); d != 0 && time.Now().UnixNano() > d {
 		panic(errDeadline)

@@ -10,6 +10,8 @@ type stats struct {
 	functions    int // defined functions
 	loopChecks   int
 	entryChecks  int
+	depthChecks  int // functions with a depth check at entry (those making counted calls)
+	countedCalls int // call sites wrapped in a depth increment and decrement
 	elidedPrefix int // entry checks left out: a loop header follows soon
 	elidedLeaf   int // entry checks left out: a small loop-free, call-free leaf
 }
@@ -17,7 +19,7 @@ type stats struct {
 // labelInfo records, per defined function, where checks were inserted, so
 // label indices in the name section can follow (each check adds an if).
 type labelInfo struct {
-	entry    []bool   // per defined function: has an entry check
+	entry    []uint32 // per defined function: checks at its entry (depth, budget), each an if before every label
 	loopsAt  []int    // per defined function: start of its loop ordinals in ordinals
 	ordinals []uint32 // label ordinals of loops, function after function
 }
@@ -226,12 +228,13 @@ func prepare(wasm []byte, secs []section) (*module, []byte, error) {
 			}
 		}
 	}
-	if m.totalFuncs() < m.importFuncs || m.origGlobals() < m.importGlobs || m.origGlobals() == ^uint32(0) {
+	if m.totalFuncs() < m.importFuncs || m.origGlobals() < m.importGlobs || m.origGlobals() >= ^uint32(0)-1 {
 		return nil, nil, &Error{8, "too many functions or globals"}
 	}
 	m.yieldFunc = m.importFuncs
 	m.counter = m.origGlobals()
 	m.counterEnc = appendU32(nil, m.counter)
+	m.depthEnc = appendU32(nil, m.counter+1)
 	m.yieldEnc = appendU32(nil, m.yieldFunc)
 	return m, importOut, nil
 }
@@ -268,9 +271,9 @@ func (m *module) rewriteCode(dst []byte, s section, st *stats, labels *labelInfo
 	dst = append(dst, 0, 0, 0, 0, 0)
 	contentAt := len(dst)
 	dst = appendU32(dst, n)
-	d := &decoder{b: m.b, ctx: codeCtx{origGlobals: m.origGlobals(), totalFuncs: m.totalFuncs(), types: m.types}}
+	d := &decoder{b: m.b, ctx: codeCtx{origGlobals: m.origGlobals(), totalFuncs: m.totalFuncs(), importFuncs: m.importFuncs, types: m.types}}
 	var bd body
-	labels.entry = make([]bool, 0, n)
+	labels.entry = make([]uint32, 0, n)
 	labels.loopsAt = make([]int, 0, n)
 	for i := uint32(0); i < n; i++ {
 		at := r.pos
@@ -288,9 +291,14 @@ func (m *module) rewriteCode(dst []byte, s section, st *stats, labels *labelInfo
 		}
 		d.computeWeights(&bd)
 		entry := needsEntryCheck(&bd)
-		labels.entry = append(labels.entry, entry)
+		depth := bd.counted > 0
+		labels.entry = append(labels.entry, b2u(entry)+b2u(depth))
 		labels.loopsAt = append(labels.loopsAt, len(labels.ordinals))
 		st.functions++
+		if depth {
+			st.depthChecks++
+		}
+		st.countedCalls += bd.counted
 		switch {
 		case entry:
 			st.entryChecks++
@@ -303,6 +311,9 @@ func (m *module) rewriteCode(dst []byte, s section, st *stats, labels *labelInfo
 		// The new body's size, from what changes: the checks added and the
 		// function indices re-encoded.
 		newSize := end - start
+		if depth {
+			newSize += m.depthCheckSize()
+		}
 		if entry {
 			newSize += m.checkSize(bd.entry)
 		}
@@ -312,12 +323,17 @@ func (m *module) rewriteCode(dst []byte, s section, st *stats, labels *labelInfo
 				newSize += m.checkSize(e.weight)
 			case evFunc:
 				newSize += u32Size(m.funcIndex(e.val)) - e.size
+			case evCallStart, evCallEnd:
+				newSize += m.depthStepSize()
 			}
 		}
 		dst = appendU32(dst, uint32(newSize))
 		bodyAt := len(dst)
 
 		dst = append(dst, m.b[start:bd.exprStart]...) // locals, verbatim
+		if depth {
+			dst = m.appendDepthCheck(dst)
+		}
 		if entry {
 			dst = m.appendCheck(dst, bd.entry)
 		}
@@ -334,6 +350,10 @@ func (m *module) rewriteCode(dst []byte, s section, st *stats, labels *labelInfo
 				dst = append(dst, m.b[cursor:e.pos]...)
 				dst = appendU32(dst, m.funcIndex(e.val))
 				cursor = e.pos + e.size
+			case evCallStart, evCallEnd:
+				dst = append(dst, m.b[cursor:e.pos]...)
+				dst = m.appendDepthStep(dst, e.kind == evCallStart)
+				cursor = e.pos
 			}
 		}
 		dst = append(dst, m.b[cursor:end]...)
@@ -356,13 +376,13 @@ func (m *module) checkSize(w int64) int {
 }
 
 // checkTemplate is a check's fixed bytes (see appendCheck).
-var checkTemplate = []byte{0x23, 0x41, 0x6b, 0x24, 0x23, 0x41, 0x00, 0x48, 0x04, 0x40, 0x10, 0x24, 0x0b}
+var checkTemplate = []byte{0x23, 0x41, 0x6b, 0x24, 0x23, 0x41, 0x00, 0x48, 0x04, 0x40, 0x41, whyBudget, 0x10, 0x24, 0x0b}
 
 // appendCheck appends a budget check charging w:
 //
 //	global.get c; i32.const w; i32.sub; global.set c
 //	global.get c; i32.const 0; i32.lt_s
-//	if; call yield; global.set c; end
+//	if; i32.const whyBudget; call yield; global.set c; end
 //
 // Wasm has no global.tee; wazero's compiler reuses the value just stored
 // for the second global.get. The if has the empty block type and leaves the
@@ -376,11 +396,62 @@ func (m *module) appendCheck(dst []byte, w int64) []byte {
 	dst = append(dst, m.counterEnc...)
 	dst = append(dst, 0x23)
 	dst = append(dst, m.counterEnc...)
-	dst = append(dst, 0x41, 0x00, 0x48, 0x04, 0x40, 0x10)
+	dst = append(dst, 0x41, 0x00, 0x48, 0x04, 0x40, 0x41, whyBudget, 0x10)
 	dst = append(dst, m.yieldEnc...)
 	dst = append(dst, 0x24)
 	dst = append(dst, m.counterEnc...)
 	return append(dst, 0x0b)
+}
+
+// The call depth (see package doc, "Call depth"). Every counted call is
+// wrapped in
+//
+//	global.get d; i32.const 1; i32.add; global.set d
+//	call ...
+//	global.get d; i32.const 1; i32.sub; global.set d
+//
+// and a function making counted calls starts with
+//
+//	global.get d; i32.const MaxDepth; i32.gt_u
+//	if; i32.const whyDepth; call yield; drop; unreachable; end
+//
+// All of it leaves the value stack as it found it: the increment sits
+// between a call's arguments and the call, the decrement after its results.
+
+// depthStepSize is the encoded size of an increment or a decrement.
+func (m *module) depthStepSize() int { return 5 + 2*len(m.depthEnc) }
+
+func (m *module) appendDepthStep(dst []byte, inc bool) []byte {
+	op := byte(0x6b) // i32.sub
+	if inc {
+		op = 0x6a // i32.add
+	}
+	dst = append(dst, 0x23)
+	dst = append(dst, m.depthEnc...)
+	dst = append(dst, 0x41, 0x01, op, 0x24)
+	return append(dst, m.depthEnc...)
+}
+
+// depthCheckSize is the encoded size of the depth check at a function's entry.
+func (m *module) depthCheckSize() int {
+	return 1 + len(m.depthEnc) + 1 + s32Size(MaxDepth) + 1 + 2 + 2 + 1 + len(m.yieldEnc) + 3
+}
+
+func (m *module) appendDepthCheck(dst []byte) []byte {
+	dst = append(dst, 0x23)
+	dst = append(dst, m.depthEnc...)
+	dst = append(dst, 0x41)
+	dst = appendS32(dst, MaxDepth)
+	dst = append(dst, 0x4b, 0x04, 0x40, 0x41, whyDepth, 0x10) // i32.gt_u; if; i32.const whyDepth; call
+	dst = append(dst, m.yieldEnc...)
+	return append(dst, 0x1a, 0x00, 0x0b) // drop; unreachable; end
+}
+
+func b2u(b bool) uint32 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // yieldDebugName names the added import in the name section's function
@@ -469,10 +540,7 @@ func (l *labelInfo) shift(m *module, f, label uint32) uint32 {
 		return label
 	}
 	i := f - m.importFuncs
-	out := label
-	if l.entry[i] {
-		out++
-	}
+	out := label + l.entry[i]
 	end := len(l.ordinals)
 	if int(i)+1 < len(l.loopsAt) {
 		end = l.loopsAt[i+1]

@@ -99,6 +99,7 @@ type module struct {
 	yieldFunc  uint32 // the added import's function index
 	counter    uint32 // the added global's index
 	counterEnc []byte // LEB128 of counter
+	depthEnc   []byte // LEB128 of the depth global's index, counter+1
 	yieldEnc   []byte // LEB128 of yieldFunc
 }
 
@@ -165,7 +166,7 @@ func finish(r *reader, what string) error {
 	return r.err
 }
 
-// rewriteTypes appends the yield function type () -> i32 (as a type of
+// rewriteTypes appends the yield function type (i32) -> i32 (as a type of
 // its own, after any rec groups: its index is m.types).
 func (m *module) rewriteTypes(s *section) []byte {
 	dst := appendU32(nil, m.typeEntries+1)
@@ -174,7 +175,7 @@ func (m *module) rewriteTypes(s *section) []byte {
 		r.u32("types count") // already checked by countTypes
 		dst = append(dst, m.b[r.pos:s.end]...)
 	}
-	return append(dst, 0x60, 0x00, 0x01, 0x7f)
+	return append(dst, 0x60, 0x01, 0x7f, 0x01, 0x7f)
 }
 
 // rewriteImports copies the imports, counts functions and globals, refuses
@@ -461,11 +462,12 @@ func (m *module) rewriteTables(s section) ([]byte, error) {
 	return dst, finish(r, "table")
 }
 
-// rewriteGlobals copies the globals and appends the counter: a mutable i32
-// starting at 0, so the first check yields and the host hands out the
-// budget. With s == nil the section is created.
+// rewriteGlobals copies the globals and appends the budget counter (a
+// mutable i32 starting at 0, so the first check yields and the host hands
+// out the budget) and the call depth (a mutable i32 starting at 0). With
+// s == nil the section is created.
 func (m *module) rewriteGlobals(s *section) ([]byte, error) {
-	dst := appendU32(nil, m.definedGlobs+1)
+	dst := appendU32(nil, m.definedGlobs+2)
 	if s != nil {
 		r := newReader(m.b, s.start, s.end)
 		n := r.vec("globals", 3)
@@ -480,7 +482,8 @@ func (m *module) rewriteGlobals(s *section) ([]byte, error) {
 			return nil, err
 		}
 	}
-	return append(dst, 0x7f, 0x01, 0x41, 0x00, 0x0b), nil
+	// The budget counter, then the call depth.
+	return append(dst, 0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41, 0x00, 0x0b), nil
 }
 
 func (m *module) rewriteExports(s section) ([]byte, error) {

@@ -175,6 +175,7 @@ type ifn struct {
 	matchEnd  map[int]int // position of block/loop/if -> position of its end
 	matchElse map[int]int // position of if -> position of its else
 	checks    map[int]check
+	depth     map[int]int // position of inserted depth code -> position after it (run uncharged, like checks)
 }
 
 type check struct {
@@ -213,7 +214,7 @@ func load(t *testing.T, b []byte, yield, counter uint32) *interp {
 		for i := uint32(0); i < n; i++ {
 			size := r.u32("")
 			end := r.pos + int(size)
-			f := &ifn{matchEnd: map[int]int{}, matchElse: map[int]int{}, checks: map[int]check{}}
+			f := &ifn{matchEnd: map[int]int{}, matchElse: map[int]int{}, checks: map[int]check{}, depth: map[int]int{}}
 			decls := r.u32("")
 			for j := uint32(0); j < decls; j++ {
 				f.locals += int(r.u32(""))
@@ -240,6 +241,15 @@ func (in *interp) scan(f *ifn) {
 		op := b[pc]
 		switch op {
 		case 0x23:
+			if b[pc+1] == byte(in.counter+1) {
+				next, ok := in.parseDepth(b, pc)
+				if !ok {
+					in.t.Fatalf("malformed depth code at %d: % x", pc, b[pc:min(pc+24, len(b))])
+				}
+				f.depth[pc] = next
+				pc = next
+				continue
+			}
 			if b[pc+1] != byte(in.counter) {
 				in.t.Fatalf("global.get %d outside a check", b[pc+1])
 			}
@@ -282,12 +292,35 @@ func (in *interp) parseCheck(b []byte, pc int) (check, bool) {
 	if msg != "" {
 		return check{}, false
 	}
-	rest := []byte{0x6b, 0x24, c, 0x23, c, 0x41, 0x00, 0x48, 0x04, 0x40, 0x10, byte(in.yield), 0x24, c, 0x0b}
+	rest := []byte{0x6b, 0x24, c, 0x23, c, 0x41, 0x00, 0x48, 0x04, 0x40, 0x41, whyBudget, 0x10, byte(in.yield), 0x24, c, 0x0b}
 	p := pc + 3 + n
 	if len(b) < p+len(rest) || string(b[p:p+len(rest)]) != string(rest) {
 		return check{}, false
 	}
 	return check{weight: int32(w), next: p + len(rest)}, true
+}
+
+// parseDepth recognises the depth code at pc (an increment, a decrement or
+// the entry check, in exactly the documented shape) and returns the
+// position after it.
+func (in *interp) parseDepth(b []byte, pc int) (int, bool) {
+	d := byte(in.counter + 1)
+	if len(b) >= pc+7 && b[pc+2] == 0x41 && b[pc+3] == 0x01 && (b[pc+4] == 0x6a || b[pc+4] == 0x6b) && b[pc+5] == 0x24 && b[pc+6] == d {
+		return pc + 7, true
+	}
+	if len(b) < pc+3 || b[pc+2] != 0x41 {
+		return 0, false
+	}
+	l, n, msg := leb(b[pc+3:], 32, true)
+	if msg != "" || l != MaxDepth {
+		return 0, false
+	}
+	rest := []byte{0x4b, 0x04, 0x40, 0x41, whyDepth, 0x10, byte(in.yield), 0x1a, 0x00, 0x0b}
+	p := pc + 3 + n
+	if len(b) < p+len(rest) || string(b[p:p+len(rest)]) != string(rest) {
+		return 0, false
+	}
+	return p + len(rest), true
 }
 
 type label struct {
@@ -316,6 +349,10 @@ func (in *interp) call(f uint32, arg int32, depth int) int32 {
 	for pc := 0; ; {
 		if in.steps > 5_000_000 {
 			in.t.Fatal("too many steps")
+		}
+		if next, ok := fn.depth[pc]; ok {
+			pc = next
+			continue
 		}
 		if c, ok := fn.checks[pc]; ok {
 			fr.since, fr.allowance, fr.checked = 0, int(c.weight), true
