@@ -150,7 +150,7 @@ func (g *Gateway) checkHead(ctx *fasthttp.RequestCtx, st *reqState, t *table) (*
 		g.refuseMethod(ctx, st, pr, method, path)
 		return nil, false
 	}
-	st.stats, st.metrics = rt.stats, rt.metrics
+	st.stats, st.rec = rt.stats, rt.rec
 	st.ev.Route = rt.name // for the log lines, refusals included
 	if rt.verifier != nil && !rt.verifier.AllowedIP(remoteIP(ctx)) {
 		g.refuseAdmission(ctx, st, rt, refusedIP)

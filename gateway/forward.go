@@ -27,7 +27,7 @@ func (g *Gateway) enqueue(ctx *fasthttp.RequestCtx, st *reqState, t *table, ds [
 			g.refuseQueue(ctx, st, err)
 			return
 		}
-		st.journal.Deliveries(ds)
+		st.answer.Deliveries = ds
 	}
 	st.accepted = true
 	b := append(st.buf[:0], `{"event_id":"`...)
@@ -75,16 +75,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 		st.took[0] = time.Since(st.sent)
 	}
 	st.wg.Wait()
-	for i := range n {
-		t.tm[ds[i].Target].Forwarded(st.res[i].Status, st.errs[i], st.took[i])
-	}
-	// finish journals the attempts together with the answer, under one lock.
-	st.fwd = ds
-	for i := 1; i < n; i++ {
-		if st.errs[i] != nil {
-			g.logTargetFailure(st, rt, &ds[i], st.errs[i])
-		}
-	}
+	g.recordAttempts(st, t, ds)
 
 	if st.out.Response.Set {
 		resp := &st.out.Response
@@ -144,10 +135,9 @@ func dropLargeBody(ctx *fasthttp.RequestCtx) {
 	}
 }
 
-// journalSync records a sync route's event: its deliveries, their one
-// attempt each (all sent at st.sent), and the answer.
-func (g *Gateway) journalSync(st *reqState, status int) {
-	ds := st.fwd
+// recordAttempts tells each delivery's target recorder of its one
+// attempt (all sent at st.sent), and keeps them for the answer.
+func (g *Gateway) recordAttempts(st *reqState, t *table, ds []delivery.Delivery) {
 	as := st.attempts[:0]
 	for i := range ds {
 		a := delivery.Attempt{At: st.sent, Status: st.res[i].Status, Duration: st.took[i], Outcome: delivery.AttemptSuccess}
@@ -159,9 +149,13 @@ func (g *Gateway) journalSync(st *reqState, status int) {
 		}
 		as = append(as, a)
 	}
-	st.journal.Sync(st.ev.ID, st.ev.Route, st.ev.ReceivedAt, status, st.code, ds, as)
-	clear(as) // no error string kept past the request
-	st.attempts = as[:0]
+	for i := range ds {
+		if tr := t.targets[ds[i].Target]; tr != nil {
+			tr.Attempted(&ds[i], 1, &as[i])
+		}
+	}
+	st.attempts = as
+	st.answer.Deliveries, st.answer.Attempts = ds, as
 }
 
 func (st *reqState) grow(n int) {

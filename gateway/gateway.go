@@ -15,8 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/journal"
-	"github.com/hookgate/hookgate/gateway/metrics"
+	"github.com/hookgate/hookgate/gateway/record"
 	"github.com/hookgate/hookgate/gateway/target"
 )
 
@@ -24,15 +23,14 @@ import (
 // takes a fresh set: the old one stays in use by requests that started
 // before the swap, then Release is called.
 type Deps struct {
-	Targets *target.Set       // clients of every target in the config
-	Chains  ChainBuilder      // nil: a route with transforms is refused
-	Queue   Queue             // nil: an async route is refused
-	Logger  *slog.Logger      // nil: slog.Default()
-	Metrics *metrics.Registry // nil: no Prometheus metrics (Gateway.Counts still counts)
-	// Journal, if set, records each event that passed the ingest checks
-	// (its answer, deliveries and a sync route's attempts) for GET
-	// /admin/events/{id}. Pass the same one on every Reload.
-	Journal *journal.Journal
+	Targets *target.Set  // clients of every target in the config
+	Chains  ChainBuilder // nil: a route with transforms is refused
+	Queue   Queue        // nil: an async route is refused
+	Logger  *slog.Logger // nil: slog.Default(); the gateway's own trouble (panics, queue errors)
+	// Recorder is told of every request's answer, chain and sync attempts
+	// (record.Tee of the log lines, the metrics, the journal). nil: the
+	// log lines only (record.Log, with access lines as the config says).
+	Recorder record.Recorder
 
 	// Release, if set, is called exactly once, when the table built from
 	// these deps is done: a Reload replaced it (or Shutdown ran), and the
@@ -79,7 +77,6 @@ type Gateway struct {
 	fanout chan *fanJob // to idle fan-out workers; never closed (they stop on ctx)
 
 	server   config.Server // listener settings, fixed at New
-	accessOn bool
 	shutdown time.Duration
 }
 
@@ -108,7 +105,6 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		log:            deps.Logger,
 		maxInflight:    int64(cfg.Server.MaxConcurrency),
 		fanout:         make(chan *fanJob),
-		accessOn:       cfg.Log.Access,
 		shutdown:       cfg.Server.ShutdownTimeout,
 		server:         cfg.Server,
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/metrics"
+	"github.com/hookgate/hookgate/gateway/record"
 	"github.com/hookgate/hookgate/internal/sink"
 )
 
@@ -58,7 +59,7 @@ func newHotPathWith(tb testing.TB, o hotOpts) *hotPath {
 	cfg.Routes = []config.Route{route}
 	deps := newDeps(tb, cfg)
 	if o.metrics {
-		deps.Metrics = metrics.New("test")
+		deps.Recorder = record.Tee(record.Log(deps.Logger, false), metrics.New("test").Recorder())
 	}
 	g, err := New(cfg, deps)
 	if err != nil {

@@ -11,8 +11,7 @@ import (
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/dedupe"
-	"github.com/hookgate/hookgate/gateway/journal"
-	"github.com/hookgate/hookgate/gateway/metrics"
+	"github.com/hookgate/hookgate/gateway/record"
 	"github.com/hookgate/hookgate/gateway/target"
 	"github.com/hookgate/hookgate/gateway/verify"
 )
@@ -35,18 +34,21 @@ type reqState struct {
 	code    string // error code answered, "" if none
 	query   []byte // ev.Query as received (credential removed), to see whether a plugin changed it
 
-	took     []time.Duration     // per delivery of a sync forward
-	sent     time.Time           // when a sync forward started sending
-	fwd      []delivery.Delivery // a sync forward's deliveries, sent: finish journals them with the answer
-	journal  *journal.Journal    // set once the event passed the checks: finish records it
-	attempts []delivery.Attempt  // a sync forward's, for the journal
+	took     []time.Duration    // per delivery of a sync forward
+	sent     time.Time          // when a sync forward started sending
+	attempts []delivery.Attempt // a sync forward's, one per delivery
+
+	// rec is the route's recorder (the unrouted one until a route
+	// matches); answer is what finish tells it, filled as the request
+	// goes (Event, Duplicate, Dropped, Deliveries, Attempts).
+	rec    record.Route
+	answer record.Answer
 
 	body []byte     // the request body as readBody read it (served requests)
 	held int64      // body bytes reserved from the budget; finish releases them
 	addr *addrState // the client address they are also reserved from
 
-	stats    *routeStats           // the route's counters (the unrouted ones until a route matches)
-	metrics  *metrics.RouteMetrics // the same for Prometheus; nil without Deps.Metrics
+	stats    *routeStats // the route's counters (the unrouted ones until a route matches)
 	start    time.Time
 	key      []byte          // dedupe key
 	dd       *dedupe.Deduper // set when Begin recorded key: finish accepts or forgets it
@@ -64,7 +66,7 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx) *reqState {
 	now := time.Now()
 	st.ev.ID = appendEventID(st.ev.ID[:0], now)
 	ctx.Response.Header.SetCanonical(hdrEventID, st.ev.ID)
-	st.stats, st.metrics, st.start = g.unrouted, g.tbl.Load().unrouted, now
+	st.stats, st.rec, st.start = g.unrouted, g.tbl.Load().unrouted, now
 	return st
 }
 
@@ -73,7 +75,7 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx) *reqState {
 func (st *reqState) reset() {
 	st.ev.Reset()
 	st.ev.Body = st.evBody[:0]
-	st.stats, st.metrics = nil, nil
+	st.stats, st.rec = nil, nil
 }
 
 // handle is the ingest handler. The steps are in the order a request
@@ -176,12 +178,14 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 	}
 
 	g.fillEvent(ctx, st, rt, now, body)
-	st.journal = t.deps.Journal
+	st.answer.Event = true
 
 	ds := st.ds[:0]
 	if rt.chain != nil {
 		st.out.Reset()
-		if err := rt.chain.Run(g.ctx, &st.ev, &st.out); err != nil {
+		err := rt.chain.Run(g.ctx, &st.ev, &st.out)
+		st.rec.Chained(&st.ev, &st.out, err)
+		if err != nil {
 			g.refusePlugin(ctx, st, rt)
 			return
 		}
@@ -273,8 +277,8 @@ func (g *Gateway) fillEvent(ctx *fasthttp.RequestCtx, st *reqState, rt *route, n
 }
 
 // finish runs after every request: it recovers a panic into a 500 (a bug
-// must cost one request, not the process) and returns st to the pool with
-// no reference into the request.
+// must cost one request, not the process), records the answer, and
+// returns st to the pool with no reference into the request.
 func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 	if v := recover(); v != nil {
 		g.log.Error("ingest: panic while handling a request; answered 500", "event_id", string(st.ev.ID), "route", st.ev.Route, "panic", v)
@@ -282,23 +286,7 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 		writeError(ctx, st, fasthttp.StatusInternalServerError, codeInternal,
 			append(st.msg[:0], "the gateway failed while handling this request; it has been logged with the event id"...))
 	}
-	if st.code != "" {
-		g.logRefusal(ctx, st, st.ev.Route)
-	}
-	if st.journal != nil {
-		if st.fwd != nil {
-			g.journalSync(st, ctx.Response.StatusCode())
-		} else {
-			st.journal.Answered(st.ev.ID, st.ev.Route, st.ev.ReceivedAt, ctx.Response.StatusCode(), st.code)
-		}
-		st.journal = nil
-	}
-	st.fwd = nil
-	st.metrics.Request()
-	if st.code != "" {
-		st.stats.refuse(st.code, st.metrics)
-	}
-	st.metrics.Observe(time.Since(st.start))
+	g.record(ctx, st, ctx.Method(), ctx.Path())
 	if st.dd != nil {
 		if st.accepted {
 			st.dd.Accept(st.key, st.ev.ID)
@@ -310,9 +298,6 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 	st.accepted = false
 	g.release(st)
 	st.code = ""
-	if g.accessOn {
-		g.logAccess(ctx, st, st.ev.Route)
-	}
 	// Drop aliases of the request body before anything reuses the buffers.
 	st.ev.Body = st.evBody[:0]
 	for i := range st.ds {
@@ -337,4 +322,22 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 		// in memory (the handler driven directly) is in the request.
 		dropLargeBody(ctx)
 	}
+}
+
+// record tells the route's recorder how the request was answered, and
+// counts a refusal for Counts. method and path are nil for a request
+// fasthttp could not read (it reset them).
+func (g *Gateway) record(ctx *fasthttp.RequestCtx, st *reqState, method, path []byte) {
+	a := &st.answer
+	a.EventID, a.Route, a.ReceivedAt = st.ev.ID, st.ev.Route, st.ev.ReceivedAt
+	a.Status, a.Code, a.Took = ctx.Response.StatusCode(), st.code, time.Since(st.start)
+	a.RemoteIP, a.Method, a.Path = remoteIP(ctx), method, path
+	if st.code != "" {
+		a.Message = st.msg
+		st.stats.refuse(st.code)
+	}
+	st.rec.Answered(a)
+	clear(st.attempts) // no error string kept past the request
+	st.attempts = st.attempts[:0]
+	*a = record.Answer{}
 }

@@ -3,7 +3,6 @@ package gateway
 import (
 	"errors"
 	"net"
-	"time"
 	"unicode/utf8"
 
 	"github.com/valyala/fasthttp"
@@ -155,7 +154,6 @@ func (g *Gateway) refuseUnknownTarget(ctx *fasthttp.RequestCtx, st *reqState, rt
 }
 
 func (g *Gateway) refuseTarget(ctx *fasthttp.RequestCtx, st *reqState, rt *route, d *delivery.Delivery, err error) {
-	g.logTargetFailure(st, rt, d, err)
 	m := append(st.msg[:0], "target \""...)
 	m = append(m, d.Target...)
 	m = append(m, "\" could not be reached: "...)
@@ -187,28 +185,6 @@ func appendTransportCause(m []byte, err error) []byte {
 	return append(m, "the connection failed; check that it is up and listening"...)
 }
 
-// logRefusal is the one line of a refused request. The message is the
-// one the sender got, built without secrets (a credential is never
-// echoed); only the path is logged, never the query.
-func (g *Gateway) logRefusal(ctx *fasthttp.RequestCtx, st *reqState, route string) {
-	g.log.Warn("ingest: refused", "route", route, "code", st.code, "status", ctx.Response.StatusCode(),
-		"event_id", string(st.ev.ID), "remote_ip", remoteIP(ctx).String(),
-		"method", string(ctx.Method()), "path", string(ctx.Path()), "message", string(st.msg))
-}
-
-// logAccess is the access log's line: one per request, [log] access = true.
-func (g *Gateway) logAccess(ctx *fasthttp.RequestCtx, st *reqState, route string) {
-	g.log.Info("request", "event_id", string(st.ev.ID), "method", string(ctx.Method()), "path", string(ctx.Path()),
-		"route", route, "status", ctx.Response.StatusCode())
-}
-
-// logTargetFailure is the line of a failed sync attempt (never retried:
-// the sender gets the error and retries if it wants).
-func (g *Gateway) logTargetFailure(st *reqState, rt *route, d *delivery.Delivery, err error) {
-	g.log.Warn("ingest: sync delivery failed", "target", d.Target, "delivery_id", string(d.ID), "route", rt.name, "attempt", 1,
-		"event_id", string(st.ev.ID), "error", string(appendTransportCause(nil, err)))
-}
-
 func (g *Gateway) refuseQueue(ctx *fasthttp.RequestCtx, st *reqState, err error) {
 	if errors.Is(err, ErrQueueFull) {
 		ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "1")
@@ -226,7 +202,7 @@ func (g *Gateway) refuseQueue(ctx *fasthttp.RequestCtx, st *reqState, err error)
 // a success, since retrying would only be dropped again.
 func (g *Gateway) answerDropped(ctx *fasthttp.RequestCtx, st *reqState, rt *route) {
 	st.accepted = true
-	rt.metrics.Dropped()
+	st.answer.Dropped = true
 	b := st.buf[:0]
 	status := fasthttp.StatusOK
 	if rt.sync {
@@ -293,7 +269,8 @@ func (g *Gateway) refuseInProgress(ctx *fasthttp.RequestCtx, st *reqState) {
 // status, which a repeat gets as success. Nothing is stored per event
 // beyond the id, so memory stays max_entries small entries.
 func (g *Gateway) answerDuplicate(ctx *fasthttp.RequestCtx, st *reqState, rt *route, first []byte) {
-	st.stats.duplicate(st.metrics)
+	st.stats.duplicate()
+	st.answer.Duplicate = true
 	ctx.Response.Header.SetCanonical(hdrEventID, first)
 	b := append(st.buf[:0], `{"event_id":"`...)
 	b = append(b, first...)
@@ -315,18 +292,9 @@ func (g *Gateway) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	st := g.begin(ctx)
 	defer g.states.Put(st)
 	defer func() {
-		// logRefusal's fields, but no method or path: fasthttp reset the
-		// request, whose Method() and Path() would say "GET /".
-		g.log.Warn("ingest: refused", "route", "", "code", st.code, "status", ctx.Response.StatusCode(),
-			"event_id", string(st.ev.ID), "remote_ip", remoteIP(ctx).String(),
-			"method", "", "path", "", "message", string(st.msg))
-		if g.accessOn {
-			g.log.Info("request", "event_id", string(st.ev.ID), "method", "", "path", "",
-				"route", "", "status", ctx.Response.StatusCode())
-		}
-		st.metrics.Request()
-		st.stats.refuse(st.code, st.metrics)
-		st.metrics.Observe(time.Since(st.start))
+		// No method or path: fasthttp reset the request, whose Method()
+		// and Path() would say "GET /".
+		g.record(ctx, st, nil, nil)
 		st.code = ""
 		st.reset()
 	}()

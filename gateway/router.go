@@ -10,7 +10,7 @@ import (
 
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/dedupe"
-	"github.com/hookgate/hookgate/gateway/metrics"
+	"github.com/hookgate/hookgate/gateway/record"
 	"github.com/hookgate/hookgate/gateway/target"
 	"github.com/hookgate/hookgate/gateway/verify"
 )
@@ -35,8 +35,8 @@ type route struct {
 	deduper    *dedupe.Deduper // nil: no dedupe
 	dedupeSpec dedupe.Spec     // as configured, to keep deduper across reloads
 
-	stats   *routeStats           // refusal counters; carried across reloads by route name
-	metrics *metrics.RouteMetrics // nil without Deps.Metrics; every method is a no-op then
+	stats *routeStats  // refusal counters; carried across reloads by route name
+	rec   record.Route // the route's recorder
 }
 
 // pathRoutes are the routes sharing one path, one per method.
@@ -69,11 +69,9 @@ type table struct {
 	exact    map[string]*pathRoutes
 	prefixes []*pathRoutes // longest prefix first
 	routes   []*route
-	maxBody  int                   // the largest route body limit: fasthttp's own cap
-	unrouted *metrics.RouteMetrics // requests that matched no route
-	// tm are the targets' metric handles, for a sync route's forwards;
-	// nil without Deps.Metrics (a nil handle counts nothing).
-	tm map[string]*metrics.TargetMetrics
+	maxBody  int                      // the largest route body limit: fasthttp's own cap
+	unrouted record.Route             // the recorder of requests that matched no route
+	targets  map[string]record.Target // the targets' recorders, for a sync route's forwards
 
 	refs atomic.Int64
 }
@@ -118,13 +116,14 @@ func (t *table) lookup(path []byte) *pathRoutes {
 // keeps its counters, and its deduper when the dedupe spec is unchanged,
 // so a reload neither resets the counts nor forgets the keys seen.
 func buildTable(cfg *config.Config, deps Deps, prev *table) (*table, error) {
-	t := &table{cfg: cfg, deps: deps, exact: map[string]*pathRoutes{}, unrouted: deps.Metrics.Unrouted()}
+	if deps.Recorder == nil {
+		deps.Recorder = record.Log(deps.Logger, cfg.Log.Access)
+	}
+	t := &table{cfg: cfg, deps: deps, exact: map[string]*pathRoutes{}, unrouted: deps.Recorder.Route("")}
 	t.refs.Store(1) // "current"
-	if deps.Metrics != nil {
-		t.tm = make(map[string]*metrics.TargetMetrics, len(cfg.Targets))
-		for _, tc := range cfg.Targets {
-			t.tm[tc.Name] = deps.Metrics.Target(tc.Name)
-		}
+	t.targets = make(map[string]record.Target, len(cfg.Targets))
+	for _, tc := range cfg.Targets {
+		t.targets[tc.Name] = deps.Recorder.Target(tc.Name)
 	}
 	byPattern := map[string]*pathRoutes{}
 	var problems []string
@@ -235,7 +234,7 @@ func (r *route) buildGuards(rc config.Route, deps Deps, prev *route) error {
 	if prev != nil {
 		r.stats = prev.stats
 	}
-	r.metrics = deps.Metrics.Route(rc.Name)
+	r.rec = deps.Recorder.Route(rc.Name)
 	if rc.Verify != nil {
 		v, err := verify.New(rc.Verify.Spec())
 		if err != nil {

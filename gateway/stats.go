@@ -4,66 +4,19 @@ import (
 	"sync/atomic"
 
 	"github.com/hookgate/hookgate/gateway/metrics"
-	"github.com/hookgate/hookgate/gateway/verify"
 )
 
-// countedCodes are the error codes counted per route: every code ingest
-// answers with, the verify reasons included, each with the reason label
-// it counts under in hookgate_route_rejected_total. The set is closed so
-// the counters are a fixed array; a code outside it counts as "other".
-var countedCodes = [...]struct {
-	code   string
-	reason metrics.Reason
-}{
-	{codeRouteNotFound, metrics.ReasonNotFound},
-	{codeMethodNotAllowed, metrics.ReasonMethodNotAllowed},
-	{codeBodyTooLarge, metrics.ReasonBodyTooLarge},
-	{codeInvalidJSON, metrics.ReasonBadJSON},
-	{codeHeadersTooLarge, metrics.ReasonBadRequest},
-	{codeRequestTimeout, metrics.ReasonBadRequest},
-	{codeBadRequest, metrics.ReasonBadRequest},
-	{codePluginFailed, metrics.ReasonPluginError},
-	{codeUnknownTarget, metrics.ReasonUnknownTarget},
-	{codeTargetUnreachable, metrics.ReasonTargetError},
-	{codeQueueFull, metrics.ReasonQueueFull},
-	{codeQueueUnavailable, metrics.ReasonQueueError},
-	{codeOverloaded, metrics.ReasonOverloaded},
-	{codeInternal, metrics.ReasonInternal},
-	{codeInProgress, metrics.ReasonDuplicate},
-	{verify.ReasonIPNotAllowed, metrics.ReasonUnauthorized},
-	{verify.ReasonMissingSignature, metrics.ReasonUnauthorized},
-	{verify.ReasonMissingCredentials, metrics.ReasonUnauthorized},
-	{verify.ReasonMalformedHeader, metrics.ReasonUnauthorized},
-	{verify.ReasonBadSignature, metrics.ReasonUnauthorized},
-	{verify.ReasonBadCredentials, metrics.ReasonUnauthorized},
-	{verify.ReasonTimestampTolerance, metrics.ReasonUnauthorized},
-	{"other", metrics.ReasonOther},
-}
-
-// routeStats counts one route's refusals and duplicates. Plain atomics,
-// readable without Prometheus (Gateway.Counts); each count is also passed
-// to the route's metrics handle when Deps.Metrics is set.
+// routeStats counts one route's refusals (by code, the codes of
+// metrics.CodeReasons) and duplicates: plain atomics, readable without
+// Prometheus (Gateway.Counts).
 type routeStats struct {
-	refused    [len(countedCodes)]atomic.Uint64
+	refused    [len(metrics.CodeReasons)]atomic.Uint64
 	duplicates atomic.Uint64
 }
 
-func (s *routeStats) refuse(code string, m *metrics.RouteMetrics) {
-	i := len(countedCodes) - 1
-	for j := range countedCodes {
-		if countedCodes[j].code == code {
-			i = j
-			break
-		}
-	}
-	s.refused[i].Add(1)
-	m.Reject(countedCodes[i].reason)
-}
+func (s *routeStats) refuse(code string) { s.refused[metrics.CodeIndex(code)].Add(1) }
 
-func (s *routeStats) duplicate(m *metrics.RouteMetrics) {
-	s.duplicates.Add(1)
-	m.Duplicate()
-}
+func (s *routeStats) duplicate() { s.duplicates.Add(1) }
 
 // RouteCounts is a snapshot of one route's counters.
 type RouteCounts struct {
@@ -76,7 +29,7 @@ func (s *routeStats) snapshot(name string) RouteCounts {
 	c := RouteCounts{Route: name, Refused: map[string]uint64{}, Duplicates: s.duplicates.Load()}
 	for i := range s.refused {
 		if n := s.refused[i].Load(); n > 0 {
-			c.Refused[countedCodes[i].code] = n
+			c.Refused[metrics.CodeReasons[i].Code] = n
 		}
 	}
 	return c

@@ -5,10 +5,12 @@ import (
 
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/metrics"
+	"github.com/hookgate/hookgate/gateway/record"
+	"github.com/hookgate/hookgate/gateway/verify"
 )
 
 // TestRefusalsCounted: refusals reach both Gateway.Counts and, with
-// Deps.Metrics, hookgate_route_rejected_total under the route and reason.
+// the metrics recorder, hookgate_route_rejected_total under the route and reason.
 func TestRefusalsCounted(t *testing.T) {
 	r := syncRoute("gh", "/gh", "crm")
 	r.Verify = &config.Verify{Type: "hmac", Secrets: secrets(hmacSecretNew)}
@@ -17,7 +19,7 @@ func TestRefusalsCounted(t *testing.T) {
 	cfg := &config.Config{Server: testServer(), Targets: []config.Target{targetAt(t, "crm", unusedURL)}, Routes: []config.Route{r}}
 	reg := metrics.New("test")
 	deps := newDeps(t, cfg)
-	deps.Metrics = reg
+	deps.Recorder = record.Tee(record.Log(deps.Logger, false), reg.Recorder())
 	deps.Queue = &memQueue{}
 	g, base := startGateway(t, cfg, deps)
 
@@ -63,5 +65,22 @@ func TestRefusalsCounted(t *testing.T) {
 	}
 	if c[1].Route != "" || c[1].Refused["route_not_found"] != 1 {
 		t.Errorf("Counts()[1] = %+v", c[1])
+	}
+}
+
+// TestEveryCodeHasAReason: each error code ingest answers with is one
+// metrics.CodeReasons knows, so it counts under its own reason label
+// rather than "other" (a new code must be added there).
+func TestEveryCodeHasAReason(t *testing.T) {
+	codes := []string{codeRouteNotFound, codeMethodNotAllowed, codeBodyTooLarge, codeInvalidJSON, codeHeadersTooLarge,
+		codeRequestTimeout, codeBadRequest, codePluginFailed, codeUnknownTarget, codeTargetUnreachable, codeQueueFull,
+		codeQueueUnavailable, codeOverloaded, codeInternal, codeInProgress, codeVersionNotSupported,
+		verify.ReasonMissingSignature, verify.ReasonMissingCredentials, verify.ReasonMalformedHeader, verify.ReasonBadSignature,
+		verify.ReasonBadCredentials, verify.ReasonTimestampTolerance, verify.ReasonIPNotAllowed}
+	other := len(metrics.CodeReasons) - 1
+	for _, c := range codes {
+		if metrics.CodeIndex(c) == other {
+			t.Errorf("code %q is not in metrics.CodeReasons: it would count as \"other\"", c)
+		}
 	}
 }

@@ -29,6 +29,11 @@ func (e *PluginError) Error() string {
 
 func (e *PluginError) Unwrap() error { return e.Err }
 
+// PluginName and FailureKind let an observer that cannot import this
+// package (gateway/record's log lines) name the plugin and the kind.
+func (e *PluginError) PluginName() string  { return e.Plugin }
+func (e *PluginError) FailureKind() string { return e.Kind }
+
 // timeoutError is the cause of a KindTimeout error.
 type timeoutError time.Duration
 

@@ -93,13 +93,9 @@ func newOpsPath(tb testing.TB, plugin bool, o observed) *opsPath {
 			tb.Fatal(err)
 		}
 		cfg.Routes[0].Transforms = []config.Step{{Plugin: "howxm-nps", Config: []byte(`{"max_score":10,"target":"crm"}`)}}
-		cb := chainBuilder{host: host, journal: j}
-		if o.logs {
-			cb.log = log
-		}
-		deps.Chains = cb
+		deps.Chains = chainBuilder{host: host}
 	}
-	wireIngest(&deps, reg, j)
+	wireIngest(&deps, o.access, reg, j)
 	g, err := gateway.New(cfg, deps)
 	if err != nil {
 		tb.Fatal(err)

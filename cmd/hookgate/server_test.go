@@ -1,11 +1,8 @@
 package main
 
 import (
-	"log/slog"
-
 	"github.com/hookgate/hookgate/gateway"
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/journal"
 	"github.com/hookgate/hookgate/internal/server"
 	"github.com/hookgate/hookgate/transforms"
 )
@@ -20,13 +17,11 @@ const computed = server.Computed
 // chainBuilder builds chains as serve does (server.Chains), for the
 // hot-path allocation tests and benchmarks.
 type chainBuilder struct {
-	host    *transforms.Host
-	journal *journal.Journal
-	log     *slog.Logger
+	host *transforms.Host
 }
 
 func newChainBuilder(host *transforms.Host) chainBuilder { return chainBuilder{host: host} }
 
 func (b chainBuilder) Build(r config.Route) (gateway.Chain, error) {
-	return server.Chains{Host: b.host, Journal: b.journal, Log: b.log}.Build(r)
+	return server.Chains{Host: b.host}.Build(r)
 }

@@ -39,19 +39,19 @@ import (
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/journal"
-	"github.com/hookgate/hookgate/gateway/metrics"
 	"github.com/hookgate/hookgate/gateway/queue"
+	"github.com/hookgate/hookgate/gateway/record"
 	"github.com/hookgate/hookgate/gateway/target"
 )
 
 // Options tune a Dispatcher; zero values are the defaults.
 type Options struct {
 	Logger  *slog.Logger
-	Workers int               // workers per target (config queue.workers); 0 = the target's max_conns
-	Poll    time.Duration     // how often an idle lane looks for scheduled deliveries; default 1s
-	Metrics *metrics.Registry // nil: no metrics
-	Journal *journal.Journal  // nil: attempts are not recorded for /admin/events
+	Workers int           // workers per target (config queue.workers); 0 = the target's max_conns
+	Poll    time.Duration // how often an idle lane looks for scheduled deliveries; default 1s
+	// Recorder is told of every attempt (record.Tee of the log lines, the
+	// metrics, the journal). nil: the log lines only.
+	Recorder record.Recorder
 }
 
 // Dispatcher sends queued deliveries. Its methods are safe for concurrent
@@ -61,8 +61,7 @@ type Dispatcher struct {
 	log     *slog.Logger
 	poll    time.Duration
 	workers int
-	metrics *metrics.Registry
-	journal *journal.Journal
+	rec     record.Recorder
 
 	mu      sync.Mutex // serializes Start, Stop and Swap
 	started bool
@@ -89,7 +88,7 @@ type lane struct {
 	client  *target.Client
 	limiter *rate.Limiter // nil: unlimited
 	breaker *breaker
-	m       *metrics.TargetMetrics
+	rec     record.Target
 	wake    chan struct{} // capacity 1: "look again"
 	free    chan *job     // idle workers' jobs
 	work    chan *job     // claimed, waiting for a worker
@@ -101,14 +100,18 @@ type job struct {
 	ls    []queue.Leased // one claimed delivery
 	probe bool           // the half-open breaker's probe
 	res   target.Result
+	a     delivery.Attempt // the attempt being made: here, the recorder's pointer to it costs no allocation
 }
 
 // New builds a dispatcher for the targets in cfgs. A target without a
 // client in targets is skipped with a warning; its deliveries wait.
 func New(store queue.Engine, targets *target.Set, cfgs []config.Target, opts Options) *Dispatcher {
-	d := &Dispatcher{store: store, log: opts.Logger, poll: opts.Poll, workers: opts.Workers, metrics: opts.Metrics, journal: opts.Journal}
+	d := &Dispatcher{store: store, log: opts.Logger, poll: opts.Poll, workers: opts.Workers, rec: opts.Recorder}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.rec == nil {
+		d.rec = record.Log(d.log, false)
 	}
 	if d.poll <= 0 {
 		d.poll = time.Second
@@ -139,7 +142,7 @@ func (d *Dispatcher) Lanes(targets *target.Set, cfgs []config.Target) *Lanes {
 		l := &lane{
 			d: d, g: g, name: cfg.Name, cfg: cfg, client: c,
 			breaker: newBreaker(cfg.Breaker),
-			m:       d.metrics.Target(cfg.Name),
+			rec:     d.rec.Target(cfg.Name),
 			wake:    make(chan struct{}, 1),
 			free:    make(chan *job, workers),
 			work:    make(chan *job, workers),
@@ -360,7 +363,8 @@ func (l *lane) send(j *job) {
 	start := time.Now()
 	err := l.client.Do(&ld.Delivery, &j.res)
 	now := time.Now()
-	a := delivery.Attempt{At: start, Duration: now.Sub(start)}
+	a := &j.a
+	*a = delivery.Attempt{At: start, Duration: now.Sub(start)}
 	var v Verdict
 	if err != nil {
 		v = RetryLater
@@ -384,27 +388,19 @@ func (l *lane) send(j *job) {
 		if reason := l.giveUp(n, ld.EnqueuedAt, now.Add(wait)); reason != "" {
 			a.Error += "; " + reason
 			a.Outcome = delivery.AttemptDead
-			err = l.d.store.Dead(ld.Ref, a)
+			err = l.d.store.Dead(ld.Ref, *a)
 		} else {
 			a.Outcome = delivery.AttemptRetry
-			err = l.d.store.Retry(ld.Ref, now.Add(wait), a)
+			err = l.d.store.Retry(ld.Ref, now.Add(wait), *a)
 		}
 	case GiveUp:
 		a.Outcome = delivery.AttemptDead
-		err = l.d.store.Dead(ld.Ref, a)
+		err = l.d.store.Dead(ld.Ref, *a)
 	}
-	l.m.Attempt(a.Outcome, a.Status, a.Duration)
-	l.d.journal.Attempt(&ld.Delivery, a)
-	if v != Delivered {
-		// One line per failed attempt; a success logs nothing. The error is
-		// the transport error or the verdict, never the delivery's content.
-		msg := "dispatch: attempt failed; will retry"
-		if a.Outcome == delivery.AttemptDead {
-			msg = "dispatch: delivery dead; replay it from /admin/dead"
-		}
-		l.d.log.Warn(msg, "target", l.name, "delivery_id", string(ld.Delivery.ID), "route", ld.Delivery.Route,
-			"attempt", n, "status", a.Status, "error", a.Error, "duration", a.Duration)
-	}
+	// One line per failed attempt (a success logs nothing), the metrics
+	// and the journal: the recorder.
+	l.rec.Attempted(&ld.Delivery, n, a)
+	*a = delivery.Attempt{} // keep no error text or body past the attempt
 	if err != nil && !errors.Is(err, queue.ErrClosed) {
 		l.d.log.Error("dispatch: queue update failed; the delivery may be sent again", "target", l.name, "err", err)
 	}

@@ -32,11 +32,9 @@ func TestJournalRecordAllocs(t *testing.T) {
 		ev := delivery.Event{ID: ids[i], Route: "r", ReceivedAt: 1}
 		out.Deliveries = dss[i]
 		j.Chain(&ev, out, nil)
-		j.Deliveries(dss[i])
-		j.Answered(ids[i], "r", 1, 202, "")
+		j.queued(ids[i], "r", 1, 202, "", dss[i])
 		j.Attempt(&dss[i][0], delivery.Attempt{At: time.Unix(1, 0), Status: 200, Outcome: delivery.AttemptSuccess})
-		j.Forwarded(dss[i], as)
-		j.Sync(ids[i], "r", 1, 200, "", dss[i], as)
+		j.forwarded(ids[i], "r", 1, 200, "", dss[i], as)
 	}
 	for range 2 * len(ids) {
 		record()

@@ -26,8 +26,7 @@ func BenchmarkRecord(b *testing.B) {
 		ev := delivery.Event{ID: ids[k], Route: "howxm", ReceivedAt: 1}
 		out.Deliveries = dss[k]
 		j.Chain(&ev, out, nil)
-		j.Deliveries(dss[k])
-		j.Answered(ids[k], "howxm", 1, 202, "")
+		j.queued(ids[k], "howxm", 1, 202, "", dss[k])
 		j.Attempt(&dss[k][0], delivery.Attempt{At: at, Status: 200, Duration: time.Millisecond, Outcome: delivery.AttemptSuccess})
 	}
 }
@@ -49,8 +48,7 @@ func BenchmarkRecordParallel(b *testing.B) {
 			k := i % len(ids)
 			ev := delivery.Event{ID: ids[k], Route: "howxm", ReceivedAt: 1}
 			j.Chain(&ev, out, nil)
-			j.Deliveries(dss[k])
-			j.Answered(ids[k], "howxm", 1, 200, "")
+			j.queued(ids[k], "howxm", 1, 200, "", dss[k])
 		}
 	})
 }

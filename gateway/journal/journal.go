@@ -2,20 +2,17 @@
 // GET /admin/events/{id}: the route, when it arrived, what the transform
 // chain decided, each delivery and each of its attempts.
 //
-// Ingest, the chain adapter and the delivery workers each add what they
-// know, keyed by event id; a delivery's attempts find their event through
-// the delivery id ("<event id>.<index>"). The journal is a
-// fixed ring of the last Size events with an index by id: the oldest event
-// is forgotten when a new one arrives. It lives in memory only, so after a
-// restart it is empty (dead letters, which are durable, are in
-// /admin/dead).
+// The journal is one of the recorders of gateway/record: ingest tells it
+// what the chain decided (Chained) and how the event was answered, with
+// its deliveries (Answered); the sync forward and the delivery workers
+// tell it each attempt (Attempted), which finds its event through the
+// delivery id ("<event id>.<index>"). The journal is a fixed ring of the
+// last Size events with an index by id: the oldest event is forgotten
+// when a new one arrives. It lives in memory only, so after a restart it
+// is empty (dead letters, which are durable, are in /admin/dead).
 //
 //	j := journal.New(10000)
-//	j.Chain(ev, out, err)          // after the transform chain ran
-//	j.Deliveries(ds)               // once the deliveries are decided
-//	j.Answered(id, route, at, 202, "") // once the sender has its answer
-//	j.Attempt(&d, delivery.Attempt{...}) // per attempt
-//	j.Sync(id, route, at, 200, "", ds, as) // a sync route: all of it at once
+//	rec := record.Tee(record.Log(log, false), j) // what gateway.Deps and dispatch.Options take
 //	v, ok := j.Get("evt_...")
 //
 // # Notes
@@ -198,55 +195,6 @@ func (e *entry) received(route string, at int64) {
 	}
 }
 
-// Received records that an event arrived on route at (unix nanoseconds),
-// for events that never reach Chain or Deliveries (a route without
-// transforms answered before any delivery, say).
-func (j *Journal) Received(id []byte, route string, at int64) {
-	if j == nil {
-		return
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if e := j.slot(id); e != nil {
-		e.received(route, at)
-	}
-}
-
-// Answered records the answer the sender got for the event that arrived
-// on route at receivedAt (unix nanoseconds): status and, for an error,
-// its code.
-func (j *Journal) Answered(id []byte, route string, receivedAt int64, status int, code string) {
-	if j == nil {
-		return
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if e := j.slot(id); e != nil {
-		e.received(route, receivedAt)
-		e.status = status
-		e.code = append(e.code[:0], code...)
-	}
-}
-
-// Deliveries records the deliveries decided for one event (all of ds
-// share its EventID). Recording them again (a sync route's attempts come
-// later) keeps the attempts already recorded.
-func (j *Journal) Deliveries(ds []delivery.Delivery) {
-	if j == nil || len(ds) == 0 {
-		return
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	e := j.slot(eventIDOf(&ds[0]))
-	if e == nil {
-		return
-	}
-	e.received(ds[0].Route, 0)
-	for i := range ds {
-		e.delivery(&ds[i])
-	}
-}
-
 // delivery returns the record of d in e, adding it if there is room.
 func (e *entry) delivery(d *delivery.Delivery) *dentry {
 	for i := range e.ds {
@@ -301,47 +249,6 @@ func (j *Journal) Attempt(d *delivery.Delivery, a delivery.Attempt) {
 	}
 	e.received(d.Route, 0)
 	e.attempt(d, &a)
-}
-
-// Forwarded records a sync route's deliveries and the one attempt each
-// made (as[i] for ds[i]) under one lock.
-func (j *Journal) Forwarded(ds []delivery.Delivery, as []delivery.Attempt) {
-	if j == nil || len(ds) == 0 {
-		return
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	e := j.slot(eventIDOf(&ds[0]))
-	if e == nil {
-		return
-	}
-	e.received(ds[0].Route, 0)
-	for i := range ds {
-		e.attempt(&ds[i], &as[i])
-	}
-}
-
-// Sync records a sync route's event in full under one lock: the
-// deliveries and the one attempt each made (as[i] for ds[i]), then the
-// answer the sender got (status and, for an error, its code). It is
-// Forwarded followed by Answered with one look-up of the entry instead
-// of two: a sync request pays for the journal once.
-func (j *Journal) Sync(id []byte, route string, receivedAt int64, status int, code string, ds []delivery.Delivery, as []delivery.Attempt) {
-	if j == nil {
-		return
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	e := j.slot(id)
-	if e == nil {
-		return
-	}
-	e.received(route, receivedAt)
-	for i := range ds {
-		e.attempt(&ds[i], &as[i])
-	}
-	e.status = status
-	e.code = append(e.code[:0], code...)
 }
 
 func (e *entry) attempt(d *delivery.Delivery, a *delivery.Attempt) {

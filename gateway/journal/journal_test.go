@@ -3,7 +3,6 @@ package journal
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"testing"
 	"time"
 
@@ -32,8 +31,7 @@ func TestJournalRecordsAnEvent(t *testing.T) {
 	ds[1].NotBefore = recv.Add(time.Minute).UnixNano()
 	out.Deliveries = ds
 	j.Chain(ev, out, nil)
-	j.Deliveries(ds)
-	j.Answered(id, "howxm", recv.UnixNano(), 202, "")
+	j.queued(id, "howxm", recv.UnixNano(), 202, "", ds)
 	at := recv.Add(time.Second)
 	j.Attempt(&ds[0], delivery.Attempt{At: at, Status: 503, Error: "status 503: will retry", Duration: 20 * time.Millisecond, Outcome: delivery.AttemptRetry, Body: []byte("busy")})
 	j.Attempt(&ds[0], delivery.Attempt{At: at.Add(time.Second), Status: 200, Duration: 5 * time.Millisecond, Outcome: delivery.AttemptSuccess})
@@ -93,7 +91,7 @@ func TestJournalChainOutcomes(t *testing.T) {
 func TestJournalForgetsTheOldest(t *testing.T) {
 	j := New(3)
 	for i := range 5 {
-		j.Received(evID(i), "r", int64(i+1))
+		j.received(evID(i), "r", int64(i+1))
 	}
 	for i := range 5 {
 		_, ok := j.Get(string(evID(i)))
@@ -107,7 +105,7 @@ func TestJournalForgetsTheOldest(t *testing.T) {
 	// A reused slot shows nothing of the event it held before.
 	j2 := New(1)
 	j2.Chain(&delivery.Event{ID: evID(1), Route: "a"}, &delivery.Outcome{Dropped: true, DropReason: []byte("x")}, nil)
-	j2.Received(evID(2), "b", 7)
+	j2.received(evID(2), "b", 7)
 	got, _ := j2.Get(string(evID(2)))
 	if got.Route != "b" || got.Chain != nil || len(got.Deliveries) != 0 {
 		t.Errorf("reused slot = %+v", got)
@@ -122,7 +120,7 @@ func TestJournalBounds(t *testing.T) {
 		targets[i] = fmt.Sprint("t", i)
 	}
 	ds := deliveriesOf(id, "r", targets...)
-	j.Deliveries(ds)
+	j.queued(id, "r", 0, 0, "", ds)
 	for n := range MaxAttempts + 5 {
 		j.Attempt(&ds[0], delivery.Attempt{At: time.Unix(int64(n), 0), Status: 500 + n, Error: fmt.Sprint("try ", n), Outcome: delivery.AttemptRetry})
 	}
@@ -158,9 +156,8 @@ func TestJournalPartialFromAttempt(t *testing.T) {
 func TestNilJournal(t *testing.T) {
 	var j *Journal
 	j.Chain(&delivery.Event{ID: evID(1)}, nil, nil)
-	j.Deliveries(deliveriesOf(evID(1), "r", "a"))
+	j.queued(evID(1), "r", 1, 200, "", deliveriesOf(evID(1), "r", "a"))
 	j.Attempt(&delivery.Delivery{ID: []byte("x.0")}, delivery.Attempt{})
-	j.Answered(evID(1), "r", 1, 200, "")
 	if _, ok := j.Get(string(evID(1))); ok || j.Len() != 0 || j.Size() != 0 {
 		t.Error("a nil journal found something")
 	}
@@ -177,7 +174,7 @@ func TestJournalIndexModel(t *testing.T) {
 	for op := range ops {
 		rnd = rnd*6364136223846793005 + 1442695040888963407
 		id := int(rnd>>33) % ids
-		j.Received(evID(id), "r", int64(op+1))
+		j.received(evID(id), "r", int64(op+1))
 		known := false
 		for _, h := range held {
 			known = known || h == id
@@ -210,11 +207,10 @@ func TestJournalForwarded(t *testing.T) {
 	j := New(4)
 	id := evID(7)
 	ds := deliveriesOf(id, "sync", "crm", "survey")
-	j.Forwarded(ds, []delivery.Attempt{
+	j.forwarded(id, "sync", 3, 201, "", ds, []delivery.Attempt{
 		{At: time.Unix(5, 0), Status: 201, Duration: time.Millisecond, Outcome: delivery.AttemptSuccess},
 		{At: time.Unix(5, 0), Error: "dial tcp 127.0.0.1:9: connection refused", Outcome: delivery.AttemptError},
 	})
-	j.Answered(id, "sync", 3, 201, "")
 	got, ok := j.Get(string(id))
 	if !ok || got.Route != "sync" || got.Status != 201 || len(got.Deliveries) != 2 || got.Partial {
 		t.Fatalf("event = %+v (found %v)", got, ok)
@@ -223,44 +219,5 @@ func TestJournalForwarded(t *testing.T) {
 	if len(a0) != 1 || a0[0].Status != 201 || a0[0].Outcome != delivery.AttemptSuccess || len(a1) != 1 || a1[0].Outcome != delivery.AttemptError || a1[0].Status != 0 ||
 		a1[0].Error != "dial tcp 127.0.0.1:9: connection refused" {
 		t.Errorf("attempts = %+v, %+v", a0, a1)
-	}
-}
-
-// Sync is Forwarded then Answered under one lock: the event it records
-// must read exactly the same, refusals (a code) included.
-func TestJournalSyncEqualsForwardedAnswered(t *testing.T) {
-	as := []delivery.Attempt{
-		{At: time.Unix(5, 0), Status: 201, Duration: time.Millisecond, Outcome: delivery.AttemptSuccess},
-		{At: time.Unix(5, 0), Error: "dial tcp 127.0.0.1:9: connection refused", Outcome: delivery.AttemptError},
-	}
-	tests := []struct {
-		name   string
-		status int
-		code   string
-	}{
-		{name: "accepted", status: 201},
-		{name: "target failed", status: 502, code: "target_unreachable"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			id := evID(9)
-			ds := deliveriesOf(id, "sync", "crm", "survey")
-			two, one := New(4), New(4)
-			two.Forwarded(ds, as)
-			two.Answered(id, "sync", 3, tt.status, tt.code)
-			one.Sync(id, "sync", 3, tt.status, tt.code, ds, as)
-			want, _ := two.Get(string(id))
-			got, ok := one.Get(string(id))
-			if !ok {
-				t.Fatal("Sync recorded nothing")
-			}
-			if !reflect.DeepEqual(got, want) {
-				t.Errorf("Sync recorded\n%+v\nForwarded+Answered recorded\n%+v", got, want)
-			}
-			if got.Status != tt.status || got.Code != tt.code || got.ReceivedAt == nil || got.ReceivedAt.UnixNano() != 3 || len(got.Deliveries) != 2 ||
-				got.Deliveries[1].Attempts[0].Error != "dial tcp 127.0.0.1:9: connection refused" {
-				t.Errorf("event = %+v", got)
-			}
-		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/gateway/record"
 	"github.com/hookgate/hookgate/plugins/abi"
 )
 
@@ -25,6 +26,8 @@ func TestHotPathAllocs(t *testing.T) {
 	tm := reg.Target("crm")
 	var nilRoute *RouteMetrics
 	d := 1234 * time.Microsecond
+	attempt := delivery.Attempt{Status: 200, Duration: d, Outcome: delivery.AttemptSuccess}
+	answer := record.Answer{Route: "howxm", Status: 401, Code: "bad_signature", Took: d}
 	cases := []struct {
 		name string
 		f    func()
@@ -39,8 +42,8 @@ func TestHotPathAllocs(t *testing.T) {
 		{"plugin call through the interface", func() { obs.Call(d, abi.KindTrap) }},
 		{"target attempt", func() { tm.Attempt(delivery.AttemptRetry, 503, d) }},
 		{"target attempt no answer", func() { tm.Attempt(delivery.AttemptRetry, 0, d) }},
-		{"target forwarded", func() { tm.Forwarded(200, nil, d) }},
-		{"target forwarded failed", func() { tm.Forwarded(200, errTransport, d) }},
+		{"target attempted (the recorder)", func() { tm.Attempted(nil, 1, &attempt) }},
+		{"route answered (the recorder)", func() { rm.Answered(&answer) }},
 		{"nil handle", func() { nilRoute.Request(); nilRoute.Observe(d) }},
 	}
 	for _, c := range cases {

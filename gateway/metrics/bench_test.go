@@ -1,14 +1,11 @@
 package metrics
 
 import (
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
 )
-
-var errTransport = errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
 
 // BenchmarkRouteRequest is what ingest pays per request for route
 // metrics: one counter and one histogram observation.

@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -144,9 +143,11 @@ func TestScrapeAfterKnownTraffic(t *testing.T) {
 	crm.Attempt(delivery.AttemptError, 302, time.Millisecond)
 	crm.Attempt(delivery.AttemptOutcome(9), 600, time.Millisecond) // out of range: error, none
 	fwd := reg.Target("sync")
-	fwd.Forwarded(201, nil, time.Millisecond)
-	fwd.Forwarded(200, errors.New("connection refused"), time.Millisecond) // a stale status is ignored
-	fwd.Forwarded(429, nil, time.Millisecond)
+	// A sync route's attempts, as the gateway records them: a transport
+	// failure has no status, a non-2xx answer is an error.
+	fwd.Attempted(nil, 1, &delivery.Attempt{Status: 201, Duration: time.Millisecond, Outcome: delivery.AttemptSuccess})
+	fwd.Attempted(nil, 1, &delivery.Attempt{Duration: time.Millisecond, Outcome: delivery.AttemptError, Error: "connection refused"})
+	fwd.Attempted(nil, 1, &delivery.Attempt{Status: 429, Duration: time.Millisecond, Outcome: delivery.AttemptError})
 
 	reg.SetQueueStats(func() map[string]QueueStat {
 		return map[string]QueueStat{

@@ -94,21 +94,6 @@ func (m *TargetMetrics) Attempt(outcome delivery.AttemptOutcome, status int, d t
 	m.duration.Observe(d.Seconds())
 }
 
-// Forwarded records one attempt of a sync route, which is never retried:
-// success when the target answered 2xx, else error (err is the transport
-// failure, and then status is ignored).
-func (m *TargetMetrics) Forwarded(status int, err error, d time.Duration) {
-	if err != nil {
-		m.Attempt(delivery.AttemptError, 0, d)
-		return
-	}
-	if status >= 200 && status <= 299 {
-		m.Attempt(delivery.AttemptSuccess, status, d)
-		return
-	}
-	m.Attempt(delivery.AttemptError, status, d)
-}
-
 // resolve creates the child for (outcome, class) once; the lock keeps two
 // first attempts from boxing it twice.
 func (m *TargetMetrics) resolve(outcome delivery.AttemptOutcome, cls int) *counter {

@@ -2,26 +2,20 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 
-	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway"
 	"github.com/hookgate/hookgate/gateway/config"
-	"github.com/hookgate/hookgate/gateway/journal"
 	"github.com/hookgate/hookgate/transforms"
 )
 
 // Chains adapts the transforms host to gateway.ChainBuilder, so the
-// gateway never imports wazero. With a journal, every chain's outcome is
-// recorded there for GET /admin/events/{id}; with a logger, every plugin
-// error is logged with the plugin, kind, event and route.
+// gateway never imports wazero. (What a chain decided is recorded by the
+// gateway's recorder, record.Route.Chained.)
 type Chains struct {
-	Host    *transforms.Host
-	Journal *journal.Journal // nil: outcomes are not recorded
-	Log     *slog.Logger     // nil: plugin errors are not logged
+	Host *transforms.Host
 }
 
 // Build builds route r's chain.
@@ -32,39 +26,7 @@ func (b Chains) Build(r config.Route) (gateway.Chain, error) {
 	}
 	// The route's targets are the ones its plugins may emit to, and where
 	// the event goes when nobody emits.
-	c, err := b.Host.Chain(r.Name, steps, r.Targets)
-	if err != nil {
-		return nil, err
-	}
-	if b.Journal != nil || b.Log != nil {
-		return &observedChain{c: c, j: b.Journal, log: b.Log}, nil
-	}
-	return c, nil
-}
-
-// observedChain records each run's outcome (drop, emits, plugin error) in
-// the journal and logs plugin errors; a run that succeeds allocates
-// nothing and logs nothing.
-type observedChain struct {
-	c   *transforms.Chain
-	j   *journal.Journal
-	log *slog.Logger
-}
-
-func (c *observedChain) Run(ctx context.Context, ev *delivery.Event, out *delivery.Outcome) error {
-	err := c.c.Run(ctx, ev, out)
-	c.j.Chain(ev, out, err)
-	if err != nil && c.log != nil {
-		plugin, kind := "", "other"
-		var pe *transforms.PluginError
-		if errors.As(err, &pe) {
-			plugin, kind = pe.Plugin, pe.Kind
-		}
-		// What the plugin said goes in error; the event's content never
-		// does (it may hold personal data).
-		c.log.Warn("plugin error", "plugin", plugin, "kind", kind, "event_id", string(ev.ID), "route", ev.Route, "error", err.Error())
-	}
-	return err
+	return b.Host.Chain(r.Name, steps, r.Targets)
 }
 
 // loadPlugins reads and loads the plugins of cfg into host. With used set,

@@ -39,7 +39,7 @@ func (s *Server) startQueue(cfg *config.Config) (*dispatch.Dispatcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the queue at %s: %w; check queue.path, or that no other hookgate uses it", cfg.Queue.Path, err)
 	}
-	d := dispatch.New(store, nil, nil, dispatch.Options{Logger: s.log, Workers: cfg.Queue.Workers, Metrics: s.metrics, Journal: s.journal})
+	d := dispatch.New(store, nil, nil, dispatch.Options{Logger: s.log, Workers: cfg.Queue.Workers, Recorder: s.recorder(cfg)})
 	s.store.Store(store)
 	s.dispatcher.Store(d)
 	s.metrics.SetQueueStats(queueStats(d))

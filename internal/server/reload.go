@@ -54,7 +54,7 @@ func (s *Server) build(ctx context.Context, cfg *config.Config) (_ *generation, 
 			s.discard(g)
 		}
 	}()
-	deps = gateway.Deps{Targets: targets, Logger: s.log, Metrics: s.metrics, Journal: s.journal,
+	deps = gateway.Deps{Targets: targets, Logger: s.log, Recorder: s.recorder(cfg),
 		// Often on a request's goroutine, or inside gateway.Reload: never
 		// there.
 		Release: func() { go s.retire(g) }}
@@ -87,7 +87,7 @@ func (s *Server) build(ctx context.Context, cfg *config.Config) (_ *generation, 
 		g.plugins = host.Plugins()
 		// A cold compile takes seconds per plugin: say where the time went.
 		s.log.Info("plugins loaded", "plugins", len(cfg.Plugins), "took", time.Since(start).Round(time.Millisecond), "cache_dir", cfg.Transforms.CacheDir)
-		deps.Chains = Chains{Host: host, Journal: s.journal, Log: s.log}
+		deps.Chains = Chains{Host: host}
 	}
 	q, err := s.startQueue(cfg)
 	if err != nil {

@@ -44,6 +44,7 @@ import (
 	"github.com/hookgate/hookgate/gateway/journal"
 	"github.com/hookgate/hookgate/gateway/metrics"
 	"github.com/hookgate/hookgate/gateway/queue"
+	"github.com/hookgate/hookgate/gateway/record"
 	"github.com/hookgate/hookgate/transforms"
 )
 
@@ -254,4 +255,10 @@ func NewLogger(c config.Log, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// recorder is what the gateway and the dispatcher record events to: the
+// log lines (access lines as cfg says), the metrics and the journal.
+func (s *Server) recorder(cfg *config.Config) record.Recorder {
+	return record.Tee(record.Log(s.log, cfg.Log.Access), s.metrics.Recorder(), s.journal)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/record"
 	"github.com/hookgate/hookgate/internal/sink"
 )
 
@@ -164,15 +165,15 @@ func TestEventShowsQueryAsSent(t *testing.T) {
 	s := startSink(t)
 	srv, base := start(t, asyncConfig(s.URL()))
 	id := []byte("evt_0000000000000000000000query")
-	srv.journal.Received(id, "queued", time.Now().UnixNano())
-	srv.journal.Deliveries([]delivery.Delivery{{
-		ID: append(append([]byte{}, id...), ".0"...), EventID: id, Route: "queued", Target: "crm",
-		Query: []delivery.KV{
-			{Key: []byte("q"), Value: []byte("a&b=c+d e")},
-			{Key: []byte("email"), Value: []byte("x+y@z")},
-			{Key: []byte("a"), Value: []byte("1")},
-		},
-	}})
+	srv.journal.Answered(&record.Answer{Event: true, EventID: id, Route: "queued", ReceivedAt: time.Now().UnixNano(), Status: 202,
+		Deliveries: []delivery.Delivery{{
+			ID: append(append([]byte{}, id...), ".0"...), EventID: id, Route: "queued", Target: "crm",
+			Query: []delivery.KV{
+				{Key: []byte("q"), Value: []byte("a&b=c+d e")},
+				{Key: []byte("email"), Value: []byte("x+y@z")},
+				{Key: []byte("a"), Value: []byte("1")},
+			},
+		}}})
 	code, v := call(t, "GET", base+"/admin/events/"+string(id))
 	if code != 200 {
 		t.Fatalf("GET /admin/events: %d %v", code, v)
