@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"errors"
 	"sync"
 	"time"
 
@@ -143,7 +144,11 @@ func (g *Gateway) recordAttempts(st *reqState, t *table, ds []delivery.Delivery)
 		a := delivery.Attempt{At: st.sent, Status: st.res[i].Status, Duration: st.took[i], Outcome: delivery.AttemptSuccess}
 		if err := st.errs[i]; err != nil {
 			a.Status, a.Outcome = 0, delivery.AttemptError
-			a.Error = string(appendTransportCause(st.msg[:0], err)) // a failure: allocating is fine
+			if errors.Is(err, target.ErrToken) {
+				a.Error = err.Error() // what the token endpoint said, for the operator
+			} else {
+				a.Error = string(appendTransportCause(st.msg[:0], err)) // a failure: allocating is fine
+			}
 		} else if a.Status < 200 || a.Status > 299 {
 			a.Outcome = delivery.AttemptError
 		}

@@ -166,6 +166,10 @@ func (g *Gateway) refuseTarget(ctx *fasthttp.RequestCtx, st *reqState, rt *route
 func appendTransportCause(m []byte, err error) []byte {
 	var ne net.Error
 	switch {
+	case errors.Is(err, target.ErrToken):
+		// The sender is not told what the token endpoint said: that is the
+		// operator's (the attempt's error, in the log and the journal).
+		return append(m, "the gateway could not get an access token for it; retry later"...)
 	case errors.Is(err, target.ErrTimeout), errors.As(err, &ne) && ne.Timeout():
 		return append(m, "it did not answer within its timeout; check that it is up, or raise its timeout"...)
 	}

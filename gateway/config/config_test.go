@@ -55,6 +55,7 @@ transforms = [{ plugin = "filter" }]
 		Auth:    Auth{Type: "none"},
 		Retry:   Retry{MaxAttempts: 10, Initial: time.Second, Max: 10 * time.Minute, MaxAge: 72 * time.Hour, Jitter: 0.2},
 		Breaker: Breaker{Failures: 5, Cooldown: 30 * time.Second},
+		TLS:     TLS{MinVersion: "1.2"},
 	}
 	if !reflect.DeepEqual(tg, wantTarget) {
 		t.Errorf("Target = %+v\nwant     %+v", tg, wantTarget)

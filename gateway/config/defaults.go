@@ -46,6 +46,8 @@ const (
 	DefaultIDHeader              = "Idempotency-Key"
 	DefaultAuthType              = AuthNone
 	DefaultHMACHeader            = "X-Hookgate-Signature"
+	DefaultOAuth2AuthStyle       = OAuth2StyleHeader
+	DefaultTLSMinVersion         = "1.2"
 
 	DefaultRetryMaxAttempts = 10
 	DefaultRetryInitial     = time.Second

@@ -270,7 +270,7 @@ url = "http://127.0.0.1:9000/other"
 		{
 			name: "auth type unknown",
 			src:  "[[target]]\nname = \"crm\"\nurl = \"http://127.0.0.1:9000/crm\"\nauth = { type = \"oauth\" }\n" + routeTOML,
-			want: []string{`target "crm": auth: type: "oauth" is not supported (use none, basic, bearer, header, hmac or standard-webhooks)`},
+			want: []string{`target "crm": auth: type: "oauth" is not supported (use none, basic, bearer, header, hmac, standard-webhooks or oauth2)`},
 		},
 		{
 			name: "basic auth needs username and password",

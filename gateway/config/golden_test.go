@@ -17,13 +17,15 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden from the curr
 
 // goldenEnv is the environment the golden configs see.
 var goldenEnv = map[string]string{
-	"CRM_URL":         "https://crm.example.com/api/tickets",
-	"CRM_TOKEN":       "tok-123",
-	"SURVEYLAB_TOKEN": "sl-456",
-	"ADMIN_TOKEN":     "adm-789",
-	"GH_NEW":          "gh-new-secret",
-	"GH_OLD":          "gh-old-secret",
-	"WHSEC":           "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+	"CRM_URL":           "https://crm.example.com/api/tickets",
+	"CRM_TOKEN":         "tok-123",
+	"SURVEYLAB_TOKEN":   "sl-456",
+	"ADMIN_TOKEN":       "adm-789",
+	"GH_NEW":            "gh-new-secret",
+	"GH_OLD":            "gh-old-secret",
+	"WHSEC":             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+	"IDP_URL":           "https://idp.example.com",
+	"CRM_CLIENT_SECRET": "oat-test-client-secret-6b1d",
 }
 
 // TestGolden loads each testdata/*.toml and compares the normalized Config,

@@ -31,6 +31,10 @@ func (p *parser) target(i int, m map[string]any) Target {
 		RateLimit:       t.float("rate_limit", 0),
 		Burst:           t.intOf("burst", 0, 0),
 		Breaker:         p.breaker(t.sub("breaker")),
+		TLS:             p.tls(t.sub("tls")),
+	}
+	if tg.TLS.IsSet() && u != nil && u.Scheme != "https" {
+		t.errf("tls", "applies to https only, and url is %s (use an https url, or remove tls)", u.Scheme)
 	}
 	if !validMethod(tg.Method) {
 		t.errf("method", "%q is not an HTTP method (use %s)", tg.Method, methodList)
@@ -121,9 +125,10 @@ var authFields = map[string][]string{
 	AuthHeader:           {"header", "value"},
 	AuthHMAC:             {"secret", "header", "prefix"},
 	AuthStandardWebhooks: {"secret"},
+	AuthOAuth2:           {"token_url", "client_id", "client_secret", "scopes", "audience", "auth_style"},
 }
 
-const authTypes = "none, basic, bearer, header, hmac or standard-webhooks"
+const authTypes = "none, basic, bearer, header, hmac, standard-webhooks or oauth2"
 
 func (p *parser) auth(t *table) Auth {
 	a := Auth{
@@ -135,11 +140,17 @@ func (p *parser) auth(t *table) Auth {
 		Value:    t.secret("value"),
 		Secret:   t.secret("secret"),
 		Prefix:   t.str("prefix", ""),
+
+		ClientID:     t.str("client_id", ""),
+		ClientSecret: t.secret("client_secret"),
+		Scopes:       t.strs("scopes"),
+		Audience:     t.str("audience", ""),
+		AuthStyle:    t.str("auth_style", ""),
 	}
 	for _, ks := range []struct {
 		key string
 		s   Secret
-	}{{"password", a.Password}, {"token", a.Token}, {"value", a.Value}, {"secret", a.Secret}} {
+	}{{"password", a.Password}, {"token", a.Token}, {"value", a.Value}, {"secret", a.Secret}, {"client_secret", a.ClientSecret}} {
 		t.literalSecret(ks.key, ks.s)
 	}
 	fields, ok := authFields[a.Type]
@@ -148,7 +159,8 @@ func (p *parser) auth(t *table) Auth {
 		t.done()
 		return a
 	}
-	for _, k := range []string{"username", "password", "token", "header", "value", "secret", "prefix"} {
+	for _, k := range []string{"username", "password", "token", "header", "value", "secret", "prefix",
+		"token_url", "client_id", "client_secret", "scopes", "audience", "auth_style"} {
 		if t.has(k) && !contains(fields, k) {
 			uses := "no other keys"
 			if len(fields) > 0 {
@@ -193,6 +205,8 @@ func (p *parser) auth(t *table) Auth {
 			// Never quote the value: it is the secret.
 			t.errf("secret", "must be \"whsec_\" followed by base64, as Standard Webhooks secrets are issued")
 		}
+	case AuthOAuth2:
+		p.oauth2(t, &a, need)
 	}
 	t.done()
 	return a

@@ -102,6 +102,7 @@ type Target struct {
 	RateLimit       float64           // rate_limit = 50.0: deliveries per second; 0 = unlimited
 	Burst           int               // burst = 10
 	Breaker         Breaker           // breaker = { failures = 5, cooldown = "30s" }
+	TLS             TLS               // tls = { ca = "certs/crm-ca.pem", cert = "...", key = "${env:CRM_CLIENT_KEY}" }: https only
 }
 
 // Auth types for Target.Auth.Type.
@@ -112,6 +113,14 @@ const (
 	AuthHeader           = "header"            // header, value: an API key in a header
 	AuthHMAC             = "hmac"              // secret, header (default "X-Hookgate-Signature"), prefix: hex HMAC-SHA256 of the body
 	AuthStandardWebhooks = "standard-webhooks" // secret "whsec_...": webhook-id, webhook-timestamp, webhook-signature
+	AuthOAuth2           = "oauth2"            // token_url, client_id, client_secret, scopes, audience, auth_style: a client-credentials token, cached, as "Authorization: Bearer ..."
+)
+
+// OAuth2 auth_style values: how the client authenticates to the token
+// endpoint (RFC 6749 section 2.3.1).
+const (
+	OAuth2StyleHeader = "header" // HTTP Basic with the form-encoded client_id and client_secret (every server must accept it)
+	OAuth2StyleBody   = "body"   // client_id and client_secret as form fields of the token request
 )
 
 // Auth is outbound authentication for a target.
@@ -124,6 +133,41 @@ type Auth struct {
 	Value    Secret
 	Secret   Secret
 	Prefix   string // hmac: written before the hex digest, e.g. "sha256="
+
+	// oauth2: the client credentials grant (RFC 6749 section 4.4).
+	TokenURL      *url.URL // token_url = "https://idp.example.com/oauth2/token"
+	TokenURLShown ShownURL // token_url as it may be printed: print this, never TokenURL
+	ClientID      string   // client_id = "hookgate"
+	ClientSecret  Secret   // client_secret = "${env:CRM_CLIENT_SECRET}"
+	Scopes        []string // scopes = ["tickets:write"]: sent space-separated; none: no scope parameter
+	Audience      string   // audience = "https://api.example.com": sent when set (Auth0, Okta)
+	AuthStyle     string   // auth_style = "header" | "body": see OAuth2StyleHeader
+}
+
+// TLS is how a target's https connections are made: `tls = { ... }`. The
+// loader reads each file (or the PEM text an `${env:NAME}` holds) and checks
+// it, so a reload picks up renewed certificates and a bad one is a config
+// error naming the file. With oauth2, the token endpoint is reached with
+// the same client certificate, trusting the system's roots and CA.
+type TLS struct {
+	CA                 PEM    // ca = "certs/crm-ca.pem": the only CAs trusted for the target's certificate; empty: the system's roots
+	Cert               PEM    // cert = "certs/hookgate.pem": client certificate chain presented to the target (mutual TLS)
+	Key                Secret // key = "${env:CRM_CLIENT_KEY}": PEM private key of Cert; prints as where it came from
+	ServerName         string // server_name = "crm.internal": the name the target's certificate must carry (and SNI); default the URL's host
+	MinVersion         string // min_version = "1.2" | "1.3"
+	InsecureSkipVerify bool   // insecure_skip_verify = false: true accepts any certificate (never for production)
+}
+
+// IsSet reports whether the tls table set anything.
+func (t *TLS) IsSet() bool {
+	return t.CA.Text != "" || t.Cert.Text != "" || t.Key.IsSet() || t.ServerName != "" ||
+		(t.MinVersion != "" && t.MinVersion != DefaultTLSMinVersion) || t.InsecureSkipVerify
+}
+
+// PEM is PEM text read from a file or an environment variable.
+type PEM struct {
+	Text string // the PEM blocks
+	From string // where it came from, for messages: the file as written, or "${env:NAME}"
 }
 
 // Retry is a target's retry policy.

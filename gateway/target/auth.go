@@ -94,8 +94,10 @@ func newSigner(a config.Auth) (signer, error) {
 			return s, err
 		}
 		s.pool = scratchPool(key)
+	case config.AuthOAuth2:
+		// The token is the Client's tokenSource's; Do sets the header.
 	default:
-		return s, fmt.Errorf("unknown type %q (want none, basic, bearer, header, hmac or standard-webhooks)", a.Type)
+		return s, fmt.Errorf("unknown type %q (want none, basic, bearer, header, hmac, standard-webhooks or oauth2)", a.Type)
 	}
 	return s, nil
 }
@@ -129,6 +131,12 @@ func (s *signer) apply(req *fasthttp.Request, d *delivery.Delivery, now func() t
 			return
 		}
 		req.Header.SetBytesKV(s.key, s.value)
+	case config.AuthOAuth2:
+		if show {
+			// The token is fetched when sent and never shown; Describe
+			// fetches nothing.
+			req.Header.SetBytesK(headerAuthorization, Computed)
+		}
 	case config.AuthHMAC:
 		if show {
 			req.Header.SetBytesK(s.sigHeader, Computed)

@@ -13,7 +13,8 @@ const (
 	// shows that reference instead).
 	Redacted = config.Redacted
 	// Computed stands for a value computed when the delivery is sent, over
-	// the bytes and time of that attempt: signatures and timestamps.
+	// the bytes and time of that attempt: signatures and timestamps, and
+	// the oauth2 Authorization header (Describe never fetches a token).
 	Computed = "[computed when sent]"
 )
 

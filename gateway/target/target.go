@@ -12,7 +12,8 @@
 // Lifecycle:
 //  1. New validates what it needs and precomputes everything static: the
 //     dial address, header and query bytes, the basic token, decoded
-//     signing secrets.
+//     signing secrets, the TLS settings (tls.go) and, for oauth2, the
+//     token source whose one token every worker shares (oauth2.go).
 //  2. Do builds one request from pooled fasthttp objects, signs it, sends
 //     it within the target's timeout and copies the answer into the
 //     caller's Result. In steady state it allocates nothing.
@@ -40,7 +41,9 @@
 //     goes out on a fresh connection at once, whatever the method: every
 //     delivery carries its id for the target to deduplicate on. A target
 //     that drops every connection unanswered gets a request at most twice
-//     per Do. Every other retry policy is the caller's.
+//     per Do. With oauth2, a 401 answer is sent once more with a new
+//     token (the target may have revoked the old one early). Every other
+//     retry policy is the caller's.
 package target
 
 import (
@@ -94,6 +97,7 @@ type Client struct {
 
 	idHeader []byte
 	auth     signer
+	tokens   *tokenSource // oauth2: the target's one token, shared by its workers; nil otherwise
 
 	now func() time.Time // the clock for Standard Webhooks timestamps; tests replace it
 }
@@ -167,12 +171,26 @@ func New(t config.Target) (*Client, error) {
 	if c.auth, err = newSigner(t.Auth); err != nil {
 		return nil, fmt.Errorf("target %q: auth: %w", t.Name, err)
 	}
+	if t.TLS.IsSet() && u.Scheme != "https" {
+		return nil, fmt.Errorf("target %q: tls applies to https urls only", t.Name)
+	}
+	tlsc, err := newTLS(t.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", t.Name, err)
+	}
+	if t.Auth.Type == config.AuthOAuth2 {
+		// Through c.now, which tests replace after New.
+		if c.tokens, err = newTokenSource(t, tlsc, func() time.Time { return c.now() }); err != nil {
+			return nil, fmt.Errorf("target %q: auth: %w", t.Name, err)
+		}
+	}
 
 	dialer := &fasthttp.TCPDialer{DNSCacheDuration: time.Minute}
 	c.hc = &fasthttp.HostClient{
 		Addr:                   net.JoinHostPort(u.Hostname(), port),
 		Name:                   "hookgate",
 		IsTLS:                  u.Scheme == "https",
+		TLSConfig:              tlsc.target,
 		DialTimeout:            dialer.DialTimeout,
 		MaxConns:               t.MaxConns,
 		MaxConnWaitTimeout:     t.Timeout, // a saturated pool errors instead of queueing forever
@@ -252,7 +270,12 @@ func (c *Client) Config() *config.Target { return &c.cfg }
 
 // Close drops the client's idle connections. Do may still be called, and
 // opens new ones.
-func (c *Client) Close() { c.DropIdle() }
+func (c *Client) Close() {
+	c.DropIdle()
+	if c.tokens != nil {
+		c.tokens.close()
+	}
+}
 
 // DropIdle closes the pooled idle connections, so that the next Do dials a
 // fresh one: for an attempt that must test the target itself, such as a
@@ -267,9 +290,19 @@ var (
 
 // Do sends d and fills r. The error is a transport failure (dial, timeout,
 // reset, pool exhausted), an *Error; any HTTP status, 5xx included, is
-// r.Status with a nil error.
+// r.Status with a nil error. With oauth2, an attempt for which no token
+// could be had is not sent and its error wraps a *TokenError (errors.Is
+// ErrToken); a 401 answer makes Do send the request once more with a new
+// token, within the same call.
 func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 	r.Reset()
+	var tok *token
+	if c.tokens != nil {
+		var err error
+		if tok, err = c.tokens.get(); err != nil {
+			return c.wrap(d, err)
+		}
+	}
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -277,8 +310,21 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 
 	c.build(d, req, false)
 	c.auth.apply(req, d, c.now, false)
+	if tok != nil {
+		req.Header.SetBytesKV(headerAuthorization, tok.header)
+	}
 
 	err := c.hc.DoTimeout(req, resp, c.timeout)
+	if err == nil && tok != nil && resp.StatusCode() == fasthttp.StatusUnauthorized && c.tokens.refused(tok) {
+		// The token may have been revoked or rotated before it expired:
+		// the same request again, with the token that replaces it.
+		if tok, err = c.tokens.get(); err != nil {
+			return c.wrap(d, err)
+		}
+		req.Header.SetBytesKV(headerAuthorization, tok.header)
+		resp.Reset()
+		err = c.hc.DoTimeout(req, resp, c.timeout)
+	}
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) && resp.StatusCode() > 0 {
 		r.Status = resp.StatusCode()
 		r.ContentType = append(r.ContentType, resp.Header.ContentType()...)
@@ -287,6 +333,9 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 		return nil
 	}
 	if err != nil {
+		if c.hc.IsTLS {
+			err = refusedTLS(err, c.hc.Addr, c.hc.TLSConfig, c.timeout)
+		}
 		return c.wrap(d, err)
 	}
 	r.Status = resp.StatusCode()
