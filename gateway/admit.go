@@ -31,7 +31,8 @@ import (
 // The body memory budget (server.max_body_memory) holds the body bytes
 // that have arrived, not the ones declared: a sender that declares 1 MiB
 // and sends a byte a second holds a byte. Each client address may hold
-// at most half the budget, so one address cannot starve the others.
+// at most server.per_ip_share of the budget (half by default), so one
+// address cannot starve the others.
 // Bodies also have a deadline that grows with their declared size
 // (bodyTimeout), so a trickled body is cut off long before read_timeout
 // unless it is large.
@@ -265,7 +266,8 @@ func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, rt *route) ([
 }
 
 // addrBodyMax is what one client address may hold of the body memory
-// budget: half, so one address cannot starve the others, but always
+// budget: its share (server.per_ip_share), so one address cannot starve
+// the others, but always
 // room for one body of the route's limit (config lets max_body go up to
 // max_body_memory).
 func (g *Gateway) addrBodyMax(rt *route) int64 {

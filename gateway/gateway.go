@@ -63,7 +63,8 @@ type Gateway struct {
 	maxConns    int64 // open connections before a JSON 503; 0 = no cap
 	maxBodyMem  int64 // server.max_body_memory; 0 = no budget
 	// maxAddrBodyMem is what the requests of one client address may hold
-	// of the budget: half, so one address cannot starve the others.
+	// of the budget: server.per_ip_share of it (half by default), so one
+	// address cannot starve the others.
 	maxAddrBodyMem int64
 	bodyMem        atomic.Int64
 	unrouted       *routeStats // refusals of requests that matched no route
@@ -100,7 +101,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 	}
 	g := &Gateway{
 		maxBodyMem:     cfg.Server.MaxBodyMemory,
-		maxAddrBodyMem: cfg.Server.MaxBodyMemory / 2,
+		maxAddrBodyMem: share(cfg.Server.MaxBodyMemory, cfg.Server.PerIPShare),
 		unrouted:       new(routeStats),
 		log:            deps.Logger,
 		maxInflight:    int64(cfg.Server.MaxConcurrency),
@@ -178,7 +179,7 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 // Serve accepts requests on ln until Shutdown. It returns nil after a
 // Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
-	ln = &connLimitListener{Listener: ln, max: g.maxConns, perAddr: g.maxConns / 2, headMax: g.server.MaxHeaderBytes}
+	ln = &connLimitListener{Listener: ln, max: g.maxConns, perAddr: share(g.maxConns, g.server.PerIPShare), headMax: g.server.MaxHeaderBytes}
 	return g.srv.Serve(ln)
 }
 
@@ -300,4 +301,16 @@ func (l fasthttpLogger) Printf(format string, args ...any) {
 		level = slog.LevelDebug
 	}
 	l.log.Log(context.Background(), level, fmt.Sprintf(format, args...), "component", "fasthttp")
+}
+
+// share is what one client address may hold of total (server.per_ip_share;
+// 0, a config built by hand, means half). At least 1 of a cap that is set.
+func share(total int64, f float64) int64 {
+	if f <= 0 || f > 1 {
+		f = 0.5
+	}
+	if total <= 0 {
+		return total
+	}
+	return max(int64(float64(total)*f), 1)
 }

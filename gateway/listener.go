@@ -19,11 +19,10 @@ import (
 // above the cap so it never answers itself). Idle keep-alive connections
 // count: each holds a fasthttp worker.
 //
-// The per-address cap is half the total (as nginx's limit_conn, it
-// answers 503): 300 connections from one attacker leave the other half
-// to everyone else. Behind a proxy every sender has the proxy's address,
-// and half of max_concurrency x 4 connections is still twice the
-// requests that may be in flight at once.
+// The per-address cap is server.per_ip_share of the total, half by
+// default (as nginx's limit_conn, it answers 503): 300 connections from
+// one attacker leave the other half to everyone else. Behind a proxy
+// every sender has the proxy's address: set per_ip_share = 1 there.
 //
 // Every connection Serve accepts goes through it, capped or not (max 0),
 // because the connection also carries its address's shared state

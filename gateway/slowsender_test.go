@@ -155,3 +155,23 @@ func TestSlowSendersDoNotDenyService(t *testing.T) {
 		t.Errorf("%.1f%% of legitimate posts succeeded during the slow-sender attack, want at least 99%%", 100*rate)
 	}
 }
+
+// TestPerIPShare: server.per_ip_share sets what one address may hold: at
+// 1 (behind a proxy) the address may open every connection the cap
+// allows; at the default it gets half.
+func TestPerIPShare(t *testing.T) {
+	for _, tc := range []struct {
+		share float64
+		want  int64
+	}{{0.5, 32}, {1, 64}, {0.25, 16}, {0, 32}} {
+		if got := share(64, tc.share); got != tc.want {
+			t.Errorf("share(64, %v) = %d, want %d", tc.share, got, tc.want)
+		}
+	}
+	if got := share(1, 0.5); got != 1 {
+		t.Errorf("share(1, 0.5) = %d: a cap that is set leaves at least one", got)
+	}
+	if got := share(0, 0.5); got != 0 {
+		t.Errorf("share(0, 0.5) = %d: no cap stays no cap", got)
+	}
+}

@@ -28,7 +28,7 @@ transforms = [{ plugin = "filter" }]
 	wantServer := Server{
 		Listen: "127.0.0.1:8080", MaxBody: 1 << 20, MaxHeaderBytes: 16 << 10,
 		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second,
-		ShutdownTimeout: 15 * time.Second, MaxConcurrency: 4096, MaxBodyMemory: 256 << 20,
+		ShutdownTimeout: 15 * time.Second, MaxConcurrency: 4096, MaxBodyMemory: 256 << 20, PerIPShare: 0.5,
 	}
 	if c.Server != wantServer {
 		t.Errorf("Server = %+v, want %+v", c.Server, wantServer)
@@ -314,5 +314,22 @@ func TestQueueMinFree(t *testing.T) {
 	}
 	if _, err = Parse([]byte("[queue]\nmin_free = \"lots\"\n"), "c.toml", mapEnv(nil)); err == nil || !strings.Contains(err.Error(), "min_free") {
 		t.Fatalf("min_free = \"lots\": %v; want an error naming min_free", err)
+	}
+}
+
+// TestPerIPShare: [server] per_ip_share is a share above 0 and at most 1,
+// half by default.
+func TestPerIPShare(t *testing.T) {
+	c, err := Parse([]byte("[server]\nper_ip_share = 1\n"), "c.toml", mapEnv(nil))
+	if err != nil || c.Server.PerIPShare != 1 {
+		t.Fatalf("per_ip_share = %v, %v; want 1", c.Server.PerIPShare, err)
+	}
+	if c, err = Parse([]byte("[server]\n"), "c.toml", mapEnv(nil)); err != nil || c.Server.PerIPShare != 0.5 {
+		t.Fatalf("default per_ip_share = %v, %v; want 0.5", c.Server.PerIPShare, err)
+	}
+	for _, bad := range []string{"0", "1.5", "-0.5"} {
+		if _, err = Parse([]byte("[server]\nper_ip_share = "+bad+"\n"), "c.toml", mapEnv(nil)); err == nil || !strings.Contains(err.Error(), "per_ip_share") {
+			t.Errorf("per_ip_share = %s: %v; want an error naming per_ip_share", bad, err)
+		}
 	}
 }

@@ -25,6 +25,7 @@ const (
 	DefaultShutdownTimeout = 15 * time.Second
 	DefaultMaxConcurrency  = 4096
 	DefaultMaxBodyMemory   = 256 << 20 // 256MiB
+	DefaultPerIPShare      = 0.5
 
 	DefaultAdminListen = "127.0.0.1:8081"
 

@@ -30,6 +30,10 @@ func (p *parser) server(t *table) Server {
 		ShutdownTimeout: t.positive("shutdown_timeout", DefaultShutdownTimeout),
 		MaxConcurrency:  t.intOf("max_concurrency", DefaultMaxConcurrency, 1),
 		MaxBodyMemory:   t.bytes("max_body_memory", DefaultMaxBodyMemory, math.MaxInt64),
+		PerIPShare:      t.float("per_ip_share", DefaultPerIPShare),
+	}
+	if !(s.PerIPShare > 0 && s.PerIPShare <= 1) {
+		t.errf("per_ip_share", "%v is not a share: use a number above 0 and at most 1 (0.5: one address may hold half; 1 behind a proxy)", s.PerIPShare)
 	}
 	if !validListen(s.Listen) {
 		t.errf("listen", "%q is not host:port (use e.g. \"127.0.0.1:8080\", or \":8080\" for every interface)", s.Listen)

@@ -40,6 +40,11 @@ type Server struct {
 	ShutdownTimeout time.Duration // shutdown_timeout = "15s"
 	MaxConcurrency  int           // max_concurrency = 4096: in-flight requests before 503
 	MaxBodyMemory   int64         // max_body_memory = "256MiB": request bodies held at once before 503
+	// per_ip_share = 0.5: the share of max_body_memory and of the open
+	// connections one client address may hold, so one sender cannot
+	// starve the others; 1 behind a proxy or load balancer, where every
+	// sender has its address.
+	PerIPShare float64
 }
 
 // Admin is the admin listener: `[admin]`.
