@@ -247,7 +247,13 @@ func (q *Query) answer(i int) {
 	}
 	a.val.ForEach(func(k, v Result) bool {
 		if suffix != "" {
-			v = v.Get(suffix)
+			// A scalar element has nothing below it (gjson would look
+			// for a path inside a string's text, as the host does not).
+			if v.IsArray() || v.IsObject() {
+				v = v.Get(suffix)
+			} else {
+				v = Result{}
+			}
 		}
 		v.Index = offsetIn(q.json, v.Raw)
 		a.elems = append(a.elems, v)

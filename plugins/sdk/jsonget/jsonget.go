@@ -37,6 +37,8 @@
 package jsonget
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -92,7 +94,6 @@ const (
 // share its nodes, which is what lets one walk answer them all.
 type node struct {
 	key   []byte // the component, unescaped
-	tag   uint32 // keyTag(key): most keys that differ differ here
 	index int    // array index when the component is a plain number, else -1
 	child int32  // first child, -1 none
 	next  int32  // next sibling, -1 none
@@ -100,7 +101,20 @@ type node struct {
 	leaf  int32  // record of the path ending here (outside '#'), -1 none
 	slot  int32  // under '#': element slot of the path ending here, -1 none
 	done  bool   // the leaf or slot has its first match (slots: in this element)
+	inner bool   // a path goes into the value: child >= 0 || each >= 0
+	ends  bool   // outside '#': a path or a '#' group ends here, leaf >= 0 || each >= 0
 	group int32  // '#' nodes: index into Scratch.groups
+
+	// The children again, as Scratch.kids[kids:kidsEnd], for matching.
+	kids, kidsEnd int32
+}
+
+// kid is a child of a node as the walk looks it up: side by side in one
+// slice, a node's children are compared without a pointer chase each.
+type kid struct {
+	head  uint64 // keyHead of the child's key: most keys that differ differ here
+	node  int32
+	index int32 // the child's index, -1 none (or one no array reaches)
 }
 
 // group is one '#' node: the element records of its paths.
@@ -127,6 +141,7 @@ type group struct {
 type Scratch struct {
 	paths  []byte // copy of the path list the nodes were built from
 	nodes  []node
+	kids   []kid
 	groups []group
 	keys   []byte  // unescaped path components
 	alias  []int32 // per path: the record it duplicates, or -1
@@ -149,12 +164,14 @@ func (s *Scratch) Eval(json, paths []byte) (records []byte, ok bool) {
 	if !s.compile(paths) {
 		return nil, false
 	}
-	w := walker{s: s, json: json, recs: int32(s.npaths)}
-	s.out = s.out[:0]
+	w := walker{s: s, json: json, nodes: s.nodes, kids: s.kids, groups: s.groups, out: s.out[:0], recs: int32(s.npaths)}
 	w.grow(w.recs)
+	s.out = w.out
 	for i := range s.nodes {
 		s.nodes[i].done = false
 	}
+	// Each path's record: absent (or unsupported) until found.
+	clear(w.out)
 	for i := 0; i < s.npaths; i++ {
 		typ := int32(TypeAbsent)
 		switch s.kinds[i] {
@@ -165,7 +182,7 @@ func (s *Scratch) Eval(json, paths []byte) (records []byte, ok bool) {
 				w.remaining++
 			}
 		}
-		w.put(int32(i), typ, 0, 0, 0, 0, 0, 0, 0)
+		binary.LittleEndian.PutUint32(w.out[i*RecordSize+OffType:], uint32(typ))
 	}
 	for g := range s.groups {
 		gr := &s.groups[g]
@@ -180,6 +197,7 @@ func (s *Scratch) Eval(json, paths []byte) (records []byte, ok bool) {
 			return nil, false
 		}
 		end, st := w.walk(i, 0, -1)
+		s.out = w.out // kept as grown, even when this Eval fails
 		if st == stBad {
 			return nil, false
 		}
@@ -209,15 +227,46 @@ func (s *Scratch) Eval(json, paths []byte) (records []byte, ok bool) {
 	return s.out, true
 }
 
-// ws skips JSON whitespace.
+// ws skips JSON whitespace. It inlines: most tokens follow the one before
+// directly, and then this is one comparison.
 func ws(s []byte, i int) int {
-	for i < len(s) && s[i] <= ' ' && isSpace[s[i]] {
+	if i < len(s) && s[i] <= ' ' {
+		return wsRun(s, i)
+	}
+	return i
+}
+
+// wsRun skips the whitespace at i. Pretty-printed JSON spends much of its
+// length on indentation: the spaces after a newline go 8 bytes at a time.
+// Not inlined, so that ws is (its loop would make ws too big to).
+//
+//go:noinline
+func wsRun(s []byte, i int) int {
+	for i < len(s) {
+		c := s[i]
+		if c > ' ' || !isSpace[c] {
+			return i
+		}
 		i++
+		if c != '\n' {
+			continue
+		}
+		for i+8 <= len(s) {
+			// The lowest byte that is not a space ends the run.
+			n := bits.TrailingZeros64(load64(s, i)^(' '*ones)) / 8
+			i += n
+			if n < 8 {
+				break
+			}
+		}
 	}
 	return i
 }
 
 var isSpace = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
+
+// SWAR constants: a byte b repeated in each of a uint64's 8 bytes is b*ones.
+const ones, highs = 0x0101010101010101, 0x8080808080808080
 
 // float reads a number's text as gjson does.
 func float(raw []byte) float64 {

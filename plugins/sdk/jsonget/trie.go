@@ -70,6 +70,17 @@ func (s *Scratch) compile(paths []byte) bool {
 			s.kinds[p] = kindEach
 		}
 	}
+	s.kids = s.kids[:0]
+	for i := range s.nodes {
+		nd := &s.nodes[i]
+		nd.inner = nd.child >= 0 || nd.each >= 0
+		nd.ends = nd.leaf >= 0 || nd.each >= 0
+		nd.kids = int32(len(s.kids))
+		for c := nd.child; c >= 0; c = s.nodes[c].next {
+			s.kids = append(s.kids, kid{head: keyHead(s.nodes[c].key), node: c, index: int32(s.nodes[c].index)})
+		}
+		nd.kidsEnd = int32(len(s.kids))
+	}
 	s.ok = true
 	return true
 }
@@ -178,7 +189,7 @@ func (s *Scratch) component(path []byte) (comp, rest []byte) {
 }
 
 func (s *Scratch) newNode(parent int32, key []byte, index int) int32 {
-	s.nodes = append(s.nodes, node{key: key, tag: keyTag(key), index: index, child: -1, next: -1, each: -1, leaf: -1, slot: -1, group: -1})
+	s.nodes = append(s.nodes, node{key: key, index: index, child: -1, next: -1, each: -1, leaf: -1, slot: -1, group: -1})
 	n := int32(len(s.nodes) - 1)
 	return n
 }
@@ -254,12 +265,23 @@ func (s *Scratch) collect(n int32, gr *group) {
 	}
 }
 
-// keyTag packs a key's length and its first and last bytes.
-func keyTag(k []byte) uint32 {
-	if len(k) == 0 {
-		return 0
+// keyHead packs a key's first 8 bytes (all of a shorter key's, the rest
+// 0) into a uint64: with the length, it decides most comparisons in one
+// step. It may load bytes past the key's end, within the slice's capacity
+// (a key in the document is followed by its closing quote and more), and
+// masks them off.
+func keyHead(k []byte) uint64 {
+	if len(k) >= 8 {
+		return binary.LittleEndian.Uint64(k)
 	}
-	return uint32(len(k))<<16 | uint32(k[0])<<8 | uint32(k[len(k)-1])
+	if cap(k) >= 8 {
+		return binary.LittleEndian.Uint64(k[:8]) & (1<<(8*uint(len(k))&63) - 1)
+	}
+	var h uint64
+	for i := len(k) - 1; i >= 0; i-- {
+		h = h<<8 | uint64(k[i])
+	}
+	return h
 }
 
 func isUint(b []byte) bool {
