@@ -102,7 +102,7 @@ func TestLogLines(t *testing.T) {
 		&delivery.Attempt{Status: 400, Error: "status 400; max_attempts reached", Outcome: delivery.AttemptDead})
 	r.Answered(&Answer{EventID: []byte("e7"), Route: "howxm", Status: 502, Code: "target_unreachable",
 		Deliveries: []delivery.Delivery{{ID: []byte("e7.0"), Target: "crm"}, {ID: []byte("e7.1"), Target: "sms"}},
-		Attempts: []delivery.Attempt{{Outcome: delivery.AttemptError, Error: "connection refused"}, {Status: 500, Outcome: delivery.AttemptError}}})
+		Attempts:   []delivery.Attempt{{Outcome: delivery.AttemptError, Error: "connection refused"}, {Status: 500, Outcome: delivery.AttemptError}}})
 	want := []string{
 		`msg="ingest: refused" route=howxm code=bad_signature status=401 event_id=e2 remote_ip=203.0.113.7 method=POST path=/h message="check the secret"`,
 		`msg="plugin error" plugin=filter kind=timeout event_id=e3 route=howxm`,
