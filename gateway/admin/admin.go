@@ -35,6 +35,15 @@ type Route struct {
 	Handler http.Handler
 }
 
+// OwnAuth is a Handler that checks who is asking itself, so it is served
+// without the admin token. The web console's pages are: a browser cannot
+// put a bearer token on a link it follows, so the console asks for the
+// token once and keeps a session cookie of its own.
+type OwnAuth interface {
+	http.Handler
+	OwnAuth()
+}
+
 // Router is a part that adds admin endpoints, as caddy's AdminRouter:
 // the admin server asks each one for its routes once, at New.
 type Router interface {
@@ -97,6 +106,7 @@ type Admin struct {
 	token *[sha256.Size]byte // SHA-256 of admin.token; nil: no token
 	ready atomic.Bool
 	check atomic.Pointer[func() error] // SetCheck's; nil: none
+	own   map[string]bool              // patterns of OwnAuth routes
 }
 
 // New builds an admin server for cfg serving the probes and the routes of
@@ -106,7 +116,7 @@ func New(cfg config.Admin, logger *slog.Logger, routers ...Router) (*Admin, erro
 	if logger == nil {
 		logger = slog.Default()
 	}
-	a := &Admin{log: logger, mux: http.NewServeMux()}
+	a := &Admin{log: logger, mux: http.NewServeMux(), own: map[string]bool{}}
 	if cfg.Token.IsSet() {
 		sum := sha256.Sum256([]byte(cfg.Token.Reveal()))
 		a.token = &sum
@@ -126,6 +136,7 @@ func New(cfg config.Admin, logger *slog.Logger, routers ...Router) (*Admin, erro
 			return nil, fmt.Errorf("admin: two routes for %s", pattern)
 		}
 		seen[pattern] = true
+		_, a.own[pattern] = rt.Handler.(OwnAuth)
 		if err := register(a.mux, pattern, rt.Handler); err != nil {
 			return nil, err
 		}
@@ -185,14 +196,16 @@ func (a *Admin) SetReady(ready bool) { a.ready.Store(ready) }
 // checks the queue's store: low on disk space, or failed.
 func (a *Admin) SetCheck(check func() error) { a.check.Store(&check) }
 
-// ServeHTTP checks the token for everything but the probes, then routes.
+// ServeHTTP checks the token for everything but the probes and the
+// OwnAuth routes, then routes.
 func (a *Admin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if a.token != nil && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !a.authorized(r) {
+	_, pattern := a.mux.Handler(r)
+	if a.token != nil && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && !a.own[pattern] && !a.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hookgate-admin"`)
 		writeError(w, Errorf(http.StatusUnauthorized, "unauthorized", "this endpoint needs the admin token: send Authorization: Bearer <admin.token>"))
 		return
 	}
-	if _, pattern := a.mux.Handler(r); pattern == "" {
+	if pattern == "" {
 		writeError(w, Errorf(http.StatusNotFound, "not_found", "no admin endpoint for %s %s", r.Method, r.URL.Path))
 		return
 	}

@@ -38,6 +38,10 @@ func (j *Journal) idsAfter(after string, limit int) []string {
 	// from is the first slot to read; count how many slots follow it up
 	// to j.next, the slot the next new event takes.
 	from, count := j.next, n // everything, oldest first
+	if !j.ring[j.next].used {
+		// The ring has not gone round yet: slots 0 to next-1 are used.
+		from, count = 0, j.next
+	}
 	if after == "" {
 		from, count = (j.next-limit+n)%n, limit
 	} else if k, ok := keyOf([]byte(after)); ok {

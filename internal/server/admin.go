@@ -23,6 +23,7 @@ import (
 //	GET  /admin/targets                 targets with their queue, oldest pending and breaker
 //	GET  /admin/plugins                 plugins with calls, errors and instances
 //	GET  /admin/events/{id}             what happened to a recent event
+//	GET  /admin/events?after=ID&limit=N recent events after event ID, oldest first (recent.go)
 //	POST /admin/routes/{name}/test      what the route would send for the body (?send=true: send it)
 //	POST /admin/reload                  reload the config file
 //	GET  /admin/dead?target=&route=&limit=&cursor=
@@ -38,6 +39,7 @@ func (s *Server) Routes() []admin.Route {
 		{Method: "GET", Path: "/admin/targets", Handler: admin.HandlerFunc(s.targets)},
 		{Method: "GET", Path: "/admin/plugins", Handler: admin.HandlerFunc(s.plugins)},
 		{Method: "GET", Path: "/admin/events/{id}", Handler: admin.HandlerFunc(s.event)},
+		{Method: "GET", Path: "/admin/events", Handler: admin.HandlerFunc(s.recent)},
 		{Method: "POST", Path: "/admin/routes/{name}/test", Handler: admin.HandlerFunc(s.routeTest)},
 		{Method: "POST", Path: "/admin/reload", Handler: admin.HandlerFunc(s.reloadRoute)},
 		{Method: "GET", Path: "/admin/dead", Handler: admin.HandlerFunc(s.deadList)},

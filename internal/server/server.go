@@ -45,6 +45,7 @@ import (
 	"github.com/hookgate/hookgate/gateway/metrics"
 	"github.com/hookgate/hookgate/gateway/queue"
 	"github.com/hookgate/hookgate/gateway/record"
+	"github.com/hookgate/hookgate/internal/console"
 	"github.com/hookgate/hookgate/transforms"
 )
 
@@ -72,6 +73,7 @@ type Server struct {
 	log    *slog.Logger
 	gw     *gateway.Gateway
 	admin  *admin.Admin
+	ui     *console.Console // the web console on the admin listener
 	failed chan error
 
 	// Made the first time a config needs them, read by the admin handlers.
@@ -154,7 +156,7 @@ func (s *Server) Start(ctx context.Context) error {
 			ln.Close()
 			return fmt.Errorf("admin listener: %w; is another process using %s? change admin.listen", err, cfg.Admin.Listen)
 		}
-		if s.admin, err = admin.New(cfg.Admin, s.log, admin.Describer(gw.Config), s); err != nil {
+		if s.admin, err = admin.New(cfg.Admin, s.log, admin.Describer(gw.Config), s, s.console(gw)); err != nil {
 			ln.Close()
 			aln.Close()
 			return err
@@ -218,6 +220,7 @@ func (s *Server) Stop() error {
 	}
 	qcancel()
 	if s.admin != nil {
+		s.ui.Close() // ends the console's live streams, so the admin server stops at once
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := s.admin.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Warn("admin shutdown", "err", err)
