@@ -25,6 +25,17 @@ func NextPair(q []byte) (key, value, rest []byte) {
 	return key, value, rest
 }
 
+// nextRawPair is NextPair that also returns the pair as sent (without
+// its '&'), for edits that keep the other pairs untouched.
+func nextRawPair(q []byte) (pair, key, rest []byte) {
+	key, _, rest = NextPair(q)
+	pair = q[:len(q)-len(rest)]
+	if len(pair) > 0 && pair[len(pair)-1] == '&' {
+		pair = pair[:len(pair)-1]
+	}
+	return pair, key, rest
+}
+
 // ParseQuery appends the parameters of the raw query string q (without
 // '?') to dst, decoded, in order and with repeats. A pair with neither key
 // nor value ("&&", "=") is skipped. The buffers of entries past len(dst)
@@ -72,13 +83,8 @@ func QuerySet(dst, scratch, q, name, value []byte, del bool) ([]byte, []byte) {
 	dst = dst[:0]
 	placed := del
 	for len(q) > 0 {
-		start := q
-		var k []byte
-		k, _, q = NextPair(q)
-		pair := start[:len(start)-len(q)]
-		if len(pair) > 0 && pair[len(pair)-1] == '&' {
-			pair = pair[:len(pair)-1]
-		}
+		var pair, k []byte
+		pair, k, q = nextRawPair(q)
 		scratch = AppendUnescape(scratch[:0], k)
 		if bytes.Equal(scratch, name) {
 			if !placed {
@@ -118,13 +124,8 @@ func AppendPair(dst []byte, start int, name, value []byte) []byte {
 func AppendQueryWithout(dst, q, name []byte) []byte {
 	start := len(dst)
 	for len(q) > 0 {
-		s := q
-		var k []byte
-		k, _, q = NextPair(q)
-		pair := s[:len(s)-len(q)]
-		if len(pair) > 0 && pair[len(pair)-1] == '&' {
-			pair = pair[:len(pair)-1]
-		}
+		var pair, k []byte
+		pair, k, q = nextRawPair(q)
 		if len(pair) == 0 || bytes.Equal(k, name) {
 			continue
 		}
