@@ -76,6 +76,8 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Drain, "drain", 30*time.Second, "async: longest wait for the queue to drain after the load")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per request timeout")
 	fs.StringVar(&o.Perf, "perf", "", "profile the server under test with Linux perf during round 1 of each scenario; reports go to DIR")
+	fs.StringVar(&o.Hookgate, "hookgate", "", "measure this hookgate binary instead of building ./cmd/hookgate")
+	fs.StringVar(&o.Baseline, "baseline", "", "also measure every hookgate scenario with this binary, as <scenario>@base in the same rounds (before/after side by side)")
 	fs.StringVar(&o.Target, "target", "", "user mode: load-test this running URL instead of the scenarios")
 	fs.StringVar(&o.Method, "method", "POST", "user mode: request method")
 	fs.Var(&headers, "header", `user mode: extra request header "Name: value" (repeatable)`)
@@ -174,6 +176,14 @@ func checkOptions(o *Options) error {
 		return errors.New("--drain must be between 0 and 5m")
 	case o.Timeout <= 0:
 		return errors.New("--timeout must be positive")
+	}
+	for _, bin := range []string{o.Hookgate, o.Baseline} {
+		if bin == "" {
+			continue
+		}
+		if fi, err := os.Stat(bin); err != nil || fi.IsDir() {
+			return fmt.Errorf("hookgate binary %s: not a file; build one with `go build -o FILE ./cmd/hookgate`", bin)
+		}
 	}
 	if o.Target != "" && !isLoopbackURL(o.Target) {
 		return fmt.Errorf("--target %s is not a loopback address: the harness only loads 127.0.0.1, ::1 or localhost", o.Target)

@@ -28,6 +28,8 @@ type Options struct {
 	Drain     time.Duration // async: how long to wait for the queue to drain
 	Timeout   time.Duration // per request
 	Perf      string        // profile the first round of each scenario into this dir
+	Hookgate  string        // a hookgate binary to measure instead of building ./cmd/hookgate
+	Baseline  string        // a second hookgate binary, measured as "<scenario>@base" in the same rounds
 
 	// User mode: load-test a running deployment.
 	Target  string
@@ -80,7 +82,7 @@ func run(o Options, split CoreSplit) (*Report, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	env := &Env{Dir: dir, Split: split, Conns: o.Conns, Payload: payload, QueueSync: o.QueueSync}
+	env := &Env{Dir: dir, Split: split, Conns: o.Conns, Payload: payload, QueueSync: o.QueueSync, Baseline: o.Baseline}
 
 	if o.Target != "" {
 		return runUser(o, rep, env)
@@ -90,7 +92,12 @@ func run(o Options, split CoreSplit) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if needsHookgate(scs) {
+	if o.Baseline != "" {
+		scs = withBaselines(scs)
+	}
+	if o.Hookgate != "" {
+		env.Hookgate = o.Hookgate
+	} else if needsHookgate(scs) {
 		o.logf("building hookgate ...")
 		env.Hookgate, env.HookgateErr = buildHookgate(dir, split)
 		if env.HookgateErr != "" {

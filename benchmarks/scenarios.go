@@ -24,6 +24,10 @@ type Env struct {
 	QueueSync   string
 	Hookgate    string // built binary, "" when it did not build
 	HookgateErr string // why it did not build
+	// Baseline is a second hookgate binary (--baseline): every hookgate
+	// scenario runs with it too, as "<name>@base", in the same rounds, so
+	// a change is measured side by side with what it replaces.
+	Baseline string
 }
 
 // SkipError says a scenario cannot run here, and why; the table shows the
@@ -64,6 +68,8 @@ type Scenario struct {
 	// Start starts fresh processes for one measurement and probes them
 	// with one request.
 	Start func(env *Env, round int) (*Running, error)
+
+	plan *plan // hookgate scenarios: the route served
 }
 
 // Names of the scenarios, in table order.
@@ -242,11 +248,33 @@ var chainSteps = []step{
 	{plugin: "howxm-nps", config: `{ max_score = 10, target = "sink" }`},
 }
 
+// baseSuffix names the --baseline twin of a hookgate scenario.
+const baseSuffix = "@base"
+
+// withBaselines adds, after each hookgate scenario in scs, its twin run
+// with the --baseline binary.
+func withBaselines(scs []Scenario) []Scenario {
+	var out []Scenario
+	for _, sc := range scs {
+		out = append(out, sc)
+		if sc.plan != nil {
+			out = append(out, hookgateScenario(sc.Name+baseSuffix, sc.Title+" (--baseline binary)", *sc.plan))
+		}
+	}
+	return out
+}
+
 func hookgateScenario(name, title string, p plan) Scenario {
-	sc := Scenario{Name: name, Title: title}
+	sc := Scenario{Name: name, Title: title, plan: &p}
 	wasm := map[string]string{}
+	binary := func(env *Env) string {
+		if strings.HasSuffix(name, baseSuffix) {
+			return env.Baseline
+		}
+		return env.Hookgate
+	}
 	sc.Prepare = func(env *Env) error {
-		if env.Hookgate == "" {
+		if binary(env) == "" {
 			return skipf("hookgate did not build: %s", env.HookgateErr)
 		}
 		for _, s := range p.steps {
@@ -274,7 +302,7 @@ func hookgateScenario(name, title string, p plan) Scenario {
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return err
 		}
-		out, err := exec.Command(env.Hookgate, "check", "--config", path).CombinedOutput()
+		out, err := exec.Command(binary(env), "check", "--config", path).CombinedOutput()
 		if err != nil {
 			return skipf("`hookgate check` refused the scenario's config: %s", firstLine(strings.TrimSpace(string(out))))
 		}
@@ -298,7 +326,7 @@ func hookgateScenario(name, title string, p plan) Scenario {
 			r.Stop()
 			return nil, err
 		}
-		hg, err := startChild(env.Split, env.Dir, fmt.Sprintf("%s-%d", name, round), nil, env.Hookgate, "serve", "--config", path)
+		hg, err := startChild(env.Split, env.Dir, fmt.Sprintf("%s-%d", name, round), nil, binary(env), "serve", "--config", path)
 		if err != nil {
 			r.Stop()
 			return nil, err

@@ -59,6 +59,10 @@ const (
 	DefaultBreakerFailures = 5
 	DefaultBreakerCooldown = 30 * time.Second
 
+	DefaultDisableAfter = 0 // never: a target is disabled only when disable_after says so
+
+	DefaultOperationsHighWater = 0.8
+
 	DefaultPluginInstances = 0 // 0 = GOMAXPROCS, resolved by the host
 	DefaultPluginTimeout   = 100 * time.Millisecond
 	DefaultPluginMaxMemory = 64 << 20 // 64MiB

@@ -113,6 +113,7 @@ func ParseWith(data []byte, path string, opts Options) (*Config, error) {
 			c.Routes = append(c.Routes, p.route(i, m, c.Server.MaxBody))
 		}
 	}
+	c.Operations = p.operations(top.sub("operations"), c.Targets)
 	top.done()
 	p.crossCheck(c)
 	if len(p.problems) > 0 {

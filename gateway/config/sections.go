@@ -86,6 +86,54 @@ func (p *parser) queue(t *table) Queue {
 	return q
 }
 
+// operations reads [operations]: targets are read already, so the target
+// it names is checked here.
+func (p *parser) operations(t *table, targets []Target) Operations {
+	o := Operations{
+		Target:    t.str("target", ""),
+		Events:    t.strs("events"),
+		HighWater: t.float("high_water", DefaultOperationsHighWater),
+	}
+	if !t.has("events") {
+		o.Events = append([]string(nil), OperationEvents...)
+	}
+	for _, e := range o.Events {
+		if !contains(OperationEvents, e) {
+			t.errf("events", "%q is not an operational event (use %s)", e, strings.Join(OperationEvents, ", "))
+		}
+	}
+	if o.HighWater <= 0 || o.HighWater > 1 {
+		t.errf("high_water", "%v is out of range (use a fraction of the queue's budget above 0 and at most 1, e.g. 0.8)", o.HighWater)
+		o.HighWater = DefaultOperationsHighWater
+	}
+	switch {
+	case o.Target == "":
+		if len(t.m) > 0 {
+			t.errf("target", "is missing: name the [[target]] that receives hookgate's operational events (e.g. target = \"ops\")")
+		}
+	default:
+		var tg *Target
+		for i := range targets {
+			if targets[i].Name == o.Target {
+				tg = &targets[i]
+			}
+		}
+		switch {
+		case tg == nil:
+			var ns names
+			for _, x := range targets {
+				ns = append(ns, x.Name)
+			}
+			t.errf("target", "%q is not defined (%s)", o.Target, ns.defined("target"))
+		case tg.Auth.Type == AuthNone:
+			// An unsigned "target.disabled" is an invitation to forge one.
+			t.errf("target", "%q has no auth, and operational events must be signed: give it auth = { type = \"standard-webhooks\", secret = \"${env:OPS_WEBHOOK_SECRET}\" } (or any other auth it checks)", o.Target)
+		}
+	}
+	t.done()
+	return o
+}
+
 func (p *parser) transforms(t *table) Transforms {
 	// An explicit cache_dir = "" turns the compilation cache off, so the
 	// default applies only when the key is absent.

@@ -32,6 +32,7 @@ func (p *parser) target(i int, m map[string]any) Target {
 		Burst:           t.intOf("burst", 0, 0),
 		Breaker:         p.breaker(t.sub("breaker")),
 		TLS:             p.tls(t.sub("tls")),
+		DisableAfter:    t.duration("disable_after", DefaultDisableAfter),
 	}
 	if tg.TLS.IsSet() && u != nil && u.Scheme != "https" {
 		t.errf("tls", "applies to https only, and url is %s (use an https url, or remove tls)", u.Scheme)

@@ -22,6 +22,7 @@ type Config struct {
 	Targets    []Target
 	Plugins    []Plugin
 	Routes     []Route
+	Operations Operations
 
 	// Warnings are things that work but deserve a look, such as a
 	// credential written into the file instead of `${env:NAME}`.
@@ -108,6 +109,12 @@ type Target struct {
 	Burst           int               // burst = 10
 	Breaker         Breaker           // breaker = { failures = 5, cooldown = "30s" }
 	TLS             TLS               // tls = { ca = "certs/crm-ca.pem", cert = "...", key = "${env:CRM_CLIENT_KEY}" }: https only
+	// disable_after = "0s": after this long failing without one success
+	// (transport errors and retryable statuses, as the breaker counts
+	// them) the target is disabled: its deliveries are kept and not
+	// attempted until POST /admin/targets/{name}/enable or a reload that
+	// changes the target. 0 never disables.
+	DisableAfter time.Duration
 }
 
 // Auth types for Target.Auth.Type.
@@ -197,6 +204,35 @@ type Breaker struct {
 	Failures int           // failures = 5 consecutive failures open it; 0 disables
 	Cooldown time.Duration // cooldown = "30s" before a half-open probe
 }
+
+// Operations is where hookgate sends webhooks about itself:
+// `[operations]`. Each event is a delivery to Target, queued, retried and
+// signed like any other (with the target's own auth, which must be set).
+type Operations struct {
+	Target string   // target = "ops": a [[target]]; "" sends no operational events
+	Events []string // events = ["delivery.dead", ...]: which to send; default all of OperationEvents
+	// high_water = 0.8: queue.high_water is sent when the queue passes
+	// this fraction of queue.max_depth or queue.max_bytes, and again only
+	// after it went back under half of that.
+	HighWater float64
+}
+
+// Sends reports whether event is one the operations target gets.
+func (o *Operations) Sends(event string) bool {
+	return o.Target != "" && contains(o.Events, event)
+}
+
+// Operational event types.
+const (
+	EventDeliveryDead    = "delivery.dead"    // a delivery was given up on: it is a dead letter
+	EventTargetDisabled  = "target.disabled"  // a target failed for disable_after and was disabled
+	EventTargetRecovered = "target.recovered" // a target whose breaker opened, or that was disabled, delivered again
+	EventQueueHighWater  = "queue.high_water" // the queue passed high_water of its budget
+)
+
+// OperationEvents are every operational event type, the default of
+// operations.events.
+var OperationEvents = []string{EventDeliveryDead, EventTargetDisabled, EventTargetRecovered, EventQueueHighWater}
 
 // Plugin is a WASM module: `[[plugin]]`.
 type Plugin struct {

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookgate/hookgate/gateway/config"
@@ -12,6 +13,9 @@ const (
 	BreakerClosed   = "closed"
 	BreakerOpen     = "open"
 	BreakerHalfOpen = "half-open"
+	// BreakerDisabled: the target failed for its disable_after and was
+	// disabled (disable.go); nothing is claimed until it is enabled.
+	BreakerDisabled = "disabled"
 )
 
 // breaker is a target's circuit breaker. Closed, it lets everything
@@ -19,7 +23,12 @@ const (
 // nothing is claimed (so no attempt is burned) until cfg.Cooldown has
 // passed; then one probe goes out (half-open). The probe's success closes
 // it, its failure opens it for another cool-down.
+//
+// Disabled (auto-disable, disable.go) overrides all of that: nothing is
+// claimed, whatever the breaker's config, until enable; enable closes it
+// afresh. It is an atomic so the hot path pays one load for it.
 type breaker struct {
+	off      atomic.Bool
 	mu       sync.Mutex
 	cfg      config.Breaker
 	state    string
@@ -41,6 +50,10 @@ func newBreaker(cfg config.Breaker) *breaker {
 // caller must report its result with record, or call unprobe if it sent
 // nothing.
 func (b *breaker) allow(now time.Time) (ok, probe bool, wait time.Duration) {
+	if b.off.Load() {
+		// enable wakes the lane; until then there is nothing to ask.
+		return false, false, time.Hour
+	}
 	if b.cfg.Failures <= 0 {
 		return true, false, 0
 	}
@@ -109,7 +122,24 @@ func (b *breaker) record(failed bool, now time.Time) (changed bool) {
 	return // changed is set by the deferred comparison
 }
 
+// disable stops every claim until enable.
+func (b *breaker) disable() { b.off.Store(true) }
+
+// enable lifts disable and closes the breaker with no failures counted:
+// the target starts over.
+func (b *breaker) enable() {
+	b.mu.Lock()
+	b.state, b.failures, b.probing = BreakerClosed, 0, false
+	b.mu.Unlock()
+	b.off.Store(false)
+}
+
+func (b *breaker) disabled() bool { return b.off.Load() }
+
 func (b *breaker) State() string {
+	if b.off.Load() {
+		return BreakerDisabled
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.state

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"encoding/json"
+	"time"
 
 	"github.com/hookgate/hookgate/gateway/queue"
 )
@@ -52,14 +53,23 @@ func (d *Dispatcher) notifyAll() {
 // the hookgate_target_* gauges read.
 type TargetStatus struct {
 	queue.TargetStats
-	Breaker string // BreakerClosed, BreakerHalfOpen or BreakerOpen; "" for a target no longer configured
+	Breaker string // BreakerClosed, BreakerHalfOpen, BreakerOpen or BreakerDisabled; "" for a target no longer configured
+	// FailingSince is when the target's current run of failures began
+	// (disable_after counts from it); zero when its last attempt succeeded.
+	FailingSince time.Time
 }
 
 // MarshalJSON writes the admin API's shape, with the oldest pending age
 // in seconds as the hookgate_target_oldest_pending_seconds gauge has it:
 //
 //	{"depth":3,"leased":1,"bytes":2048,"oldest_pending_seconds":1.5,"dead":0,"breaker":"closed"}
+//
+// with "failing_since" (RFC 3339) while the target is failing.
 func (s TargetStatus) MarshalJSON() ([]byte, error) {
+	var since string
+	if !s.FailingSince.IsZero() {
+		since = s.FailingSince.UTC().Format(time.RFC3339Nano)
+	}
 	return json.Marshal(struct {
 		Depth         int     `json:"depth"`  // pending, being sent included
 		Leased        int     `json:"leased"` // being sent now
@@ -67,7 +77,8 @@ func (s TargetStatus) MarshalJSON() ([]byte, error) {
 		OldestPending float64 `json:"oldest_pending_seconds"`
 		Dead          int     `json:"dead"`
 		Breaker       string  `json:"breaker,omitempty"`
-	}{s.Depth, s.Leased, s.Bytes, s.OldestAge.Seconds(), s.Dead, s.Breaker})
+		FailingSince  string  `json:"failing_since,omitempty"`
+	}{s.Depth, s.Leased, s.Bytes, s.OldestAge.Seconds(), s.Dead, s.Breaker, since})
 }
 
 // Status reports every configured target, and any target that still has
@@ -84,6 +95,7 @@ func (d *Dispatcher) Status() map[string]TargetStatus {
 	}
 	for name, q := range out {
 		q.Breaker = d.BreakerState(name)
+		q.FailingSince = d.FailingSince(name)
 		out[name] = q
 	}
 	return out

@@ -2,9 +2,9 @@
 // from the durable queue (gateway/queue), send them with the target clients
 // (gateway/target), and ack, retry or dead-letter them.
 //
-// Each target is a lane of its own: a feeder goroutine that claims one
-// delivery at a time and workers (the target's max_conns, or
-// queue.workers) that send them. The feeder is where the target's rate
+// Each target is a lane of its own: a feeder goroutine that claims
+// deliveries for its idle workers, all of them in one call to the store,
+// and workers (the target's max_conns, or queue.workers) that send them. The feeder is where the target's rate
 // limit and circuit breaker act, so a target that is slow, down or
 // throttled only ever holds up its own lane.
 //
@@ -67,6 +67,8 @@ type Dispatcher struct {
 	started bool
 	stopped bool
 	cur     atomic.Pointer[Lanes]
+
+	ops operations // operational webhooks (ops.go)
 }
 
 // Lanes are the lanes built from one configuration's targets: one
@@ -89,6 +91,7 @@ type lane struct {
 	limiter *rate.Limiter // nil: unlimited
 	breaker *breaker
 	rec     record.Target
+	fail    failClock     // disable_after's clock (disable.go)
 	wake    chan struct{} // capacity 1: "look again"
 	free    chan *job     // idle workers' jobs
 	work    chan *job     // claimed, waiting for a worker
@@ -116,6 +119,7 @@ func New(store queue.Engine, targets *target.Set, cfgs []config.Target, opts Opt
 	if d.poll <= 0 {
 		d.poll = time.Second
 	}
+	d.ops.init()
 	d.cur.Store(d.Lanes(targets, cfgs))
 	return d
 }
@@ -162,6 +166,7 @@ func (d *Dispatcher) Lanes(targets *target.Set, cfgs []config.Target) *Lanes {
 
 func (g *Lanes) start() {
 	for _, l := range g.order {
+		l.restore() // a disabled target stays disabled (disable.go)
 		g.wg.Add(1 + l.workers)
 		go l.feed()
 		for range l.workers {
@@ -200,6 +205,7 @@ func (d *Dispatcher) Start() {
 	}
 	d.started = true
 	d.cur.Load().start()
+	d.startOps()
 }
 
 // Stop stops claiming and waits for attempts in flight to finish; what was
@@ -210,7 +216,11 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stopped = true
-	return d.cur.Load().Stop(ctx)
+	err := d.cur.Load().Stop(ctx)
+	if d.started {
+		d.stopOps() // after the lanes: what they reported is stored
+	}
+	return err
 }
 
 // Swap makes next the running lanes, started at once if the dispatcher
@@ -262,8 +272,12 @@ func (l *lane) notify() {
 	}
 }
 
-// feed claims deliveries one at a time for idle workers, after the breaker
-// allowed it and the rate limiter gave a token.
+// feed claims deliveries for idle workers, after the breaker allowed it
+// and the rate limiter gave a token. It claims for every idle worker in
+// one call (one lock of the store, one wake of the feeder for a burst
+// of deliveries); one at a time only for the half-open breaker's probe
+// and under a rate limit, whose tokens come one by one while the leases
+// run.
 func (l *lane) feed() {
 	defer l.g.wg.Done()
 	defer close(l.work)
@@ -274,44 +288,72 @@ func (l *lane) feed() {
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	idle := make([]*job, 0, l.workers)
+	// got holds what one claim returned; each element is swapped into an
+	// idle job, so the buffers of both circulate and nothing is allocated.
+	got := make([]queue.Leased, 0, l.workers)
 	for {
-		var j *job
-		select {
-		case j = <-l.free:
-		case <-ctx.Done():
-			return
-		}
-		if !l.claim(ctx, j, leaseFor, timer) {
-			return
-		}
-		if l.limiter != nil {
-			if err := l.limiter.Wait(ctx); err != nil {
-				l.d.store.Release(j.ls[0].Ref)
+		if len(idle) == 0 {
+			select {
+			case j := <-l.free:
+				idle = append(idle, j)
+			case <-ctx.Done():
 				return
 			}
 		}
-		l.work <- j
+		var probe, ok bool
+		got, probe, ok = l.claim(ctx, got, &idle, leaseFor, timer)
+		if !ok {
+			return
+		}
+		for i := range got {
+			j := idle[len(idle)-1]
+			idle = idle[:len(idle)-1]
+			j.ls = j.ls[:1]
+			j.ls[0], got[i] = got[i], j.ls[0]
+			j.probe = probe
+			if l.limiter != nil {
+				if err := l.limiter.Wait(ctx); err != nil {
+					l.d.store.Release(j.ls[0].Ref)
+					return
+				}
+			}
+			l.work <- j
+		}
 	}
 }
 
-// claim fills j with one delivery, waiting as long as needed; false means
-// the dispatcher is stopping.
-func (l *lane) claim(ctx context.Context, j *job, leaseFor time.Duration, timer *time.Timer) bool {
+// claim claims up to one delivery per idle job (taking in the workers
+// that became idle meanwhile), waiting as long as needed for at least one;
+// false means the dispatcher is stopping.
+func (l *lane) claim(ctx context.Context, got []queue.Leased, idle *[]*job, leaseFor time.Duration, timer *time.Timer) ([]queue.Leased, bool, bool) {
 	for {
 		if ctx.Err() != nil {
-			return false
+			return got[:0], false, false
+		}
+	more:
+		for len(*idle) < cap(*idle) {
+			select {
+			case j := <-l.free:
+				*idle = append(*idle, j)
+			default:
+				break more
+			}
 		}
 		now := time.Now()
 		ok, probe, wait := l.breaker.allow(now)
 		if ok {
+			n := len(*idle)
+			if probe || l.limiter != nil {
+				n = 1
+			}
 			var err error
-			j.ls, err = l.d.store.Claim(j.ls, l.name, now, 1, leaseFor)
+			got, err = l.d.store.Claim(got, l.name, now, n, leaseFor)
 			if err != nil {
 				l.d.log.Error("dispatch: claim failed", "target", l.name, "err", err)
 			}
-			if len(j.ls) == 1 {
-				j.probe = probe
-				return true
+			if len(got) > 0 {
+				return got, probe, true
 			}
 			l.breaker.unprobe()
 			wait = l.d.poll
@@ -324,7 +366,7 @@ func (l *lane) claim(ctx context.Context, j *job, leaseFor time.Duration, timer 
 		case <-l.wake:
 		case <-timer.C:
 		case <-ctx.Done():
-			return false
+			return got[:0], false, false
 		}
 		if !timer.Stop() {
 			select { // drain a fire that raced with wake
@@ -377,7 +419,9 @@ func (l *lane) send(j *job) {
 		}
 	}
 	// Only signs that the target is unwell count against the breaker.
-	changed := l.breaker.record(err != nil || (v == RetryLater && Retryable(j.res.Status)), now)
+	failed := err != nil || (v == RetryLater && Retryable(j.res.Status))
+	changed := l.breaker.record(failed, now)
+	changed = l.watch(failed, changed, now, a.Error) || changed // disable_after (disable.go)
 
 	n := ld.Attempts + 1 // attempts made, this one included
 	switch v {
@@ -400,6 +444,9 @@ func (l *lane) send(j *job) {
 	// One line per failed attempt (a success logs nothing), the metrics
 	// and the journal: the recorder.
 	l.rec.Attempted(&ld.Delivery, n, a)
+	if a.Outcome == delivery.AttemptDead {
+		l.dead(&ld.Delivery, n, a, ld.EnqueuedAt) // operational webhooks (ops.go)
+	}
 	*a = delivery.Attempt{} // keep no error text or body past the attempt
 	if err != nil && !errors.Is(err, queue.ErrClosed) {
 		l.d.log.Error("dispatch: queue update failed; the delivery may be sent again", "target", l.name, "err", err)

@@ -155,6 +155,7 @@ func TestScrapeAfterKnownTraffic(t *testing.T) {
 			"sms":    {Breaker: "open"},
 			"gone":   {Depth: 1, OldestPending: 1500 * time.Millisecond}, // no breaker: not configured any more
 			"survey": {Breaker: "closed"},
+			"down":   {Depth: 3, Breaker: "disabled"}, // disable_after
 		}
 	})
 	reg.SetPluginPool(func() map[string]PoolStat {
@@ -198,6 +199,7 @@ func TestScrapeAfterKnownTraffic(t *testing.T) {
 		{"hookgate_target_dead_letters", []string{"target=crm"}, 2},
 		{"hookgate_target_breaker_state", []string{"target=crm"}, 1},
 		{"hookgate_target_breaker_state", []string{"target=sms"}, 2},
+		{"hookgate_target_breaker_state", []string{"target=down"}, 3},
 		{"hookgate_target_breaker_state", []string{"target=survey"}, 0},
 		{"hookgate_plugin_instances", []string{"plugin=filter", "state=busy"}, 1},
 		{"hookgate_plugin_instances", []string{"plugin=filter", "state=idle"}, 3},

@@ -112,8 +112,8 @@ type QueueStat struct {
 	Depth         int           // pending deliveries, being sent included
 	OldestPending time.Duration // age of the oldest pending delivery; 0 when none
 	DeadLetters   int
-	// Breaker is the dispatch breaker state: "closed", "half-open" or
-	// "open" (exported as 0, 1, 2); "" when the target has no breaker
+	// Breaker is the dispatch breaker state: "closed", "half-open",
+	// "open" or "disabled" (exported as 0, 1, 2, 3); "" when the target has no breaker
 	// (it is no longer configured), and the gauge is left out.
 	Breaker string
 }
@@ -138,7 +138,7 @@ var (
 	descOldest = prometheus.NewDesc(namespace+"_target_oldest_pending_seconds",
 		"Age of the target's oldest pending delivery (0 when none): how far behind its lane is.", []string{"target"}, nil)
 	descBreaker = prometheus.NewDesc(namespace+"_target_breaker_state",
-		"The target's circuit breaker: 0 closed, 1 half-open, 2 open.", []string{"target"}, nil)
+		"The target's circuit breaker: 0 closed, 1 half-open, 2 open, 3 disabled (failed for disable_after; enable it through the admin API).", []string{"target"}, nil)
 	descDead = prometheus.NewDesc(namespace+"_target_dead_letters",
 		"Deliveries in the target's dead letters, waiting for a replay.", []string{"target"}, nil)
 )
@@ -151,6 +151,8 @@ func breakerValue(s string) (float64, bool) {
 		return 1, true
 	case "open":
 		return 2, true
+	case "disabled": // disable_after: nothing is attempted until it is enabled
+		return 3, true
 	}
 	return 0, false
 }

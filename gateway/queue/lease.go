@@ -173,13 +173,7 @@ func (s *Store) Ack(ref Ref) error {
 	s.mu.Unlock()
 
 	b := s.db.NewBatch()
-	dk, pk := keyOf(kindRecord, seq), keyOf(kindPending, seq)
-	b.Delete(dk[:], nil)
-	b.Delete(pk[:], nil)
-	for n := 0; n < attempts; n++ {
-		ak := attemptKeyOf(seq, n)
-		b.Delete(ak[:], nil)
-	}
+	appendAckDeletes(b, seq, attempts)
 	if err := s.commit(b, pebble.NoSync); err != nil {
 		return fmt.Errorf("queue: ack %d: %w", seq, err)
 	}

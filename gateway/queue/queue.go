@@ -81,6 +81,13 @@ type Engine interface {
 	ReplayAll(f Filter, limit int, progress func(done int)) (int, error)
 	DeadCount(f Filter) (int, error)
 	Stats() map[string]TargetStats
+	// TargetState and SetTargetState keep a few bytes of a target's
+	// delivery state (gateway/dispatch's failure clock and disabled
+	// switch) across restarts (targetstate.go); Fill is the queue against
+	// its budget. On JetStream: a key-value bucket, and the stream's info.
+	TargetState(target string) ([]byte, error)
+	SetTargetState(target string, state []byte) error
+	Fill() Fill
 	Close() error
 }
 

@@ -21,6 +21,7 @@ import (
 // reads what is being served when it is called, so they follow reloads.
 //
 //	GET  /admin/targets                 targets with their queue, oldest pending and breaker
+//	POST /admin/targets/{name}/enable   enable a target disable_after disabled (enable.go)
 //	GET  /admin/plugins                 plugins with calls, errors and instances
 //	GET  /admin/events/{id}             what happened to a recent event
 //	GET  /admin/events?after=ID&limit=N recent events after event ID, oldest first (recent.go)
@@ -37,6 +38,7 @@ import (
 func (s *Server) Routes() []admin.Route {
 	rs := []admin.Route{
 		{Method: "GET", Path: "/admin/targets", Handler: admin.HandlerFunc(s.targets)},
+		{Method: "POST", Path: "/admin/targets/{name}/enable", Handler: admin.HandlerFunc(s.enableTarget)},
 		{Method: "GET", Path: "/admin/plugins", Handler: admin.HandlerFunc(s.plugins)},
 		{Method: "GET", Path: "/admin/events/{id}", Handler: admin.HandlerFunc(s.event)},
 		{Method: "GET", Path: "/admin/events", Handler: admin.HandlerFunc(s.recent)},

@@ -137,6 +137,9 @@ func (s *Server) commit(next *generation) {
 		}()
 	}
 	d := s.dispatcher.Load()
+	if d != nil {
+		d.SetOperations(next.cfg.Operations) // [operations] follows reloads
+	}
 	if next.lanes == nil || d == nil {
 		return
 	}
