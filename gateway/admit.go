@@ -85,8 +85,10 @@ func (g *Gateway) bodyHead(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 	return fasthttp.RequestConfig{MaxRequestBodySize: 1, ReadTimeout: g.bodyTimeout(n)}
 }
 
-// connOf is the connection's admission state; nil when ctx did not come
-// through Serve (the handler driven directly, in tests and benchmarks).
+// connOf is the connection as Serve counts it (its address's shared body
+// reservation and connection count, and the head scanner); nil when ctx
+// did not come through Serve (the handler driven directly, in tests and
+// benchmarks).
 func connOf(ctx *fasthttp.RequestCtx) *countedConn {
 	c, _ := ctx.Conn().(*countedConn)
 	return c
@@ -163,7 +165,7 @@ func (g *Gateway) checkHead(ctx *fasthttp.RequestCtx, st *reqState, t *table) (*
 		return rt, false
 	}
 	if cc := connOf(ctx); cc != nil && n > 0 && g.maxBodyMem > 0 &&
-		(g.bodyMem.Load()+n > g.maxBodyMem || cc.addr.body.Load()+n > g.addrBodyMax(rt)) {
+		(g.bodyMem.Load()+n > g.maxBodyMem || !g.addrMayHold(cc.addr.body.Load()+n, n, rt)) {
 		// A body that could not be held now is refused before it is read.
 		g.refuseAdmission(ctx, st, rt, refusedOverload)
 		return rt, false
@@ -210,7 +212,9 @@ var errTooLarge = errors.New("body over the route's limit")
 func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, rt *route) ([]byte, bool) {
 	r := ctx.RequestBodyStream()
 	if r == nil {
-		// Driven directly (tests, benchmarks): the body is in memory.
+		// No body stream: the handler driven directly (tests,
+		// benchmarks), or a request without body framing; what body
+		// there is is in memory.
 		return ctx.PostBody(), true
 	}
 	cc := connOf(ctx)
@@ -265,26 +269,38 @@ func (g *Gateway) readBody(ctx *fasthttp.RequestCtx, st *reqState, rt *route) ([
 	}
 }
 
-// addrBodyMax is what one client address may hold of the body memory
-// budget: its share (server.per_ip_share), so one address cannot starve
-// the others, but always
-// room for one body of the route's limit (config lets max_body go up to
-// max_body_memory).
-func (g *Gateway) addrBodyMax(rt *route) int64 {
-	return max(g.maxAddrBodyMem, int64(rt.maxBody))
+// addrMayHold says whether a client address holding mine bytes (this
+// request's own included) may go on, this request holding its of them.
+// The address may hold its share of the budget (server.per_ip_share), so
+// one address cannot starve the others; past it, only one request at a
+// time, and only up to the route's limit: config lets max_body go up to
+// max_body_memory, and one such body must always fit. (Allowing the
+// route's limit to the address as a whole would let it spread that over
+// many slow requests, past its share.)
+func (g *Gateway) addrMayHold(mine, its int64, rt *route) bool {
+	if mine <= g.maxAddrBodyMem {
+		return true
+	}
+	return mine == its && its <= int64(rt.maxBody)
 }
 
-// reserve takes n body bytes from the budget; false when the budget, or
-// the client address's share of it, is spent.
+// reserve takes n body bytes from the budget; false, with nothing taken,
+// when the budget or the client address's share of it is spent (a
+// refused reservation must not hold up other senders until finish).
 func (g *Gateway) reserve(cc *countedConn, st *reqState, rt *route, n int64) bool {
 	if cc == nil || g.maxBodyMem <= 0 {
 		return true
 	}
-	st.addr = cc.addr
-	st.held += n
 	total := g.bodyMem.Add(n)
 	mine := cc.addr.body.Add(n)
-	return total <= g.maxBodyMem && mine <= g.addrBodyMax(rt)
+	if total > g.maxBodyMem || !g.addrMayHold(mine, st.held+n, rt) {
+		g.bodyMem.Add(-n)
+		cc.addr.body.Add(-n)
+		return false
+	}
+	st.addr = cc.addr
+	st.held += n
+	return true
 }
 
 // release gives back what reserve took for st.

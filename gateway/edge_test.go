@@ -516,3 +516,50 @@ func TestOneLargeBodyFitsAnAddress(t *testing.T) {
 		t.Errorf("a 90 KiB body on a 100 KiB route with a 128 KiB budget: %d %s, want 200", resp.StatusCode, b)
 	}
 }
+
+// TestLargeBodyExceptionIsPerRequest: an address may go past its share of
+// the body budget only with one request (one body of the route's limit
+// must fit); a second request from it is refused while the first holds
+// more than the share, so many slow requests cannot add up past it.
+func TestLargeBodyExceptionIsPerRequest(t *testing.T) {
+	s := startSink(t, sink.Options{})
+	srv := testServer()
+	srv.MaxBodyMemory = 128 << 10 // the address's share: 64 KiB
+	r := syncRoute("r", "/r", "crm")
+	r.MaxBody = 100 << 10
+	cfg := &config.Config{Server: srv, Targets: []config.Target{targetAt(t, "crm", s.URL())}, Routes: []config.Route{r}}
+	g, base := startGateway(t, cfg, newDeps(t, cfg))
+	addr := strings.TrimPrefix(base, "http://")
+
+	// The first request declares 90 KiB and sends 70 KiB of it: past the
+	// share, alone, so it may.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /r HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", 90<<10, strings.Repeat("x", 70<<10))
+	deadline := time.Now().Add(10 * time.Second) // a failure timeout, not a measurement
+	for g.bodyMem.Load() < 70<<10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first body's bytes were not reserved: %d", g.bodyMem.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+
+	// A second request from the same address, small and whole: the
+	// address already holds more than its share.
+	body := strings.Repeat("y", 10<<10)
+	resp, b, _ := firstAnswer(t, addr, fmt.Sprintf("POST /r HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s", len(body), body))
+	if resp.StatusCode != 503 || !strings.Contains(b, "overloaded") {
+		t.Errorf("a second request while the address holds 70 KiB of a 64 KiB share: %d %s, want 503 overloaded", resp.StatusCode, b)
+	}
+
+	// The first one, finished, is delivered.
+	io.WriteString(c, strings.Repeat("x", 20<<10))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	first, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || first.StatusCode != 200 {
+		t.Fatalf("the first request: %v %v, want 200", first, err)
+	}
+}

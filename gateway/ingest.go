@@ -90,8 +90,8 @@ func (st *reqState) reset() {
 //  3. in-flight cap (server.max_concurrency): 503 overloaded
 //  4. verify: 401 with the verify reason
 //  5. JSON check (UTF-8 included): 400
-//  6. dedupe: a duplicate gets the first copy's answer, a copy still in
-//     flight 409 in_progress
+//  6. dedupe: a repeat of an accepted event gets a success with the first
+//     copy's id and "duplicate":true, a copy still in flight 409 in_progress
 //  7. transforms, deliveries, queue or forward
 //
 // The body is read before the in-flight cap is taken: a slow body holds

@@ -36,7 +36,6 @@ const (
 
 var (
 	contentTypeJSON    = []byte("application/json")
-	hdrAllow           = []byte("Allow")
 	hdrWWWAuthenticate = []byte("WWW-Authenticate")
 	basicChallenge     = []byte(`Basic realm="hookgate"`)
 )
@@ -127,7 +126,7 @@ func (g *Gateway) refuseTooLarge(ctx *fasthttp.RequestCtx, st *reqState, limit i
 func (g *Gateway) refusePlugin(ctx *fasthttp.RequestCtx, st *reqState, rt *route) {
 	// The sender gets a sentence, never the plugin's error: a trap's text,
 	// a Go panic line or memory figures are the operator's business, and
-	// the chain adapter logs them with the event id.
+	// the recorder's log lines have them with the event id.
 	m := append(st.msg[:0], "the transforms of route \""...)
 	m = append(m, rt.name...)
 	m = append(m, "\" could not process this event, so it was not accepted: retry later; if it keeps failing, give the gateway's operator the event id"...)

@@ -193,11 +193,14 @@ func (l *lane) succeeded(changed bool, now time.Time) {
 	if l.cfg.DisableAfter > 0 {
 		l.save()
 	}
+	// An attempt sent before the target was disabled may succeed after:
+	// the target stays disabled until enabled, so it has not recovered.
+	disabled := l.breaker.disabled()
 	f.mu.Unlock()
 	// A breaker that closed again (its probe succeeded) or a target
 	// enabled again that delivers: someone may have been told it was in
 	// trouble. A failure or two between successes is not news.
-	if !changed && !wasDisabled {
+	if disabled || (!changed && !wasDisabled) {
 		return
 	}
 	l.d.log.Info("dispatch: target recovered: it delivers again", "target", l.name, "failing_since", time.Unix(0, since).UTC(), "was_disabled", wasDisabled)
@@ -210,11 +213,13 @@ func (l *lane) succeeded(changed bool, now time.Time) {
 func (l *lane) disable(now time.Time, reason string) bool {
 	f := &l.fail
 	f.mu.Lock()
-	if l.breaker.disabled() {
+	since := f.since.Load()
+	// Checked again under the lock: a success since the caller looked
+	// ended the run of failures.
+	if l.breaker.disabled() || since == 0 || now.Sub(time.Unix(0, since)) < l.cfg.DisableAfter {
 		f.mu.Unlock()
 		return false
 	}
-	since := f.since.Load()
 	f.disabledAt = now.UnixNano()
 	l.breaker.disable()
 	l.save()

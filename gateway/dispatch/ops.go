@@ -199,7 +199,10 @@ func (d *Dispatcher) runOps() {
 		case <-tick.C:
 			d.checkHighWater()
 		case <-d.ops.stop:
-			d.storeOps(batch[:0])
+			// Store everything buffered, not just one batch of it.
+			for len(d.ops.ch) > 0 {
+				d.storeOps(batch[:0])
+			}
 			return
 		}
 	}

@@ -10,9 +10,12 @@ import "github.com/cockroachdb/pebble/v2"
 // SingleDelete: when the delete meets the write it deletes (in the
 // memtable, or later in a compaction), both disappear, where a plain
 // delete leaves a tombstone that the flush writes to L0 and compactions
-// carry down the levels. A pending state rewritten by a retry or a replay
-// gets a plain Delete: a single delete cancels only the latest write and
-// would let an older one come back.
+// carry down the levels. A pending state rewritten by a retry gets a
+// plain Delete: a single delete cancels only the latest write and would
+// let an older one come back. A replayed delivery's pending state is
+// written again after dead-lettering removed the first one with a plain
+// Delete (dead.go, writeDead); Pebble allows a single delete of a key
+// written once since a plain delete, so its ack may single-delete it.
 func appendAckDeletes(b *pebble.Batch, seq uint64, attempts int) {
 	dk, pk := keyOf(kindRecord, seq), keyOf(kindPending, seq)
 	b.SingleDelete(dk[:], nil)

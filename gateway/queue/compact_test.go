@@ -150,3 +150,49 @@ func TestAckAfterRetryAndReplayStaysGone(t *testing.T) {
 		t.Fatalf("after a compaction and a restart: %+v, want nothing pending or dead", st)
 	}
 }
+
+// TestAckAfterReplayStaysGone: a delivery dead-lettered on its first
+// attempt, replayed and acked on the next (no retry in between, so the
+// ack single-deletes a pending state written for the second time) stays
+// gone after a flush, a compaction and restarts.
+func TestAckAfterReplayStaysGone(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{Sync: SyncBatch})
+	if err := s.Enqueue([]delivery.Delivery{testDelivery("evt_x.0", "crm", "r")}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	ls, _ := s.Claim(nil, "crm", now, 1, time.Minute)
+	if len(ls) != 1 {
+		t.Fatalf("claimed %d", len(ls))
+	}
+	if err := s.Dead(ls[0].Ref, delivery.Attempt{At: now, Status: 400}); err != nil {
+		t.Fatal(err)
+	}
+	tables(t, s) // the first pending state and its delete reach a table
+	if err := s.Replay("evt_x.0"); err != nil {
+		t.Fatal(err)
+	}
+	ls, _ = s.Claim(ls, "crm", time.Now(), 1, time.Minute)
+	if len(ls) != 1 {
+		t.Fatalf("claimed %d after the replay", len(ls))
+	}
+	if err := s.Ack(ls[0].Ref); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []string{"flush", "compaction"} {
+		if step == "flush" {
+			tables(t, s)
+		} else if err := s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = openTest(t, dir, Options{Sync: SyncBatch})
+		if st := s.Stats()["crm"]; st.Depth != 0 || st.Dead != 0 {
+			t.Fatalf("after a %s and a restart: %+v, want nothing pending or dead", step, st)
+		}
+	}
+	s.Close()
+}

@@ -92,11 +92,22 @@ func TestLowDiskSpaceRefusesAndRecovers(t *testing.T) {
 	if accepted == 0 || fs.Avail() < minFree {
 		t.Fatalf("accepted %d deliveries and left %d bytes free: want some accepted and at least MinFree (%d) left", accepted, fs.Avail(), minFree)
 	}
+	// The estimate refuses, but does not make the store low: only a
+	// measurement below MinFree does, so a disk that stays above it is
+	// never stuck refusing once the estimate is reset.
+	if h := s.Health(); h != nil {
+		t.Fatalf("Health = %v after the estimate ran out above MinFree, want nil", h)
+	}
+	// Another program takes the disk below MinFree: the store is low.
+	fs.Fill(fs.Avail() - (minFree - 64<<10))
+	s.measure()
 	h := s.Health()
 	if !errors.Is(h, ErrNoSpace) || strings.Contains(h.Error(), s.opts.Path) {
 		t.Fatalf("Health = %v, want ErrNoSpace without the path", h)
 	}
-	// A measurement does not end the low state at the line.
+	// Back just above the line: a measurement does not end the low state
+	// there (it takes a quarter more than MinFree), so it does not flap.
+	fs.Fill(-(128 << 10))
 	s.measure()
 	if err := s.Enqueue([]delivery.Delivery{bigDelivery("evt_again.0")}); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("Enqueue right after a measurement at the line: %v, want ErrNoSpace", err)

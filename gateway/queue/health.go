@@ -131,8 +131,11 @@ func spaceCost(size int64) int64 { return 2*size + 512 }
 
 // takeSpace charges an Enqueue of size record bytes against the headroom,
 // or refuses it with ErrNoSpace: while the store is low on space, or when
-// the charge would take the disk below MinFree (the store is then low
-// until a measurement finds space again).
+// the charge would take the disk below MinFree by the estimate. The
+// estimate only refuses: it does not make the store low, which only a
+// measurement below MinFree does (an estimate that ran out between two
+// measurements must not leave the store low while the disk sits between
+// MinFree and the margin it takes to leave the low state).
 func (s *Store) takeSpace(size int64) error {
 	if !s.low.Load() {
 		cost := spaceCost(size)
@@ -140,7 +143,6 @@ func (s *Store) takeSpace(size int64) error {
 			return nil
 		}
 		s.headroom.Add(cost)
-		s.setLow(true)
 	}
 	return fmt.Errorf("queue: enqueue: %s free on the queue's disk (%s), and it keeps %s free: %w",
 		mib(s.freeDisk.Load()), s.opts.Path, mib(s.minFree.Load()), ErrNoSpace)

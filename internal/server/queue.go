@@ -99,8 +99,10 @@ func (s *Server) queueHealth() error {
 // full or failing disk), and Pebble does not go on after that. The
 // process says why in one line and exits 1 at once, for its supervisor to
 // restart it: a graceful stop could wait forever on the store, and exiting
-// now is what kill -9 does, which loses nothing acknowledged (every 202
-// was given after its deliveries were stored). After the restart the
+// now is what kill -9 does, which loses nothing acknowledged with
+// [queue] sync = "always" (every 202 was given after its deliveries were
+// synced); with "batch", what was acknowledged since the last sync (at
+// most about a second) may be lost, as the README says of batch mode. After the restart the
 // queue opens what is on disk; if the disk is still full, Open fails and
 // says so, until space is freed.
 func (s *Server) storageFailed(err error) {
