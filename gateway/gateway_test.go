@@ -195,7 +195,10 @@ func TestIngestErrors(t *testing.T) {
 		})
 	}
 	t.Run("headers over max_header_bytes", func(t *testing.T) {
-		req, _ := http.NewRequest("POST", base+"/json", strings.NewReader("{}"))
+		// No body: the server answers and closes on the headers, and a
+		// body the client would still be writing would meet a closed
+		// connection (broken pipe) instead of the answer.
+		req, _ := http.NewRequest("POST", base+"/json", nil)
 		req.Header.Set("X-Big", strings.Repeat("a", 20<<10))
 		a := do(t, &http.Client{Transport: &http.Transport{}}, req)
 		if a.status != 431 || a.errCode != "headers_too_large" {

@@ -24,6 +24,8 @@ func (s *Server) enableTarget(r *http.Request) (any, error) {
 		return nil, err
 	}
 	name := r.PathValue("name")
+	// Counted before enabling: once enabled, workers start taking them.
+	pending := d.Status()[name].Depth
 	was, err := d.Enable(name)
 	if errors.Is(err, dispatch.ErrUnknownTarget) {
 		return nil, admin.Errorf(http.StatusNotFound, "not_found", "target %q is not configured; GET /admin/targets lists the targets", name)
@@ -31,5 +33,5 @@ func (s *Server) enableTarget(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, queueError(err)
 	}
-	return enableJSON{Target: name, Enabled: true, WasDisabled: was, Pending: d.Status()[name].Depth}, nil
+	return enableJSON{Target: name, Enabled: true, WasDisabled: was, Pending: pending}, nil
 }
