@@ -74,6 +74,17 @@ type Delivery struct {
 	Headers   []KV
 	Body      []byte
 	NotBefore int64 // unix nanoseconds; 0 means as soon as possible
+
+	// Ordered and OrderKey put the delivery in a sequence (the target's
+	// order = "fifo"): the queue attempts it only once every delivery
+	// enqueued before it for the same Target and OrderKey has been
+	// delivered or dead-lettered. An empty OrderKey is a sequence too:
+	// the whole target's, or the deliveries without a key. gateway/dispatch
+	// sets both at Enqueue from the target's config; the queue keeps them
+	// in its own per-delivery state, not in the stored request, so a
+	// claimed delivery reads them back as false and empty.
+	Ordered  bool
+	OrderKey []byte
 }
 
 // Reset empties d for reuse, keeping capacity.
@@ -88,6 +99,8 @@ func (d *Delivery) Reset() {
 	d.Headers = resetKVs(d.Headers)
 	d.Body = d.Body[:0]
 	d.NotBefore = 0
+	d.Ordered = false
+	d.OrderKey = d.OrderKey[:0]
 }
 
 // CopyTo makes dst a deep copy of d, reusing dst's buffers.
@@ -102,6 +115,8 @@ func (d *Delivery) CopyTo(dst *Delivery) {
 	dst.Headers = copyKVs(dst.Headers, d.Headers)
 	dst.Body = append(dst.Body[:0], d.Body...)
 	dst.NotBefore = d.NotBefore
+	dst.Ordered = d.Ordered
+	dst.OrderKey = append(dst.OrderKey[:0], d.OrderKey...)
 }
 
 // Response is an answer for the sender, set by a plugin ("respond") on a

@@ -78,6 +78,7 @@ func TestOutcomeReuse(t *testing.T) {
 	d.Target = "crm"
 	d.Body = append(d.Body, "first"...)
 	d.Headers = Append(d.Headers, []byte("X-A"), []byte("1"))
+	d.Ordered, d.OrderKey = true, append(d.OrderKey, "cust-1"...)
 	o.Dropped, o.DropReason = true, append(o.DropReason, "why"...)
 	o.Response.Set, o.Response.Status = true, 418
 
@@ -86,7 +87,7 @@ func TestOutcomeReuse(t *testing.T) {
 		t.Fatalf("Reset left state: %+v", o)
 	}
 	d = o.Add()
-	if d.Target != "" || len(d.Body) != 0 || len(d.Headers) != 0 {
+	if d.Target != "" || len(d.Body) != 0 || len(d.Headers) != 0 || d.Ordered || len(d.OrderKey) != 0 {
 		t.Fatalf("reused delivery not empty: %+v", d)
 	}
 	if cap(d.Body) < len("first") {
@@ -98,17 +99,19 @@ func TestCopyToIsDeep(t *testing.T) {
 	src := Delivery{
 		ID: []byte("evt_1.0"), EventID: []byte("evt_1"), Route: "r", Target: "t",
 		Method: []byte("GET"), Path: []byte("/p"), Query: kvs("q", "1"), Headers: kvs("h", "2"),
-		Body: []byte("body"), NotBefore: 42,
+		Body: []byte("body"), NotBefore: 42, Ordered: true, OrderKey: []byte("cust-1"),
 	}
 	var dst Delivery
 	src.CopyTo(&dst)
 	src.Body[0] = 'X'
+	src.OrderKey[0] = 'X'
 	src.Query[0].Value[0] = '9'
 	src.Headers[0].Value[0] = '8'
 	if string(dst.Body) != "body" || render(dst.Query) != "q=1" || render(dst.Headers) != "h=2" {
 		t.Fatalf("copy shares buffers with its source: %+v", dst)
 	}
-	if dst.NotBefore != 42 || string(dst.ID) != "evt_1.0" || dst.Target != "t" || string(dst.Method) != "GET" {
+	if dst.NotBefore != 42 || string(dst.ID) != "evt_1.0" || dst.Target != "t" || string(dst.Method) != "GET" ||
+		!dst.Ordered || string(dst.OrderKey) != "cust-1" {
 		t.Fatalf("copy lost fields: %+v", dst)
 	}
 }

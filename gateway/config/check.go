@@ -40,6 +40,7 @@ func (p *parser) crossCheck(c *Config) {
 		}
 		owner[ep] = where
 	}
+	p.orderCheck(c) // order.go
 }
 
 // routeWhere names a route in messages, by position when it has no

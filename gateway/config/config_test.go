@@ -36,8 +36,8 @@ transforms = [{ plugin = "filter" }]
 	if c.Admin.Listen != "127.0.0.1:8081" || c.Admin.Token.IsSet() {
 		t.Errorf("Admin = %+v", c.Admin)
 	}
-	wantQueue := Queue{Path: filepath.Join(dir, "data/queue"), Sync: "always", MaxDepth: 1_000_000, MaxBytes: 1 << 30}
-	if c.Queue != wantQueue {
+	wantQueue := Queue{Path: filepath.Join(dir, "data/queue"), Sync: "always", MaxDepth: 1_000_000, MaxBytes: 1 << 30, Backend: "pebble"}
+	if !reflect.DeepEqual(c.Queue, wantQueue) {
 		t.Errorf("Queue = %+v, want %+v", c.Queue, wantQueue)
 	}
 	if want := filepath.Join(dir, "data/wasm-cache"); c.Transforms.CacheDir != want {

@@ -33,6 +33,10 @@ const (
 	DefaultQueueSync     = QueueSyncAlways
 	DefaultQueueMaxDepth = 1_000_000
 	DefaultQueueMaxBytes = 1 << 30 // 1GiB
+	DefaultQueueBackend  = QueueBackendPebble
+	DefaultNATSURL       = "nats://127.0.0.1:4222"
+	DefaultNATSStream    = "hookgate"
+	DefaultNATSReplicas  = 1
 
 	DefaultCacheDir = "data/wasm-cache" // relative to the config file
 

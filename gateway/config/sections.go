@@ -72,6 +72,17 @@ func (p *parser) queue(t *table) Queue {
 		MaxBytes: t.bytes("max_bytes", DefaultQueueMaxBytes, math.MaxInt64),
 		Workers:  t.intOf("workers", 0, 0),
 		MinFree:  t.size("min_free", 0),
+		Backend:  t.str("backend", DefaultQueueBackend),
+	}
+	switch q.Backend {
+	case QueueBackendPebble:
+		if t.has("nats") {
+			t.p.warnings = append(t.p.warnings, t.at("nats")+": ignored while backend = \"pebble\"; set backend = \"nats\" to use it")
+		}
+	case QueueBackendNATS:
+		q.NATS = p.natsQueue(t.sub("nats"))
+	default:
+		t.errf("backend", "%q is not a queue backend (use %q: the embedded store, or %q: a NATS JetStream stream shared by several gateways)", q.Backend, QueueBackendPebble, QueueBackendNATS)
 	}
 	if q.MinFree < 0 {
 		t.errf("min_free", "must not be negative (e.g. min_free = \"512MiB\"; 0 keeps the default)")
@@ -84,6 +95,70 @@ func (p *parser) queue(t *table) Queue {
 	}
 	t.done()
 	return q
+}
+
+// natsQueue reads [queue.nats].
+func (p *parser) natsQueue(t *table) NATS {
+	n := NATS{
+		URLs:     t.strs("urls"),
+		Stream:   t.str("stream", DefaultNATSStream),
+		Replicas: t.intOf("replicas", DefaultNATSReplicas, 1),
+		Token:    t.secret("token"),
+		User:     t.str("user", ""),
+		Password: t.secret("password"),
+		NKey:     t.secret("nkey"),
+		Name:     t.str("name", ""),
+	}
+	if !t.has("urls") {
+		n.URLs = []string{DefaultNATSURL}
+	}
+	if len(n.URLs) == 0 {
+		t.errf("urls", "must name at least one server (e.g. urls = [%q])", DefaultNATSURL)
+	}
+	for _, u := range n.URLs {
+		if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
+			t.errf("urls", "%q is not a NATS server URL (write it as \"nats://host:4222\", or \"tls://host:4222\" for TLS)", u)
+		}
+	}
+	if !validStreamName(n.Stream) {
+		t.errf("stream", "%q is not a usable stream name (letters, digits, '-' and '_' only, e.g. %q)", n.Stream, DefaultNATSStream)
+	}
+	if n.Replicas > 5 {
+		t.errf("replicas", "%d is out of range: JetStream keeps 1 to 5 copies (3 in a 3-node cluster)", n.Replicas)
+	}
+	if c := t.str("creds", ""); c != "" {
+		n.Creds = p.resolve(c)
+	}
+	methods := 0
+	for _, set := range []bool{n.Token.IsSet(), n.User != "" || n.Password.IsSet(), n.NKey.IsSet(), n.Creds != ""} {
+		if set {
+			methods++
+		}
+	}
+	if methods > 1 {
+		t.errf("token", "set one way to authenticate: token, user and password, nkey, or creds")
+	}
+	if n.Password.IsSet() && n.User == "" {
+		t.errf("user", "is missing: password needs the user it belongs to")
+	}
+	n.TLS = p.tls(t.sub("tls"))
+	t.done()
+	return n
+}
+
+// validStreamName: JetStream stream names may not hold '.', '*', '>',
+// whitespace or path separators; hookgate also derives subject and bucket
+// names from it, so it keeps to a safe alphabet.
+func validStreamName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // operations reads [operations]: targets are read already, so the target

@@ -33,7 +33,10 @@ func (p *parser) target(i int, m map[string]any) Target {
 		Breaker:         p.breaker(t.sub("breaker")),
 		TLS:             p.tls(t.sub("tls")),
 		DisableAfter:    t.duration("disable_after", DefaultDisableAfter),
+		Order:           t.str("order", ""),
+		OrderKey:        t.str("order_key", ""),
 	}
+	p.order(t, &tg) // order.go
 	if tg.TLS.IsSet() && u != nil && u.Scheme != "https" {
 		t.errf("tls", "applies to https only, and url is %s (use an https url, or remove tls)", u.Scheme)
 	}

@@ -65,6 +65,37 @@ type Queue struct {
 	// answers 503 queue_unavailable and /readyz is not ready. 0 means
 	// 256MiB, at most a quarter of the disk (queue.DefaultMinFree).
 	MinFree int64
+	// backend = "pebble" | "nats": where deliveries wait. "pebble" (the
+	// default) is the embedded store at Path; "nats" is a NATS JetStream
+	// stream shared by every gateway configured with it ([queue.nats]).
+	Backend string
+	NATS    NATS // [queue.nats]: read when Backend is "nats"
+}
+
+// Queue backends.
+const (
+	QueueBackendPebble = "pebble"
+	QueueBackendNATS   = "nats"
+)
+
+// NATS is the JetStream queue backend: `[queue.nats]`. Every gateway
+// configured with the same servers and stream shares the deliveries, the
+// dead letters and the dedupe keys (README "Scaling out").
+type NATS struct {
+	URLs     []string // urls = ["nats://127.0.0.1:4222"]: one or more servers of a cluster
+	Stream   string   // stream = "hookgate": created if missing, checked if present; names the other streams and buckets too
+	Replicas int      // replicas = 1: copies of every message, 1..5 (3 in a 3-node cluster)
+	// Credentials: at most one of token, user/password, nkey (a seed) and
+	// creds (a JWT credentials file); each may come from ${env:NAME}.
+	Token    Secret // token = "${env:NATS_TOKEN}"
+	User     string // user = "hookgate"
+	Password Secret // password = "${env:NATS_PASSWORD}"
+	NKey     Secret // nkey = "${env:NATS_NKEY_SEED}": a user seed (SU...)
+	Creds    string // creds = "nats/hookgate.creds": a credentials file, relative to the config file
+	TLS      TLS    // tls = { ca, cert, key, server_name, min_version }
+	// name = "": this gateway's name among those sharing the stream, in
+	// logs and for dividing rate limits; "" is the host name and process id.
+	Name string
 }
 
 const (
@@ -115,6 +146,16 @@ type Target struct {
 	// attempted until POST /admin/targets/{name}/enable or a reload that
 	// changes the target. 0 never disables.
 	DisableAfter time.Duration
+	// order = "fifo": deliveries with the same key are attempted one at a
+	// time, in ingest order, and one that fails holds up only its own key
+	// until it is delivered or dead-lettered (OrderFIFO). "" (the
+	// default): no order. Needs the pebble queue backend.
+	Order string
+	// order_key = "entry.customer.uid": with order = "fifo", a gjson path
+	// into each delivery's body whose value is its key. "" (the default):
+	// the whole target is one sequence. Bodies with no value there
+	// (missing, null, "", or not JSON) share one sequence of their own.
+	OrderKey string
 }
 
 // Auth types for Target.Auth.Type.

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -36,8 +37,27 @@ func TestJudgeAllocatesNothing(t *testing.T) {
 // group commit, the feeder's claim, the worker's send to a real fasthttp
 // target over loopback, and the ack, allocates nothing once warm. The
 // count covers every goroutine of the process (testing.AllocsPerRun reads
-// the runtime's malloc count), the target's server included.
+// the runtime's malloc count), the target's server included. The same
+// for a target with order = "fifo", as one sequence and keyed by a JSON
+// path in the body.
 func TestAsyncPathAllocs(t *testing.T) {
+	keyed := []byte(`{"customer":{"uid":"u-1234"},"pad":"` + strings.Repeat("x", 1000) + `"}`)
+	// The fifo cases commit with sync "batch": what they add is the
+	// sequence, not the fsync that "plain" covers, and each fsync'd case
+	// takes seconds on a shared disk.
+	for _, tt := range []struct {
+		name, order, key, sync string
+		body                   []byte
+	}{
+		{"plain", "", "", queue.SyncAlways, make([]byte, 1024)},
+		{"fifo", config.OrderFIFO, "", queue.SyncBatch, make([]byte, 1024)},
+		{"fifo/order_key", config.OrderFIFO, "customer.uid", queue.SyncBatch, keyed},
+	} {
+		t.Run(tt.name, func(t *testing.T) { asyncPathAllocs(t, tt.order, tt.key, tt.sync, tt.body) })
+	}
+}
+
+func asyncPathAllocs(t *testing.T, order, orderKey, sync string, body []byte) {
 	var got atomic.Int64
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -54,8 +74,9 @@ func TestAsyncPathAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := config.Target{Name: "crm", URL: u, Timeout: 3 * time.Second, MaxConns: 4, IDHeader: "Idempotency-Key",
-		Retry: config.Retry{MaxAttempts: 5, Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, MaxAge: time.Hour}}
-	st, err := queue.Open(queue.Options{Path: t.TempDir(), Sync: queue.SyncAlways})
+		Retry: config.Retry{MaxAttempts: 5, Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, MaxAge: time.Hour},
+		Order: order, OrderKey: orderKey}
+	st, err := queue.Open(queue.Options{Path: t.TempDir(), Sync: sync})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +95,7 @@ func TestAsyncPathAllocs(t *testing.T) {
 	})
 
 	ds := []delivery.Delivery{{ID: []byte("evt_alloc.0"), EventID: []byte("evt_alloc"), Route: "r", Target: "crm",
-		Method: []byte("POST"), Body: make([]byte, 1024)}}
+		Method: []byte("POST"), Body: body}}
 	want := int64(0)
 	deadline := time.Now().Add(time.Minute) // a failure timeout, not a measurement
 	cycle := func() {

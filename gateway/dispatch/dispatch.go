@@ -69,6 +69,19 @@ type Dispatcher struct {
 	cur     atomic.Pointer[Lanes]
 
 	ops operations // operational webhooks (ops.go)
+
+	shared queue.Shared // non-nil when other gateways use the same queue
+}
+
+// sharedPoll is how often an idle lane looks for deliveries that became
+// due on a queue shared with other gateways.
+const sharedPoll = 250 * time.Millisecond
+
+// wakeTarget wakes target's lane: another gateway enqueued for it.
+func (d *Dispatcher) wakeTarget(target string) {
+	if l := d.cur.Load().lanes[target]; l != nil {
+		l.notify()
+	}
 }
 
 // Lanes are the lanes built from one configuration's targets: one
@@ -76,7 +89,8 @@ type Dispatcher struct {
 type Lanes struct {
 	lanes  map[string]*lane
 	order  []*lane
-	ctx    context.Context // cancelled when the lanes stop
+	fifo   map[string]string // order_key of each order = "fifo" target (fifo.go)
+	ctx    context.Context   // cancelled when the lanes stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -89,6 +103,7 @@ type lane struct {
 	cfg     *config.Target
 	client  *target.Client
 	limiter *rate.Limiter // nil: unlimited
+	share   int           // gateways the rate limit is divided among (share.go)
 	breaker *breaker
 	rec     record.Target
 	fail    failClock     // disable_after's clock (disable.go)
@@ -119,6 +134,18 @@ func New(store queue.Engine, targets *target.Set, cfgs []config.Target, opts Opt
 	if d.poll <= 0 {
 		d.poll = time.Second
 	}
+	if sh, ok := store.(queue.Shared); ok {
+		// Other gateways enqueue too: their wakes reach this one's lanes
+		// through the engine, and each target's rate limit is divided
+		// among the gateways delivering (lane.share). Deliveries that
+		// become due on a shared queue (a retry's backoff, a not-before)
+		// wake nobody, so idle lanes look more often than on a local one.
+		d.shared = sh
+		if opts.Poll <= 0 {
+			d.poll = sharedPoll
+		}
+		sh.Notify(d.wakeTarget)
+	}
 	d.ops.init()
 	d.cur.Store(d.Lanes(targets, cfgs))
 	return d
@@ -129,7 +156,7 @@ func New(store queue.Engine, targets *target.Set, cfgs []config.Target, opts Opt
 // with a warning; its deliveries wait. Lanes never swapped in need no
 // clean-up.
 func (d *Dispatcher) Lanes(targets *target.Set, cfgs []config.Target) *Lanes {
-	g := &Lanes{lanes: make(map[string]*lane)}
+	g := &Lanes{lanes: make(map[string]*lane), fifo: orderPaths(cfgs)}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	for i := range cfgs {
 		c := targets.Get(cfgs[i].Name)
@@ -253,6 +280,7 @@ func (d *Dispatcher) Reload(ctx context.Context, targets *target.Set, cfgs []con
 // Enqueue stores ds in the queue and wakes their lanes: the gateway's
 // Queue for async routes.
 func (d *Dispatcher) Enqueue(ds []delivery.Delivery) error {
+	d.cur.Load().sequence(ds) // deliveries to fifo targets join their key's sequence (fifo.go)
 	if err := d.store.Enqueue(ds); err != nil {
 		return err
 	}
@@ -340,6 +368,7 @@ func (l *lane) claim(ctx context.Context, got []queue.Leased, idle *[]*job, leas
 				break more
 			}
 		}
+		l.divideRate()
 		now := time.Now()
 		ok, probe, wait := l.breaker.allow(now)
 		if ok {
@@ -451,8 +480,10 @@ func (l *lane) send(j *job) {
 	if err != nil && !errors.Is(err, queue.ErrClosed) {
 		l.d.log.Error("dispatch: queue update failed; the delivery may be sent again", "target", l.name, "err", err)
 	}
-	if v != Delivered || changed {
-		l.notify() // a retry or a breaker change may need the feeder's attention
+	if v != Delivered || changed || l.cfg.Order == config.OrderFIFO {
+		// A retry or a breaker change may need the feeder's attention; so
+		// does a delivered head of a sequence, whose next one is ready now.
+		l.notify()
 	}
 }
 

@@ -228,40 +228,71 @@ func recordHead(src []byte) (id, route, target []byte, err error) {
 
 // pending is the small per-delivery state the store rebuilds its memory
 // from at Open, kept apart from the record so a retry rewrites a few bytes
-// rather than the body.
+// rather than the body. A delivery in a sequence (Delivery.Ordered) has
+// the v2 form, which adds its place in the sequence and the sequence's id;
+// every other delivery keeps v1, byte for byte.
 //
 //	v1: 0x01 | Target | due (varint) | enqueued (varint) | size (uvarint) | attempts (uvarint)
+//	v2: 0x02 | Target | due (varint) | enqueued (varint) | size (uvarint) | attempts (uvarint) |
+//	    order (uvarint) | sequence id (16 bytes)
 type pending struct {
 	target   []byte
 	due      int64
 	enqueued int64
 	size     int64
 	attempts int
+	ord      ordering
 }
 
-func pendingLen(target string, due, enq, size int64, attempts int) int {
-	return 1 + bytesLen(len(target)) + varintLen(due) + varintLen(enq) +
+// ordering is a delivery's place in its target's sequences: none (not
+// Ordered), or sequence id and position (fifo.go).
+type ordering struct {
+	ordered bool
+	order   uint64 // ingest order: the sequence number at Enqueue, a fresh one at replay
+	id      orderID
+}
+
+const pendingV2 = 2
+
+func pendingLen(target string, due, enq, size int64, attempts int, o *ordering) int {
+	n := 1 + bytesLen(len(target)) + varintLen(due) + varintLen(enq) +
 		uvarintLen(uint64(size)) + uvarintLen(uint64(attempts))
+	if o.ordered {
+		n += uvarintLen(o.order) + len(o.id)
+	}
+	return n
 }
 
-func appendPending(dst []byte, target string, due, enq, size int64, attempts int) []byte {
-	dst = append(dst, recordV1)
+func appendPending(dst []byte, target string, due, enq, size int64, attempts int, o *ordering) []byte {
+	if o.ordered {
+		dst = append(dst, pendingV2)
+	} else {
+		dst = append(dst, recordV1)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(target)))
 	dst = append(dst, target...)
 	dst = binary.AppendVarint(dst, due)
 	dst = binary.AppendVarint(dst, enq)
 	dst = binary.AppendUvarint(dst, uint64(size))
-	return binary.AppendUvarint(dst, uint64(attempts))
+	dst = binary.AppendUvarint(dst, uint64(attempts))
+	if o.ordered {
+		dst = binary.AppendUvarint(dst, o.order)
+		dst = append(dst, o.id[:]...)
+	}
+	return dst
 }
 
 func decodePending(src []byte) (pending, error) {
-	if len(src) == 0 || src[0] != recordV1 {
+	if len(src) == 0 || (src[0] != recordV1 && src[0] != pendingV2) {
 		return pending{}, ErrCorrupt
 	}
 	r := decoder{b: src[1:]}
 	p := pending{target: r.field(), due: r.varint(), enqueued: r.varint()}
 	size := r.uvarint()
 	attempts := r.uvarint()
+	if src[0] == pendingV2 {
+		p.ord = r.ordering()
+	}
 	if r.err || len(r.b) != 0 || size > math.MaxInt64 || attempts > math.MaxInt32 {
 		return pending{}, ErrCorrupt
 	}
@@ -269,18 +300,37 @@ func decodePending(src []byte) (pending, error) {
 	return p, nil
 }
 
-// deadInfo is the value of a dead-letter index key.
+// ordering reads the order and sequence id of a v2 pending or dead state.
+func (r *decoder) ordering() ordering {
+	o := ordering{ordered: true, order: r.uvarint()}
+	if r.err || len(r.b) < len(o.id) {
+		r.err = true
+		return ordering{}
+	}
+	r.b = r.b[copy(o.id[:], r.b):]
+	return o
+}
+
+// deadInfo is the value of a dead-letter index key. v2 is a dead letter
+// of a sequence: its sequence id, so a replay puts it back in that
+// sequence (at the back).
 //
 //	v1: 0x01 | Target | Route | enqueued (varint) | dead at (varint) | size (uvarint) | attempts (uvarint)
+//	v2: 0x02 | the same | order (uvarint) | sequence id (16 bytes)
 type deadInfo struct {
 	target, route    []byte
 	enqueued, deadAt int64
 	size             int64
 	attempts         int
+	ord              ordering
 }
 
 func appendDead(dst []byte, di *deadInfo) []byte {
-	dst = append(dst, recordV1)
+	if di.ord.ordered {
+		dst = append(dst, pendingV2)
+	} else {
+		dst = append(dst, recordV1)
+	}
 	dst = binary.AppendUvarint(dst, uint64(len(di.target)))
 	dst = append(dst, di.target...)
 	dst = binary.AppendUvarint(dst, uint64(len(di.route)))
@@ -288,17 +338,25 @@ func appendDead(dst []byte, di *deadInfo) []byte {
 	dst = binary.AppendVarint(dst, di.enqueued)
 	dst = binary.AppendVarint(dst, di.deadAt)
 	dst = binary.AppendUvarint(dst, uint64(di.size))
-	return binary.AppendUvarint(dst, uint64(di.attempts))
+	dst = binary.AppendUvarint(dst, uint64(di.attempts))
+	if di.ord.ordered {
+		dst = binary.AppendUvarint(dst, di.ord.order)
+		dst = append(dst, di.ord.id[:]...)
+	}
+	return dst
 }
 
 func decodeDead(src []byte) (deadInfo, error) {
-	if len(src) == 0 || src[0] != recordV1 {
+	if len(src) == 0 || (src[0] != recordV1 && src[0] != pendingV2) {
 		return deadInfo{}, ErrCorrupt
 	}
 	r := decoder{b: src[1:]}
 	di := deadInfo{target: r.field(), route: r.field(), enqueued: r.varint(), deadAt: r.varint()}
 	size := r.uvarint()
 	attempts := r.uvarint()
+	if src[0] == pendingV2 {
+		di.ord = r.ordering()
+	}
 	if r.err || len(r.b) != 0 || size > math.MaxInt64 || attempts > math.MaxInt32 {
 		return deadInfo{}, ErrCorrupt
 	}

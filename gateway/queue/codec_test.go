@@ -68,17 +68,30 @@ func TestDecodeRecordReusesBuffers(t *testing.T) {
 }
 
 func TestSideRecords(t *testing.T) {
-	p, err := decodePending(appendPending(nil, "crm", 5, -7, 99, 3))
-	if err != nil || string(p.target) != "crm" || p.due != 5 || p.enqueued != -7 || p.size != 99 || p.attempts != 3 {
-		t.Fatalf("pending %+v %v", p, err)
+	for _, o := range []ordering{{}, {ordered: true, order: 1 << 62, id: orderIDOf([]byte("cust-1"))}} {
+		p, err := decodePending(appendPending(nil, "crm", 5, -7, 99, 3, &o))
+		if err != nil || string(p.target) != "crm" || p.due != 5 || p.enqueued != -7 || p.size != 99 || p.attempts != 3 || p.ord != o {
+			t.Fatalf("pending %+v %v", p, err)
+		}
+		if len(appendPending(nil, "crm", 5, -7, 99, 3, &o)) != pendingLen("crm", 5, -7, 99, 3, &o) {
+			t.Fatal("pendingLen disagrees with appendPending")
+		}
+		di := deadInfo{target: []byte("crm"), route: []byte("howxm"), enqueued: 1, deadAt: 2, size: 3, attempts: 4, ord: o}
+		got, err := decodeDead(appendDead(nil, &di))
+		if err != nil || !reflect.DeepEqual(got, di) {
+			t.Fatalf("dead %+v %v", got, err)
+		}
 	}
-	if len(appendPending(nil, "crm", 5, -7, 99, 3)) != pendingLen("crm", 5, -7, 99, 3) {
-		t.Fatal("pendingLen disagrees with appendPending")
+	// An unordered delivery's state is what it always was (v1), so
+	// stores written before sequences existed open unchanged.
+	if b := appendPending(nil, "crm", 5, -7, 99, 3, &ordering{}); b[0] != recordV1 {
+		t.Fatalf("unordered pending state is version %d", b[0])
 	}
-	di := deadInfo{target: []byte("crm"), route: []byte("howxm"), enqueued: 1, deadAt: 2, size: 3, attempts: 4}
-	got, err := decodeDead(appendDead(nil, &di))
-	if err != nil || !reflect.DeepEqual(got, di) {
-		t.Fatalf("dead %+v %v", got, err)
+	// A truncated sequence id is corrupt, not misread.
+	o := ordering{ordered: true, order: 9, id: orderIDOf(nil)}
+	b := appendPending(nil, "crm", 5, -7, 99, 3, &o)
+	if _, err := decodePending(b[:len(b)-1]); err == nil {
+		t.Fatal("truncated v2 pending state decoded")
 	}
 }
 
@@ -108,12 +121,13 @@ func FuzzDecodeRecord(f *testing.F) {
 
 // FuzzDecodeSide: the small side records never crash their decoders.
 func FuzzDecodeSide(f *testing.F) {
-	f.Add(appendPending(nil, "crm", 1, 2, 3, 4))
+	f.Add(appendPending(nil, "crm", 1, 2, 3, 4, &ordering{}))
+	f.Add(appendPending(nil, "crm", 1, 2, 3, 4, &ordering{ordered: true, order: 7, id: orderIDOf([]byte("k"))}))
 	f.Add(appendDead(nil, &deadInfo{target: []byte("crm"), route: []byte("r"), size: 9, attempts: 2}))
 	f.Add(appendAttempt(nil, &delivery.Attempt{Status: 503, Error: "x", Body: []byte("y")}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if p, err := decodePending(b); err == nil {
-			if _, err := decodePending(appendPending(nil, string(p.target), p.due, p.enqueued, p.size, p.attempts)); err != nil {
+			if _, err := decodePending(appendPending(nil, string(p.target), p.due, p.enqueued, p.size, p.attempts, &p.ord)); err != nil {
 				t.Fatalf("pending re-encoding: %v", err)
 			}
 		}

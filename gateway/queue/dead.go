@@ -26,12 +26,12 @@ func (s *Store) Dead(ref Ref, a delivery.Attempt) error {
 		s.mu.Unlock()
 		return err
 	}
-	seq, n, enq, size, tq := e.seq, e.attempts, e.enqueued, e.size, e.tq
-	s.drop(e)
+	seq, n, enq, size, tq, o := e.seq, e.attempts, e.enqueued, e.size, e.tq, e.ordering()
+	s.drop(e) // the next in its sequence, if any, goes now
 	tq.dead++
 	s.mu.Unlock()
 
-	if err := s.writeDead(seq, n, enq, size, tq.name, &a); err != nil {
+	if err := s.writeDead(seq, n, enq, size, tq.name, o, &a); err != nil {
 		// The delivery is still pending on disk: it comes back at restart.
 		s.log.Error("queue: dead letter not recorded; it will be retried after a restart", "ref", seq, "err", err)
 		s.mu.Lock()
@@ -42,7 +42,7 @@ func (s *Store) Dead(ref Ref, a delivery.Attempt) error {
 	return nil
 }
 
-func (s *Store) writeDead(seq uint64, n int, enq, size int64, target string, a *delivery.Attempt) error {
+func (s *Store) writeDead(seq uint64, n int, enq, size int64, target string, o ordering, a *delivery.Attempt) error {
 	dk := keyOf(kindRecord, seq)
 	v, closer, err := s.db.Get(dk[:])
 	if err != nil {
@@ -56,7 +56,7 @@ func (s *Store) writeDead(seq uint64, n int, enq, size int64, target string, a *
 	b := s.db.NewBatch()
 	pk, xk, ak := keyOf(kindPending, seq), keyOf(kindDead, seq), attemptKeyOf(seq, n)
 	b.Delete(pk[:], nil)
-	di := deadInfo{target: []byte(target), route: route, enqueued: enq, deadAt: time.Now().UnixNano(), size: size, attempts: n + 1}
+	di := deadInfo{target: []byte(target), route: route, enqueued: enq, deadAt: time.Now().UnixNano(), size: size, attempts: n + 1, ord: o}
 	b.Set(xk[:], appendDead(nil, &di), nil)
 	b.Set(idKey(id), binary.BigEndian.AppendUint64(nil, seq), nil)
 	b.Set(ak[:], appendAttempt(nil, a), nil)
@@ -273,7 +273,9 @@ func (s *Store) ReplayAll(f Filter, limit int, progress func(done int)) (int, er
 }
 
 // replay moves the dead letters seqs back to ready in one batch; s.life
-// (shared) and s.replayMu held.
+// (shared) and s.replayMu held. A dead letter of a sequence goes to the
+// back of its sequence: it gets a fresh order number, above every one
+// given so far, as if enqueued now (its sequence number stays its key).
 func (s *Store) replay(seqs []uint64) (int, error) {
 	if len(seqs) == 0 {
 		return 0, nil
@@ -290,6 +292,7 @@ func (s *Store) replay(seqs []uint64) (int, error) {
 		seq    uint64
 		target string
 		size   int64
+		ord    ordering
 	}
 	ms := make([]moved, 0, len(seqs))
 	for _, seq := range seqs {
@@ -324,8 +327,12 @@ func (s *Store) replay(seqs []uint64) (int, error) {
 			b.Delete(ak[:], nil)
 		}
 		pk := keyOf(kindPending, seq)
-		b.Set(pk[:], appendPending(nil, target, now, now, di.size, 0), nil)
-		ms = append(ms, moved{seq, target, di.size})
+		o := di.ord
+		if o.ordered {
+			o.order = s.seq.Add(1)
+		}
+		b.Set(pk[:], appendPending(nil, target, now, now, di.size, 0, &o), nil)
+		ms = append(ms, moved{seq, target, di.size, o})
 	}
 	committed = true
 	if err := s.commit(b, s.syncOpt); err != nil {
@@ -339,7 +346,11 @@ func (s *Store) replay(seqs []uint64) (int, error) {
 		e := s.newEntry()
 		*e = entry{seq: m.seq, due: now, enqueued: now, size: m.size, tq: tq}
 		s.entries[m.seq] = e
-		tq.ready.push(e)
+		if m.ord.ordered {
+			s.join(tq, e, m.ord)
+		} else {
+			tq.ready.push(e)
+		}
 		tq.bytes += m.size
 		s.depth++
 		s.bytes += m.size

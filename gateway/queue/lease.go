@@ -145,10 +145,12 @@ func (s *Store) NextDue(target string) (time.Time, bool) {
 // lookup returns the pending entry of ref; s.mu held. An entry that a
 // Retry is still writing is refused too: only the holder of an expired
 // lease can get here, and refusing it keeps the store from resurrecting a
-// delivery that its Retry and another holder's Ack both touched.
+// delivery that its Retry and another holder's Ack both touched. An entry
+// waiting behind the head of its sequence was never handed out, so no
+// caller holds its Ref: it is refused too.
 func (s *Store) lookup(ref Ref) (*entry, error) {
 	e := s.entries[uint64(ref)]
-	if e == nil || e.busy {
+	if e == nil || e.busy || e.heapIdx == waitingIdx {
 		return nil, fmt.Errorf("queue: delivery %d: %w", ref, ErrNotLeased)
 	}
 	return e, nil
@@ -198,13 +200,13 @@ func (s *Store) retry(ref Ref, due time.Time, a delivery.Attempt) error {
 		s.mu.Unlock()
 		return err
 	}
-	seq, n, enq, size, name := e.seq, e.attempts, e.enqueued, e.size, e.tq.name
+	seq, n, enq, size, name, o := e.seq, e.attempts, e.enqueued, e.size, e.tq.name, e.ordering()
 	e.busy = true
 	s.mu.Unlock()
 
 	b := s.db.NewBatch()
 	pk, ak := keyOf(kindPending, seq), attemptKeyOf(seq, n)
-	b.Set(pk[:], appendPending(nil, name, due.UnixNano(), enq, size, n+1), nil)
+	b.Set(pk[:], appendPending(nil, name, due.UnixNano(), enq, size, n+1, &o), nil)
 	b.Set(ak[:], appendAttempt(nil, &a), nil)
 	err = s.commit(b, pebble.NoSync)
 
@@ -216,7 +218,8 @@ func (s *Store) retry(ref Ref, due time.Time, a delivery.Attempt) error {
 	}
 	e.attempts = n + 1
 	e.due = due.UnixNano()
-	if e.heapIdx < 0 {
+	// Still the head of its sequence, if it is in one: its key waits.
+	if e.heapIdx == leasedIdx {
 		delete(e.tq.leased, seq)
 		e.tq.ready.push(e)
 	} else {
@@ -230,10 +233,10 @@ func (s *Store) Release(ref Ref) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.entries[uint64(ref)]
-	if e == nil {
+	if e == nil || e.heapIdx == waitingIdx {
 		return fmt.Errorf("queue: delivery %d: %w", ref, ErrNotLeased)
 	}
-	if e.heapIdx < 0 {
+	if e.heapIdx == leasedIdx {
 		delete(e.tq.leased, e.seq)
 		e.tq.ready.push(e)
 	}

@@ -26,8 +26,19 @@
 //     (ready again at once, no attempt recorded: shutdown, open breaker).
 //     Leases are not durable: after a restart everything not acked or dead
 //     is ready again.
-//  4. Ordering is not guaranteed. Claim prefers the earliest due time, but
-//     retries, leases and concurrent workers reorder deliveries freely.
+//  4. Ordering is not guaranteed, except within a sequence. Claim prefers
+//     the earliest due time, but retries, leases and concurrent workers
+//     reorder deliveries freely. Deliveries with Delivery.Ordered set (a
+//     target's order = "fifo") form one sequence per target and OrderKey,
+//     in enqueue order: Claim hands out only the oldest pending one of a
+//     sequence, so at most one per sequence is leased; Retry and Release
+//     keep it the oldest (its sequence waits for its due time); Ack and
+//     Dead let the next one go. The sequences and their order survive a
+//     restart and a crash. A replayed dead letter of a sequence goes to its
+//     back. At-least-once still holds: after a crash, deliveries whose ack
+//     was lost are sent again first, in their order. Only Store keeps
+//     sequences for now: the config refuses order = "fifo" with the nats
+//     backend.
 //  5. Budget. Over MaxDepth pending deliveries or MaxBytes pending record
 //     bytes, Enqueue fails with an error wrapping ErrFull and stores
 //     nothing; ingest answers 503 with Retry-After. Dead letters are not
@@ -88,7 +99,26 @@ type Engine interface {
 	TargetState(target string) ([]byte, error)
 	SetTargetState(target string, state []byte) error
 	Fill() Fill
+	// Health is nil while the queue takes new deliveries; otherwise why
+	// not (low disk, a failed store, the servers unreachable), for
+	// /readyz. The error names no path or secret.
+	Health() error
 	Close() error
+}
+
+// Shared is implemented by engines that several gateways use at once
+// (gateway/queue/natsq): the dispatcher wakes its lanes when another
+// gateway enqueued, and divides each target's rate limit among the
+// gateways delivering.
+type Shared interface {
+	// Notify sets the function the engine calls, from any goroutine,
+	// when deliveries for target were enqueued by another gateway (or
+	// became ready by other means the dispatcher cannot see). Called once,
+	// before the dispatcher starts.
+	Notify(func(target string))
+	// Gateways is how many gateways deliver from the queue right now,
+	// this one included: always at least 1.
+	Gateways() int
 }
 
 var (

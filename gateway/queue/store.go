@@ -1,11 +1,13 @@
 package queue
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -105,10 +107,16 @@ type entry struct {
 	enqueued int64
 	size     int64
 	attempts int
-	heapIdx  int   // position in tq.ready, -1 while leased
+	heapIdx  int   // position in tq.ready; leasedIdx while leased, waitingIdx behind its sequence's head
 	leaseEnd int64 // unix nanoseconds
 	busy     bool  // a Retry is writing its new state: other updates are refused
 	tq       *targetQ
+	// In a sequence (Delivery.Ordered; fifo.go): the sequence, the
+	// position in it, and the next one. fs is nil for any other delivery.
+	fs    *fifoSeq
+	order uint64
+	next  *entry
+	held  bool // its Enqueue has not committed yet: not ready even at the head
 }
 
 type targetQ struct {
@@ -121,6 +129,8 @@ type targetQ struct {
 	firstLeaseEnd int64
 	bytes         int64
 	dead          int
+	seqs          map[orderID]*fifoSeq // the sequences with pending deliveries (fifo.go); nil until the first
+	waiting       int                  // entries behind the head of their sequence: neither ready nor leased
 }
 
 // Store is the embedded queue engine. It is safe for concurrent use.
@@ -143,6 +153,9 @@ type Store struct {
 	depth   int   // pending plus reserved by Enqueue calls in progress
 	bytes   int64 // same, in record bytes
 	free    []*entry
+	// freeSeqs recycles sequences: keys come and go with the traffic
+	// (one per customer), and a new one must not allocate.
+	freeSeqs []*fifoSeq
 
 	namesMu sync.RWMutex
 	names   map[string]string
@@ -224,6 +237,11 @@ func Open(opts Options) (*Store, error) {
 
 func (s *Store) load() error {
 	maxSeq := uint64(0)
+	type inSeq struct {
+		e *entry
+		o ordering
+	}
+	var ordered []inSeq
 	err := s.scan(kindPending, func(seq uint64, v []byte) error {
 		p, err := decodePending(v)
 		if err != nil {
@@ -232,7 +250,12 @@ func (s *Store) load() error {
 		tq := s.target(string(p.target))
 		e := &entry{seq: seq, due: p.due, enqueued: p.enqueued, size: p.size, attempts: p.attempts, tq: tq}
 		s.entries[seq] = e
-		tq.ready.push(e)
+		if p.ord.ordered {
+			ordered = append(ordered, inSeq{e, p.ord})
+			maxSeq = max(maxSeq, p.ord.order)
+		} else {
+			tq.ready.push(e)
+		}
 		tq.bytes += p.size
 		s.depth++
 		s.bytes += p.size
@@ -242,20 +265,28 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
+	// Sequences are rebuilt in their stored order, which is the sequence
+	// number except for replayed dead letters (at the back: fifo.go).
+	slices.SortFunc(ordered, func(a, b inSeq) int { return cmp.Compare(a.o.order, b.o.order) })
+	for _, x := range ordered {
+		s.join(x.e.tq, x.e, x.o)
+	}
 	err = s.scan(kindDead, func(seq uint64, v []byte) error {
 		di, err := decodeDead(v)
 		if err != nil {
 			return fmt.Errorf("dead letter %d: %w", seq, err)
 		}
 		s.target(string(di.target)).dead++
-		maxSeq = max(maxSeq, seq)
+		maxSeq = max(maxSeq, seq, di.ord.order)
 		return nil
 	})
 	if err != nil {
 		return err
 	}
 	// Sequence numbers start at the clock so they stay unique even when
-	// everything was acked and deleted before a restart.
+	// everything was acked and deleted before a restart; above every
+	// stored one and every stored order, so what is enqueued next goes
+	// behind everything in its sequence.
 	s.seq.Store(max(maxSeq, uint64(time.Now().UnixNano())))
 	return nil
 }
@@ -349,13 +380,12 @@ func (s *Store) Enqueue(ds []delivery.Delivery) error {
 	if err := s.takeSpace(size); err != nil {
 		return err
 	}
-	if err := s.reserve(len(ds), size); err != nil {
+	now := time.Now().UnixNano()
+	first, err := s.reserve(ds, size, now)
+	if err != nil {
 		s.giveSpace(size)
 		return err
 	}
-	n := uint64(len(ds))
-	first := s.seq.Add(n) - n + 1
-	now := time.Now().UnixNano()
 	b := s.db.NewBatch()
 	for i := range ds {
 		d := &ds[i]
@@ -367,22 +397,33 @@ func (s *Store) Enqueue(ds []delivery.Delivery) error {
 		op.Finish()
 		k[0] = kindPending
 		rl := int64(len(op.Value))
-		op = b.SetDeferred(len(k), pendingLen(d.Target, dueOf(d, now), now, rl, 0))
+		o := orderOf(d.Ordered, d.OrderKey, seq)
+		op = b.SetDeferred(len(k), pendingLen(d.Target, dueOf(d, now), now, rl, 0, &o))
 		copy(op.Key, k[:])
-		appendPending(op.Value[:0], d.Target, dueOf(d, now), now, rl, 0)
+		appendPending(op.Value[:0], d.Target, dueOf(d, now), now, rl, 0, &o)
 		op.Finish()
 	}
-	err := s.commit(b, s.syncOpt)
+	err = s.commit(b, s.syncOpt)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
-		s.depth -= len(ds)
-		s.bytes -= size
+		for i := range ds {
+			if ds[i].Ordered {
+				s.drop(s.entries[first+uint64(i)]) // gives back its share of the budget
+			} else {
+				s.depth--
+				s.bytes -= int64(recordLen(&ds[i]))
+			}
+		}
 		return fmt.Errorf("queue: enqueue: %w", err)
 	}
 	for i := range ds {
 		d := &ds[i]
+		if d.Ordered {
+			s.commitOrdered(s.entries[first+uint64(i)])
+			continue
+		}
 		e := s.newEntry()
 		*e = entry{seq: first + uint64(i), due: dueOf(d, now), enqueued: now, size: int64(recordLen(d)), tq: s.target(d.Target)}
 		s.entries[e.seq] = e
@@ -400,19 +441,35 @@ func dueOf(d *delivery.Delivery, now int64) int64 {
 }
 
 // reserve takes budget for an Enqueue before it writes, so concurrent
-// calls cannot overshoot the budget together.
-func (s *Store) reserve(n int, size int64) error {
+// calls cannot overshoot the budget together, and gives ds their sequence
+// numbers, the first of which it returns. An ordered delivery also takes
+// its place in its sequence here, held (not ready) until its write is
+// committed: numbering and placing it in one critical section keeps the
+// order in memory the order on disk when concurrent calls commit out of
+// turn, so a restart rebuilds the same sequences (fifo.go).
+func (s *Store) reserve(ds []delivery.Delivery, size int64, now int64) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := len(ds)
 	if s.opts.MaxDepth > 0 && s.depth+n > s.opts.MaxDepth {
-		return fmt.Errorf("queue: enqueue: %d deliveries pending, max_depth is %d: %w", s.depth, s.opts.MaxDepth, ErrFull)
+		return 0, fmt.Errorf("queue: enqueue: %d deliveries pending, max_depth is %d: %w", s.depth, s.opts.MaxDepth, ErrFull)
 	}
 	if s.opts.MaxBytes > 0 && s.bytes+size > s.opts.MaxBytes {
-		return fmt.Errorf("queue: enqueue: %d bytes pending, max_bytes is %d: %w", s.bytes, s.opts.MaxBytes, ErrFull)
+		return 0, fmt.Errorf("queue: enqueue: %d bytes pending, max_bytes is %d: %w", s.bytes, s.opts.MaxBytes, ErrFull)
 	}
 	s.depth += n
 	s.bytes += size
-	return nil
+	first := s.seq.Add(uint64(n)) - uint64(n) + 1
+	for i := range ds {
+		if d := &ds[i]; d.Ordered {
+			e := s.newEntry()
+			*e = entry{seq: first + uint64(i), due: dueOf(d, now), enqueued: now, size: int64(recordLen(d)), tq: s.target(d.Target), held: true}
+			s.entries[e.seq] = e
+			s.join(e.tq, e, orderOf(true, d.OrderKey, e.seq))
+			e.tq.bytes += e.size
+		}
+	}
+	return first, nil
 }
 
 func (s *Store) newEntry() *entry {
@@ -426,10 +483,14 @@ func (s *Store) newEntry() *entry {
 
 // drop forgets e (acked or dead); s.mu held.
 func (s *Store) drop(e *entry) {
-	if e.heapIdx >= 0 {
+	switch {
+	case e.heapIdx >= 0:
 		e.tq.ready.remove(e)
-	} else {
+	case e.heapIdx == leasedIdx:
 		delete(e.tq.leased, e.seq)
+	}
+	if e.fs != nil {
+		s.leave(e) // the next in its sequence, if any, is ready now
 	}
 	delete(s.entries, e.seq)
 	e.tq.bytes -= e.size
@@ -448,7 +509,7 @@ func (s *Store) Stats() map[string]TargetStats {
 	defer s.mu.Unlock()
 	out := make(map[string]TargetStats, len(s.targets))
 	for name, tq := range s.targets {
-		st := TargetStats{Depth: len(tq.ready) + len(tq.leased), Leased: len(tq.leased), Bytes: tq.bytes, Dead: tq.dead}
+		st := TargetStats{Depth: len(tq.ready) + len(tq.leased) + tq.waiting, Leased: len(tq.leased), Bytes: tq.bytes, Dead: tq.dead}
 		oldest := int64(0)
 		for _, e := range tq.ready {
 			if oldest == 0 || e.enqueued < oldest {
@@ -458,6 +519,13 @@ func (s *Store) Stats() map[string]TargetStats {
 		for _, e := range tq.leased {
 			if oldest == 0 || e.enqueued < oldest {
 				oldest = e.enqueued
+			}
+		}
+		for _, fs := range tq.seqs {
+			for e := fs.head; e != nil; e = e.next {
+				if oldest == 0 || e.enqueued < oldest {
+					oldest = e.enqueued
+				}
 			}
 		}
 		if oldest != 0 {
