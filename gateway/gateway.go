@@ -26,6 +26,9 @@ type Deps struct {
 	Targets *target.Set  // clients of every target in the config
 	Chains  ChainBuilder // nil: a route with transforms is refused
 	Queue   Queue        // nil: an async route is refused
+	// Dedupe, if set, is where routes' dedupe keys are shared with the
+	// other gateways on the same queue (SharedDedupe).
+	Dedupe SharedDedupe
 	Logger  *slog.Logger // nil: slog.Default(); the gateway's own trouble (panics, queue errors)
 	// Recorder is told of every request's answer, chain and sync attempts
 	// (record.Tee of the log lines, the metrics, the journal). nil: the

@@ -52,6 +52,8 @@ type reqState struct {
 	start    time.Time
 	key      []byte          // dedupe key
 	dd       *dedupe.Deduper // set when Begin recorded key: finish accepts or forgets it
+	shared   SharedDedupe    // set when the key was claimed in the shared store too
+	ttl      time.Duration   // the route's dedupe ttl, for the shared Accept
 	accepted bool            // the event was accepted: a later copy is a duplicate
 }
 
@@ -164,6 +166,12 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		st.key = key
 		if ok {
 			first, seen := rt.deduper.Begin(key, st.ev.ID)
+			if seen == dedupe.First && t.deps.Dedupe != nil {
+				var ok bool
+				if first, seen, ok = g.beginShared(ctx, st, rt, t.deps.Dedupe, key); !ok {
+					return
+				}
+			}
 			switch seen {
 			case dedupe.Duplicate:
 				g.answerDuplicate(ctx, st, rt, first)
@@ -174,6 +182,8 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 			}
 			// finish accepts the key or forgets it, whatever happens next.
 			st.dd = rt.deduper
+			st.shared = t.deps.Dedupe
+			st.ttl = rt.dedupeSpec.TTL
 		}
 	}
 
@@ -294,6 +304,9 @@ func (g *Gateway) finish(ctx *fasthttp.RequestCtx, st *reqState) {
 			st.dd.Forget(st.key, st.ev.ID)
 		}
 		st.dd = nil
+	}
+	if st.shared != nil {
+		g.finishShared(st)
 	}
 	st.accepted = false
 	g.release(st)

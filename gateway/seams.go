@@ -5,9 +5,11 @@ package gateway
 
 import (
 	"context"
+	"time"
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/dedupe"
 )
 
 // Chain runs one route's transform chain over an event. The WASM host
@@ -38,3 +40,22 @@ type Queue interface {
 // answer 503 with Retry-After rather than 503 "unavailable". It is
 // delivery.ErrQueueFull, which gateway/queue's ErrFull is.
 var ErrQueueFull = delivery.ErrQueueFull
+
+// SharedDedupe keeps routes' dedupe keys where every gateway sharing the
+// queue sees them (gateway/queue/natsq's key-value bucket), so a repeat
+// that reaches another gateway, or comes after a restart, is still
+// caught. Each route's own dedupe.Deduper stays in front of it: a repeat
+// this gateway has seen is answered without asking.
+//
+// The protocol is the Deduper's: Begin claims the key as in flight (the
+// claim expires on its own within about a minute, so a gateway that died
+// mid-request never turns the sender's retry into a "duplicate" of an
+// event that was not stored), then exactly one of Accept (the event was
+// accepted: the key lives ttl) or Forget (it was not: the next copy is
+// handled afresh). An error means the store could not be asked: ingest
+// answers 503 queue_unavailable, and stores nothing.
+type SharedDedupe interface {
+	Begin(route string, key, eventID []byte) (first []byte, seen dedupe.Seen, err error)
+	Accept(route string, key, eventID []byte, ttl time.Duration) error
+	Forget(route string, key, eventID []byte) error
+}

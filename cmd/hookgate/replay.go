@@ -17,9 +17,9 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/gateway/admin"
-
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/queue"
+	"github.com/hookgate/hookgate/internal/server"
 )
 
 const replayHelp = `Usage: hookgate replay --config FILE (--id ID | --target T | --route R | --all) [flags]
@@ -115,14 +115,19 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // replayOffline replays straight in the queue directory. locked is true
 // when a running gateway holds it, so the caller goes through the admin API.
+//
+// With backend = "nats" the dead letters are in the shared stream, which
+// the running gateways never lock: replay goes there straight, and the
+// gateways deliver what it puts back.
 func replayOffline(cfg *config.Config, f *replayFlags, stdout, stderr io.Writer, bar *progress) (code int, locked bool) {
-	if _, err := os.Stat(cfg.Queue.Path); errors.Is(err, os.ErrNotExist) {
+	nats := cfg.Queue.Backend == config.QueueBackendNATS
+	if _, err := os.Stat(cfg.Queue.Path); !nats && errors.Is(err, os.ErrNotExist) {
 		// queue.Open would create an empty queue: say what is wrong instead.
 		fmt.Fprintf(stderr, "hookgate replay: there is no queue at %s (queue.path of %s), so no dead letters either; is this the config the gateway serves?\n", cfg.Queue.Path, cfg.Path)
 		return 1, false
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := queue.Open(queue.Options{Path: cfg.Queue.Path, Sync: cfg.Queue.Sync, Logger: log})
+	store, err := server.OpenQueue(cfg, log, nil, nil)
 	if errors.Is(err, queue.ErrLocked) {
 		return 0, true
 	}
@@ -136,7 +141,10 @@ func replayOffline(cfg *config.Config, f *replayFlags, stdout, stderr io.Writer,
 			code = 1
 		}
 	}()
-	const later = "they go out when the gateway starts"
+	later := "they go out when the gateway starts"
+	if nats {
+		later = "the gateways on the stream send them"
+	}
 	if f.id != "" {
 		if err := store.Replay(f.id); err != nil {
 			if errors.Is(err, queue.ErrNotFound) {
@@ -146,7 +154,11 @@ func replayOffline(cfg *config.Config, f *replayFlags, stdout, stderr io.Writer,
 			fmt.Fprintf(stderr, "hookgate replay: %v\n", err)
 			return 1, false
 		}
-		fmt.Fprintf(stdout, "replayed dead letter %s; it goes out when the gateway starts\n", f.id)
+		one := "it goes out when the gateway starts"
+		if nats {
+			one = "the gateways on the stream send it"
+		}
+		fmt.Fprintf(stdout, "replayed dead letter %s; %s\n", f.id, one)
 		return 0, false
 	}
 	filter := f.filter()

@@ -4,11 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"strings"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/hookgate/hookgate/gateway"
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/dispatch"
 	"github.com/hookgate/hookgate/gateway/queue"
+	"github.com/hookgate/hookgate/gateway/queue/natsq"
 )
 
 func hasAsync(cfg *config.Config) bool {
@@ -20,32 +26,80 @@ func hasAsync(cfg *config.Config) bool {
 	return false
 }
 
+// openQueue is the queue engine the server opened, and the dedupe keys
+// it shares with other gateways (nil for the embedded store, which no
+// other gateway uses).
+type openQueue struct {
+	queue.Engine
+	dedupe gateway.SharedDedupe
+}
+
+// OpenQueue opens the queue backend cfg names: the embedded Pebble store
+// at queue.path, or the NATS JetStream stream of [queue.nats]. Its
+// errors say what is wrong and what to check. hookgate replay opens the
+// queue the same way.
+func OpenQueue(cfg *config.Config, log *slog.Logger, fs vfs.FS, onFatal func(error)) (queue.Engine, error) {
+	q := cfg.Queue
+	if q.Backend == config.QueueBackendNATS {
+		e, err := natsq.Open(q.NATS, natsq.Options{MaxDepth: q.MaxDepth, MaxBytes: q.MaxBytes, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("opening the queue on NATS JetStream: %w", err)
+		}
+		return e, nil
+	}
+	store, err := queue.Open(queue.Options{Path: q.Path, Sync: q.Sync, MaxDepth: q.MaxDepth,
+		MaxBytes: q.MaxBytes, MinFree: q.MinFree, Logger: log, FS: fs, OnFatal: onFatal})
+	if err != nil {
+		return nil, fmt.Errorf("opening the queue at %s: %w; check queue.path, or that no other hookgate uses it", q.Path, err)
+	}
+	return store, nil
+}
+
 // startQueue opens the durable queue and starts the dispatcher, with no
-// lanes yet, the first time a config has an async route; once running, it
-// returns the same dispatcher. Each generation builds its own lanes and
-// swaps them in (see commit). The [queue] settings are read once;
-// changing them takes a restart. The dispatcher is the gateway's Queue as
-// it is: a full queue's error wraps delivery.ErrQueueFull, which ingest
-// answers with 503 and Retry-After.
+// lanes yet, the first time a config has an async route (with the NATS
+// backend, at once: the config asked for it, a server that cannot be
+// reached must fail the start, and sync routes share dedupe keys through
+// it too); once running, it returns the same dispatcher. Each generation
+// builds its own lanes and swaps them in (see commit). The [queue]
+// settings are read once; changing them takes a restart. The dispatcher
+// is the gateway's Queue as it is: a full queue's error wraps
+// delivery.ErrQueueFull, which ingest answers with 503 and Retry-After.
 func (s *Server) startQueue(cfg *config.Config) (*dispatch.Dispatcher, error) {
 	if d := s.dispatcher.Load(); d != nil {
 		return d, nil
 	}
-	if !hasAsync(cfg) {
+	if !hasAsync(cfg) && cfg.Queue.Backend != config.QueueBackendNATS {
 		return nil, nil
 	}
-	store, err := queue.Open(queue.Options{Path: cfg.Queue.Path, Sync: cfg.Queue.Sync, MaxDepth: cfg.Queue.MaxDepth,
-		MaxBytes: cfg.Queue.MaxBytes, MinFree: cfg.Queue.MinFree, Logger: s.log, FS: s.queueFS, OnFatal: s.storageFailed})
+	store, err := OpenQueue(cfg, s.log, s.queueFS, s.storageFailed)
 	if err != nil {
-		return nil, fmt.Errorf("opening the queue at %s: %w; check queue.path, or that no other hookgate uses it", cfg.Queue.Path, err)
+		return nil, err
+	}
+	q := &openQueue{Engine: store}
+	if e, ok := store.(*natsq.Engine); ok {
+		if dd := e.Dedupe(); dd != nil { // never a nil pointer in the interface
+			q.dedupe = dd
+		}
 	}
 	d := dispatch.New(store, nil, nil, dispatch.Options{Logger: s.log, Workers: cfg.Queue.Workers, Recorder: s.recorder(cfg)})
-	s.store.Store(store)
+	s.store.Store(q)
 	s.dispatcher.Store(d)
 	s.metrics.SetQueueStats(queueStats(d))
 	d.Start()
-	s.log.Info("queue open", "path", cfg.Queue.Path, "sync", cfg.Queue.Sync)
+	if cfg.Queue.Backend == config.QueueBackendNATS {
+		s.log.Info("queue open", "backend", "nats", "urls", strings.Join(cfg.Queue.NATS.URLs, ","), "stream", cfg.Queue.NATS.Stream, "replicas", cfg.Queue.NATS.Replicas)
+	} else {
+		s.log.Info("queue open", "path", cfg.Queue.Path, "sync", cfg.Queue.Sync)
+	}
 	return d, nil
+}
+
+// sharedDedupe is the dedupe store shared with other gateways, or nil.
+func (s *Server) sharedDedupe() gateway.SharedDedupe {
+	if q := s.store.Load(); q != nil && q.dedupe != nil {
+		return q.dedupe
+	}
+	return nil
 }
 
 // stopQueue stops the delivery workers (attempts in flight finish or are

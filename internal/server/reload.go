@@ -96,6 +96,7 @@ func (s *Server) build(ctx context.Context, cfg *config.Config) (_ *generation, 
 	if q != nil {
 		deps.Queue = q
 	}
+	deps.Dedupe = s.sharedDedupe()
 	if d := s.dispatcher.Load(); d != nil {
 		g.lanes = d.Lanes(targets, cfg.Targets)
 	}

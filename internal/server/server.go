@@ -78,7 +78,7 @@ type Server struct {
 
 	// Made the first time a config needs them, read by the admin handlers.
 	host       atomic.Pointer[transforms.Host]
-	store      atomic.Pointer[queue.Store]
+	store      atomic.Pointer[openQueue]           // the queue engine, once opened
 	dispatcher atomic.Pointer[dispatch.Dispatcher] // sends what store holds
 
 	metrics *metrics.Registry // one per process: counters carry on across reloads
@@ -124,8 +124,12 @@ func (s *Server) Config() *config.Config {
 }
 
 // live returns the plugin host and the queue (nil when not started).
-func (s *Server) live() (*transforms.Host, *queue.Store, *dispatch.Dispatcher) {
-	return s.host.Load(), s.store.Load(), s.dispatcher.Load()
+func (s *Server) live() (*transforms.Host, queue.Engine, *dispatch.Dispatcher) {
+	var e queue.Engine
+	if q := s.store.Load(); q != nil {
+		e = q.Engine
+	}
+	return s.host.Load(), e, s.dispatcher.Load()
 }
 
 // Start builds the route table and listens. On an error, call Stop to

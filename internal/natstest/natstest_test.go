@@ -1,0 +1,88 @@
+package natstest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func connect(t *testing.T, urls string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(urls, nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// A restarted server keeps its port and what JetStream stored.
+func TestRestartKeepsData(t *testing.T) {
+	s := Start(t)
+	js := connect(t, s.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "t", Subjects: []string{"t.>"}, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "t.a", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	s.Shutdown()
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	defer cancelShort()
+	if _, err := js.Publish(short, "t.a", []byte("x"), jetstream.WithRetryAttempts(0)); err == nil {
+		t.Fatal("publish to a shut-down server succeeded")
+	}
+	s.Restart()
+	m, err := st.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Data) != "kept" {
+		t.Fatalf("after restart, message 1 is %q, want %q", m.Data, "kept")
+	}
+}
+
+// A 3-node cluster takes R3 streams and goes on with one node down.
+func TestClusterSurvivesOneNode(t *testing.T) {
+	c := Cluster(t, 3)
+	js := connect(t, c.URLs()[0]+","+c.URLs()[1]+","+c.URLs()[2])
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "t", Subjects: []string{"t.>"}, Replicas: 3, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "t.a", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	c.Node(0).Shutdown()
+	c.WaitLeader()
+	var err error
+	for i := 0; i < 100; i++ { // the stream may need a moment to elect a new leader
+		if _, err = js.Publish(ctx, "t.a", []byte("2")); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("publish with one of three nodes down: %v", err)
+	}
+	c.Node(0).Restart()
+	c.WaitLeader()
+	st, err := js.Stream(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.CachedInfo().State.Msgs; n != 2 {
+		t.Fatalf("stream has %d messages, want 2", n)
+	}
+}
