@@ -104,6 +104,7 @@ type lane struct {
 	client  *target.Client
 	limiter *rate.Limiter // nil: unlimited
 	share   int           // gateways the rate limit is divided among (share.go)
+	failing bool          // the last claim failed (claimed logs the change only)
 	breaker *breaker
 	rec     record.Target
 	fail    failClock     // disable_after's clock (disable.go)
@@ -378,9 +379,7 @@ func (l *lane) claim(ctx context.Context, got []queue.Leased, idle *[]*job, leas
 			}
 			var err error
 			got, err = l.d.store.Claim(got, l.name, now, n, leaseFor)
-			if err != nil {
-				l.d.log.Error("dispatch: claim failed", "target", l.name, "err", err)
-			}
+			l.claimed(err)
 			if len(got) > 0 {
 				return got, probe, true
 			}
@@ -403,6 +402,20 @@ func (l *lane) claim(ctx context.Context, got []queue.Leased, idle *[]*job, leas
 			default:
 			}
 		}
+	}
+}
+
+// claimed logs a claim that failed, once per outage rather than once a
+// poll (a queue on servers that went away fails every claim until they
+// are back), and the first claim that works again.
+func (l *lane) claimed(err error) {
+	switch {
+	case err != nil && !l.failing:
+		l.failing = true
+		l.d.log.Error("dispatch: claim failed; deliveries wait until the queue answers again", "target", l.name, "err", err)
+	case err == nil && l.failing:
+		l.failing = false
+		l.d.log.Info("dispatch: claims work again", "target", l.name)
 	}
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -60,6 +61,12 @@ targets = ["crm"]
 // Stop (t.Cleanup does it too, once).
 func startGateway(t *testing.T, cfgText string) *natsGateway {
 	t.Helper()
+	return startGatewayLogged(t, cfgText, io.Discard)
+}
+
+// startGatewayLogged is startGateway with its log lines (text) in log.
+func startGatewayLogged(t *testing.T, cfgText string, log io.Writer) *natsGateway {
+	t.Helper()
 	listen, adminListen := freePort(t), freePort(t)
 	path := filepath.Join(t.TempDir(), "config.toml")
 	cfgText = strings.NewReplacer("LISTEN", listen, "ADMIN", adminListen).Replace(cfgText)
@@ -70,7 +77,7 @@ func startGateway(t *testing.T, cfgText string) *natsGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(cfg, Options{Path: path, Version: "test", Logger: slog.New(slog.DiscardHandler)})
+	s := New(cfg, Options{Path: path, Version: "test", Logger: slog.New(slog.NewTextHandler(log, nil))})
 	if err := s.Start(context.Background()); err != nil {
 		s.Stop()
 		t.Fatal(err)
@@ -291,7 +298,8 @@ func TestNATSDeadLettersFromEitherGateway(t *testing.T) {
 func TestNATSDownAnswers503(t *testing.T) {
 	ns := natstest.Start(t)
 	snk := startSink(t)
-	g := startGateway(t, natsConfig(ns.URL(), snk.URL(), ""))
+	var log syncBuffer
+	g := startGatewayLogged(t, natsConfig(ns.URL(), snk.URL(), ""), &log)
 	if code, body := postEvent(t, g.ingest+"/hooks/queued", `{"n":1}`); code != http.StatusAccepted {
 		t.Fatalf("%d %s", code, body)
 	}
@@ -299,6 +307,7 @@ func TestNATSDownAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns.Shutdown()
+	time.Sleep(time.Second) // idle lanes poll every 250 ms: four failed claims
 	req, _ := http.NewRequest(http.MethodPost, g.ingest+"/hooks/queued", strings.NewReader(`{"n":2}`))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -320,6 +329,11 @@ func TestNATSDownAnswers503(t *testing.T) {
 	if _, err := snk.Wait(2, 30*time.Second); err != nil {
 		t.Fatal("the event taken after NATS came back was not delivered")
 	}
+	// The outage is logged once, not once a poll, and so is the end of it.
+	if n := strings.Count(log.String(), "claim failed"); n != 1 {
+		t.Errorf("%d \"claim failed\" lines for one outage, want 1:\n%s", n, log.String())
+	}
+	waitFor(t, "the log to say claims work again", func() bool { return strings.Contains(log.String(), "claims work again") })
 }
 
 // TestNATSRateLimitDivided: two gateways deliver one target's backlog
