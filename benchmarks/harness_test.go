@@ -175,11 +175,12 @@ func TestHookgateConfigParses(t *testing.T) {
 		{name: "howxm-nps", plan: plan{mode: "sync", targets: 1, steps: howxmSteps}, targets: []string{"sink"}, plugins: []string{"howxm-nps"}},
 		{name: "chain3", plan: plan{mode: "sync", targets: 1, steps: chainSteps}, targets: []string{"sink"}, plugins: []string{"filter", "template", "howxm-nps"}},
 		{name: "async", plan: plan{mode: "async", targets: 1}, targets: []string{"sink"}},
+		{name: "async-nats", plan: *scenarioPlan(t, scAsyncNATS), targets: []string{"sink"}},
 		{name: "fanout2", plan: plan{mode: "sync", targets: 2}, targets: []string{"sink", "sink2"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			text := hookgateConfig(env, tt.plan, wasm, "127.0.0.1:18080", "127.0.0.1:19000", filepath.Join(dir, "queue"))
+			text := hookgateConfig(env, tt.plan, wasm, "127.0.0.1:18080", "127.0.0.1:19000", filepath.Join(dir, "queue"), "nats://127.0.0.1:14222")
 			path := filepath.Join(dir, tt.name+".toml")
 			cfg, err := config.Parse([]byte(text), path, func(string) (string, bool) { return "", false })
 			if err != nil {
@@ -205,6 +206,81 @@ func TestHookgateConfigParses(t *testing.T) {
 			if tg := cfg.Target("sink"); tg == nil || tg.URL.String() != "http://127.0.0.1:19000/deliver/1" || tg.MaxConns != 128 {
 				t.Fatalf("target sink = %+v, want http://127.0.0.1:19000/deliver/1 with max_conns 128", tg)
 			}
+			q := cfg.Queue
+			if tt.plan.backend == "nats" {
+				if q.Backend != config.QueueBackendNATS || strings.Join(q.NATS.URLs, ",") != "nats://127.0.0.1:14222" || q.NATS.Stream != "hookgate" || q.NATS.Replicas != 1 {
+					t.Fatalf("queue backend %q, nats %+v: want nats on nats://127.0.0.1:14222, stream hookgate, 1 replica", q.Backend, q.NATS)
+				}
+			} else if q.Backend != config.QueueBackendPebble || q.Path != filepath.Join(dir, "queue") {
+				t.Fatalf("queue backend %q at %q: want the embedded pebble store at %s", q.Backend, q.Path, filepath.Join(dir, "queue"))
+			}
 		})
+	}
+}
+
+// scenarioPlan is the route the named hookgate scenario serves, as the
+// harness runs it.
+func scenarioPlan(t *testing.T, name string) *plan {
+	t.Helper()
+	scs, err := selectScenarios([]string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scs[0].plan == nil {
+		t.Fatalf("scenario %s is not a hookgate scenario", name)
+	}
+	return scs[0].plan
+}
+
+// TestHarnessAsyncNATS runs the real harness for about a second on async
+// and async-nats side by side: hookgate built from ./cmd/hookgate, a
+// nats-server built from go.mod's module and started by the harness with
+// a fresh store, the sink counting deliveries. Both rows must be measured
+// (not skipped), with every acknowledged event delivered, and nats-server's
+// CPU counted with hookgate's in the async-nats row only.
+func TestHarnessAsyncNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds hookgate and nats-server and drives load for ~2s")
+	}
+	dir := t.TempDir()
+	o := Options{
+		Duration: time.Second, Warmup: 100 * time.Millisecond, Conns: 4, Rounds: 1,
+		Scenarios: []string{scAsync, scAsyncNATS}, Payload: filepath.Join("..", "testdata", "howxm_entry_submitted.json"),
+		Pin: "off", QueueSync: "always", Drain: 30 * time.Second, Timeout: 5 * time.Second,
+		JSON: filepath.Join(dir, "out.json"), Command: "test",
+	}
+	rep, err := run(o, CoreSplit{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 2 {
+		t.Fatalf("got %d scenarios, want async and async-nats", len(rep.Scenarios))
+	}
+	for _, s := range rep.Scenarios {
+		if s.Skipped != "" || len(s.Rounds) != 1 {
+			t.Fatalf("%s: skipped %q, %d rounds (%s); want 1 measured round", s.Name, s.Skipped, len(s.Rounds), s.Note)
+		}
+		r := s.Rounds[0]
+		if r.Requests == 0 || r.Errors() != 0 || r.Statuses[202] != r.Requests {
+			t.Fatalf("%s: %d requests, statuses %v, first error %q; want every one answered 202", s.Name, r.Requests, r.Statuses, r.FirstErr)
+		}
+		// Everything acknowledged in the measurement reached the sink (the
+		// warm-up's and the probe's deliveries may land in it too).
+		if r.Undelivered != 0 || r.Delivered < r.Requests || r.DeliveredRPS <= 0 || r.DeliveredNote != "" {
+			t.Fatalf("%s: %d acknowledged, %d delivered, %d undelivered (%s); want all delivered", s.Name, r.Requests, r.Delivered, r.Undelivered, r.DeliveredNote)
+		}
+		nats := s.Name == scAsyncNATS
+		if nats && (r.QueueCPUSeconds <= 0 || r.QueueCPUSeconds > r.CPUSeconds) || !nats && r.QueueCPUSeconds != 0 {
+			t.Fatalf("%s: queue server CPU %.3fs of %.3fs; want nats-server's counted (and only in async-nats)", s.Name, r.QueueCPUSeconds, r.CPUSeconds)
+		}
+	}
+	var md bytes.Buffer
+	if err := writeOutputs(rep, o, &md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| async-nats | ", "| async-nats (delivered) | ", "`async-nats`: CPU and peak RSS are hookgate's plus nats-server's"} {
+		if !strings.Contains(md.String(), want) {
+			t.Fatalf("markdown has no %q:\n%s", want, md.String())
+		}
 	}
 }

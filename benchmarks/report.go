@@ -157,6 +157,10 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		if s.Note != "" {
 			notes = append(notes, fmt.Sprintf("`%s`: %s", s.Name, s.Note))
 		}
+		if q := s.QueueCPU; q.Max > 0 && s.CPU.Median > 0 {
+			notes = append(notes, fmt.Sprintf("`%s`: CPU and peak RSS are hookgate's plus nats-server's; nats-server's share of the CPU: %s s, %.0f%% of the median",
+				s.Name, strings.ReplaceAll(numCell(q, 1), "<br>", " "), 100*q.Median/s.CPU.Median))
+		}
 		for i, rd := range s.Rounds {
 			if rd.Errors() > 0 {
 				notes = append(notes, fmt.Sprintf("`%s` round %d: %d non-2xx %v, %d transport errors%s",

@@ -104,6 +104,13 @@ func run(o Options, split CoreSplit) (*Report, error) {
 			o.logf("hookgate did not build: %s", env.HookgateErr)
 		}
 	}
+	if needsNATS(scs) {
+		o.logf("building nats-server ...")
+		env.NATSServer, env.NATSErr = buildNATS(dir, split)
+		if env.NATSErr != "" {
+			o.logf("nats-server did not build: %s", env.NATSErr)
+		}
+	}
 
 	// Prepare once; skipped scenarios keep their reason.
 	rounds := map[string][]Round{}
@@ -186,6 +193,7 @@ func measure(o Options, env *Env, sc Scenario, round int) (Round, error) {
 	}
 	pid := rn.Measured.Pid()
 	cpu0 := treeCPU(pid)
+	queueCPU0 := rn.queueCPU()
 	sinkCPU0 := treeCPU(rn.Sink.Pid())
 	genCPU0, _ := procCPU(os.Getpid())
 	var count0 int64
@@ -202,6 +210,7 @@ func measure(o Options, env *Env, sc Scenario, round int) (Round, error) {
 	}
 	s := gen.Run(o.Duration)
 	cpu1 := treeCPU(pid)
+	queueCPU1 := rn.queueCPU()
 	genCPU1, _ := procCPU(os.Getpid())
 	if prof != nil {
 		top, err := prof.finish()
@@ -222,8 +231,18 @@ func measure(o Options, env *Env, sc Scenario, round int) (Round, error) {
 	if rn.Measured == rn.Sink {
 		r.SinkCPUSeconds = 0
 	}
-	if rn.Measured.Exited() {
-		return r, fmt.Errorf("%s exited during the run:\n%s", rn.Measured.Name, rn.Measured.tail())
+	if rn.Queue != nil {
+		// The queue server does part of what an acknowledgement costs
+		// (the Pebble scenario's fsyncs happen inside hookgate): its CPU
+		// and memory count with the gateway's, and its share is kept.
+		r.QueueCPUSeconds = (queueCPU1 - queueCPU0).Seconds()
+		r.CPUSeconds += r.QueueCPUSeconds
+		r.PeakRSS += treePeakRSS(rn.Queue.Pid())
+	}
+	for _, c := range []*Child{rn.Measured, rn.Queue} {
+		if c != nil && c.Exited() {
+			return r, fmt.Errorf("%s exited during the run:\n%s", c.Name, c.tail())
+		}
 	}
 	if rn.Async {
 		acked += s.OK
@@ -354,12 +373,17 @@ func needsHookgate(scs []Scenario) bool {
 // buildHookgate builds ./cmd/hookgate once for the whole run. It returns
 // the binary, or "" and the reason it did not build.
 func buildHookgate(dir string, split CoreSplit) (string, string) {
+	return goBuild(filepath.Join(dir, "hookgate"), "./cmd/hookgate", split)
+}
+
+// goBuild builds the main package pkg of this module (or one it requires)
+// into bin. It returns bin, or "" and the reason it did not build.
+func goBuild(bin, pkg string, split CoreSplit) (string, string) {
 	root, err := plugintest.ModuleRoot()
 	if err != nil {
 		return "", err.Error()
 	}
-	bin := filepath.Join(dir, "hookgate")
-	argv := []string{"go", "build", "-o", bin, "./cmd/hookgate"}
+	argv := []string{"go", "build", "-o", bin, pkg}
 	if split.Pinned && split.Taskset != "" {
 		// The harness runs pinned to its half; the compiler need not be.
 		all := append(append([]int(nil), split.Gen...), split.Srv...)

@@ -28,6 +28,11 @@ type Env struct {
 	// scenario runs with it too, as "<name>@base", in the same rounds, so
 	// a change is measured side by side with what it replaces.
 	Baseline string
+	// NATSServer is the nats-server binary the harness built for the
+	// async-nats scenario ("" when none was needed or it did not build,
+	// then NATSErr says why).
+	NATSServer string
+	NATSErr    string
 }
 
 // SkipError says a scenario cannot run here, and why; the table shows the
@@ -44,6 +49,10 @@ func skipf(format string, args ...any) error {
 type Running struct {
 	URL      string
 	Measured *Child // the process under test: the sink itself in "direct"
+	// Queue is a queue server the gateway under test depends on (the
+	// nats-server of async-nats): its CPU and RSS count with Measured's,
+	// since it does part of the work an acknowledgement costs.
+	Queue    *Child
 	Sink     *Child
 	SinkAddr string
 	Async    bool // count deliveries at the sink after the run
@@ -56,6 +65,14 @@ func (r *Running) Stop() {
 	for i := len(r.children) - 1; i >= 0; i-- {
 		r.children[i].Stop(5 * time.Second)
 	}
+}
+
+// queueCPU is the queue server's CPU time so far, 0 without one.
+func (r *Running) queueCPU() time.Duration {
+	if r.Queue == nil {
+		return 0
+	}
+	return treeCPU(r.Queue.Pid())
 }
 
 // Scenario is one row of the table.
@@ -80,6 +97,7 @@ const (
 	scHowxm       = "howxm-nps"
 	scChain       = "chain3"
 	scAsync       = "async"
+	scAsyncNATS   = "async-nats"
 	scFanout      = "fanout2"
 )
 
@@ -91,6 +109,8 @@ func allScenarios() []Scenario {
 		hookgateScenario(scHowxm, "hookgate sync, howxm-nps plugin -> sink", plan{mode: "sync", targets: 1, steps: howxmSteps}),
 		hookgateScenario(scChain, "hookgate sync, 3-plugin chain -> sink", plan{mode: "sync", targets: 1, steps: chainSteps}),
 		hookgateScenario(scAsync, "hookgate async: acknowledged (202) ingest", plan{mode: "async", targets: 1}),
+		hookgateScenario(scAsyncNATS, "hookgate async on NATS JetStream (nats-server on the same machine; CPU and RSS are hookgate's plus nats-server's)",
+			plan{mode: "async", targets: 1, backend: "nats"}),
 		hookgateScenario(scFanout, "hookgate sync fan-out to 2 targets", plan{mode: "sync", targets: 2}),
 	}
 }
@@ -230,6 +250,10 @@ type plan struct {
 	mode    string // "sync" | "async"
 	targets int    // 1, or 2 for fan-out (both end at the same sink)
 	steps   []step
+	// backend is the [queue] backend: "" (the embedded Pebble store, the
+	// default) or "nats", a JetStream stream on a nats-server the harness
+	// starts beside hookgate for each measurement.
+	backend string
 }
 
 // howxmSteps: the howxm-nps plugin on the Howxm fixture, configured so
@@ -277,6 +301,9 @@ func hookgateScenario(name, title string, p plan) Scenario {
 		if binary(env) == "" {
 			return skipf("hookgate did not build: %s", env.HookgateErr)
 		}
+		if p.backend == "nats" && env.NATSServer == "" {
+			return skipf("nats-server did not build: %s", env.NATSErr)
+		}
 		for _, s := range p.steps {
 			if _, ok := wasm[s.plugin]; ok {
 				continue
@@ -298,7 +325,7 @@ func hookgateScenario(name, title string, p plan) Scenario {
 		// Validate with placeholder addresses: `hookgate check` catches a
 		// key or feature the binary does not know before any process runs.
 		path := filepath.Join(env.Dir, name+"-check.toml")
-		conf := hookgateConfig(env, p, wasm, "127.0.0.1:1", "127.0.0.1:2", filepath.Join(env.Dir, name+"-check-queue"))
+		conf := hookgateConfig(env, p, wasm, "127.0.0.1:1", "127.0.0.1:2", filepath.Join(env.Dir, name+"-check-queue"), "nats://127.0.0.1:3")
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return err
 		}
@@ -314,6 +341,19 @@ func hookgateScenario(name, title string, p plan) Scenario {
 			return nil, err
 		}
 		r := &Running{Sink: sink, SinkAddr: sinkAddr, Async: p.mode == "async", children: []*Child{sink}}
+		natsURL := ""
+		if p.backend == "nats" {
+			// A fresh nats-server and store per measurement, as the
+			// Pebble scenario gets a fresh queue directory: no round
+			// starts with another's backlog.
+			ns, url, err := startNATS(env, fmt.Sprintf("%s-%d-nats", name, round))
+			if err != nil {
+				r.Stop()
+				return nil, err
+			}
+			r.children = append(r.children, ns)
+			r.Queue, natsURL = ns, url
+		}
 		listen, err := freeAddr()
 		if err != nil {
 			r.Stop()
@@ -321,7 +361,7 @@ func hookgateScenario(name, title string, p plan) Scenario {
 		}
 		queueDir := filepath.Join(env.Dir, fmt.Sprintf("%s-%d-queue", name, round))
 		path := filepath.Join(env.Dir, fmt.Sprintf("%s-%d.toml", name, round))
-		conf := hookgateConfig(env, p, wasm, listen, sinkAddr, queueDir)
+		conf := hookgateConfig(env, p, wasm, listen, sinkAddr, queueDir, natsURL)
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			r.Stop()
 			return nil, err
@@ -351,12 +391,18 @@ func hookgateScenario(name, title string, p plan) Scenario {
 // gateway/config. Logging is at warn with no access log, the admin
 // listener is off, and targets get twice the load's connections so the
 // pool never makes a request wait (nginx's upstream is not capped
-// either).
-func hookgateConfig(env *Env, p plan, wasm map[string]string, listen, sinkAddr, queueDir string) string {
+// either). natsURL is the nats-server of a plan with backend "nats".
+func hookgateConfig(env *Env, p plan, wasm map[string]string, listen, sinkAddr, queueDir, natsURL string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by go run ./benchmarks\n[server]\nlisten = %q\n\n", listen)
 	fmt.Fprintf(&b, "[admin]\nlisten = \"\"\n\n[log]\nlevel = \"warn\"\naccess = false\n\n")
-	fmt.Fprintf(&b, "[queue]\npath = %q\nsync = %q\n\n", queueDir, env.QueueSync)
+	fmt.Fprintf(&b, "[queue]\npath = %q\nsync = %q\n", queueDir, env.QueueSync)
+	if p.backend == "nats" {
+		// One replica: a single nats-server. sync is the Pebble store's
+		// and has no say over when nats-server writes to disk.
+		fmt.Fprintf(&b, "backend = \"nats\"\n\n[queue.nats]\nurls = [%q]\nstream = \"hookgate\"\nreplicas = 1\n", natsURL)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "[transforms]\ncache_dir = %q\n\n", filepath.Join(env.Dir, "wasm-cache"))
 	names := []string{"sink", "sink2"}[:p.targets]
 	for i, n := range names {

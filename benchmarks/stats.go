@@ -94,6 +94,9 @@ type Round struct {
 	// when nothing was measured (user mode without --pid).
 	CPUSeconds float64 `json:"cpu_seconds"`
 	PeakRSS    int64   `json:"peak_rss_bytes"`
+	// The queue server's CPU (the nats-server of async-nats), already
+	// counted in CPUSeconds.
+	QueueCPUSeconds float64 `json:"queue_server_cpu_seconds,omitempty"`
 	// The sink's own CPU, so a proxy that makes the sink work harder
 	// (extra headers, more connections) shows it.
 	SinkCPUSeconds float64 `json:"sink_cpu_seconds,omitempty"`
@@ -141,6 +144,7 @@ type Summary struct {
 	CPUPerReq    Spread  `json:"cpu_us_per_request"`
 	RSS          Spread  `json:"peak_rss_bytes"`
 	DeliveredRPS Spread  `json:"delivered_rps,omitempty"`
+	QueueCPU     Spread  `json:"queue_server_cpu_seconds,omitempty"`
 }
 
 func summarizeRounds(name, title string, rs []Round) Summary {
@@ -163,5 +167,6 @@ func summarizeRounds(name, title string, rs []Round) Summary {
 	s.CPUPerReq = pick(func(r Round) float64 { return r.CPUPerRequest() })
 	s.RSS = pick(func(r Round) float64 { return float64(r.PeakRSS) })
 	s.DeliveredRPS = pick(func(r Round) float64 { return r.DeliveredRPS })
+	s.QueueCPU = pick(func(r Round) float64 { return r.QueueCPUSeconds })
 	return s
 }

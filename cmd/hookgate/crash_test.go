@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookgate/hookgate/internal/natstest"
 	"github.com/hookgate/hookgate/internal/sink"
 )
 
@@ -30,24 +31,46 @@ import (
 // flight at the kill are sent again) and are counted and logged. Finally
 // SIGTERM must stop the second process cleanly (exit 0).
 //
-// Only sync = "always" is tested: with "batch" a 202 does not wait for the
-// fsync, so a kill -9 may lose the last milliseconds of acknowledged events
-// by design (see config.toml and gateway/queue).
+// It runs on both queue backends: "pebble", the embedded store in the
+// queue directory, and "nats", a JetStream stream on a real nats-server
+// run in the test process; only the gateway is killed, NATS keeps running,
+// and the second process takes over the first one's stream and consumer.
+//
+// Only sync = "always" is tested on pebble: with "batch" a 202 does not
+// wait for the fsync, so a kill -9 may lose the last milliseconds of
+// acknowledged events by design (see config.toml and gateway/queue).
 func TestCrashKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the hookgate binary; skipped with -short")
 	}
-	const (
-		events  = 2000
-		senders = 8
-		waitFor = 45 * time.Second // bounds every phase; the whole test takes a few seconds
-	)
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "hookgate")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	for _, backend := range []string{"pebble", "nats"} {
+		t.Run(backend, func(t *testing.T) {
+			queue := "[queue]\npath = \"queue\"\nsync = \"always\"\n"
+			if backend == "nats" {
+				queue += "backend = \"nats\"\n\n[queue.nats]\nurls = [\"" + natstest.Start(t).URL() + "\"]\nstream = \"hookgate\"\n"
+			}
+			crashKill9(t, bin, t.TempDir(), queue)
+		})
+	}
+}
+
+// crashKill9 is one backend's run of TestCrashKill9: queue is the config's
+// [queue] table (with [queue.nats] on nats).
+func crashKill9(t *testing.T, bin, dir, queue string) {
+	const (
+		events  = 2000
+		senders = 8
+		// Bounds every phase; the whole test takes a few seconds. On NATS
+		// a delivery the killed gateway had taken comes back when its lease
+		// runs out, so the phases get room for that.
+		waitFor = 90 * time.Second
+	)
 
 	// A slow target with few connections: the queue holds a backlog when
 	// the gateway dies, and some deliveries are in flight, so the restart
@@ -67,10 +90,7 @@ shutdown_timeout = "10s"
 [admin]
 listen = "`+adminListen+`"
 
-[queue]
-path = "queue"
-sync = "always"
-
+`+queue+`
 [[target]]
 name = "crm"
 url = "`+s.URL()+`/crm"
@@ -227,7 +247,7 @@ targets = ["crm"]
 			unacked++ // stored, but the 202 died with the first process
 		}
 	}
-	t.Logf("events %d, senders %d, sync always; kill -9 after %d acks (the sink had %d requests); acked %d, failed sends %d (retried); "+
+	t.Logf("events %d, senders %d; kill -9 after %d acks (the sink had %d requests); acked %d, failed sends %d (retried); "+
 		"sink requests %d, delivered distinct %d, lost %d, duplicates %d, delivered but never acked %d; restart to all delivered %v",
 		events, senders, atKill, sinkAtKill, len(ackedIDs), failed.Load(), len(reqs), len(delivered), missing, duplicates, unacked, took.Round(time.Millisecond))
 	if len(ackedIDs) != events {
