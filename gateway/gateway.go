@@ -29,7 +29,7 @@ type Deps struct {
 	// Dedupe, if set, is where routes' dedupe keys are shared with the
 	// other gateways on the same queue (SharedDedupe).
 	Dedupe SharedDedupe
-	Logger  *slog.Logger // nil: slog.Default(); the gateway's own trouble (panics, queue errors)
+	Logger *slog.Logger // nil: slog.Default(); the gateway's own trouble (panics, queue errors)
 	// Recorder is told of every request's answer, chain and sync attempts
 	// (record.Tee of the log lines, the metrics, the journal). nil: the
 	// log lines only (record.Log, with access lines as the config says).
