@@ -463,3 +463,31 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 	}
 	t.Logf("node 0 killed after ~%d events: %d accepted, %d answers 503 (sent again), %d delivered, %d duplicates", total/3, len(accepted), refused, snk.Count(), dups)
 }
+
+// TestNATSUnreachableAtStart: a config naming NATS servers that cannot be
+// reached fails the start with a sentence naming the server and what to
+// check; nothing listens.
+func TestNATSUnreachableAtStart(t *testing.T) {
+	ns := natstest.Start(t)
+	url := ns.URL()
+	ns.Shutdown()
+	path := filepath.Join(t.TempDir(), "config.toml")
+	listen := freePort(t)
+	text := strings.NewReplacer("LISTEN", listen, "ADMIN", freePort(t)).Replace(natsConfig(url, "http://127.0.0.1:1", ""))
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(cfg, Options{Path: path, Version: "test", Logger: slog.New(slog.DiscardHandler)})
+	err = s.Start(context.Background())
+	s.Stop()
+	if err == nil || !strings.Contains(err.Error(), "cannot reach "+url) || !strings.Contains(err.Error(), "[queue.nats] urls") {
+		t.Fatalf("Start = %v, want it to name %s and what to check", err, url)
+	}
+	if _, err := http.Get("http://" + listen + "/hooks/queued"); err == nil {
+		t.Error("the ingest listener answers although the start failed")
+	}
+}
