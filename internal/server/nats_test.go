@@ -491,3 +491,55 @@ func TestNATSUnreachableAtStart(t *testing.T) {
 		t.Error("the ingest listener answers although the start failed")
 	}
 }
+
+// TestNATSQueueFiguresSameOnEveryGateway: the queue figures come from the
+// stream, so both gateways show the backlog of a target that is down and
+// the dead letters of one that refuses, whichever gateway took the events
+// and whichever attempted them.
+func TestNATSQueueFiguresSameOnEveryGateway(t *testing.T) {
+	ns := natstest.Start(t)
+	refusing, err := sink.Start("127.0.0.1:0", sink.Options{Status: 400})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { refusing.Close() })
+	cfg := natsConfig(ns.URL(), "http://"+freePort(t), `
+[[target]]
+name = "strict"
+url = "`+refusing.URL()+`/strict"
+
+[[route]]
+name = "refused"
+path = "/hooks/refused"
+targets = ["strict"]
+`) // nothing listens for crm: its deliveries stay queued
+	a, b := startGateway(t, cfg), startGateway(t, cfg)
+	for i := range 6 {
+		g := a
+		if i%2 == 1 {
+			g = b
+		}
+		for _, path := range []string{"/hooks/queued", "/hooks/refused"} {
+			if code, body := postEvent(t, g.ingest+path, fmt.Sprintf(`{"n":%d}`, i)); code != http.StatusAccepted {
+				t.Fatalf("%d %s", code, body)
+			}
+		}
+	}
+	var last string
+	defer func() {
+		if t.Failed() {
+			t.Log("last /admin/queue:", last)
+		}
+	}()
+	for _, g := range []*natsGateway{a, b} {
+		waitFor(t, "crm's backlog of 6 and strict's 6 dead letters on "+g.admin, func() bool {
+			code, v := call(t, http.MethodGet, g.admin+"/admin/queue")
+			last = fmt.Sprint(code, v)
+			ts, _ := v["targets"].(map[string]any)
+			crm, _ := ts["crm"].(map[string]any)
+			strict, _ := ts["strict"].(map[string]any)
+			return code == http.StatusOK && crm != nil && strict != nil &&
+				crm["depth"] == 6.0 && crm["dead"] == 0.0 && strict["depth"] == 0.0 && strict["dead"] == 6.0
+		})
+	}
+}
