@@ -721,4 +721,24 @@ func TestRepeatedEnqueueStoredOnce(t *testing.T) {
 	if f := e.Fill(); f.Depth != 1 {
 		t.Fatalf("after enqueueing one delivery id twice, depth %d, want 1", f.Depth)
 	}
+	// An event of several deliveries is one atomic batch: its repeat is
+	// refused whole by the duplicate window, which Enqueue takes as stored.
+	ev := []delivery.Delivery{dlv("pair.0", "crm", "r", "x"), dlv("pair.1", "sms", "r", "x")}
+	for i := 0; i < 2; i++ {
+		if err := e.Enqueue(ev); err != nil {
+			t.Fatalf("enqueue %d of a two-delivery event: %v", i+1, err)
+		}
+	}
+	for _, target := range []string{"crm", "sms"} {
+		n := 0
+		for _, l := range claimWait(t, e, target, 1, time.Minute) {
+			n++
+			if err := e.Ack(l.Ref); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, _ := e.Claim(nil, target, time.Now(), 10, time.Minute); len(got)+n != map[string]int{"crm": 2, "sms": 1}[target] {
+			t.Errorf("%s: %d deliveries after the event was enqueued twice", target, len(got)+n)
+		}
+	}
 }

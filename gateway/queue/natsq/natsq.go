@@ -6,8 +6,9 @@
 // The mapping (names.go has every stream, subject and bucket name):
 //
 //   - Enqueue publishes each delivery to the work-queue stream, subject
-//     S.q.<target>, with Nats-Msg-Id = the delivery id, and returns nil
-//     once the stream acknowledged every one (with its replicas): a publish
+//     S.q.<target>, with Nats-Msg-Id = the delivery id, the deliveries of
+//     one call as one atomic batch (all stored or none), and returns nil
+//     once the stream acknowledged them (with its replicas): a publish
 //     repeated after a crash falls in the stream's duplicate window and is
 //     dropped. The body is the Pebble store's record (queue.AppendRecord);
 //     headers carry the enqueue time, the not-before time and the replay
@@ -35,10 +36,6 @@
 //
 // # Differences from the Pebble store
 //
-//   - The deliveries of one Enqueue call are not stored atomically: each
-//     is its own publish. When one fails, Enqueue deletes the ones already
-//     stored (best effort) and returns the error; a crash in between leaves
-//     them stored, so the sender's retry may deliver those twice.
 //   - Ordered (fifo) deliveries are not sequenced: Delivery.Ordered is
 //     ignored.
 //   - NextDue knows only the not-before and retry times this gateway saw.
@@ -445,9 +442,16 @@ func (e *Engine) setup() error {
 		MaxBytes:    maxBytes,
 		Discard:     jetstream.DiscardNew,
 		Duplicates:  e.opts.Duplicates,
+		// An event's deliveries are one atomic batch (enqueue.go).
+		AllowAtomicPublish: true,
 	})
 	if err != nil {
 		return err
+	}
+	if !e.work.CachedInfo().Config.AllowAtomicPublish {
+		// A server before 2.12 drops the setting it does not know, and
+		// would store an event's deliveries one by one.
+		return fmt.Errorf("queue: nats: stream %s: the servers (%s) are older than nats-server 2.12, which hookgate needs (atomic batch publish); upgrade them", e.n.work, e.servers())
 	}
 	e.dead, err = e.ensureStream(ctx, jetstream.StreamConfig{
 		Name:        e.n.dead,
@@ -496,7 +500,7 @@ func (e *Engine) setupError(what string, err error) error {
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
 		return fmt.Errorf("queue: nats: JetStream is not enabled on %s; run nats-server with JetStream (-js, or jetstream {} in its config) and give this user's account JetStream", e.servers())
 	case errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported):
-		return fmt.Errorf("queue: nats: %s: the servers (%s) are older than nats-server 2.11, which hookgate needs (per-message TTLs); upgrade them", what, e.servers())
+		return fmt.Errorf("queue: nats: %s: the servers (%s) are older than nats-server 2.12, which hookgate needs (per-message TTLs, atomic batch publish); upgrade them", what, e.servers())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
 		return fmt.Errorf("queue: nats: %s: the servers (%s) did not answer in time; check that JetStream runs and, in a cluster, that a majority of nodes is up", what, e.servers())
 	}
@@ -538,11 +542,12 @@ func (e *Engine) ensureStream(ctx context.Context, want jetstream.StreamConfig) 
 		return nil, other(fmt.Sprintf("%s storage, not file storage (memory loses everything at a restart)", have.Storage))
 	}
 	if have.Replicas == want.Replicas && have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
-		have.Discard == want.Discard && have.Duplicates == want.Duplicates {
+		have.Discard == want.Discard && have.Duplicates == want.Duplicates && have.AllowAtomicPublish == want.AllowAtomicPublish {
 		return s, nil
 	}
 	upd := have
 	upd.Replicas, upd.MaxMsgs, upd.MaxBytes, upd.Discard, upd.Duplicates = want.Replicas, want.MaxMsgs, want.MaxBytes, want.Discard, want.Duplicates
+	upd.AllowAtomicPublish = want.AllowAtomicPublish
 	s, err = e.js.UpdateStream(ctx, upd)
 	if err != nil {
 		return nil, fmt.Errorf("queue: nats: stream %q has replicas %d, max_msgs %d, max_bytes %d and the configuration asks for %d, %d, %d, but updating it failed (%v); update it by hand (nats stream edit %s) or change [queue] and [queue.nats]",
