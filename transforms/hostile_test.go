@@ -475,6 +475,11 @@ func TestRunaways(t *testing.T) {
 	overflow := func(name string) string {
 		return fmt.Sprintf("plugin %q: trapped: stack overflow (unbounded recursion?)", name)
 	}
+	// The recursions must end as traps, by the depth limit, never at
+	// their deadline: a deadline far away (only a failure timeout) keeps
+	// a loaded machine, on which a Go guest's recursion has taken more
+	// than 100ms to reach the limit, from making the test flake.
+	const recursionTimeout = 10 * time.Second
 	tests := []struct {
 		name    string
 		plugin  string
@@ -502,11 +507,11 @@ func TestRunaways(t *testing.T) {
 			wasm: func(testing.TB) []byte { return bigFuncModule(20000) }, kind: abi.KindTimeout, want: timedOut},
 		{name: "endless return_call", plugin: "tailcall",
 			wasm: func(t testing.TB) []byte { return watGuest(t, "tailcall_spin", "--enable-tail-call") }, kind: abi.KindTimeout, want: timedOut},
-		{name: "wat unbounded recursion", plugin: "wat-recurse", recursion: true,
+		{name: "wat unbounded recursion", plugin: "wat-recurse", recursion: true, timeout: recursionTimeout, bound: recursionTimeout,
 			wasm: func(t testing.TB) []byte { return watGuest(t, "recurse") }, kind: abi.KindTrap, want: overflow},
-		{name: "Go unbounded recursion", plugin: "go-recurse", config: `{"mode":"recurse"}`, recursion: true,
+		{name: "Go unbounded recursion", plugin: "go-recurse", config: `{"mode":"recurse"}`, recursion: true, timeout: recursionTimeout, bound: recursionTimeout,
 			wasm: func(t testing.TB) []byte { return guestWasm(t, "hostile") }, kind: abi.KindTrap, want: overflow},
-		{name: "AssemblyScript unbounded recursion", plugin: "as-recurse", config: `{"mode":"recurse"}`, recursion: true,
+		{name: "AssemblyScript unbounded recursion", plugin: "as-recurse", config: `{"mode":"recurse"}`, recursion: true, timeout: recursionTimeout, bound: recursionTimeout,
 			wasm: func(t testing.TB) []byte { return asGuest(t, "as-hostile") }, kind: abi.KindTrap, want: overflow},
 	}
 	times := &callTimes{last: map[string]time.Duration{}}

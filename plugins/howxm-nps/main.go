@@ -47,19 +47,15 @@ func parseConfig(raw []byte) (config, error) {
 // Reused by every call (one instance runs one call at a time), so a call
 // allocates nothing once they have grown.
 var (
-	buf       []byte // the ticket, and drop reasons
-	questions []question
-	answers   []answer
+	buf []byte // the ticket, and drop reasons
+
+	// The questions, element by element of campaign.fields: label (raw
+	// JSON), code and type.
+	labels, codes, types []string
+	// The answers, member by member of entry.fields: key, raw JSON and
+	// string content.
+	keys, answerRaws, answerStrs []string
 )
-
-// question and answer keep strings, not sdk.Results: in a wasm guest
-// every copy of a Result (80 bytes) costs.
-type question struct{ label, code, typ string } // label as raw JSON
-
-type answer struct {
-	code string
-	j    int // element of query's pAnswer: its value is decoded when used
-}
 
 // ticket holds the parts of the payload the ticket needs, as raw JSON.
 type ticket struct {
@@ -114,28 +110,29 @@ func handle(e *sdk.Event) error {
 		return err
 	}
 	query.Run(e.Body())
-	if eventType := query.Get(pEventType); eventType.Str != "entry_submitted" {
-		return e.Drop("howxm-nps: event_type is " + quote(eventType) + ", not entry_submitted")
+	if query.Str(pEventType) != "entry_submitted" {
+		return e.Drop("howxm-nps: event_type is " + quote(query.Get(pEventType)) + ", not entry_submitted")
 	}
 	// The questions are an array and the answers an object: '#' would go
-	// through either.
-	questions = questions[:0]
+	// through either. Each column is read in one call (Query.AppendRaws),
+	// not one per value: in a wasm guest each call costs tens of ns.
+	labels, codes, types = labels[:0], codes[:0], types[:0]
 	if isArray(query.Raw(pLabel)) {
-		for j := range query.Len(pLabel) {
-			questions = append(questions, question{query.RawAt(pLabel, j), query.StrAt(pCode, j), query.StrAt(pType, j)})
-		}
+		labels = query.AppendRaws(labels, pLabel)
+		codes = query.AppendStrs(codes, pCode)
+		types = query.AppendStrs(types, pType)
 	}
-	answers = answers[:0]
+	keys, answerRaws, answerStrs = keys[:0], answerRaws[:0], answerStrs[:0]
 	if isObject(query.Raw(pAnswer)) {
-		for j := range query.Len(pAnswer) {
-			answers = append(answers, answer{query.Key(pAnswer, j), j})
-		}
+		keys = query.AppendKeys(keys, pAnswer)
+		answerRaws = query.AppendRaws(answerRaws, pAnswer)
+		answerStrs = query.AppendStrs(answerStrs, pAnswer)
 	}
 
 	npsCode := ""
-	for _, q := range questions {
-		if q.typ == "NpsField" {
-			npsCode = q.code
+	for j := range labels {
+		if at(types, j) == "NpsField" {
+			npsCode = at(codes, j)
 			break
 		}
 	}
@@ -201,23 +198,21 @@ func writeTicket(b []byte, t *ticket, score sdk.Result) []byte {
 	b = raw(b, t.mobile)
 	b = append(b, `},"answers":[`...)
 	n := 0
-	for i := range questions {
-		q := &questions[i]
-		if q.typ == "EndingField" {
+	for i, label := range labels {
+		if at(types, i) == "EndingField" {
 			continue
 		}
-		j := answerAt(q.code)
+		j := answerAt(at(codes, i))
 		if j < 0 || skipAnswer(j) {
 			continue
 		}
-		a := query.RawAt(pAnswer, j)
 		if n++; n > 1 {
 			b = append(b, ',')
 		}
 		b = append(b, `{"question":`...)
-		b = raw(b, q.label)
+		b = raw(b, label)
 		b = append(b, `,"answer":`...)
-		b = append(b, a...)
+		b = append(b, at(answerRaws, j)...)
 		b = append(b, '}')
 	}
 	b = append(b, `],"link":`...)
@@ -225,6 +220,15 @@ func writeTicket(b []byte, t *ticket, score sdk.Result) []byte {
 	b = append(b, `,"created_at":`...)
 	b = raw(b, t.created)
 	return append(b, '}')
+}
+
+// at returns col[j], "" past its end (the columns of one '#' container
+// have the same length; this only keeps a surprise from panicking).
+func at(col []string, j int) string {
+	if j < len(col) {
+		return col[j]
+	}
+	return ""
 }
 
 // raw appends a value's raw JSON, null when absent.
@@ -253,9 +257,9 @@ func answerAt(code string) int {
 	if code == "" {
 		return -1
 	}
-	for i := range answers {
-		if answers[i].code == code {
-			return answers[i].j
+	for i, k := range keys {
+		if k == code {
+			return i
 		}
 	}
 	return -1
@@ -265,11 +269,11 @@ func answerAt(code string) int {
 // null, "" or the string "null" (Howxm's placeholder), as the checks on
 // answerTo's Result decide.
 func skipAnswer(j int) bool {
-	switch raw := query.RawAt(pAnswer, j); {
+	switch raw := at(answerRaws, j); {
 	case raw == "" || raw == "null":
 		return true
 	case raw[0] == '"':
-		s := query.StrAt(pAnswer, j) // unescaped: "\u006eull" is "null"
+		s := at(answerStrs, j) // unescaped: "\u006eull" is "null"
 		return s == "" || s == "null"
 	}
 	return false

@@ -119,6 +119,62 @@ func TestQuery(t *testing.T) {
 	}
 }
 
+// TestQueryColumns: AppendRaws, AppendStrs and AppendKeys read a '#'
+// path's column in one call, value for value what RawAt, StrAt and Key
+// give (and gjson means), whether the host answered or the guest did,
+// appended after what dst held.
+func TestQueryColumns(t *testing.T) {
+	// The first list the host answers (but for "a.*.#"); the second it
+	// refuses whole (its root '#' holds the others), so the guest answers.
+	testQueryColumns(t, true, "arr.#.n", "arr.#", "b.d.#", "obj.#", "obj.#.v", "esc.#", "a", "a.*.#")
+	testQueryColumns(t, false, "arr.#.n", "#.name", "#.tags.#", "obj.#", "esc.#")
+}
+
+func testQueryColumns(t *testing.T, host bool, paths ...string) {
+	q := NewQuery(paths...)
+	answered := 0
+	docs := append(queryDocs,
+		`{"obj":{"p\u0071":{"v":1},"r":{"w":2},"r":3},"k.y":"dot"}`,
+		`{"esc":{"k\"1":"a\u0062c","k2":"","k3":"\"","k4":7,"k5":null,"k6":"plain"}}`,
+		`{"esc":["x","y\n",3,{"z":1},[],"",true]}`)
+	for _, doc := range docs {
+		json := []byte(doc)
+		q.Run(json)
+		if q.n > 0 {
+			answered++
+		}
+		for i, p := range paths {
+			var c Result
+			var elems []Result
+			var keys []string
+			if eachAt(p) >= 0 { // else: no elements
+				c, elems, keys = eachRef(json, p)
+			}
+			var raws, strs []string
+			for j := range elems {
+				raws, strs = append(raws, elems[j].Raw), append(strs, elems[j].Str)
+			}
+			check := func(what string, got, want []string) {
+				t.Helper()
+				if len(got) < 1 || got[0] != "before" || !reflect.DeepEqual(got[1:], want) && (len(got) > 1 || len(want) > 0) {
+					t.Errorf("%s: %s(%q) = %q, want \"before\" then %q (container %q)", doc, what, p, got, want, c.Raw)
+				}
+			}
+			check("AppendRaws", q.AppendRaws([]string{"before"}, i), raws)
+			check("AppendStrs", q.AppendStrs([]string{"before"}, i), strs)
+			check("AppendKeys", q.AppendKeys([]string{"before"}, i), keys)
+			for j := range q.Len(i) {
+				if raws[j] != q.RawAt(i, j) || strs[j] != q.StrAt(i, j) || keys[j] != q.Key(i, j) {
+					t.Errorf("%s: %q element %d: columns %q %q %q, accessors %q %q %q", doc, p, j, raws[j], strs[j], keys[j], q.RawAt(i, j), q.StrAt(i, j), q.Key(i, j))
+				}
+			}
+		}
+	}
+	if host != (answered > 0) {
+		t.Errorf("%q: the host answered %d documents", paths, answered)
+	}
+}
+
 // TestFakeRecords: the fake host gives the records the conformance kit
 // pins for the real one (plugins/abi/abitest, "json_get").
 func TestFakeRecords(t *testing.T) {

@@ -44,8 +44,11 @@ func parseConfig(raw []byte) (config, error) {
 
 // Reused by every call: one instance runs one call at a time.
 var (
-	buf      []byte // the transcript
-	messages []message
+	buf []byte // the transcript
+	// The messages, element by element: type, name and content, each
+	// column read in one call (Query.AppendStrs). Strings, not
+	// sdk.Results: in a wasm guest every copy of a Result (80 bytes) costs.
+	msgTypes, msgNames, msgContents []string
 )
 
 // chat holds the parts of the export the outputs need.
@@ -53,13 +56,6 @@ type chat struct {
 	account, begin, end, chatID, rating sdk.Result
 	vName, vEmail, vID                  sdk.Result
 	referrer                            sdk.Result // the first paths[].url
-}
-
-// message keeps strings, not sdk.Results: in a wasm guest every copy of a
-// Result (80 bytes) costs.
-type message struct {
-	typ, name, content string
-	j                  int // element of query's messages: sentAt is read when written
 }
 
 // What the outputs need, by index in query.
@@ -112,13 +108,13 @@ func read(body []byte) chat {
 	if query.Get(qPaths).IsArray() { // "paths.0" is also a key of an object
 		c.referrer = query.Get(qReferrer)
 	}
-	messages = messages[:0]
+	msgTypes, msgNames, msgContents = msgTypes[:0], msgNames[:0], msgContents[:0]
 	if !query.Get(qType).IsArray() {
 		return c // messages must be an array, not an object
 	}
-	for j := range query.Len(qType) {
-		messages = append(messages, message{query.StrAt(qType, j), query.StrAt(qName, j), query.StrAt(qContent, j), j})
-	}
+	msgTypes = query.AppendStrs(msgTypes, qType)
+	msgNames = query.AppendStrs(msgNames, qName)
+	msgContents = query.AppendStrs(msgContents, qContent)
 	return c
 }
 
@@ -182,31 +178,39 @@ func writeTranscript(b []byte, c *chat) []byte {
 	b = raw(b, c.rating.Raw)
 	b = append(b, `,"messages":[`...)
 	n := 0
-	for i := range messages {
-		m := &messages[i]
+	for j, typ := range msgTypes {
 		// Only what people wrote: system messages (joins, closes) and
 		// unknown types are left out.
-		if m.typ != "visitor" && m.typ != "agent" {
+		if typ != "visitor" && typ != "agent" {
 			continue
 		}
-		name := m.name
-		if name == "" && m.typ == "visitor" {
+		name := at(msgNames, j)
+		if name == "" && typ == "visitor" {
 			name = c.vName.Str // Smartsupp often leaves the visitor's name off
 		}
 		if n++; n > 1 {
 			b = append(b, ',')
 		}
 		b = append(b, `{"role":`...)
-		b = jsonw.AppendString(b, m.typ)
+		b = jsonw.AppendString(b, typ)
 		b = append(b, `,"name":`...)
 		b = jsonw.AppendString(b, name)
 		b = append(b, `,"text":`...)
-		b = jsonw.AppendString(b, m.content)
+		b = jsonw.AppendString(b, at(msgContents, j))
 		b = append(b, `,"at":`...)
-		b = appendTime(b, query.At(qSentAt, m.j))
+		b = appendTime(b, query.At(qSentAt, j))
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)
+}
+
+// at returns col[j], "" past its end (the columns of one '#' container
+// have the same length; this only keeps a surprise from panicking).
+func at(col []string, j int) string {
+	if j < len(col) {
+		return col[j]
+	}
+	return ""
 }
 
 // raw appends a value's raw JSON, null when absent.
