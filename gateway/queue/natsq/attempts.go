@@ -2,7 +2,6 @@ package natsq
 
 import (
 	"encoding/binary"
-	"time"
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/queue"
@@ -17,24 +16,12 @@ import (
 //	list:    (uvarint len | attempt)*
 //	attempt: 0x01 | at (varint) | duration (varint) | status (uvarint) | Error | Body
 //
-// Outcome is not stored; as in the Pebble store every attempt of a dead
-// letter reads back as delivery.AttemptRetry, the last as AttemptDead.
-const attemptV1 = 1
-
+// The attempt is the Pebble store's attempt value (queue.AppendAttempt):
+// one format for both engines. Outcome is not stored; as in the Pebble
+// store every attempt of a dead letter reads back as
+// delivery.AttemptRetry, the last as AttemptDead.
 func appendAttempt(dst []byte, a *delivery.Attempt) []byte {
-	body := a.Body
-	if len(body) > queue.MaxAttemptBody {
-		body = body[:queue.MaxAttemptBody]
-	}
-	rec := make([]byte, 0, 32+len(a.Error)+len(body))
-	rec = append(rec, attemptV1)
-	rec = binary.AppendVarint(rec, a.At.UnixNano())
-	rec = binary.AppendVarint(rec, int64(a.Duration))
-	rec = binary.AppendUvarint(rec, uint64(a.Status))
-	rec = binary.AppendUvarint(rec, uint64(len(a.Error)))
-	rec = append(rec, a.Error...)
-	rec = binary.AppendUvarint(rec, uint64(len(body)))
-	rec = append(rec, body...)
+	rec := queue.AppendAttempt(make([]byte, 0, 32+len(a.Error)+min(len(a.Body), queue.MaxAttemptBody)), a)
 	dst = binary.AppendUvarint(dst, uint64(len(rec)))
 	return append(dst, rec...)
 }
@@ -62,9 +49,9 @@ func decodeAttempts(list []byte) ([]delivery.Attempt, error) {
 		if k <= 0 || l > uint64(len(list)-k) {
 			return out, queue.ErrCorrupt
 		}
-		a, ok := decodeAttempt(list[k : k+int(l)])
-		if !ok {
-			return out, queue.ErrCorrupt
+		a, err := queue.DecodeAttempt(list[k : k+int(l)])
+		if err != nil {
+			return out, err
 		}
 		a.Outcome = delivery.AttemptRetry
 		out = append(out, a)
@@ -74,26 +61,6 @@ func decodeAttempts(list []byte) ([]delivery.Attempt, error) {
 		out[len(out)-1].Outcome = delivery.AttemptDead
 	}
 	return out, nil
-}
-
-func decodeAttempt(b []byte) (delivery.Attempt, bool) {
-	if len(b) == 0 || b[0] != attemptV1 {
-		return delivery.Attempt{}, false
-	}
-	r := reader{b: b[1:]}
-	at := r.varint()
-	dur := r.varint()
-	status := r.uvarint()
-	errText := r.field()
-	body := r.field()
-	if r.bad || len(r.b) != 0 || status > 999 {
-		return delivery.Attempt{}, false
-	}
-	a := delivery.Attempt{Duration: time.Duration(dur), Status: int(status), Error: string(errText), Body: append([]byte(nil), body...)}
-	if at != 0 {
-		a.At = time.Unix(0, at)
-	}
-	return a, true
 }
 
 // reader reads varint fields; the first error sticks.
