@@ -503,23 +503,35 @@ func TestNATSQueueFiguresSameOnEveryGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { refusing.Close() })
-	cfg := natsConfig(ns.URL(), "http://"+freePort(t), `
+	// Nothing listens for "down": after one failed attempt each of its
+	// deliveries waits an hour for the next.
+	cfg := natsConfig(ns.URL(), "http://127.0.0.1:1", `
 [[target]]
 name = "strict"
 url = "`+refusing.URL()+`/strict"
+
+[[target]]
+name = "down"
+url = "http://`+freePort(t)+`/down"
+retry = { initial = "1h", max = "1h", max_attempts = 10 }
 
 [[route]]
 name = "refused"
 path = "/hooks/refused"
 targets = ["strict"]
-`) // nothing listens for crm: its deliveries stay queued
+
+[[route]]
+name = "waiting"
+path = "/hooks/waiting"
+targets = ["down"]
+`)
 	a, b := startGateway(t, cfg), startGateway(t, cfg)
 	for i := range 6 {
 		g := a
 		if i%2 == 1 {
 			g = b
 		}
-		for _, path := range []string{"/hooks/queued", "/hooks/refused"} {
+		for _, path := range []string{"/hooks/waiting", "/hooks/refused"} {
 			if code, body := postEvent(t, g.ingest+path, fmt.Sprintf(`{"n":%d}`, i)); code != http.StatusAccepted {
 				t.Fatalf("%d %s", code, body)
 			}
@@ -532,14 +544,14 @@ targets = ["strict"]
 		}
 	}()
 	for _, g := range []*natsGateway{a, b} {
-		waitFor(t, "crm's backlog of 6 and strict's 6 dead letters on "+g.admin, func() bool {
+		waitFor(t, "down's backlog of 6 and strict's 6 dead letters on "+g.admin, func() bool {
 			code, v := call(t, http.MethodGet, g.admin+"/admin/queue")
 			last = fmt.Sprint(code, v)
 			ts, _ := v["targets"].(map[string]any)
-			crm, _ := ts["crm"].(map[string]any)
+			down, _ := ts["down"].(map[string]any)
 			strict, _ := ts["strict"].(map[string]any)
-			return code == http.StatusOK && crm != nil && strict != nil &&
-				crm["depth"] == 6.0 && crm["dead"] == 0.0 && strict["depth"] == 0.0 && strict["dead"] == 6.0
+			return code == http.StatusOK && down != nil && strict != nil &&
+				down["depth"] == 6.0 && down["dead"] == 0.0 && strict["depth"] == 0.0 && strict["dead"] == 6.0
 		})
 	}
 }
