@@ -34,6 +34,10 @@ type Attempt struct {
 	Error    string // the transport error or the verdict; "" on success
 	Body     []byte // the start of the target's answer; only dead letters keep it
 	Outcome  AttemptOutcome
+	// NoToken: not sent, because the target's OAuth2 token endpoint gave
+	// no token (target.ErrToken). The metrics count it apart from the
+	// target's own failures.
+	NoToken bool
 }
 
 // AttemptOutcome is what an attempt led to. Its text ("success", "retry",

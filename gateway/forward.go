@@ -60,7 +60,28 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 		}
 		st.errs[i] = nil
 	}
+	if off := t.deps.Disabled; off != nil {
+		// A disabled target gets nothing, from a sync route either. The
+		// first delivery's answer is the sender's: without it there is
+		// nothing to answer with, so nothing is sent at all (the sender's
+		// retry would send the others twice). Another delivery to a
+		// disabled target is left out, as a failed one would be.
+		for i := range ds {
+			if !off.Disabled(ds[i].Target) {
+				continue
+			}
+			if i == 0 && !st.out.Response.Set {
+				g.refuseDisabled(ctx, st, &ds[0])
+				return
+			}
+			st.clients[i], st.errs[i], st.took[i] = nil, errTargetDisabled, 0
+			st.res[i].Reset()
+		}
+	}
 	for i := 1; i < n; i++ {
+		if st.clients[i] == nil {
+			continue // disabled: not sent
+		}
 		j := &st.jobs[i]
 		j.c, j.d, j.r, j.err, j.took, j.wg = st.clients[i], &ds[i], &st.res[i], &st.errs[i], &st.took[i], &st.wg
 		st.wg.Add(1)
@@ -70,8 +91,8 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 			go j.run()
 		}
 	}
-	if n > 0 {
-		st.sent = time.Now()
+	st.sent = time.Now()
+	if n > 0 && st.clients[0] != nil {
 		st.errs[0] = st.clients[0].Do(&ds[0], &st.res[0])
 		st.took[0] = time.Since(st.sent)
 	}
@@ -110,6 +131,10 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, st *reqState, t *table, rt *
 	setAnswerBody(ctx, r.Body)
 }
 
+// errTargetDisabled marks a sync delivery not sent because its target
+// is disabled.
+var errTargetDisabled = errors.New("target disabled")
+
 // keepBodyMax is the largest body whose buffer a keep-alive connection
 // keeps for its next request (see ReduceMemoryUsage in New). Webhooks are
 // mostly far smaller; a larger one costs an allocation, not idle memory.
@@ -144,8 +169,11 @@ func (g *Gateway) recordAttempts(st *reqState, t *table, ds []delivery.Delivery)
 		a := delivery.Attempt{At: st.sent, Status: st.res[i].Status, Duration: st.took[i], Outcome: delivery.AttemptSuccess}
 		if err := st.errs[i]; err != nil {
 			a.Status, a.Outcome = 0, delivery.AttemptError
-			if errors.Is(err, target.ErrToken) {
+			if err == errTargetDisabled {
+				a.Error = "not sent: the target is disabled (disable_after); enable it with POST /admin/targets/" + ds[i].Target + "/enable"
+			} else if errors.Is(err, target.ErrToken) {
 				a.Error = err.Error() // what the token endpoint said, for the operator
+				a.NoToken = true
 			} else {
 				a.Error = string(appendTransportCause(st.msg[:0], err)) // a failure: allocating is fine
 			}

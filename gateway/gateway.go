@@ -26,6 +26,9 @@ type Deps struct {
 	Targets *target.Set  // clients of every target in the config
 	Chains  ChainBuilder // nil: a route with transforms is refused
 	Queue   Queue        // nil: an async route is refused
+	// Disabled, if set, says which targets are disabled (disable_after):
+	// a sync route does not forward to them (forward.go).
+	Disabled Disabled
 	// Dedupe, if set, is where routes' dedupe keys are shared with the
 	// other gateways on the same queue (SharedDedupe).
 	Dedupe SharedDedupe

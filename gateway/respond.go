@@ -25,6 +25,7 @@ const (
 	codePluginFailed      = "plugin_failed"
 	codeUnknownTarget     = "unknown_target"
 	codeTargetUnreachable = "target_unreachable"
+	codeTargetDisabled    = "target_disabled"
 	codeQueueFull         = "queue_full"
 	codeQueueUnavailable  = "queue_unavailable"
 	codeOverloaded        = "overloaded"
@@ -158,6 +159,21 @@ func (g *Gateway) refuseTarget(ctx *fasthttp.RequestCtx, st *reqState, rt *route
 	m = append(m, "\" could not be reached: "...)
 	m = appendTransportCause(m, err)
 	writeError(ctx, st, fasthttp.StatusBadGateway, codeTargetUnreachable, m)
+}
+
+// refuseDisabled answers a sync request whose target is disabled
+// (disable_after): nothing was sent. The sender learns that the target is
+// disabled and that a person has to act, not why it failed or how the
+// operator enables it: those are the operator's (the target.disabled
+// line and event say both).
+func (g *Gateway) refuseDisabled(ctx *fasthttp.RequestCtx, st *reqState, d *delivery.Delivery) {
+	// A disabled target stays so until someone acts: a minute is as soon
+	// as a retry makes sense.
+	ctx.Response.Header.Set(fasthttp.HeaderRetryAfter, "60")
+	m := append(st.msg[:0], "target \""...)
+	m = append(m, d.Target...)
+	m = append(m, "\" is disabled because it kept failing, so this event was not sent: retry later; the gateway's operator re-enables the target once it is fixed"...)
+	writeError(ctx, st, fasthttp.StatusServiceUnavailable, codeTargetDisabled, m)
 }
 
 // appendTransportCause describes a transport failure without the target's

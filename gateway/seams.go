@@ -36,6 +36,16 @@ type Queue interface {
 	Enqueue(ds []delivery.Delivery) error
 }
 
+// Disabled tells a sync forward which targets are disabled: a target
+// that failed for its disable_after is not attempted until an operator
+// enables it, and that holds for a sync route's forward as for the queue.
+// The dispatcher keeps that state (*dispatch.Dispatcher is one); gateway
+// never imports it. Disabled is asked once per sync delivery, so it must
+// be cheap and allocate nothing.
+type Disabled interface {
+	Disabled(target string) bool
+}
+
 // ErrQueueFull is what ingest looks for (errors.Is) in an Enqueue error to
 // answer 503 with Retry-After rather than 503 "unavailable". It is
 // delivery.ErrQueueFull, which gateway/queue's ErrFull is.

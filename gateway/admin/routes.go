@@ -58,6 +58,11 @@ type TargetInfo struct {
 	Auth     string            `json:"auth"`
 	Timeout  string            `json:"timeout"`
 	MaxConns int               `json:"max_conns"`
+	// How its deliveries go, left out when not set: disable_after
+	// (auto-disable), order ("fifo") and order_key.
+	DisableAfter string `json:"disable_after,omitempty"`
+	Order        string `json:"order,omitempty"`
+	OrderKey     string `json:"order_key,omitempty"`
 }
 
 // RoutesResponse is the body of GET /admin/routes.
@@ -95,7 +100,8 @@ func Describe(cfg *config.Config) RoutesResponse {
 	}
 	for _, t := range cfg.Targets {
 		ti := TargetInfo{Name: t.Name, Method: t.Method, Headers: shownHeaders(t.Headers), Query: shownQuery(t.Query), Auth: t.Auth.Type,
-			Timeout: durationString(t.Timeout), MaxConns: t.MaxConns}
+			Timeout: durationString(t.Timeout), MaxConns: t.MaxConns,
+			DisableAfter: durationString(t.DisableAfter), Order: t.Order, OrderKey: t.OrderKey}
 		if t.URL != nil {
 			ti.URL = t.PrintableURL().String()
 		}

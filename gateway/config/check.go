@@ -41,6 +41,22 @@ func (p *parser) crossCheck(c *Config) {
 		owner[ep] = where
 	}
 	p.orderCheck(c) // order.go
+	p.operationsCheck(c)
+}
+
+// operationsCheck warns of [operations] that cannot send anything: the
+// embedded queue is opened only once a route is async, and operational
+// events go through it. The nats backend's queue always exists.
+func (p *parser) operationsCheck(c *Config) {
+	if c.Operations.Target == "" || c.Queue.Backend == QueueBackendNATS {
+		return
+	}
+	for _, r := range c.Routes {
+		if r.Mode != ModeSync {
+			return
+		}
+	}
+	p.warnings = append(p.warnings, "operations: no route is async, so no queue is opened and no operational event is ever sent: make a route async (mode = \"async\"), or remove [operations]")
 }
 
 // routeWhere names a route in messages, by position when it has no

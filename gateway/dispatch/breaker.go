@@ -26,9 +26,11 @@ const (
 //
 // Disabled (auto-disable, disable.go) overrides all of that: nothing is
 // claimed, whatever the breaker's config, until enable; enable closes it
-// afresh. It is an atomic so the hot path pays one load for it.
+// afresh. It is an atomic so the hot path pays one load for it, behind a
+// pointer so that a reload with the same config shares it between the
+// old lane and the new one (disable.go, handover).
 type breaker struct {
-	off      atomic.Bool
+	off      *atomic.Bool
 	mu       sync.Mutex
 	cfg      config.Breaker
 	state    string
@@ -41,7 +43,7 @@ func newBreaker(cfg config.Breaker) *breaker {
 	if cfg.Failures > 0 && cfg.Cooldown <= 0 {
 		cfg.Cooldown = config.DefaultBreakerCooldown
 	}
-	return &breaker{cfg: cfg, state: BreakerClosed}
+	return &breaker{cfg: cfg, state: BreakerClosed, off: new(atomic.Bool)}
 }
 
 // allow reports whether a delivery may be claimed now; if not, wait is how

@@ -48,9 +48,15 @@ type failClock struct {
 	// target.recovered.
 	recovering atomic.Bool
 
+	// retired is set when a reload handed the target to a lane with
+	// another config (handover): what the old lane's last attempts show
+	// is about the old config, and changes nothing any more.
+	retired atomic.Bool
+
 	mu          sync.Mutex // serializes the changes below and their writes to the store
 	disabledAt  int64      // unix ns; 0: not disabled
 	failedSince int64      // since, kept across enable for the target.recovered report
+	restored    bool       // read from the store, or handed over: a lane's start leaves it alone
 }
 
 // targetState is what the store keeps of a lane across restarts: version
@@ -101,6 +107,14 @@ func decodeState(b []byte) (targetState, error) {
 // changed since (a reload, or an edit before a restart) is enabled, as a
 // reload that changes it would.
 func (l *lane) restore() {
+	f := l.fail
+	f.mu.Lock()
+	done := f.restored
+	f.restored = true
+	f.mu.Unlock()
+	if done {
+		return // handed over by a reload (handover)
+	}
 	raw, err := l.d.store.TargetState(l.name)
 	if err != nil {
 		l.d.log.Error("dispatch: cannot read the target's state; its failure clock starts over", "target", l.name, "err", err)
@@ -111,7 +125,6 @@ func (l *lane) restore() {
 		l.d.log.Error("dispatch: the target's stored state is unreadable; its failure clock starts over", "target", l.name, "err", err)
 		st = targetState{}
 	}
-	f := &l.fail
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
@@ -135,9 +148,63 @@ func (l *lane) restore() {
 	}
 }
 
+// handover gives each of g's lanes the failure clock and disabled switch
+// of the lane of the same target in prev, the lanes g replaces, instead
+// of reading them from the store as they start: prev's lanes may still
+// run attempts, and the store does not yet hold what those show.
+//
+// With the same config, the new lane shares the old one's clock and
+// switch: a success of the old lane's last attempt ends the run of
+// failures for both, and a disable by it disables both. With another
+// config, the new lane starts from a copy, as a restart with a changed
+// config would from the store (a disabled target is enabled), and the old
+// lane's last attempts, made with the old config, change nothing.
+// Called by Swap before g starts.
+func (g *Lanes) handover(prev *Lanes) {
+	if prev == nil {
+		return
+	}
+	for _, l := range g.order {
+		if old := prev.lanes[l.name]; old != nil {
+			l.takeOver(old)
+		}
+	}
+}
+
+func (l *lane) takeOver(old *lane) {
+	f := old.fail
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.restored {
+		return // the old lane never started: the store has it all
+	}
+	if fingerprint(old.cfg) == fingerprint(l.cfg) {
+		l.fail = f
+		l.breaker.off = old.breaker.off
+		if l.breaker.disabled() {
+			l.d.log.Warn("dispatch: target is disabled; its deliveries are kept: enable it with POST /admin/targets/"+l.name+"/enable, or change its config and reload",
+				"target", l.name, "disabled_at", time.Unix(0, f.disabledAt).UTC(), "failing_since", time.Unix(0, f.since.Load()).UTC())
+		}
+		return
+	}
+	f.retired.Store(true)
+	n := l.fail // not shared yet: no lock needed
+	n.restored = true
+	n.since.Store(f.since.Load())
+	n.recovering.Store(f.recovering.Load())
+	n.failedSince = f.failedSince
+	if old.breaker.disabled() {
+		n.since.Store(0)
+		n.recovering.Store(true)
+		n.failedSince = f.since.Load()
+		l.d.log.Info("dispatch: target enabled: its config changed; its deliveries go out again", "target", l.name)
+	}
+	l.save() // what the old config's lane stored no longer applies
+}
+
 // save writes the lane's state to the store; l.fail.mu held.
 func (l *lane) save() {
-	f := &l.fail
+	f := l.fail
 	st := targetState{disabledAt: f.disabledAt}
 	if l.cfg.DisableAfter > 0 {
 		st.since = f.since.Load()
@@ -155,7 +222,10 @@ func (l *lane) save() {
 // reports whether the lane's state changed (the target was disabled).
 // Allocation-free unless something changes.
 func (l *lane) watch(failed, changed bool, now time.Time, reason string) bool {
-	f := &l.fail
+	f := l.fail
+	if f.retired.Load() {
+		return false // a reload gave the target to a lane with another config
+	}
 	if !failed {
 		if f.since.Load() != 0 || f.recovering.Load() {
 			l.succeeded(changed, now)
@@ -182,7 +252,7 @@ func (l *lane) watch(failed, changed bool, now time.Time, reason string) bool {
 
 // succeeded ends a run of failures.
 func (l *lane) succeeded(changed bool, now time.Time) {
-	f := &l.fail
+	f := l.fail
 	f.mu.Lock()
 	since := f.since.Swap(0)
 	wasDisabled := f.recovering.Swap(false)
@@ -211,7 +281,7 @@ func (l *lane) succeeded(changed bool, now time.Time) {
 
 // disable disables the lane's target after it failed for disable_after.
 func (l *lane) disable(now time.Time, reason string) bool {
-	f := &l.fail
+	f := l.fail
 	f.mu.Lock()
 	since := f.since.Load()
 	// Checked again under the lock: a success since the caller looked
@@ -244,7 +314,7 @@ func (d *Dispatcher) Enable(name string) (wasDisabled bool, err error) {
 	if l == nil {
 		return false, ErrUnknownTarget
 	}
-	f := &l.fail
+	f := l.fail
 	f.mu.Lock()
 	wasDisabled = l.breaker.disabled()
 	if wasDisabled {
@@ -325,4 +395,12 @@ func hashValue(h hash.Hash, v reflect.Value) {
 	default:
 		fmt.Fprintf(h, "%#v;", v.Interface())
 	}
+}
+
+// Disabled reports whether target is disabled: the gateway's Disabled,
+// so a sync route does not forward to it either. One map lookup and one
+// atomic load; allocation-free.
+func (d *Dispatcher) Disabled(target string) bool {
+	l := d.cur.Load().lanes[target]
+	return l != nil && l.breaker.disabled()
 }

@@ -107,7 +107,7 @@ type lane struct {
 	failing bool          // the last claim failed (claimed logs the change only)
 	breaker *breaker
 	rec     record.Target
-	fail    failClock     // disable_after's clock (disable.go)
+	fail    *failClock    // disable_after's clock (disable.go); shared with the lane it replaced when the config is the same
 	wake    chan struct{} // capacity 1: "look again"
 	free    chan *job     // idle workers' jobs
 	work    chan *job     // claimed, waiting for a worker
@@ -174,6 +174,7 @@ func (d *Dispatcher) Lanes(targets *target.Set, cfgs []config.Target) *Lanes {
 		l := &lane{
 			d: d, g: g, name: cfg.Name, cfg: cfg, client: c,
 			breaker: newBreaker(cfg.Breaker),
+			fail:    new(failClock),
 			rec:     d.rec.Target(cfg.Name),
 			wake:    make(chan struct{}, 1),
 			free:    make(chan *job, workers),
@@ -254,8 +255,10 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 // Swap makes next the running lanes, started at once if the dispatcher
 // is, and returns the lanes it replaced, still running: the caller Stops
 // them (claims never hand out what they still hold, so both run safely
-// side by side meanwhile). Breaker and rate-limit state start afresh.
-// After Stop, Swap returns next, unstarted, and an error.
+// side by side meanwhile). Breaker and rate-limit state start afresh;
+// each target's failure clock and disabled switch are handed over from
+// the lane it replaces (disable.go, handover). After Stop, Swap returns
+// next, unstarted, and an error.
 func (d *Dispatcher) Swap(next *Lanes) (*Lanes, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -263,6 +266,7 @@ func (d *Dispatcher) Swap(next *Lanes) (*Lanes, error) {
 		return next, errors.New("dispatch: swap: dispatcher is stopped")
 	}
 	if d.started {
+		next.handover(d.cur.Load())
 		next.start()
 	}
 	return d.cur.Swap(next), nil
@@ -311,7 +315,9 @@ func (l *lane) feed() {
 	defer l.g.wg.Done()
 	defer close(l.work)
 	ctx := l.g.ctx
-	leaseFor := 2*l.cfg.Timeout + time.Minute
+	// An attempt ends within MaxAttempt (token waits and a 401's second
+	// send included), so no lease runs out while its attempt goes on.
+	leaseFor := l.client.MaxAttempt() + time.Minute
 	if l.limiter != nil {
 		leaseFor += time.Duration(float64(time.Second) / float64(l.limiter.Limit()))
 	}
@@ -453,6 +459,7 @@ func (l *lane) send(j *job) {
 	if err != nil {
 		v = RetryLater
 		a.Error = err.Error()
+		a.NoToken = errors.Is(err, target.ErrToken) // its own class in the metrics
 	} else {
 		a.Status, a.Body = j.res.Status, j.res.Body
 		v = Judge(l.cfg.Success, j.res.Status, j.res.Body)

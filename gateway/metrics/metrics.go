@@ -124,7 +124,7 @@ func New(version string) *Registry {
 		"Wall time of one plugin call.", pluginBuckets, "plugin")
 
 	r.targetAttempts = counter("target_attempts_total",
-		"Delivery attempts, by target, outcome (success, retry, dead, error) and status class (2xx..5xx, none when no HTTP answer).",
+		"Delivery attempts, by target, outcome (success, retry, dead, error) and status class (2xx..5xx, none when no HTTP answer, token when not sent for want of an OAuth2 token).",
 		"target", "outcome", "class")
 	r.targetDuration = histogram("target_attempt_duration_seconds",
 		"Time one delivery attempt took, answer or failure.", targetBuckets, "target")

@@ -350,15 +350,17 @@ func TestBoundedLabels(t *testing.T) {
 			tm.Attempt(delivery.AttemptOutcome(o), status, time.Millisecond)
 		}
 	}
+	// Not sent for want of an OAuth2 token: its own class, whatever the status says.
+	tm.Attempted(nil, 1, &delivery.Attempt{Outcome: delivery.AttemptRetry, Status: 0, NoToken: true})
 	fams := scrape(t, reg)
 	cases := []struct {
 		name, family, label, want string
 	}{
 		{"reasons", "hookgate_route_rejected_total", "reason",
-			"bad_json,bad_request,body_too_large,duplicate,internal,method_not_allowed,not_found,other,overloaded,plugin_error,queue_error,queue_full,target_error,unauthorized,unknown_target"},
+			"bad_json,bad_request,body_too_large,duplicate,internal,method_not_allowed,not_found,other,overloaded,plugin_error,queue_error,queue_full,target_disabled,target_error,unauthorized,unknown_target"},
 		{"kinds", "hookgate_plugin_errors_total", "kind", "abi,busy,exit,failed,memory,other,output,timeout,trap"},
 		{"outcomes", "hookgate_target_attempts_total", "outcome", "dead,error,retry,success"},
-		{"classes", "hookgate_target_attempts_total", "class", "2xx,3xx,4xx,5xx,none"},
+		{"classes", "hookgate_target_attempts_total", "class", "2xx,3xx,4xx,5xx,none,token"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -367,9 +369,9 @@ func TestBoundedLabels(t *testing.T) {
 			}
 		})
 	}
-	// 256 rejections: the 15 named reasons once each, the other 241 as other.
-	if got := value(t, fams, "hookgate_route_rejected_total", "reason=other", "route=r"); got != 242 {
-		t.Errorf("reason=other: %v, want 242", got)
+	// 256 rejections: the 16 named reasons once each, the other 240 as other.
+	if got := value(t, fams, "hookgate_route_rejected_total", "reason=other", "route=r"); got != 241 {
+		t.Errorf("reason=other: %v, want 241", got)
 	}
 	// "x", "TIMEOUT" and "evt-123" are not kinds.
 	if got := value(t, fams, "hookgate_plugin_errors_total", "kind=other", "plugin=p"); got != 3 {
@@ -551,7 +553,7 @@ func TestZeroSeries(t *testing.T) {
 	cases := []struct {
 		name, route, want string
 	}{
-		{"named route", "a", "bad_json,body_too_large,duplicate,internal,other,plugin_error,queue_error,queue_full,target_error,unauthorized,unknown_target"},
+		{"named route", "a", "bad_json,body_too_large,duplicate,internal,other,plugin_error,queue_error,queue_full,target_disabled,target_error,unauthorized,unknown_target"},
 		{"unrouted", "", "bad_request,internal,method_not_allowed,not_found,other,overloaded"},
 	}
 	for _, c := range cases {

@@ -27,6 +27,7 @@ var CodeReasons = [...]struct {
 	{"plugin_failed", ReasonPluginError},
 	{"unknown_target", ReasonUnknownTarget},
 	{"target_unreachable", ReasonTargetError},
+	{"target_disabled", ReasonTargetDisabled},
 	{"queue_full", ReasonQueueFull},
 	{"queue_unavailable", ReasonQueueError},
 	{"overloaded", ReasonOverloaded},
@@ -87,7 +88,15 @@ func (m *RouteMetrics) Answered(a *record.Answer) {
 	m.Observe(a.Took)
 }
 
-// Attempted counts an attempt by outcome and status class.
+// Attempted counts an attempt by outcome and status class; one not sent
+// for want of an OAuth2 token has class "token".
 func (m *TargetMetrics) Attempted(_ *delivery.Delivery, _ int, a *delivery.Attempt) {
-	m.Attempt(a.Outcome, a.Status, a.Duration)
+	if m == nil {
+		return
+	}
+	cls := classOf(a.Status)
+	if a.NoToken {
+		cls = classToken
+	}
+	m.attempt(a.Outcome, cls, a.Duration)
 }

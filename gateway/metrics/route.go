@@ -27,6 +27,7 @@ const (
 	ReasonPluginError                    // the transform chain failed (502)
 	ReasonUnknownTarget                  // a plugin emitted to a target that is not defined (502)
 	ReasonTargetError                    // a sync route's target could not be reached (502/504)
+	ReasonTargetDisabled                 // a sync route's target is disabled (disable_after) until an operator enables it (503)
 	ReasonInternal                       // a bug: the handler panicked (500)
 	ReasonOther                          // anything else; also what an out-of-range Reason counts as
 	numReasons
@@ -46,6 +47,7 @@ var reasonNames = [numReasons]string{
 	ReasonPluginError:      "plugin_error",
 	ReasonUnknownTarget:    "unknown_target",
 	ReasonTargetError:      "target_error",
+	ReasonTargetDisabled:   "target_disabled",
 	ReasonInternal:         "internal",
 	ReasonOther:            "other",
 }

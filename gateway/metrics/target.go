@@ -20,11 +20,12 @@ const (
 	class3xx
 	class4xx
 	class5xx
-	classNone // no HTTP answer (transport failure), or a status outside 200..599
+	classNone  // no HTTP answer (transport failure), or a status outside 200..599
+	classToken // not sent: the target's OAuth2 token endpoint gave no token
 	numClasses
 )
 
-var classNames = [numClasses]string{"2xx", "3xx", "4xx", "5xx", "none"}
+var classNames = [numClasses]string{"2xx", "3xx", "4xx", "5xx", "none", "token"}
 
 func classOf(status int) int {
 	if status < 200 || status > 599 {
@@ -82,10 +83,14 @@ func (m *TargetMetrics) Attempt(outcome delivery.AttemptOutcome, status int, d t
 	if m == nil {
 		return
 	}
+	m.attempt(outcome, classOf(status), d)
+}
+
+// attempt counts one attempt of class cls.
+func (m *TargetMetrics) attempt(outcome delivery.AttemptOutcome, cls int, d time.Duration) {
 	if outcome >= numOutcomes {
 		outcome = delivery.AttemptError
 	}
-	cls := classOf(status)
 	c := m.attempts[outcome][cls].Load()
 	if c == nil {
 		c = m.resolve(outcome, cls)

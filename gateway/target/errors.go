@@ -42,7 +42,7 @@ func (e *Error) Is(target error) bool {
 func (e *Error) Timeout() bool { return isTimeout(e.Err) }
 
 func isTimeout(err error) bool {
-	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) ||
+	if errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) || errors.Is(err, errOutOfTime) ||
 		errors.Is(err, fasthttp.ErrNoFreeConns) ||
 		errors.Is(err, fasthttp.ErrTLSHandshakeTimeout) {
 		return true

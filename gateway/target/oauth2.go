@@ -36,6 +36,9 @@ import (
 //   - A failed fetch is retried no sooner than a backoff (1s doubling to
 //     1m); until then attempts that need a token fail at once with the
 //     reason, an error that errors.Is ErrToken.
+//   - An attempt waits for a token no longer than its own bound
+//     (Client.MaxAttempt); a request still under way then serves the
+//     attempts after it.
 //
 // A reload builds a new Client, so a new token is fetched once per reload.
 
@@ -185,8 +188,10 @@ func newTokenSource(t config.Target, tlsc tlsSettings, now func() time.Time) (*t
 }
 
 // get returns a token to send: the cached one, or the result of a request
-// that it starts or joins.
-func (ts *tokenSource) get() (*token, error) {
+// that it starts or joins, waited for until deadline at most (the
+// attempt's bound: Client.MaxAttempt). A request still under way then
+// goes on for the attempts after.
+func (ts *tokenSource) get(deadline time.Time) (*token, error) {
 	now := ts.now()
 	if t := ts.cur.Load(); t != nil && now.Before(t.staleAt) {
 		if !now.Before(t.refreshAt) {
@@ -209,8 +214,26 @@ func (ts *tokenSource) get() (*token, error) {
 		f = ts.start(now, false)
 	}
 	ts.mu.Unlock()
-	<-f.done
-	return f.tok, f.err
+	return ts.await(f, deadline)
+}
+
+// await waits for f until deadline. Only an attempt that must wait for a
+// token gets here, so the timer's allocation costs nothing in steady
+// state.
+func (ts *tokenSource) await(f *flight, deadline time.Time) (*token, error) {
+	select {
+	case <-f.done:
+		return f.tok, f.err
+	default:
+	}
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	select {
+	case <-f.done:
+		return f.tok, f.err
+	case <-timer.C:
+		return nil, &TokenError{Reason: "token endpoint " + ts.shown + " did not answer within the attempt's time (twice the target's timeout); the request goes on for the next attempts"}
+	}
 }
 
 // refreshInBackground starts a request for t's successor unless one is

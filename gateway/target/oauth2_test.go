@@ -523,7 +523,7 @@ func TestOAuth2TokenAnswers(t *testing.T) {
 				Type: config.AuthOAuth2, TokenURL: mustURL(t, srv.URL+"/t"), ClientID: "id", ClientSecret: config.NewSecret(oatClientSecret, "")}})
 			clock := newFakeClock()
 			c.now = clock.Now
-			tok, err := c.tokens.get()
+			tok, err := c.tokens.get(time.Now().Add(time.Minute))
 			if tt.want == "" {
 				if err != nil || string(tok.header) != "Bearer oat-test-token-s" {
 					t.Fatalf("get: %v", err)

@@ -288,18 +288,31 @@ var (
 	userAgent        = []byte("hookgate")
 )
 
+// MaxAttempt is the longest one Do takes: twice the target's timeout.
+// Each send gets the timeout, but all of an attempt's steps together (a
+// wait for an OAuth2 token, the send, a 401's new token and second send,
+// a TLS refusal's diagnosis) share this bound, so an attempt always ends
+// within the queue's lease (MaxAttempt + 1 min: dispatch), after which
+// another worker could send the same delivery again.
+func (c *Client) MaxAttempt() time.Duration { return 2 * c.timeout }
+
+// errOutOfTime: the attempt's bound (MaxAttempt) was reached on the
+// second send after a 401. It counts as a timeout.
+var errOutOfTime = errors.New("the attempt used all of its time (twice the target's timeout) on a 401, a new token and the second send")
+
 // Do sends d and fills r. The error is a transport failure (dial, timeout,
 // reset, pool exhausted), an *Error; any HTTP status, 5xx included, is
 // r.Status with a nil error. With oauth2, an attempt for which no token
 // could be had is not sent and its error wraps a *TokenError (errors.Is
 // ErrToken); a 401 answer makes Do send the request once more with a new
-// token, within the same call.
+// token, within the same call. Do returns within MaxAttempt.
 func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 	r.Reset()
+	deadline := time.Now().Add(c.MaxAttempt())
 	var tok *token
 	if c.tokens != nil {
 		var err error
-		if tok, err = c.tokens.get(); err != nil {
+		if tok, err = c.tokens.get(deadline); err != nil {
 			return c.wrap(d, err)
 		}
 	}
@@ -314,16 +327,18 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 		req.Header.SetBytesKV(headerAuthorization, tok.header)
 	}
 
-	err := c.hc.DoTimeout(req, resp, c.timeout)
+	err := c.hc.DoTimeout(req, resp, c.sendTimeout(deadline))
 	if err == nil && tok != nil && resp.StatusCode() == fasthttp.StatusUnauthorized && c.tokens.refused(tok) {
 		// The token may have been revoked or rotated before it expired:
 		// the same request again, with the token that replaces it.
-		if tok, err = c.tokens.get(); err != nil {
+		if tok, err = c.tokens.get(deadline); err != nil {
 			return c.wrap(d, err)
 		}
 		req.Header.SetBytesKV(headerAuthorization, tok.header)
 		resp.Reset()
-		err = c.hc.DoTimeout(req, resp, c.timeout)
+		if err = c.hc.DoTimeout(req, resp, c.sendTimeout(deadline)); errors.Is(err, fasthttp.ErrTimeout) && !time.Now().Before(deadline) {
+			err = errOutOfTime
+		}
 	}
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) && resp.StatusCode() > 0 {
 		r.Status = resp.StatusCode()
@@ -333,8 +348,8 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 		return nil
 	}
 	if err != nil {
-		if c.hc.IsTLS {
-			err = refusedTLS(err, c.hc.Addr, c.hc.TLSConfig, c.timeout)
+		if left := time.Until(deadline); c.hc.IsTLS && left > 0 {
+			err = refusedTLS(err, c.hc.Addr, c.hc.TLSConfig, min(c.timeout, left))
 		}
 		return c.wrap(d, err)
 	}
@@ -343,6 +358,13 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 	r.RetryAfter = append(r.RetryAfter, resp.Header.PeekBytes(headerRetryAfter)...)
 	r.Body = append(r.Body, resp.Body()...)
 	return nil
+}
+
+// sendTimeout is what one send may take: the target's timeout, but no
+// more than is left of the attempt's bound (0 or less: the host client
+// does not send and answers fasthttp.ErrTimeout).
+func (c *Client) sendTimeout(deadline time.Time) time.Duration {
+	return min(c.timeout, time.Until(deadline))
 }
 
 // build writes method, URL, headers and body of d into req: everything Do

@@ -95,6 +95,7 @@ func (s *Server) build(ctx context.Context, cfg *config.Config) (_ *generation, 
 	}
 	if q != nil {
 		deps.Queue = q
+		deps.Disabled = q // a sync route does not forward to a disabled target either
 	}
 	deps.Dedupe = s.sharedDedupe()
 	if d := s.dispatcher.Load(); d != nil {
