@@ -59,6 +59,7 @@ name = "gw-a"
 		{"[queue]\nbackend = \"kafka\"", `queue: backend: "kafka" is not a queue backend`},
 		{"[queue]\nbackend = \"nats\"\n[queue.nats]\nurls = []", "queue: nats: urls: must name at least one server"},
 		{"[queue]\nbackend = \"nats\"\n[queue.nats]\nurls = [\"127.0.0.1:4222\"]", `"127.0.0.1:4222" is not a NATS server URL`},
+		{"[queue]\nbackend = \"nats\"\n[queue.nats]\nurls = [\"nats://a:4222\", \"hg:s3cret@b:4222\"]", "entry 2 is not a NATS server URL"},
 		{"[queue]\nbackend = \"nats\"\n[queue.nats]\nstream = \"a.b\"", `queue: nats: stream: "a.b" is not a usable stream name`},
 		{"[queue]\nbackend = \"nats\"\n[queue.nats]\nreplicas = 7", "queue: nats: replicas: 7 is out of range"},
 		{"[queue]\nbackend = \"nats\"\n[queue.nats]\nreplicas = 0", "queue: nats: replicas: must be at least 1"},

@@ -115,9 +115,13 @@ func (p *parser) natsQueue(t *table) NATS {
 	if len(n.URLs) == 0 {
 		t.errf("urls", "must name at least one server (e.g. urls = [%q])", DefaultNATSURL)
 	}
-	for _, u := range n.URLs {
+	for i, u := range n.URLs {
 		if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
-			t.errf("urls", "%q is not a NATS server URL (write it as \"nats://host:4222\", or \"tls://host:4222\" for TLS)", u)
+			shown := strconv.Quote(u)
+			if strings.Contains(u, "@") {
+				shown = "entry " + strconv.Itoa(i+1) // it may hold a password
+			}
+			t.errf("urls", "%s is not a NATS server URL (write it as \"nats://host:4222\", or \"tls://host:4222\" for TLS)", shown)
 		}
 	}
 	if !validStreamName(n.Stream) {

@@ -315,12 +315,6 @@ func (l *lane) feed() {
 	defer l.g.wg.Done()
 	defer close(l.work)
 	ctx := l.g.ctx
-	// An attempt ends within MaxAttempt (token waits and a 401's second
-	// send included), so no lease runs out while its attempt goes on.
-	leaseFor := l.client.MaxAttempt() + time.Minute
-	if l.limiter != nil {
-		leaseFor += time.Duration(float64(time.Second) / float64(l.limiter.Limit()))
-	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	idle := make([]*job, 0, l.workers)
@@ -337,7 +331,7 @@ func (l *lane) feed() {
 			}
 		}
 		var probe, ok bool
-		got, probe, ok = l.claim(ctx, got, &idle, leaseFor, timer)
+		got, probe, ok = l.claim(ctx, got, &idle, timer)
 		if !ok {
 			return
 		}
@@ -361,7 +355,7 @@ func (l *lane) feed() {
 // claim claims up to one delivery per idle job (taking in the workers
 // that became idle meanwhile), waiting as long as needed for at least one;
 // false means the dispatcher is stopping.
-func (l *lane) claim(ctx context.Context, got []queue.Leased, idle *[]*job, leaseFor time.Duration, timer *time.Timer) ([]queue.Leased, bool, bool) {
+func (l *lane) claim(ctx context.Context, got []queue.Leased, idle *[]*job, timer *time.Timer) ([]queue.Leased, bool, bool) {
 	for {
 		if ctx.Err() != nil {
 			return got[:0], false, false
@@ -384,7 +378,7 @@ func (l *lane) claim(ctx context.Context, got []queue.Leased, idle *[]*job, leas
 				n = 1
 			}
 			var err error
-			got, err = l.d.store.Claim(got, l.name, now, n, leaseFor)
+			got, err = l.d.store.Claim(got, l.name, now, n, l.leaseFor())
 			l.claimed(err)
 			if len(got) > 0 {
 				return got, probe, true
@@ -423,6 +417,18 @@ func (l *lane) claimed(err error) {
 		l.failing = false
 		l.d.log.Info("dispatch: claims work again", "target", l.name)
 	}
+}
+
+// leaseFor is how long a claimed delivery stays leased: its attempt ends
+// within MaxAttempt (token waits and a 401's second send included), and
+// under a rate limit it may first wait for a token, at the rate as
+// divided among the gateways now (divideRate runs before each claim).
+func (l *lane) leaseFor() time.Duration {
+	d := l.client.MaxAttempt() + time.Minute
+	if l.limiter != nil {
+		d += time.Duration(float64(time.Second) / float64(l.limiter.Limit()))
+	}
+	return d
 }
 
 // run is one worker: it sends what the feeder claimed.
