@@ -219,7 +219,8 @@ func Open(opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: open %s: %w (%v): another hookgate is using it; stop that one, or use its admin API", opts.Path, ErrLocked, err)
 	}
-	db, err := pebble.Open(opts.Path, &pebble.Options{FS: opts.FS, Logger: pebbleLogger{s}, Lock: lock, MemTableSize: memTableSize})
+	db, err := pebble.Open(opts.Path, &pebble.Options{FS: opts.FS, Logger: pebbleLogger{s}, Lock: lock, MemTableSize: memTableSize,
+		WALMinSyncInterval: yieldBeforeSync}) // groupcommit.go
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("queue: open %s: %w", opts.Path, err)
