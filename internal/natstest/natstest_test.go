@@ -56,7 +56,7 @@ func TestRestartKeepsData(t *testing.T) {
 func TestClusterSurvivesOneNode(t *testing.T) {
 	c := Cluster(t, 3)
 	js := connect(t, c.URLs()[0]+","+c.URLs()[1]+","+c.URLs()[2])
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "t", Subjects: []string{"t.>"}, Replicas: 3, Storage: jetstream.FileStorage}); err != nil {
 		t.Fatal(err)
@@ -66,12 +66,18 @@ func TestClusterSurvivesOneNode(t *testing.T) {
 	}
 	c.Node(0).Shutdown()
 	c.WaitLeader()
+	// The stream may need a moment to elect a new leader, and the client
+	// to reconnect if it was on the node that went: each try gets its own
+	// short deadline (a publish sent while reconnecting waits for its
+	// answer until then), and the tries together have a generous one.
 	var err error
-	for i := 0; i < 100; i++ { // the stream may need a moment to elect a new leader
-		if _, err = js.Publish(ctx, "t.a", []byte("2")); err == nil {
+	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		try, cancelTry := context.WithTimeout(ctx, 2*time.Second)
+		_, err = js.Publish(try, "t.a", []byte("2"), jetstream.WithMsgID("2")) // a try that timed out may have been stored
+		cancelTry()
+		if err == nil {
 			break
 		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	if err != nil {
 		t.Fatalf("publish with one of three nodes down: %v", err)
