@@ -37,6 +37,7 @@ const (
 	DefaultNATSURL       = "nats://127.0.0.1:4222"
 	DefaultNATSStream    = "hookgate"
 	DefaultNATSReplicas  = 1
+	DefaultNATSLease     = 30 * time.Second
 
 	DefaultCacheDir = "data/wasm-cache" // relative to the config file
 

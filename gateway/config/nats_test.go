@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 const natsRoute = `
@@ -30,7 +31,7 @@ func TestQueueNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := NATS{URLs: []string{DefaultNATSURL}, Stream: "hookgate", Replicas: 1, TLS: TLS{MinVersion: DefaultTLSMinVersion}}
+	want := NATS{URLs: []string{DefaultNATSURL}, Stream: "hookgate", Replicas: 1, Lease: DefaultNATSLease, TLS: TLS{MinVersion: DefaultTLSMinVersion}}
 	if !reflect.DeepEqual(c.Queue.NATS, want) || c.Queue.Backend != QueueBackendNATS {
 		t.Errorf("defaults: %+v, want %+v", c.Queue.NATS, want)
 	}
@@ -43,12 +44,13 @@ stream = "edge_1"
 replicas = 3
 token = "${env:NATS_TOKEN}"
 name = "gw-a"
+lease = "10s"
 `+natsRoute), file, env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := c.Queue.NATS
-	if len(n.URLs) != 2 || n.Stream != "edge_1" || n.Replicas != 3 || n.Token.Reveal() != "s3cret" || n.Name != "gw-a" {
+	if len(n.URLs) != 2 || n.Stream != "edge_1" || n.Replicas != 3 || n.Token.Reveal() != "s3cret" || n.Name != "gw-a" || n.Lease != 10*time.Second {
 		t.Errorf("read %+v", n)
 	}
 	if strings.Contains(c.Summary(), "s3cret") {
@@ -66,6 +68,7 @@ name = "gw-a"
 		{"[queue]\nbackend = \"nats\"\n[queue.nats]\ntoken = \"${env:NATS_TOKEN}\"\nnkey = \"${env:NATS_TOKEN}\"", "set one way to authenticate"},
 		{"[queue]\nbackend = \"nats\"\n[queue.nats]\npassword = \"${env:NATS_TOKEN}\"", "password needs the user"},
 		{"[queue]\nbackend = \"nats\"\n[queue.nats]\nstreem = \"x\"", "streem"},
+		{"[queue]\nbackend = \"nats\"\n[queue.nats]\nlease = \"200ms\"", "queue: nats: lease: 200ms is too short"},
 	} {
 		_, err := Parse([]byte(tt.toml+"\n"+natsRoute), file, env)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {

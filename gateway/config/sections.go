@@ -108,6 +108,10 @@ func (p *parser) natsQueue(t *table) NATS {
 		Password: t.secret("password"),
 		NKey:     t.secret("nkey"),
 		Name:     t.str("name", ""),
+		Lease:    t.positive("lease", DefaultNATSLease),
+	}
+	if n.Lease < time.Second {
+		t.errf("lease", "%s is too short: a lease must outlast the round trips that renew it (use 1s or more; the default is %s)", n.Lease, DefaultNATSLease)
 	}
 	if !t.has("urls") {
 		n.URLs = []string{DefaultNATSURL}

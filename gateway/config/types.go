@@ -96,6 +96,10 @@ type NATS struct {
 	// name = "": this gateway's name among those sharing the stream, in
 	// logs and for dividing rate limits; "" is the host name and process id.
 	Name string
+	// lease = "30s": how long a gateway holds a delivery it took before
+	// another may take it, unless the attempt is still running (then it is
+	// renewed); also how soon a gateway that died hands its deliveries on.
+	Lease time.Duration
 }
 
 const (

@@ -386,7 +386,9 @@ targets = ["slowapi"]
 func TestNATSClusterNodeLoss(t *testing.T) {
 	c := natstest.Cluster(t, 3)
 	snk := startSink(t)
-	cfg := strings.Replace(natsConfig(strings.Join(c.URLs(), `", "`), snk.URL(), ""), `stream = "fleet"`, "stream = \"fleet\"\nreplicas = 3", 1)
+	// A short lease: a delivery whose ack was lost with the node comes
+	// back after it.
+	cfg := strings.Replace(natsConfig(strings.Join(c.URLs(), `", "`), snk.URL(), ""), `stream = "fleet"`, "stream = \"fleet\"\nreplicas = 3\nlease = \"3s\"", 1)
 	gs := []*natsGateway{startGateway(t, cfg), startGateway(t, cfg)}
 
 	const total = 300
@@ -437,7 +439,7 @@ func TestNATSClusterNodeLoss(t *testing.T) {
 		t.Fatalf("%d of %d events accepted within the deadline", len(accepted), total)
 	}
 	// A delivery whose ack was lost with the node comes back after the
-	// lease (AckWait, 30 s): the failure timeout allows for it.
+	// lease: the failure timeout allows for it, generously.
 	var missing []string
 	for end := time.Now().Add(90 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		got := map[string]bool{}

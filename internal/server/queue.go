@@ -41,7 +41,7 @@ type openQueue struct {
 func OpenQueue(cfg *config.Config, log *slog.Logger, fs vfs.FS, onFatal func(error)) (queue.Engine, error) {
 	q := cfg.Queue
 	if q.Backend == config.QueueBackendNATS {
-		e, err := natsq.Open(q.NATS, natsq.Options{MaxDepth: q.MaxDepth, MaxBytes: q.MaxBytes, Logger: log})
+		e, err := natsq.Open(q.NATS, natsq.Options{MaxDepth: q.MaxDepth, MaxBytes: q.MaxBytes, Logger: log, AckWait: q.NATS.Lease})
 		if err != nil {
 			return nil, fmt.Errorf("opening the queue on NATS JetStream: %w", err)
 		}
