@@ -27,9 +27,9 @@ func (p *parser) order(t *table, tg *Target) {
 	}
 }
 
-// orderCheck finds what order needs from other sections: the queue
-// backend that keeps sequences, and routes whose deliveries would bypass
-// them.
+// orderCheck finds routes whose deliveries would bypass a fifo target's
+// sequences. Both queue backends keep them (the nats one on every gateway
+// of the stream), so the backend needs no check.
 func (p *parser) orderCheck(c *Config) {
 	fifo := map[string]bool{}
 	for _, tg := range c.Targets {
@@ -37,9 +37,6 @@ func (p *parser) orderCheck(c *Config) {
 			continue
 		}
 		fifo[tg.Name] = true
-		if c.Queue.Backend == QueueBackendNATS {
-			p.addf("target %q: order = %q needs queue backend %q for now: the nats backend does not keep deliveries in order; remove order, or use backend = %q", tg.Name, OrderFIFO, QueueBackendPebble, QueueBackendPebble)
-		}
 	}
 	for i, r := range c.Routes {
 		if r.Mode != ModeSync {

@@ -36,9 +36,8 @@
 //     Dead let the next one go. The sequences and their order survive a
 //     restart and a crash. A replayed dead letter of a sequence goes to its
 //     back. At-least-once still holds: after a crash, deliveries whose ack
-//     was lost are sent again first, in their order. Only Store keeps
-//     sequences for now: the config refuses order = "fifo" with the nats
-//     backend.
+//     was lost are sent again first, in their order. Both engines keep
+//     sequences (natsq across every gateway on its stream: fifo.go there).
 //  5. Budget. Over MaxDepth pending deliveries or MaxBytes pending record
 //     bytes, Enqueue fails with an error wrapping ErrFull and stores
 //     nothing; ingest answers 503 with Retry-After. Dead letters are not

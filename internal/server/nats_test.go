@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -555,5 +557,117 @@ targets = ["down"]
 			return code == http.StatusOK && down != nil && strict != nil &&
 				down["depth"] == 6.0 && down["dead"] == 0.0 && strict["depth"] == 0.0 && strict["dead"] == 6.0
 		})
+	}
+}
+
+// TestNATSFIFOAcrossGateways: a fifo target with order_key on a fleet of
+// two gateways. Key A's first delivery fails three times; A's later
+// deliveries, taken by either gateway, wait for it while B's flow, and
+// each key arrives in ingest order with one in flight at a time.
+func TestNATSFIFOAcrossGateways(t *testing.T) {
+	ns := natstest.Start(t)
+	var (
+		mu       sync.Mutex
+		arrived  = map[string][]int{}
+		inFlight = map[string]int{}
+		failsA   int
+		overlap  bool
+	)
+	target := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			Customer struct{ UID string } `json:"customer"`
+			N        int                  `json:"n"`
+		}
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &ev); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		key := ev.Customer.UID
+		mu.Lock()
+		inFlight[key]++
+		overlap = overlap || inFlight[key] > 1
+		fail := key == "A" && failsA < 3
+		if fail {
+			failsA++
+		}
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond) // long enough for an overlap to show
+		mu.Lock()
+		inFlight[key]--
+		if !fail {
+			arrived[key] = append(arrived[key], ev.N)
+		}
+		mu.Unlock()
+		if fail {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go target.Serve(ln)
+	t.Cleanup(func() { target.Close() })
+
+	cfg := natsConfig(ns.URL(), "http://127.0.0.1:1", `
+[[target]]
+name = "ordered"
+url = "http://`+ln.Addr().String()+`/events"
+order = "fifo"
+order_key = "customer.uid"
+max_conns = 4
+retry = { initial = "200ms", max = "200ms", max_attempts = 10 }
+
+[[route]]
+name = "inorder"
+path = "/hooks/inorder"
+targets = ["ordered"]
+`)
+	a, b := startGateway(t, cfg), startGateway(t, cfg)
+	const perKey = 10
+	for i := range perKey {
+		for _, key := range []string{"A", "B"} {
+			g := a
+			if i%2 == 1 {
+				g = b
+			}
+			if code, body := postEvent(t, g.ingest+"/hooks/inorder", fmt.Sprintf(`{"customer":{"uid":%q},"n":%d}`, key, i)); code != http.StatusAccepted {
+				t.Fatalf("%d %s", code, body)
+			}
+		}
+	}
+	var bDoneBeforeA bool
+	for end := time.Now().Add(90 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		mu.Lock()
+		na, nb := len(arrived["A"]), len(arrived["B"])
+		if nb == perKey && na < perKey {
+			bDoneBeforeA = true
+		}
+		mu.Unlock()
+		if na == perKey && nb == perKey {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("after 90 s: A %d of %d, B %d of %d arrived", na, perKey, nb, perKey)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, key := range []string{"A", "B"} {
+		for i, n := range arrived[key] {
+			if n != i {
+				t.Fatalf("key %s arrived in the order %v, want 0..%d", key, arrived[key], perKey-1)
+			}
+		}
+	}
+	if overlap {
+		t.Error("two deliveries of one key were in flight at once")
+	}
+	if failsA != 3 {
+		t.Errorf("A's head failed %d times, want 3", failsA)
+	}
+	if !bDoneBeforeA {
+		t.Error("B waited behind A's failing head: every B arrived only after A's last")
 	}
 }

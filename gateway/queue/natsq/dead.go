@@ -1,6 +1,7 @@
 package natsq
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -78,6 +79,9 @@ func (e *Engine) Dead(ref queue.Ref, a delivery.Attempt) error {
 	m := nats.NewMsg(e.n.deadSubject(ls.target, ls.route, ls.id))
 	m.Data = appendDeadPayload(nil, ls.enq, time.Now().UnixNano(), ls.gen, ls.msg.Data(), list)
 	m.Header.Set(jetstream.MsgIDHeader, msgID(ls.id, ls.gen))
+	if key := e.n.keyOf(ls.msg.Subject()); key != "" {
+		m.Header.Set(hOrder, key) // a replay rejoins its key, at the back (fifo.go)
+	}
 	if _, err := e.js.PublishMsg(ctx, m, jetstream.WithExpectStream(e.n.dead)); err != nil {
 		// Not recorded: the delivery stays pending and comes back when its
 		// lease ends.
@@ -87,6 +91,7 @@ func (e *Engine) Dead(ref queue.Ref, a delivery.Attempt) error {
 		return fmt.Errorf("queue: nats: dead %d: stored as a dead letter but not acked, so it may be sent again: %w", ref, err)
 	}
 	e.forgetAttempts(ls)
+	e.ended(ls) // the next of its key, if ordered, may go (fifo.go)
 	e.cache.invalidate()
 	return nil
 }
@@ -171,20 +176,20 @@ func (e *Engine) DeadCount(f queue.Filter) (int, error) {
 	if e.closed.Load() {
 		return 0, queue.ErrClosed
 	}
-	n, err := e.countDead(e.n.deadFilter(f.Target, f.Route, ""))
+	ctx, cancel := e.ctx()
+	defer cancel()
+	n, err := e.countDead(ctx, e.n.deadFilter(f.Target, f.Route, ""))
 	if err != nil {
 		return 0, fmt.Errorf("queue: nats: count dead letters: %w", err)
 	}
 	return n, nil
 }
 
-// countDead counts the dead letters on subjects matching filter. The
-// server counts them for a consumer's NumPending from its subject index,
-// so a short-lived consumer that never receives anything answers without
-// a walk of the letters here.
-func (e *Engine) countDead(filter string) (int, error) {
-	ctx, cancel := e.ctx()
-	defer cancel()
+// countDead counts the dead letters on subjects matching filter, exactly
+// (an operator's request, or what is left after a replay): the server
+// counts them for a short-lived consumer's NumPending from its subject
+// index. The figures, asked for far more often, use countTarget.
+func (e *Engine) countDead(ctx context.Context, filter string) (int, error) {
 	info, err := e.dead.Info(ctx)
 	if err != nil {
 		return 0, err
@@ -209,6 +214,46 @@ func (e *Engine) countDead(filter string) (int, error) {
 	n := int(c.CachedInfo().NumPending)
 	_ = e.dead.DeleteConsumer(ctx, c.CachedInfo().Name)
 	return n, nil
+}
+
+// countTarget counts target's dead letters for the figures, with the
+// target's counting consumer on the dead stream (names.go): a durable
+// that never receives anything, whose NumPending the server keeps up to
+// date as letters come and go (a new letter is counted a moment after
+// its publish was acknowledged). It is created once and then only asked,
+// because the figures (Stats) count every target's letters at each
+// refresh, on every gateway: a consumer created and deleted each time
+// would be two changes of the cluster's metadata per target per refresh,
+// and a walk of the target's letters.
+func (e *Engine) countTarget(ctx context.Context, target string) (int, error) {
+	e.mu.Lock()
+	c := e.counters[target]
+	e.mu.Unlock()
+	if c != nil {
+		info, err := c.Info(ctx)
+		if err == nil {
+			return int(info.NumPending), nil
+		}
+		if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return 0, err
+		}
+		// Removed behind our back (by hand, or with the stream): again.
+	}
+	c, err := e.dead.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       e.n.deadCounter(target),
+		Description:   "hookgate: counts the dead letters of target " + target,
+		FilterSubject: e.n.deadFilter(target, "", ""),
+		AckPolicy:     jetstream.AckNonePolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		Replicas:      e.cfg.Replicas,
+	})
+	if err != nil {
+		return 0, err
+	}
+	e.mu.Lock()
+	e.counters[target] = c
+	e.mu.Unlock()
+	return int(c.CachedInfo().NumPending), nil
 }
 
 // Replay moves the dead letter of delivery id back to the work stream,
@@ -284,7 +329,11 @@ func (e *Engine) replay(m *jetstream.RawStreamMsg) error {
 		return fmt.Errorf("dead letter %d: %w", m.Sequence, err)
 	}
 	gen := p.gen + 1
-	w := nats.NewMsg(e.n.workSubject(d.Target))
+	subject := e.n.workSubject(d.Target)
+	if key := m.Header.Get(hOrder); key != "" {
+		subject += "." + key // ordered: the back of its key (fifo.go)
+	}
+	w := nats.NewMsg(subject)
 	w.Data = p.record
 	w.Header.Set(jetstream.MsgIDHeader, msgID(d.ID, gen))
 	w.Header.Set(hEnqueued, strconv.FormatInt(time.Now().UnixNano(), 10))

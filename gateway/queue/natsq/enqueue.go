@@ -59,7 +59,7 @@ func (e *Engine) Enqueue(ds []delivery.Delivery) error {
 // message is d as the work stream stores it: the Pebble store's record,
 // the delivery id as the message id, the enqueue and not-before times.
 func (e *Engine) message(d *delivery.Delivery, enq string, now int64) *nats.Msg {
-	m := nats.NewMsg(e.n.workSubject(d.Target))
+	m := nats.NewMsg(e.n.subjectOf(d)) // an ordered delivery: its key's subject (fifo.go)
 	m.Data = queue.AppendRecord(nil, d)
 	m.Header.Set(jetstream.MsgIDHeader, string(d.ID))
 	m.Header.Set(jetstream.ExpectedStreamHeader, e.n.work)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/hookgate/hookgate/delivery"
@@ -25,15 +26,16 @@ func (e *Engine) consumer(target string) (jetstream.Consumer, error) {
 	ctx, cancel := e.ctx()
 	defer cancel()
 	c, err := e.work.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
-		Durable:       e.n.consumer(target),
-		Description:   "hookgate deliveries of target " + target,
-		FilterSubject: e.n.workSubject(target),
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       e.opts.AckWait,
-		MaxDeliver:    -1,
-		MaxAckPending: maxAckPending,
-		Replicas:      e.cfg.Replicas,
+		Durable:     e.n.consumer(target),
+		Description: "hookgate deliveries of target " + target,
+		// Ordered deliveries are on S.q.<target>.<key> (fifo.go).
+		FilterSubjects: []string{e.n.workSubject(target), e.n.workSubject(target) + ".*"},
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        e.opts.AckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  unlimitedAckPending,
+		Replicas:       e.cfg.Replicas,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: nats: consumer of target %q: %w", target, err)
@@ -42,6 +44,23 @@ func (e *Engine) consumer(target string) (jetstream.Consumer, error) {
 	e.consumers[target] = c
 	e.mu.Unlock()
 	return c, nil
+}
+
+// consumerGone forgets c, target's consumer, when err says nobody
+// serves it: it was removed (by hand, or lost with its store) and the
+// next claim creates it again, rather than every claim failing until a
+// restart. Creating it is idempotent, so a consumer that only had no
+// leader for a moment (a node lost) is merely asked for again.
+func (e *Engine) consumerGone(target string, c jetstream.Consumer, err error) {
+	if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrConsumerDeleted) &&
+		!errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return
+	}
+	e.mu.Lock()
+	if e.consumers[target] == c {
+		delete(e.consumers, target)
+	}
+	e.mu.Unlock()
 }
 
 // Claim fetches up to max of target's ready deliveries without waiting
@@ -61,13 +80,57 @@ func (e *Engine) Claim(dst []queue.Leased, target string, now time.Time, max int
 	if err != nil {
 		return dst, err
 	}
-	batch, err := c.FetchNoWait(max)
-	if err != nil {
-		return dst, fmt.Errorf("queue: nats: claim for %q: %w", target, err)
-	}
+	// A fetch whose every message was put back (not due yet) goes on with
+	// another, up to claimScan messages: deliveries ahead in the stream
+	// that wait for a route's delay must not make the dispatcher wait a
+	// poll for each of them before it reaches those due now. Each waiting
+	// delivery is fetched once until its time, so this costs nothing
+	// again on later claims.
 	nowNs := now.UnixNano()
-	var firstErr error
+	var firstErr, fetchErr error
+	dst = e.claimWaiting(dst, target, max, now, leaseFor, &firstErr) // ordered ones whose turn came (fifo.go)
+	for scanned := 0; len(dst) < max; {
+		want := max - len(dst)
+		var fetched, putBack int
+		dst, fetched, putBack, fetchErr = e.fetch(c, dst, target, want, now, nowNs, leaseFor, &firstErr)
+		scanned += fetched
+		if fetchErr != nil || fetched < want || putBack < fetched || scanned >= claimScan || e.closed.Load() {
+			break
+		}
+	}
+	if e.closed.Load() {
+		// Close ran meanwhile and gave back what it saw held; these too.
+		for i := range dst {
+			if ls, _ := e.untake(dst[i].Ref); ls != nil {
+				_ = ls.msg.Nak()
+			}
+		}
+		return dst[:0], queue.ErrClosed
+	}
+	if fetchErr != nil && len(dst) == 0 {
+		e.consumerGone(target, c, fetchErr)
+		return dst, fmt.Errorf("queue: nats: claim for %q: %w", target, fetchErr)
+	}
+	if firstErr != nil && len(dst) == 0 {
+		return dst, firstErr
+	}
+	return dst, nil
+}
+
+// fetch fetches up to want of target's messages without waiting, leases
+// the due ones onto dst and puts back those not due yet (NakWithDelay
+// until their time: not an attempt). It returns how many messages came
+// and how many of them were put back for not being due; firstErr keeps
+// the first failure to read a delivery's attempts.
+func (e *Engine) fetch(c jetstream.Consumer, dst []queue.Leased, target string, want int, now time.Time, nowNs int64, leaseFor time.Duration, firstErr *error) ([]queue.Leased, int, int, error) {
+	batch, err := c.FetchNoWait(want)
+	if err != nil {
+		return dst, 0, 0, err
+	}
+	fetched, putBack := 0, 0
+	var heads map[string]uint64 // ordered keys' heads seen in this fetch (fifo.go)
 	for m := range batch.Messages() {
+		fetched++
 		meta, err := m.Metadata()
 		if err != nil {
 			_ = m.Nak()
@@ -79,6 +142,12 @@ func (e *Engine) Claim(dst []queue.Leased, target string, now time.Time, max int
 			// gateway. This is not an attempt.
 			_ = m.NakWithDelay(time.Duration(due - nowNs))
 			e.noteDue(target, due)
+			putBack++
+			continue
+		}
+		if e.notHead(m, meta, target, now, &heads) {
+			// Ordered, and not its key's turn: it waits (fifo.go).
+			putBack++
 			continue
 		}
 		if len(dst) < cap(dst) {
@@ -104,8 +173,8 @@ func (e *Engine) Claim(dst []queue.Leased, target string, now time.Time, max int
 			if err := e.readAttempts(ls); err != nil {
 				_ = m.Nak()
 				dst = dst[:len(dst)-1]
-				if firstErr == nil {
-					firstErr = err
+				if *firstErr == nil {
+					*firstErr = err
 				}
 				continue
 			}
@@ -117,22 +186,7 @@ func (e *Engine) Claim(dst []queue.Leased, target string, now time.Time, max int
 		e.leased[l.Ref] = ls
 		e.mu.Unlock()
 	}
-	if e.closed.Load() {
-		// Close ran meanwhile and gave back what it saw held; these too.
-		for i := range dst {
-			if ls, _ := e.untake(dst[i].Ref); ls != nil {
-				_ = ls.msg.Nak()
-			}
-		}
-		return dst[:0], queue.ErrClosed
-	}
-	if err := batch.Error(); err != nil && len(dst) == 0 {
-		return dst, fmt.Errorf("queue: nats: claim for %q: %w", target, err)
-	}
-	if firstErr != nil && len(dst) == 0 {
-		return dst, firstErr
-	}
-	return dst, nil
+	return dst, fetched, putBack, batch.Error()
 }
 
 func (e *Engine) attemptKey(id []byte) string { return token(string(id)) }
@@ -198,6 +252,7 @@ func (e *Engine) Ack(ref queue.Ref) error {
 		return fmt.Errorf("queue: nats: ack %d: %w", ref, err)
 	}
 	e.forgetAttempts(ls)
+	e.ended(ls) // the next of its key, if ordered, may go (fifo.go)
 	return nil
 }
 
@@ -289,13 +344,20 @@ func (e *Engine) keepLeases() {
 				// it: the message went back to the stream by itself.
 				delete(e.leased, ref)
 			case now.Before(ls.until) && now.Sub(ls.touched) >= e.opts.AckWait/2:
-				ls.touched = now
 				due = append(due, ls)
 			}
 		}
 		e.mu.Unlock()
 		for _, ls := range due {
-			_ = ls.msg.InProgress()
+			// Renewed only when the server took it: a renewal lost in a
+			// reconnect is tried again at the next tick (a quarter of
+			// AckWait later), still before the lease runs out.
+			if ls.msg.InProgress() == nil {
+				e.mu.Lock()
+				ls.touched = now
+				e.mu.Unlock()
+			}
 		}
+		e.tendWaiting(now) // ordered ones waiting for their turn (fifo.go)
 	}
 }

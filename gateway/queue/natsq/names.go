@@ -4,13 +4,16 @@ import "strings"
 
 // Names. One queue configuration ([queue.nats] stream = S) owns:
 //
-//	stream  S             work queue; subjects S.q.<target>, one per target
+//	stream  S             work queue; subjects S.q.<target>, one per target, and
+//	                      S.q.<target>.<key token> per key of ordered deliveries (fifo.go)
 //	stream  S_dead        dead letters; subjects S_dead.<target>.<route>.<delivery id>
 //	bucket  S_attempts    recorded attempts of pending deliveries, key <delivery id>
 //	bucket  S_state       each target's delivery state (dispatch), key <target>
 //	consumer t_<target>   on S: the durable pull consumer every gateway shares
+//	consumer n_<target>   on S_dead: counts the target's dead letters (never delivers)
 //
-// (presence.go and dedupe.go add S.wake.>, S_gateways and S_dedupe.)
+// (presence.go and dedupe.go add S.wake.>, S_gateways and S_dedupe;
+// fifo.go the core-NATS subjects S.fifo.<target>.<key token>.)
 //
 // Target and route names and delivery ids may hold '.', which separates
 // subject tokens, and other bytes that subjects, consumer names or
@@ -95,6 +98,8 @@ func newNames(stream string) names {
 func (n *names) workSubject(target string) string { return n.workPrefix + token(target) }
 
 func (n *names) consumer(target string) string { return n.consumerNamePrefix + token(target) }
+
+func (n *names) deadCounter(target string) string { return "n_" + token(target) }
 
 func (n *names) deadSubject(target, route string, id []byte) string {
 	b := make([]byte, 0, len(n.deadPrefix)+len(target)+len(route)+len(id)+8)

@@ -36,8 +36,10 @@
 //
 // # Differences from the Pebble store
 //
-//   - Ordered (fifo) deliveries are not sequenced: Delivery.Ordered is
-//     ignored.
+//   - Ordered (fifo) deliveries go on their key's subject, S.q.<target>.<key>,
+//     and only a key's head (its first stored message) is handed out; a
+//     gateway holds the rest until their turn (fifo.go). Costlier than on
+//     Pebble: a get per ordered delivery.
 //   - NextDue knows only the not-before and retry times this gateway saw.
 //   - Stats' Bytes is an estimate (see stats.go).
 package natsq
@@ -89,11 +91,18 @@ const (
 	defaultAckWait    = 30 * time.Second
 	defaultTimeout    = 5 * time.Second
 	defaultDuplicates = 2 * time.Minute
-	// maxAckPending is how many messages of one target all gateways
-	// together may hold: far above any gateway's workers.
-	maxAckPending = 20000
+	// unlimitedAckPending is the consumers' MaxAckPending: no limit. A
+	// delivery waiting for its not-before or its retry's backoff is
+	// pending an ack on the server (NakWithDelay) until it is due, so any
+	// limit would let enough waiting deliveries stall the target's
+	// consumer: deliveries due now would not be handed out until those
+	// came due. What a gateway holds is bounded by its workers anyway.
+	unlimitedAckPending = -1
 	// maxPendingPublishes bounds the publishes awaiting their PubAck.
 	maxPendingPublishes = 16384
+	// claimScan bounds how many messages one Claim fetches while every
+	// one it fetched was not due yet (lease.go).
+	claimScan = 1024
 	// cacheFor is how long Stats, Fill and Health reuse what the servers
 	// said: /metrics scrapes and /readyz probes must not hammer them.
 	cacheFor = time.Second
@@ -129,8 +138,10 @@ type Engine struct {
 
 	mu        sync.Mutex
 	consumers map[string]jetstream.Consumer
+	counters  map[string]jetstream.Consumer // dead letters by target (dead.go)
 	leased    map[queue.Ref]*lease
 	nextDue   map[string]int64
+	fifo      fifo // ordered deliveries waiting for their turn (fifo.go)
 
 	closed atomic.Bool
 	stop   chan struct{}
@@ -185,6 +196,7 @@ func Open(cfg config.NATS, opts Options) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, opts: opts, log: opts.Logger, n: newNames(cfg.Stream),
 		consumers: make(map[string]jetstream.Consumer),
+		counters:  make(map[string]jetstream.Consumer),
 		leased:    make(map[queue.Ref]*lease),
 		nextDue:   make(map[string]int64),
 		stop:      make(chan struct{}),
@@ -275,6 +287,13 @@ func (e *Engine) connect() error {
 		}
 		o = append(o, nats.Secure(tc))
 	}
+	for i, s := range e.cfg.URLs {
+		// nats.Connect would fail with the parser's error, which quotes
+		// the whole URL, password included.
+		if _, err := url.Parse(s); err != nil {
+			return fmt.Errorf("queue: nats: the %s URL of [queue.nats] urls is not a valid URL; write it as nats://host:4222, with any user or password in it percent-encoded ('%%' as %%25)", ordinal(i))
+		}
+	}
 	nc, err := nats.Connect(strings.Join(e.cfg.URLs, ","), o...)
 	if err != nil {
 		return e.unreachable(err)
@@ -292,6 +311,15 @@ func (e *Engine) connect() error {
 	}
 	e.js = js
 	return nil
+}
+
+// ordinal names position i (from 0) of a list in words.
+func ordinal(i int) string {
+	words := []string{"first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"}
+	if i < len(words) {
+		return words[i]
+	}
+	return "number " + strconv.Itoa(i+1)
 }
 
 func anyTLS(urls []string) bool {
@@ -434,7 +462,7 @@ func (e *Engine) setup() error {
 	e.work, err = e.ensureStream(ctx, jetstream.StreamConfig{
 		Name:        e.n.work,
 		Description: "hookgate deliveries waiting to be sent",
-		Subjects:    []string{e.n.workPrefix + "*"},
+		Subjects:    []string{e.n.workPrefix + ">"}, // S.q.<target>; ordered: S.q.<target>.<key> (fifo.go)
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    e.cfg.Replicas,
@@ -535,19 +563,21 @@ func (e *Engine) ensureStream(ctx context.Context, want jetstream.StreamConfig) 
 	if have.Retention != want.Retention {
 		return nil, other(fmt.Sprintf("%s retention, not %s", have.Retention, want.Retention))
 	}
-	if strings.Join(have.Subjects, " ") != strings.Join(want.Subjects, " ") {
+	widen := oldWorkSubjects(have.Subjects, want.Subjects) // fifo.go: updated below
+	if strings.Join(have.Subjects, " ") != strings.Join(want.Subjects, " ") && !widen {
 		return nil, other(fmt.Sprintf("subjects %q, not %q", have.Subjects, want.Subjects))
 	}
 	if have.Storage != want.Storage {
 		return nil, other(fmt.Sprintf("%s storage, not file storage (memory loses everything at a restart)", have.Storage))
 	}
-	if have.Replicas == want.Replicas && have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
+	if !widen && have.Replicas == want.Replicas && have.MaxMsgs == want.MaxMsgs && have.MaxBytes == want.MaxBytes &&
 		have.Discard == want.Discard && have.Duplicates == want.Duplicates && have.AllowAtomicPublish == want.AllowAtomicPublish {
 		return s, nil
 	}
 	upd := have
 	upd.Replicas, upd.MaxMsgs, upd.MaxBytes, upd.Discard, upd.Duplicates = want.Replicas, want.MaxMsgs, want.MaxBytes, want.Discard, want.Duplicates
 	upd.AllowAtomicPublish = want.AllowAtomicPublish
+	upd.Subjects = want.Subjects
 	s, err = e.js.UpdateStream(ctx, upd)
 	if err != nil {
 		return nil, fmt.Errorf("queue: nats: stream %q has replicas %d, max_msgs %d, max_bytes %d and the configuration asks for %d, %d, %d, but updating it failed (%v); update it by hand (nats stream edit %s) or change [queue] and [queue.nats]",
@@ -584,6 +614,7 @@ func (e *Engine) Close() error {
 	for _, l := range held {
 		_ = l.msg.Nak()
 	}
+	e.releaseWaiting()
 	e.presence.close()
 	done := make(chan struct{})
 	e.nc.SetClosedHandler(func(*nats.Conn) { close(done) })

@@ -84,7 +84,8 @@ func (e *Engine) Fill() queue.Fill {
 //
 // They are cached for a second; a refresh costs one request for the
 // stream, one for the consumers, one per target with deliveries and, when
-// there are dead letters, one or two per target for their count.
+// there are dead letters, one per target for their count (countTarget: a
+// consumer created once per target, then only asked).
 func (e *Engine) Stats() map[string]queue.TargetStats {
 	e.cache.mu.Lock()
 	defer e.cache.mu.Unlock()
@@ -116,7 +117,7 @@ func (e *Engine) refreshStats() (map[string]queue.TargetStats, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*e.opts.Timeout)
 	defer cancel()
-	info, err := e.work.Info(ctx, jetstream.WithSubjectFilter(e.n.workPrefix+"*"))
+	info, err := e.work.Info(ctx, jetstream.WithSubjectFilter(e.n.workPrefix+">"))
 	if err != nil {
 		return nil, err
 	}
@@ -126,21 +127,47 @@ func (e *Engine) refreshStats() (map[string]queue.TargetStats, error) {
 		avg = int64(info.State.Bytes / info.State.Msgs)
 	}
 	now := time.Now().UnixNano()
+	// A target's subjects: S.q.<target>, and S.q.<target>.<key> for each
+	// key of its ordered deliveries (fifo.go); the oldest of each kind is
+	// one get, whatever the number of keys.
+	var kinds map[string][2]bool // target -> has plain, has ordered
 	for subj, n := range info.State.Subjects {
-		target, ok := untoken(strings.TrimPrefix(subj, e.n.workPrefix))
+		tok, key, _ := strings.Cut(strings.TrimPrefix(subj, e.n.workPrefix), ".")
+		target, ok := untoken(tok)
 		if !ok || n == 0 {
 			continue
 		}
-		st := queue.TargetStats{Depth: int(n), Bytes: int64(n) * avg}
-		if m, err := e.work.GetMsg(ctx, info.State.FirstSeq, jetstream.WithGetMsgSubject(subj)); err == nil {
-			if enq, _ := strconv.ParseInt(m.Header.Get(hEnqueued), 10, 64); enq > 0 && enq < now {
-				st.OldestAge = time.Duration(now - enq)
+		st := out[target]
+		st.Depth += int(n)
+		st.Bytes += int64(n) * avg
+		out[target] = st
+		if kinds == nil {
+			kinds = make(map[string][2]bool)
+		}
+		k := kinds[target]
+		k[0], k[1] = k[0] || key == "", k[1] || key != ""
+		kinds[target] = k
+	}
+	for target, k := range kinds {
+		st := out[target]
+		for i, filter := range [2]string{e.n.workSubject(target), e.n.workSubject(target) + ".*"} {
+			if !k[i] {
+				continue
+			}
+			if m, err := e.work.GetMsg(ctx, info.State.FirstSeq, jetstream.WithGetMsgSubject(filter)); err == nil {
+				if enq, _ := strconv.ParseInt(m.Header.Get(hEnqueued), 10, 64); enq > 0 && enq < now {
+					st.OldestAge = max(st.OldestAge, time.Duration(now-enq))
+				}
 			}
 		}
 		out[target] = st
 	}
 	// Targets with a consumer but nothing pending may still have dead
-	// letters; and they are the targets the admin API lists.
+	// letters. Those with neither are left out below, as the Pebble store
+	// leaves them out after a restart: a consumer stays on the stream for
+	// good, and a target renamed or removed from the config must not keep
+	// its rows in the admin API and its series in /metrics forever (the
+	// dispatcher adds the configured targets itself).
 	names := e.work.ConsumerNames(ctx)
 	for name := range names.Name() {
 		target, ok := untoken(strings.TrimPrefix(name, e.n.consumerNamePrefix))
@@ -160,12 +187,17 @@ func (e *Engine) refreshStats() (map[string]queue.TargetStats, error) {
 	}
 	if dinfo.State.Msgs > 0 {
 		for target, st := range out {
-			n, err := e.countDead(e.n.deadFilter(target, "", ""))
+			n, err := e.countTarget(ctx, target)
 			if err != nil {
 				return nil, err
 			}
 			st.Dead = n
 			out[target] = st
+		}
+	}
+	for target, st := range out {
+		if st == (queue.TargetStats{}) {
+			delete(out, target)
 		}
 	}
 	return out, nil
