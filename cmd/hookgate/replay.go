@@ -127,7 +127,7 @@ func replayOffline(cfg *config.Config, f *replayFlags, stdout, stderr io.Writer,
 		return 1, false
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := server.OpenQueue(cfg, log, nil, nil)
+	store, err := server.OpenQueue(cfg, log, nil, nil, true)
 	if errors.Is(err, queue.ErrLocked) {
 		return 0, true
 	}

@@ -137,3 +137,30 @@ func equalCounts(a, b map[string][2]int) bool {
 	}
 	return true
 }
+
+// TestReplayNATSIsNoGateway: while hookgate replay has the stream open it
+// is not counted among the gateways (which divide rate limits by their
+// number).
+func TestReplayNATSIsNoGateway(t *testing.T) {
+	ns := natstest.Start(t)
+	cfg := config.NATS{URLs: []string{ns.URL()}, Stream: "visitors", Replicas: 1}
+	gw, err := natsq.Open(cfg, natsq.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	tool, err := natsq.Open(cfg, natsq.Options{Logger: slog.New(slog.DiscardHandler), Visitor: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tool.Close()
+	// Heartbeats come every 2 s; give a counted visitor time to show.
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if n := gw.Gateways(); n != 1 {
+			t.Fatalf("the gateway counts %d gateways with a replay tool open, want 1", n)
+		}
+	}
+	if n := tool.Gateways(); n != 1 {
+		t.Errorf("the tool reports %d gateways, want 1", n)
+	}
+}

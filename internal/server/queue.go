@@ -38,10 +38,13 @@ type openQueue struct {
 // at queue.path, or the NATS JetStream stream of [queue.nats]. Its
 // errors say what is wrong and what to check. hookgate replay opens the
 // queue the same way.
-func OpenQueue(cfg *config.Config, log *slog.Logger, fs vfs.FS, onFatal func(error)) (queue.Engine, error) {
+//
+// A tool (hookgate replay) opens it as a visitor: on NATS the gateways do
+// not count it as one of them.
+func OpenQueue(cfg *config.Config, log *slog.Logger, fs vfs.FS, onFatal func(error), visitor bool) (queue.Engine, error) {
 	q := cfg.Queue
 	if q.Backend == config.QueueBackendNATS {
-		e, err := natsq.Open(q.NATS, natsq.Options{MaxDepth: q.MaxDepth, MaxBytes: q.MaxBytes, Logger: log, AckWait: q.NATS.Lease})
+		e, err := natsq.Open(q.NATS, natsq.Options{MaxDepth: q.MaxDepth, MaxBytes: q.MaxBytes, Logger: log, AckWait: q.NATS.Lease, Visitor: visitor})
 		if err != nil {
 			return nil, fmt.Errorf("opening the queue on NATS JetStream: %w", err)
 		}
@@ -71,7 +74,7 @@ func (s *Server) startQueue(cfg *config.Config) (*dispatch.Dispatcher, error) {
 	if !hasAsync(cfg) && cfg.Queue.Backend != config.QueueBackendNATS {
 		return nil, nil
 	}
-	store, err := OpenQueue(cfg, s.log, s.queueFS, s.storageFailed)
+	store, err := OpenQueue(cfg, s.log, s.queueFS, s.storageFailed, false)
 	if err != nil {
 		return nil, err
 	}

@@ -273,6 +273,9 @@ func (e *Engine) heard(m *nats.Msg) {
 	if !ok || !e.flag(target, e.n.workPrefix+rest, gone) {
 		return
 	}
+	if e.presence == nil {
+		return // a visitor has no lanes
+	}
 	if fn := e.presence.fn.Load(); fn != nil {
 		(*fn)(target) // its lane claims, and gets the new head
 	}

@@ -85,6 +85,10 @@ type Options struct {
 	ConnectTimeout time.Duration
 	// Duplicates is the stream's duplicate window. 0: 2 minutes.
 	Duplicates time.Duration
+	// Visitor opens the queue for a tool (hookgate replay) rather than a
+	// gateway: no heartbeat, so the gateways do not count it when they
+	// divide rate limits, and no wakes.
+	Visitor bool
 }
 
 const (
@@ -513,8 +517,10 @@ func (e *Engine) setup() error {
 	if e.state, err = kv(e.n.state, "hookgate: targets' delivery state", 0); err != nil {
 		return err
 	}
-	if e.presence, err = newPresence(e.nc, e.js, e.cfg.Stream, e.cfg.Name, e.cfg.Replicas, e.log); err != nil {
-		return fmt.Errorf("queue: nats: gateways bucket: %w", err)
+	if !e.opts.Visitor {
+		if e.presence, err = newPresence(e.nc, e.js, e.cfg.Stream, e.cfg.Name, e.cfg.Replicas, e.log); err != nil {
+			return fmt.Errorf("queue: nats: gateways bucket: %w", err)
+		}
 	}
 	if e.dedupe, err = newDedupe(e.js, e.cfg.Stream, e.cfg.Replicas); err != nil {
 		e.presence.close()

@@ -150,13 +150,21 @@ func startPresence(nc *nats.Conn, js jetstream.JetStream, stream, name string, r
 // notify sets the function called, from the subscription's goroutine,
 // with a target another gateway enqueued for. Set it once, before use;
 // wakes that arrive before it is set are dropped.
+//
+// A nil presence (Options.Visitor) counts one gateway, wakes nobody and
+// closes at once.
 func (p *presence) notify(fn func(target string)) {
-	p.fn.Store(&fn)
+	if p != nil {
+		p.fn.Store(&fn)
+	}
 }
 
 // gateways is how many gateways deliver from the stream right now, this
 // one included: at least 1.
 func (p *presence) gateways() int {
+	if p == nil {
+		return 1
+	}
 	return int(p.live.Load())
 }
 
@@ -164,6 +172,9 @@ func (p *presence) gateways() int {
 // It never blocks and, once target has been woken before, allocates
 // nothing.
 func (p *presence) wake(target string) {
+	if p == nil {
+		return
+	}
 	p.mu.Lock()
 	t := p.targets[target]
 	if t == nil {
@@ -184,6 +195,9 @@ func (p *presence) wake(target string) {
 // close stops the heartbeats and the wake subscription and deletes this
 // gateway's key, so the others count it out at once.
 func (p *presence) close() {
+	if p == nil {
+		return
+	}
 	p.closing.Do(func() {
 		close(p.stop)
 		p.done.Wait()
