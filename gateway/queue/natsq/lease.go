@@ -262,10 +262,7 @@ func (e *Engine) Retry(ref queue.Ref, due time.Time, a delivery.Attempt) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := e.ctx()
-	defer cancel()
-	list := appendAttempt(append([]byte(nil), ls.list...), &a)
-	if _, err := e.attempts.Put(ctx, e.attemptKey(ls.id), list); err != nil {
+	if err := e.recordAttempt(ls, &a); err != nil {
 		// Without the attempt recorded, sending again now would not count
 		// it: leave the message to its lease, which ends in AckWait.
 		return fmt.Errorf("queue: nats: retry %d: attempt not recorded: %w", ref, err)
@@ -280,6 +277,40 @@ func (e *Engine) Retry(ref queue.Ref, due time.Time, a delivery.Attempt) error {
 		return fmt.Errorf("queue: nats: retry %d: %w", ref, err)
 	}
 	return nil
+}
+
+// recordAttempt appends a to the delivery's attempts in the bucket by
+// compare-and-set on the revision Claim read (create when none was
+// stored): two gateways that briefly held the same delivery (a lease that
+// ran out under a slow attempt) both get their attempt counted, where a
+// plain put would let the second overwrite the first, and max_attempts
+// overshoot. On a conflict it reads the list again and retries.
+func (e *Engine) recordAttempt(ls *lease, a *delivery.Attempt) error {
+	ctx, cancel := e.ctx()
+	defer cancel()
+	key := e.attemptKey(ls.id)
+	list, rev := ls.list, ls.rev
+	for try := 0; ; try++ {
+		next := appendAttempt(append([]byte(nil), list...), a)
+		var err error
+		if rev == 0 {
+			_, err = e.attempts.Create(ctx, key, next)
+		} else {
+			_, err = e.attempts.Update(ctx, key, next, rev)
+		}
+		if err == nil || try == 3 || !(errors.Is(err, jetstream.ErrKeyExists) || isWrongLastSeq(err)) {
+			return err
+		}
+		ent, gerr := e.attempts.Get(ctx, key)
+		switch {
+		case errors.Is(gerr, jetstream.ErrKeyNotFound):
+			list, rev = nil, 0
+		case gerr != nil:
+			return gerr
+		default:
+			list, rev = ent.Value(), ent.Revision()
+		}
+	}
 }
 
 // Release ends a lease without an attempt: the delivery is ready again at

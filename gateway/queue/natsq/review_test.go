@@ -307,3 +307,35 @@ func TestStatsLeaveOutTargetsWithNothing(t *testing.T) {
 		t.Fatalf("figures lost target kept's dead letter: %+v", st)
 	}
 }
+
+// Two gateways that briefly held the same delivery (a lease that ran out
+// under a slow attempt) both record their attempt: the list is written by
+// compare-and-set, not overwritten by the second writer.
+func TestAttemptsOfADoubleHoldBothCounted(t *testing.T) {
+	s := natstest.Start(t)
+	a := openEngine(t, []string{s.URL()}, Options{})
+	b := openEngine(t, []string{s.URL()}, Options{})
+	// What each gateway read at its Claim: nothing stored yet.
+	heldByA, heldByB := &lease{id: []byte("dbl.0")}, &lease{id: []byte("dbl.0")}
+	if err := a.recordAttempt(heldByA, &delivery.Attempt{At: time.Now(), Status: 503, Error: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.recordAttempt(heldByB, &delivery.Attempt{At: time.Now(), Status: 502, Error: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	// A third write from a stale read (A again, its revision outdated).
+	if err := a.recordAttempt(heldByA, &delivery.Attempt{At: time.Now(), Status: 500, Error: "c"}); err != nil {
+		t.Fatal(err)
+	}
+	ent, err := a.attempts.Get(context.Background(), a.attemptKey(heldByA.id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeAttempts(ent.Value())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Error != "a" || got[1].Error != "b" || got[2].Error != "c" {
+		t.Fatalf("recorded %d attempts %+v, want a, b, c", len(got), got)
+	}
+}
