@@ -26,41 +26,89 @@ func appendAttempt(dst []byte, a *delivery.Attempt) []byte {
 	return append(dst, rec...)
 }
 
-// countAttempts counts the records of a list; a corrupt tail is not
+// A retry also leaves its due time in the list, as a record of its own
+// kind after the attempts (dueKind | due (varint)), so that Claim can put
+// back a redelivery that comes before it: the NakWithDelay that should
+// have held it may be lost with a connection, and the lease then brings it
+// back after AckWait, which may be long before the target's Retry-After.
+const dueKind = 0x7f
+
+// records calls fn with each record of list; false if the list is
+// corrupt.
+func records(list []byte, fn func(rec []byte)) bool {
+	for len(list) > 0 {
+		l, k := binary.Uvarint(list)
+		if k <= 0 || l == 0 || l > uint64(len(list)-k) {
+			return false
+		}
+		fn(list[k : k+int(l)])
+		list = list[k+int(l):]
+	}
+	return true
+}
+
+// appendRetry is list with a appended and due as its due time (the last
+// retry's only).
+func appendRetry(list []byte, a *delivery.Attempt, due int64) []byte {
+	out := make([]byte, 0, len(list)+64+len(a.Error)+min(len(a.Body), queue.MaxAttemptBody))
+	records(list, func(rec []byte) {
+		if rec[0] != dueKind {
+			out = binary.AppendUvarint(out, uint64(len(rec)))
+			out = append(out, rec...)
+		}
+	})
+	out = appendAttempt(out, a)
+	rec := binary.AppendVarint([]byte{dueKind}, due)
+	out = binary.AppendUvarint(out, uint64(len(rec)))
+	return append(out, rec...)
+}
+
+// listDue is the due time the last retry left in list (unix ns); 0: none.
+func listDue(list []byte) int64 {
+	var due int64
+	records(list, func(rec []byte) {
+		if rec[0] == dueKind {
+			due, _ = binary.Varint(rec[1:])
+		}
+	})
+	return due
+}
+
+// countAttempts counts the attempts of a list; a corrupt tail is not
 // counted.
 func countAttempts(list []byte) int {
 	n := 0
-	for len(list) > 0 {
-		l, k := binary.Uvarint(list)
-		if k <= 0 || l > uint64(len(list)-k) {
-			return n
+	records(list, func(rec []byte) {
+		if rec[0] != dueKind {
+			n++
 		}
-		list = list[k+int(l):]
-		n++
-	}
+	})
 	return n
 }
 
 // decodeAttempts decodes a list, marking the last one dead (see above).
 func decodeAttempts(list []byte) ([]delivery.Attempt, error) {
 	var out []delivery.Attempt
-	for len(list) > 0 {
-		l, k := binary.Uvarint(list)
-		if k <= 0 || l > uint64(len(list)-k) {
-			return out, queue.ErrCorrupt
+	var bad error
+	ok := records(list, func(rec []byte) {
+		if rec[0] == dueKind || bad != nil {
+			return
 		}
-		a, err := queue.DecodeAttempt(list[k : k+int(l)])
+		a, err := queue.DecodeAttempt(rec)
 		if err != nil {
-			return out, err
+			bad = err
+			return
 		}
 		a.Outcome = delivery.AttemptRetry
 		out = append(out, a)
-		list = list[k+int(l):]
+	})
+	if !ok {
+		bad = queue.ErrCorrupt
 	}
 	if len(out) > 0 {
 		out[len(out)-1].Outcome = delivery.AttemptDead
 	}
-	return out, nil
+	return out, bad
 }
 
 // reader reads varint fields; the first error sticks.

@@ -178,6 +178,15 @@ func (e *Engine) fetch(c jetstream.Consumer, dst []queue.Leased, target string, 
 				}
 				continue
 			}
+			if due := listDue(ls.list); due > nowNs {
+				// Back before its retry's time (the NakWithDelay that
+				// held it was lost): not an attempt, back until then.
+				_ = m.NakWithDelay(time.Duration(due - nowNs))
+				e.noteDue(target, due)
+				dst = dst[:len(dst)-1]
+				putBack++
+				continue
+			}
 		}
 		l.Ref = queue.Ref(meta.Sequence.Stream)
 		l.Attempts = countAttempts(ls.list)
@@ -262,7 +271,7 @@ func (e *Engine) Retry(ref queue.Ref, due time.Time, a delivery.Attempt) error {
 	if err != nil {
 		return err
 	}
-	if err := e.recordAttempt(ls, &a); err != nil {
+	if err := e.recordAttempt(ls, &a, due.UnixNano()); err != nil {
 		// Without the attempt recorded, sending again now would not count
 		// it: leave the message to its lease, which ends in AckWait.
 		return fmt.Errorf("queue: nats: retry %d: attempt not recorded: %w", ref, err)
@@ -285,13 +294,13 @@ func (e *Engine) Retry(ref queue.Ref, due time.Time, a delivery.Attempt) error {
 // ran out under a slow attempt) both get their attempt counted, where a
 // plain put would let the second overwrite the first, and max_attempts
 // overshoot. On a conflict it reads the list again and retries.
-func (e *Engine) recordAttempt(ls *lease, a *delivery.Attempt) error {
+func (e *Engine) recordAttempt(ls *lease, a *delivery.Attempt, due int64) error {
 	ctx, cancel := e.ctx()
 	defer cancel()
 	key := e.attemptKey(ls.id)
 	list, rev := ls.list, ls.rev
 	for try := 0; ; try++ {
-		next := appendAttempt(append([]byte(nil), list...), a)
+		next := appendRetry(list, a, due)
 		var err error
 		if rev == 0 {
 			_, err = e.attempts.Create(ctx, key, next)

@@ -317,14 +317,14 @@ func TestAttemptsOfADoubleHoldBothCounted(t *testing.T) {
 	b := openEngine(t, []string{s.URL()}, Options{})
 	// What each gateway read at its Claim: nothing stored yet.
 	heldByA, heldByB := &lease{id: []byte("dbl.0")}, &lease{id: []byte("dbl.0")}
-	if err := a.recordAttempt(heldByA, &delivery.Attempt{At: time.Now(), Status: 503, Error: "a"}); err != nil {
+	if err := a.recordAttempt(heldByA, &delivery.Attempt{At: time.Now(), Status: 503, Error: "a"}, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.recordAttempt(heldByB, &delivery.Attempt{At: time.Now(), Status: 502, Error: "b"}); err != nil {
+	if err := b.recordAttempt(heldByB, &delivery.Attempt{At: time.Now(), Status: 502, Error: "b"}, 0); err != nil {
 		t.Fatal(err)
 	}
 	// A third write from a stale read (A again, its revision outdated).
-	if err := a.recordAttempt(heldByA, &delivery.Attempt{At: time.Now(), Status: 500, Error: "c"}); err != nil {
+	if err := a.recordAttempt(heldByA, &delivery.Attempt{At: time.Now(), Status: 500, Error: "c"}, 0); err != nil {
 		t.Fatal(err)
 	}
 	ent, err := a.attempts.Get(context.Background(), a.attemptKey(heldByA.id))
@@ -337,5 +337,41 @@ func TestAttemptsOfADoubleHoldBothCounted(t *testing.T) {
 	}
 	if len(got) != 3 || got[0].Error != "a" || got[1].Error != "b" || got[2].Error != "c" {
 		t.Fatalf("recorded %d attempts %+v, want a, b, c", len(got), got)
+	}
+}
+
+// A retried delivery that comes back before its retry's time (the
+// NakWithDelay that should have held it was lost with a connection, so
+// only the lease brought it back) is put back until then, not sent early.
+func TestEarlyRedeliveryOfARetryPutBack(t *testing.T) {
+	s := natstest.Start(t)
+	e := openEngine(t, []string{s.URL()}, Options{})
+	if err := e.Enqueue([]delivery.Delivery{dlv("early.0", "crm", "r", "x")}); err != nil {
+		t.Fatal(err)
+	}
+	l := claimWait(t, e, "crm", 1, time.Minute)[0]
+	ls, err := e.take(l.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	due := time.Now().Add(3 * time.Second)
+	if err := e.recordAttempt(ls, &delivery.Attempt{At: time.Now(), Status: 503, Error: "retry later"}, due.UnixNano()); err != nil {
+		t.Fatal(err)
+	}
+	if err := ls.msg.Nak(); err != nil { // the delayed Nak, lost: back at once
+		t.Fatal(err)
+	}
+	for time.Now().Before(due.Add(-time.Second)) {
+		if got, err := e.Claim(nil, "crm", time.Now(), 1, time.Minute); err != nil || len(got) != 0 {
+			t.Fatalf("claimed %d before the retry's time (%v)", len(got), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	again := claimWait(t, e, "crm", 1, time.Minute)[0]
+	if time.Now().Before(due) {
+		t.Errorf("claimed %v before the retry's time", due.Sub(time.Now()))
+	}
+	if again.Attempts != 1 {
+		t.Errorf("Attempts = %d, want 1 (the put-backs are not attempts)", again.Attempts)
 	}
 }
