@@ -309,7 +309,11 @@ func TestNATSDownAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 	ns.Shutdown()
-	time.Sleep(time.Second) // idle lanes poll every 250 ms: four failed claims
+	// The idle lane polls every 250 ms; a claim sent just before the
+	// connection went waits for its answer first. Once one has failed,
+	// a second more of polls must not log again.
+	waitFor(t, "a failed claim in the log", func() bool { return strings.Contains(log.String(), "claim failed") })
+	time.Sleep(time.Second)
 	req, _ := http.NewRequest(http.MethodPost, g.ingest+"/hooks/queued", strings.NewReader(`{"n":2}`))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
