@@ -51,16 +51,17 @@ func (e *Engine) consumer(target string) (jetstream.Consumer, error) {
 // next claim creates it again, rather than every claim failing until a
 // restart. Creating it is idempotent, so a consumer that only had no
 // leader for a moment (a node lost) is merely asked for again.
-func (e *Engine) consumerGone(target string, c jetstream.Consumer, err error) {
+func (e *Engine) consumerGone(target string, c jetstream.Consumer, err error) bool {
 	if !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, jetstream.ErrConsumerDeleted) &&
 		!errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return
+		return false
 	}
 	e.mu.Lock()
 	if e.consumers[target] == c {
 		delete(e.consumers, target)
 	}
 	e.mu.Unlock()
+	return true
 }
 
 // Claim fetches up to max of target's ready deliveries without waiting
@@ -89,10 +90,21 @@ func (e *Engine) Claim(dst []queue.Leased, target string, now time.Time, max int
 	nowNs := now.UnixNano()
 	var firstErr, fetchErr error
 	dst = e.claimWaiting(dst, target, max, now, leaseFor, &firstErr) // ordered ones whose turn came (fifo.go)
+	retried := false
 	for scanned := 0; len(dst) < max; {
 		want := max - len(dst)
 		var fetched, putBack int
 		dst, fetched, putBack, fetchErr = e.fetch(c, dst, target, want, now, nowNs, leaseFor, &firstErr)
+		if fetchErr != nil && fetched == 0 && !retried && e.consumerGone(target, c, fetchErr) {
+			// Nobody served the consumer (removed, or not yet ready
+			// while another gateway created or updated it): ask for it
+			// again and fetch once more, rather than fail this claim.
+			retried = true
+			if c, err = e.consumer(target); err != nil {
+				return dst, err
+			}
+			continue
+		}
 		scanned += fetched
 		if fetchErr != nil || fetched < want || putBack < fetched || scanned >= claimScan || e.closed.Load() {
 			break
