@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"strconv"
+	"unsafe"
 
 	"github.com/hookgate/hookgate/plugins/sdk"
 	"github.com/hookgate/hookgate/plugins/sdk/jsonw"
@@ -21,6 +22,7 @@ var (
 	out    []byte
 	values []value
 	found  []sdk.Result // the value of each of config.paths in the body
+	digits []byte       // integer params' digits, values[i].text views into it
 )
 
 // value is a param's value for this event.
@@ -28,6 +30,16 @@ type value struct {
 	text   string // text params; integers as digits
 	quoted bool   // text: a string when inserted unquoted into JSON
 	empty  bool   // no value and no default (text params only)
+}
+
+// integerValue is n as a value, its digits appended to digits rather than
+// allocated (strconv.FormatInt allocates for n >= 100). The view stays
+// valid for the call: appends only ever add bytes after it, and a grown
+// array leaves the old one, which the view keeps, unchanged.
+func integerValue(n int64) value {
+	at := len(digits)
+	digits = strconv.AppendInt(digits, n, 10)
+	return value{text: view(digits[at:])}
 }
 
 func handle(e *sdk.Event) error {
@@ -51,11 +63,11 @@ func handle(e *sdk.Event) error {
 		}
 		for _, q := range c.query {
 			out = render(out[:0], q.t, false)
-			d.SetQuery(q.name, string(out))
+			d.SetQuery(q.name, view(out))
 		}
 		for _, h := range c.headers {
 			out = render(out[:0], h.t, false)
-			d.SetHeader(h.name, string(out))
+			d.SetHeader(h.name, view(out))
 		}
 		return nil
 	}
@@ -63,10 +75,12 @@ func handle(e *sdk.Event) error {
 		e.SetMethod(c.method)
 	}
 	for _, q := range c.query {
-		e.SetQuery(q.name, string(render(out[:0], q.t, false)))
+		out = render(out[:0], q.t, false)
+		e.SetQuery(q.name, view(out))
 	}
 	for _, h := range c.headers {
-		e.SetHeader(h.name, string(render(out[:0], h.t, false)))
+		out = render(out[:0], h.t, false)
+		e.SetHeader(h.name, view(out))
 	}
 	if c.hasBody {
 		// Last: the variables above read the original body.
@@ -77,6 +91,13 @@ func handle(e *sdk.Event) error {
 	return nil
 }
 
+// view is b as a string without a copy. Only for the SDK's setters: the
+// host copies the value before they return, so reusing out afterwards
+// changes nothing the host keeps. A string(out) per header or query
+// parameter was the plugin's only allocation per call, and each one
+// costs the guest's allocator and, in time, its collector.
+func view(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
+
 func contentType(c *config) string {
 	if c.json {
 		return "application/json"
@@ -86,13 +107,13 @@ func contentType(c *config) string {
 
 // resolveParams reads each declared param from the body (or its default).
 func resolveParams(c *config) error {
-	values = values[:0]
+	values, digits = values[:0], digits[:0]
 	for _, p := range c.params {
 		v := found[p.at]
 		present := v.Exists() && v.Type != sdk.Null && !(v.Type == sdk.String && v.Str == "")
 		switch {
 		case !present && p.integer && p.hasDef:
-			values = append(values, value{text: strconv.FormatInt(p.defNum, 10)})
+			values = append(values, integerValue(p.defNum))
 		case !present && p.integer:
 			return fmt.Errorf("template: param %s: no value at %s and no default", p.name, p.path)
 		case !present:
@@ -102,7 +123,7 @@ func resolveParams(c *config) error {
 			if !ok {
 				return fmt.Errorf("template: param %s: value %s at %s is not an integer", p.name, v.Raw, p.path)
 			}
-			values = append(values, value{text: strconv.FormatInt(n, 10)})
+			values = append(values, integerValue(n))
 		case v.Type == sdk.String:
 			values = append(values, value{text: v.Str, quoted: true})
 		default:

@@ -114,7 +114,7 @@ var Export func(bodyLen, configID int32) int32
 
 // Call runs the guest's hookgate_handle against f, as the host would.
 func (f *Fake) Call(configID int32) int32 {
-	f.Query = parseQuery(f.RawQuery)
+	f.Query = parseQuery(f.Query[:0], f.RawQuery) // reused: sdktest.Allocs counts the plugin's allocations, not the fake's
 	Current = f
 	defer func() { Current = nil }()
 	if Export == nil {
@@ -539,9 +539,9 @@ func find(l []KV, name string, fold bool) int {
 	return -1
 }
 
-// parseQuery splits a raw query string into URL-decoded pairs, in order.
-func parseQuery(raw string) []KV {
-	var out []KV
+// parseQuery appends to out the URL-decoded pairs of a raw query string,
+// in order.
+func parseQuery(out []KV, raw string) []KV {
 	for raw != "" {
 		var part string
 		part, raw, _ = strings.Cut(raw, "&")
