@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"reflect"
@@ -505,6 +506,60 @@ func TestLeasesOfDifferentLengths(t *testing.T) {
 		got := claim(st.at, 24*time.Hour)
 		if strings.Join(got, ",") != strings.Join(st.want, ",") {
 			t.Errorf("%s: claimed %v at +%v, want %v", st.name, got, st.at, st.want)
+		}
+	}
+}
+
+// An event whose deliveries add up to more than half a memtable goes to
+// Pebble as a flushable batch of its own: it is stored, claimed whole,
+// survives a reopen and is acked like any other, with small events
+// before and after it.
+func TestEventLargerThanHalfAMemtable(t *testing.T) {
+	dir := t.TempDir()
+	s := openTest(t, dir, Options{})
+	body := bytes.Repeat([]byte("0123456789abcdef"), (memTableSize/2)/16/3+1) // three of these are over half
+	var big []delivery.Delivery
+	for i := 0; i < 3; i++ {
+		d := testDelivery(fmt.Sprintf("evt_big.%d", i), "crm", "r")
+		d.Body = body
+		big = append(big, d)
+	}
+	for _, ds := range [][]delivery.Delivery{{testDelivery("evt_a.0", "crm", "r")}, big, {testDelivery("evt_b.0", "crm", "r")}} {
+		if err := s.Enqueue(ds); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Claim(nil, "crm", time.Now(), 2, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"evt_a.0", "evt_big.0"}; !reflect.DeepEqual(ids(got), want) {
+		t.Fatalf("claimed %v, want %v", ids(got), want)
+	}
+	if !bytes.Equal(got[1].Delivery.Body, body) {
+		t.Fatalf("large body came back as %d bytes, want %d", len(got[1].Delivery.Body), len(body))
+	}
+	for _, l := range got {
+		if err := s.Ack(l.Ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s = openTest(t, dir, Options{})
+	defer s.Close()
+	got, err = s.Claim(nil, "crm", time.Now(), 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"evt_big.1", "evt_big.2", "evt_b.0"}; !reflect.DeepEqual(ids(got), want) {
+		t.Fatalf("after reopen claimed %v, want %v", ids(got), want)
+	}
+	for i := 0; i < 2; i++ {
+		if !bytes.Equal(got[i].Delivery.Body, body) {
+			t.Fatalf("%s: body of %d bytes after reopen, want %d", got[i].Delivery.ID, len(got[i].Delivery.Body), len(body))
 		}
 	}
 }
