@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -282,5 +284,38 @@ func TestHarnessAsyncNATS(t *testing.T) {
 		if !strings.Contains(md.String(), want) {
 			t.Fatalf("markdown has no %q:\n%s", want, md.String())
 		}
+	}
+}
+
+// --baseline-src: the @base twins build their plugins from the baseline's
+// checkout, not from this one, and a directory that is no checkout is
+// refused before anything runs.
+func TestBaselineSrc(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := mainErr([]string{"--baseline-src", t.TempDir()}, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "no go.mod there") {
+		t.Fatalf("exit %d, stderr %q; want 2 and the missing go.mod named", code, stderr.String())
+	}
+
+	old := t.TempDir() // a checkout with no stock plugins at all
+	if err := os.WriteFile(filepath.Join(old, "go.mod"), []byte("module example.com/old\n\ngo 1.24\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &Env{Dir: t.TempDir(), Hookgate: self, Baseline: self, BaselineSrc: old}
+	var base *Scenario
+	for _, sc := range withBaselines([]Scenario{hookgateScenario(scChain, "chain", plan{mode: "sync", targets: 1, steps: chainSteps})}) {
+		if sc.Name == scChain+baseSuffix {
+			base = &sc
+		}
+	}
+	if base == nil {
+		t.Fatal("withBaselines made no @base twin")
+	}
+	var skip *SkipError
+	if err := base.Prepare(env); !errors.As(err, &skip) || !strings.Contains(skip.Reason, "plugins/filter does not exist") {
+		t.Fatalf("@base Prepare: %v; want the baseline checkout's missing plugins/filter", err)
 	}
 }

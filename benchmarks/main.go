@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -78,6 +79,7 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Perf, "perf", "", "profile the server under test with Linux perf during round 1 of each scenario; reports go to DIR")
 	fs.StringVar(&o.Hookgate, "hookgate", "", "measure this hookgate binary instead of building ./cmd/hookgate")
 	fs.StringVar(&o.Baseline, "baseline", "", "also measure every hookgate scenario with this binary, as <scenario>@base in the same rounds (before/after side by side)")
+	fs.StringVar(&o.BaselineSrc, "baseline-src", "", "a checkout of the baseline revision (git worktree add DIR REV): the @base scenarios' plugins are built from it, and so is the baseline binary unless --baseline names one")
 	fs.StringVar(&o.Target, "target", "", "user mode: load-test this running URL instead of the scenarios")
 	fs.StringVar(&o.Method, "method", "POST", "user mode: request method")
 	fs.Var(&headers, "header", `user mode: extra request header "Name: value" (repeatable)`)
@@ -176,6 +178,11 @@ func checkOptions(o *Options) error {
 		return errors.New("--drain must be between 0 and 5m")
 	case o.Timeout <= 0:
 		return errors.New("--timeout must be positive")
+	}
+	if o.BaselineSrc != "" {
+		if _, err := os.Stat(filepath.Join(o.BaselineSrc, "go.mod")); err != nil {
+			return fmt.Errorf("--baseline-src %s: no go.mod there; make one with `git worktree add DIR REV`", o.BaselineSrc)
+		}
 	}
 	for _, bin := range []string{o.Hookgate, o.Baseline} {
 		if bin == "" {

@@ -30,6 +30,10 @@ type Options struct {
 	Perf      string        // profile the first round of each scenario into this dir
 	Hookgate  string        // a hookgate binary to measure instead of building ./cmd/hookgate
 	Baseline  string        // a second hookgate binary, measured as "<scenario>@base" in the same rounds
+	// BaselineSrc is a checkout of the baseline revision: the @base
+	// scenarios build their plugins from it, and the baseline binary when
+	// Baseline is "".
+	BaselineSrc string
 
 	// User mode: load-test a running deployment.
 	Target  string
@@ -82,7 +86,7 @@ func run(o Options, split CoreSplit) (*Report, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	env := &Env{Dir: dir, Split: split, Conns: o.Conns, Payload: payload, QueueSync: o.QueueSync, Baseline: o.Baseline}
+	env := &Env{Dir: dir, Split: split, Conns: o.Conns, Payload: payload, QueueSync: o.QueueSync, Baseline: o.Baseline, BaselineSrc: o.BaselineSrc}
 
 	if o.Target != "" {
 		return runUser(o, rep, env)
@@ -92,8 +96,15 @@ func run(o Options, split CoreSplit) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Baseline != "" {
+	if o.Baseline != "" || o.BaselineSrc != "" {
 		scs = withBaselines(scs)
+	}
+	if o.Baseline == "" && o.BaselineSrc != "" && needsHookgate(scs) {
+		o.logf("building the baseline hookgate from %s ...", o.BaselineSrc)
+		var why string
+		if env.Baseline, why = goBuildIn(o.BaselineSrc, filepath.Join(dir, "hookgate-base"), "./cmd/hookgate", split); why != "" {
+			return nil, fmt.Errorf("benchmarks: the baseline in %s did not build: %s", o.BaselineSrc, why)
+		}
 	}
 	if o.Hookgate != "" {
 		env.Hookgate = o.Hookgate
@@ -383,6 +394,11 @@ func goBuild(bin, pkg string, split CoreSplit) (string, string) {
 	if err != nil {
 		return "", err.Error()
 	}
+	return goBuildIn(root, bin, pkg, split)
+}
+
+// goBuildIn is goBuild in the module rooted at root.
+func goBuildIn(root, bin, pkg string, split CoreSplit) (string, string) {
 	argv := []string{"go", "build", "-o", bin, pkg}
 	if split.Pinned && split.Taskset != "" {
 		// The harness runs pinned to its half; the compiler need not be.

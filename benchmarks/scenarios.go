@@ -28,6 +28,9 @@ type Env struct {
 	// scenario runs with it too, as "<name>@base", in the same rounds, so
 	// a change is measured side by side with what it replaces.
 	Baseline string
+	// BaselineSrc (--baseline-src) is the checkout the @base scenarios
+	// build their plugins from; "" builds them from this one.
+	BaselineSrc string
 	// NATSServer is the nats-server binary the harness built for the
 	// async-nats scenario ("" when none was needed or it did not build,
 	// then NATSErr says why).
@@ -313,10 +316,13 @@ func hookgateScenario(name, title string, p plan) Scenario {
 			if err != nil {
 				return err
 			}
+			if strings.HasSuffix(name, baseSuffix) && env.BaselineSrc != "" {
+				root = env.BaselineSrc // the baseline's own plugins
+			}
 			if _, err := os.Stat(filepath.Join(root, dir)); err != nil {
 				return skipf("plugin %s does not exist yet", dir)
 			}
-			path, err := plugintest.BuildPath(dir)
+			path, err := plugintest.BuildPathIn(root, dir)
 			if err != nil {
 				return skipf("plugin %s did not build: %s", dir, firstLine(err.Error()))
 			}

@@ -42,12 +42,19 @@ func Build(tb testing.TB, dir string) string {
 
 // BuildPath is Build for programs that are not tests.
 func BuildPath(dir string) (string, error) {
-	mu.Lock()
-	defer mu.Unlock()
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
+	return BuildPathIn(root, dir)
+}
+
+// BuildPathIn is BuildPath from the module rooted at root (another
+// checkout, such as a worktree of an older revision the load harness
+// measures beside this one).
+func BuildPathIn(root, dir string) (string, error) {
+	mu.Lock()
+	defer mu.Unlock()
 	abs := filepath.Join(root, dir)
 	if p, ok := built[abs]; ok {
 		return p, nil
