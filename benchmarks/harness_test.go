@@ -319,3 +319,26 @@ func TestBaselineSrc(t *testing.T) {
 		t.Fatalf("@base Prepare: %v; want the baseline checkout's missing plugins/filter", err)
 	}
 }
+
+// A scenario and its --baseline twin are compared round by round, only
+// in rounds where both were measured.
+func TestPairedNote(t *testing.T) {
+	round := func(i int, rps, cpuSeconds float64) Round {
+		return Round{Index: i, RPS: rps, Requests: int64(rps * 10), CPUSeconds: cpuSeconds}
+	}
+	now := summarizeRounds("chain3", "chain", []Round{round(1, 1100, 8), round(2, 1200, 8), round(3, 900, 8)})
+	// The baseline's round 2 failed: round 2 has nothing to pair with.
+	base := summarizeRounds("chain3@base", "chain", []Round{round(1, 1000, 8), round(3, 1000, 10)})
+	rep := &Report{Scenarios: []Summary{now, base}}
+	var md bytes.Buffer
+	rep.WriteMarkdown(&md)
+	// Round 1: 1.10x req/s, CPU per request 8e6/11000 against 8e6/10000;
+	// round 3: 0.90x, 8e6/9000 against 10e6/10000.
+	want := "`chain3` against `chain3@base`, round by round: req/s 1.10x, 0.90x (median 1.00x); CPU per request 0.91x, 0.89x (median 0.90x)"
+	if !strings.Contains(md.String(), want) {
+		t.Fatalf("markdown lacks\n%s\nin\n%s", want, md.String())
+	}
+	if pairedNote(now, summarizeRounds("x@base", "x", nil)) != "" {
+		t.Fatal("a note without any paired round")
+	}
+}

@@ -157,6 +157,11 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 		if s.Note != "" {
 			notes = append(notes, fmt.Sprintf("`%s`: %s", s.Name, s.Note))
 		}
+		if base := r.scenario(s.Name + baseSuffix); base != nil {
+			if n := pairedNote(s, *base); n != "" {
+				notes = append(notes, n)
+			}
+		}
 		if q := s.QueueCPU; q.Max > 0 && s.CPU.Median > 0 {
 			notes = append(notes, fmt.Sprintf("`%s`: CPU and peak RSS are hookgate's plus nats-server's; nats-server's share of the CPU: %s s, %.0f%% of the median",
 				s.Name, strings.ReplaceAll(numCell(q, 1), "<br>", " "), 100*q.Median/s.CPU.Median))
@@ -270,4 +275,32 @@ func errSuffix(e string) string {
 		return ""
 	}
 	return ", first: " + e
+}
+
+// pairedNote compares a scenario with its --baseline twin round by round:
+// the two ran back to back in each round, so a slow minute of a shared
+// machine hits both, and the ratio of a round moves less than either
+// median does. "" when no round has both.
+func pairedNote(s, base Summary) string {
+	var rps, cpu []float64
+	for _, a := range s.Rounds {
+		for _, b := range base.Rounds {
+			if a.Index == b.Index && b.RPS > 0 && b.CPUPerRequest() > 0 {
+				rps = append(rps, a.RPS/b.RPS)
+				cpu = append(cpu, a.CPUPerRequest()/b.CPUPerRequest())
+			}
+		}
+	}
+	if len(rps) == 0 {
+		return ""
+	}
+	list := func(vs []float64) string {
+		parts := make([]string, len(vs))
+		for i, v := range vs {
+			parts[i] = fmt.Sprintf("%.2fx", v)
+		}
+		return strings.Join(parts, ", ")
+	}
+	return fmt.Sprintf("`%s` against `%s`, round by round: req/s %s (median %.2fx); CPU per request %s (median %.2fx)",
+		s.Name, base.Name, list(rps), spreadOf(rps).Median, list(cpu), spreadOf(cpu).Median)
 }

@@ -168,6 +168,7 @@ func run(o Options, split CoreSplit) (*Report, error) {
 				continue
 			}
 			o.logf("  %.0f req/s, p50 %.2fms p99 %.2fms, %d errors, cpu %.2fs", r.RPS, r.Latency.P50, r.Latency.P99, r.Errors(), r.CPUSeconds)
+			r.Index = round + 1
 			rounds[sc.Name] = append(rounds[sc.Name], r)
 		}
 	}

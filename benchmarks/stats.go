@@ -80,6 +80,7 @@ func spreadOf(vs []float64) Spread {
 
 // Round is what one measurement of one scenario produced.
 type Round struct {
+	Index     int           `json:"round"` // 1-based: which round of the run
 	Requests  int64         `json:"requests"`
 	RPS       float64       `json:"rps"`
 	Latency   Latency       `json:"latency"`
