@@ -223,7 +223,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("queue: open %s: %w (%v): another hookgate is using it; stop that one, or use its admin API", opts.Path, ErrLocked, err)
 	}
 	db, err := pebble.Open(opts.Path, &pebble.Options{FS: opts.FS, Logger: pebbleLogger{s}, Lock: lock, MemTableSize: memTableSize,
-		WALMinSyncInterval: yieldBeforeSync}) // groupcommit.go
+		MemTableStopWritesThreshold: memTableStopWrites, WALMinSyncInterval: yieldBeforeSync}) // groupcommit.go
 	if err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("queue: open %s: %w", opts.Path, err)
@@ -574,3 +574,14 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 // deliveries' records add up to 8 MiB) is committed as its own flushable
 // batch, which Pebble supports but flushes at once.
 const memTableSize = 16 << 20
+
+// memTableStopWrites is how many memtables (and flushable batches) may
+// wait for their flush before Pebble stops writes. Pebble's default, 2,
+// would stop them at 32 MiB of unflushed data where the 64 MiB memtables
+// allowed 128: 4 lets a burst of large events queue 64 MiB before
+// Enqueue waits for a flush. Memtables past the one being written exist
+// only while they wait, so the threshold bounds memory in a burst and
+// costs none under a steady load. BenchmarkEnqueueLarge (1 MiB
+// bodies to two targets, 32 senders, medians of 3): 198 events/s against
+// 189 with 2, and 219 with the old 64 MiB memtables.
+const memTableStopWrites = 4
