@@ -342,3 +342,24 @@ func TestPairedNote(t *testing.T) {
 		t.Fatal("a note without any paired round")
 	}
 }
+
+// A scenario and its twin take turns going first.
+func TestRoundOrder(t *testing.T) {
+	names := func(scs []Scenario) string {
+		var ns []string
+		for _, sc := range scs {
+			ns = append(ns, sc.Name)
+		}
+		return strings.Join(ns, ",")
+	}
+	scs := []Scenario{{Name: "direct"}, {Name: "passthrough"}, {Name: "passthrough@base"}, {Name: "async"}, {Name: "async@base"}}
+	if got, want := names(roundOrder(scs, 0)), "direct,passthrough,passthrough@base,async,async@base"; got != want {
+		t.Fatalf("round 1: %s, want %s", got, want)
+	}
+	if got, want := names(roundOrder(scs, 1)), "direct,passthrough@base,passthrough,async@base,async"; got != want {
+		t.Fatalf("round 2: %s, want %s", got, want)
+	}
+	if got := names(scs); got != "direct,passthrough,passthrough@base,async,async@base" {
+		t.Fatalf("roundOrder changed its argument: %s", got)
+	}
+}

@@ -285,7 +285,7 @@ func pairedNote(s, base Summary) string {
 	var rps, cpu []float64
 	for _, a := range s.Rounds {
 		for _, b := range base.Rounds {
-			if a.Index == b.Index && b.RPS > 0 && b.CPUPerRequest() > 0 {
+			if a.Index == b.Index && a.RPS > 0 && b.RPS > 0 && a.CPUPerRequest() > 0 && b.CPUPerRequest() > 0 {
 				rps = append(rps, a.RPS/b.RPS)
 				cpu = append(cpu, a.CPUPerRequest()/b.CPUPerRequest())
 			}

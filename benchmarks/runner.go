@@ -146,7 +146,7 @@ func run(o Options, split CoreSplit) (*Report, error) {
 	// Round robin: s1, s2, ..., s1, s2, ... so a slow minute on a shared
 	// machine hits every scenario alike instead of one.
 	for round := 0; round < o.Rounds; round++ {
-		for _, sc := range active {
+		for _, sc := range roundOrder(active, round) {
 			if _, ok := skipped[sc.Name]; ok {
 				continue
 			}
@@ -421,4 +421,22 @@ func goBuildIn(root, bin, pkg string, split CoreSplit) (string, string) {
 		return "", firstLine(msg)
 	}
 	return bin, ""
+}
+
+// roundOrder is the order of one round: scs, with every scenario and its
+// --baseline twin swapped in odd rounds, so neither always runs first
+// (what the one before left behind, warm or dirty, would otherwise favour
+// the same side of every pair).
+func roundOrder(scs []Scenario, round int) []Scenario {
+	if round%2 == 0 {
+		return scs
+	}
+	out := append([]Scenario(nil), scs...)
+	for i := 0; i+1 < len(out); i++ {
+		if out[i+1].Name == out[i].Name+baseSuffix {
+			out[i], out[i+1] = out[i+1], out[i]
+			i++
+		}
+	}
+	return out
 }

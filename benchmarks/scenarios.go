@@ -285,7 +285,7 @@ func withBaselines(scs []Scenario) []Scenario {
 	for _, sc := range scs {
 		out = append(out, sc)
 		if sc.plan != nil {
-			out = append(out, hookgateScenario(sc.Name+baseSuffix, sc.Title+" (--baseline binary)", *sc.plan))
+			out = append(out, hookgateScenario(sc.Name+baseSuffix, sc.Title+" (the baseline)", *sc.plan))
 		}
 	}
 	return out
