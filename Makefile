@@ -55,6 +55,13 @@ plugins/bin/%.wasm: FORCE
 	@mkdir -p plugins/bin
 	GOOS=wasip1 GOARCH=wasm $(GO) build -buildmode=c-shared -o $@ ./plugins/$*
 
+# howxm-nps written in AssemblyScript (plugins/howxm-nps/README.md, "The
+# same plugin in AssemblyScript"): not part of `plugins`, because it needs
+# node and the compiler that `make tools` pins.
+plugins/bin/howxm-nps-as.wasm: tools FORCE
+	@mkdir -p plugins/bin
+	cd plugins/howxm-nps/assemblyscript && ../../assemblyscript/node_modules/.bin/asc assembly/index.ts -O3 --runtime stub --config asconfig.json -o ../../bin/howxm-nps-as.wasm
+
 check: build plugins
 	./hookgate check --config $(CONFIG)
 

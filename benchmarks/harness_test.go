@@ -160,7 +160,7 @@ func TestProcSelf(t *testing.T) {
 func TestHookgateConfigParses(t *testing.T) {
 	dir := t.TempDir()
 	wasm := map[string]string{}
-	for _, p := range []string{"filter", "template", "howxm-nps"} {
+	for _, p := range []string{"filter", "template", "howxm-nps", "howxm-nps-as"} {
 		wasm[p] = filepath.Join(dir, p+".wasm")
 		if err := os.WriteFile(wasm[p], []byte("\x00asm\x01\x00\x00\x00"), 0o644); err != nil {
 			t.Fatal(err)
@@ -175,6 +175,7 @@ func TestHookgateConfigParses(t *testing.T) {
 	}{
 		{name: "passthrough", plan: plan{mode: "sync", targets: 1}, targets: []string{"sink"}},
 		{name: "howxm-nps", plan: plan{mode: "sync", targets: 1, steps: howxmSteps}, targets: []string{"sink"}, plugins: []string{"howxm-nps"}},
+		{name: "howxm-nps-as", plan: *scenarioPlan(t, scHowxmAS), targets: []string{"sink"}, plugins: []string{"howxm-nps-as"}},
 		{name: "chain3", plan: plan{mode: "sync", targets: 1, steps: chainSteps}, targets: []string{"sink"}, plugins: []string{"filter", "template", "howxm-nps"}},
 		{name: "async", plan: plan{mode: "async", targets: 1}, targets: []string{"sink"}},
 		{name: "async-nats", plan: *scenarioPlan(t, scAsyncNATS), targets: []string{"sink"}},

@@ -98,6 +98,7 @@ const (
 	scNginx       = "nginx"
 	scPassthrough = "passthrough"
 	scHowxm       = "howxm-nps"
+	scHowxmAS     = "howxm-nps-as"
 	scChain       = "chain3"
 	scAsync       = "async"
 	scAsyncNATS   = "async-nats"
@@ -110,6 +111,7 @@ func allScenarios() []Scenario {
 		{Name: scNginx, Title: "nginx keep-alive reverse proxy -> sink", Prepare: prepareNginx, Start: startNginx},
 		hookgateScenario(scPassthrough, "hookgate sync passthrough -> sink", plan{mode: "sync", targets: 1}),
 		hookgateScenario(scHowxm, "hookgate sync, howxm-nps plugin -> sink", plan{mode: "sync", targets: 1, steps: howxmSteps}),
+		hookgateScenario(scHowxmAS, "hookgate sync, howxm-nps in AssemblyScript -> sink", plan{mode: "sync", targets: 1, steps: howxmASSteps}),
 		hookgateScenario(scChain, "hookgate sync, 3-plugin chain -> sink", plan{mode: "sync", targets: 1, steps: chainSteps}),
 		hookgateScenario(scAsync, "hookgate async: acknowledged (202) ingest", plan{mode: "async", targets: 1}),
 		hookgateScenario(scAsyncNATS, "hookgate async on NATS JetStream (nats-server on the same machine; CPU and RSS are hookgate's plus nats-server's)",
@@ -244,8 +246,12 @@ func startNginx(env *Env, round int) (*Running, error) {
 // step is one transform of a route, with its config as a TOML inline
 // table.
 type step struct {
-	plugin string // directory under plugins/, and the [[plugin]] name
+	plugin string // the [[plugin]] name, and its directory under plugins/ unless dir says otherwise
 	config string
+	// dir is the plugin's directory from the module root when it is not
+	// plugins/<plugin>; asc says it is an AssemblyScript project.
+	dir string
+	asc bool
 }
 
 // plan is the route a hookgate scenario serves.
@@ -263,6 +269,13 @@ type plan struct {
 // every event is delivered (a benchmark of drops would measure nothing).
 var howxmSteps = []step{
 	{plugin: "howxm-nps", config: `{ max_score = 10, target = "sink" }`},
+}
+
+// howxmASSteps: the same plugin written in AssemblyScript (its README:
+// "The same plugin in AssemblyScript"), the same tickets byte for byte:
+// what the guest toolchain costs, beside howxmSteps.
+var howxmASSteps = []step{
+	{plugin: "howxm-nps-as", dir: "plugins/howxm-nps/assemblyscript", asc: true, config: `{ max_score = 10, target = "sink" }`},
 }
 
 // chainSteps: three stock plugins in a row, each one a full call into a
@@ -312,6 +325,9 @@ func hookgateScenario(name, title string, p plan) Scenario {
 				continue
 			}
 			dir := "plugins/" + s.plugin
+			if s.dir != "" {
+				dir = s.dir
+			}
 			root, err := plugintest.ModuleRoot()
 			if err != nil {
 				return err
@@ -322,7 +338,11 @@ func hookgateScenario(name, title string, p plan) Scenario {
 			if _, err := os.Stat(filepath.Join(root, dir)); err != nil {
 				return skipf("plugin %s does not exist yet", dir)
 			}
-			path, err := plugintest.BuildPathIn(root, dir)
+			build := plugintest.BuildPathIn
+			if s.asc {
+				build = plugintest.AssemblyScriptPathIn
+			}
+			path, err := build(root, dir)
 			if err != nil {
 				return skipf("plugin %s did not build: %s", dir, firstLine(err.Error()))
 			}

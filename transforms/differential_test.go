@@ -114,6 +114,15 @@ func diffGuests(t testing.TB) []diffGuest {
 			ev1("bad config fails", `{"max_score": "six"}`, low),
 			ev1("unknown target fails", `{"target": "nope"}`, low),
 		}},
+		{name: "howxm-nps in AssemblyScript", wasm: func(t testing.TB) []byte { return plugintest.AssemblyScript(t, "plugins/howxm-nps/assemblyscript") }, targets: []string{"crm"}, events: []diffEvent{
+			ev1("seed payload dropped", crm, howxm),
+			ev1("low score emits a ticket", crm, low),
+			ev1("no target replaces the body", `{"max_score": 6}`, low),
+			ev1("wrong type", crm, bytes.Replace(low, []byte(`"field_1": 3`), []byte(`"field_1": "great"`), 1)),
+			ev1("escapes", crm, bytes.Replace(low, []byte(`"type": "NpsField"`), []byte(`"type": "\u004epsField"`), 1)),
+			ev1("bad config fails", `{"max_score": "six"}`, low),
+			ev1("unknown target fails", `{"target": "nope"}`, low),
+		}},
 		{name: "smartsupp-chat", wasm: buildGuest("plugins/smartsupp-chat"), targets: []string{"crm-transcripts", "surveylab"}, events: []diffEvent{
 			ev1("seed chat", chatCfg, chat),
 			ev1("no email", chatCfg, noEmail),

@@ -47,13 +47,24 @@ func AssemblyScript(tb testing.TB, dir string) []byte {
 // AssemblyScriptPath is AssemblyScript for programs that are not tests: it
 // returns the path of the .wasm file.
 func AssemblyScriptPath(dir string) (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	return AssemblyScriptPathIn(root, dir)
+}
+
+// AssemblyScriptPathIn is AssemblyScriptPath for the project at dir in
+// the module rooted at src (another checkout, as for BuildPathIn), built
+// with this module's pinned compiler.
+func AssemblyScriptPathIn(src, dir string) (string, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
-	abs := filepath.Join(root, dir)
+	abs := filepath.Join(src, dir)
 	key := "asc\x00" + abs
 	if p, ok := built[key]; ok {
 		return p, nil

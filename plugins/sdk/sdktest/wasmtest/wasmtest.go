@@ -45,11 +45,24 @@ var (
 	mu     sync.Mutex
 	host   *transforms.Host
 	chains = map[string]*transforms.Chain{}
+	loaded = map[string]bool{}
 )
 
 // chain returns a chain running the plugin at dir with in's config,
 // loading the plugin on first use.
 func chain(tb testing.TB, dir string, in sdktest.Input) *transforms.Chain {
+	tb.Helper()
+	return chainOf(tb, filepath.Base(dir), func() []byte {
+		wasm, err := os.ReadFile(plugintest.Build(tb, dir))
+		if err != nil {
+			tb.Fatalf("wasmtest: %v", err)
+		}
+		return wasm
+	}, in)
+}
+
+// chainOf is chain for the module wasm returns, loaded under name.
+func chainOf(tb testing.TB, name string, wasm func() []byte, in sdktest.Input) *transforms.Chain {
 	tb.Helper()
 	mu.Lock()
 	defer mu.Unlock()
@@ -61,18 +74,17 @@ func chain(tb testing.TB, dir string, in sdktest.Input) *transforms.Chain {
 		}
 		host = h
 	}
-	name := fmt.Sprintf("%s-%d", filepath.Base(dir), in.MaxOutput)
+	name = fmt.Sprintf("%s-%d", name, in.MaxOutput)
 	key := fmt.Sprintf("%s\x00%s\x00%s\x00%s", name, in.Route, in.Config, strings.Join(in.Targets, ","))
 	if c := chains[key]; c != nil {
 		return c
 	}
-	wasm, err := os.ReadFile(plugintest.Build(tb, dir))
-	if err != nil {
-		tb.Fatalf("wasmtest: %v", err)
-	}
-	spec := transforms.PluginSpec{Name: name, Wasm: wasm, Instances: 1, MaxOutput: in.MaxOutput, Timeout: 5 * time.Second}
-	if err := host.Load(ctx, spec); err != nil {
-		tb.Fatalf("wasmtest: loading %s: %v", dir, err)
+	if !loaded[name] {
+		spec := transforms.PluginSpec{Name: name, Wasm: wasm(), Instances: 1, MaxOutput: in.MaxOutput, Timeout: 5 * time.Second}
+		if err := host.Load(ctx, spec); err != nil {
+			tb.Fatalf("wasmtest: loading %s: %v", name, err)
+		}
+		loaded[name] = true
 	}
 	c, err := host.Chain(in.Route, []transforms.Step{{Plugin: name, Config: in.Config}}, in.Targets)
 	if err != nil {
@@ -105,6 +117,19 @@ func Run(tb testing.TB, dir string, in sdktest.Input) (sdktest.Result, error) {
 	tb.Helper()
 	in = in.WithDefaults()
 	c := chain(tb, dir, in)
+	ev := event(in)
+	var out delivery.Outcome
+	err := c.Run(context.Background(), ev, &out)
+	return result(ev, &out), err
+}
+
+// RunModule is Run for a module already built (by another toolchain, for
+// instance), loaded under name: the same name must always come with the
+// same module.
+func RunModule(tb testing.TB, name string, wasm []byte, in sdktest.Input) (sdktest.Result, error) {
+	tb.Helper()
+	in = in.WithDefaults()
+	c := chainOf(tb, name, func() []byte { return wasm }, in)
 	ev := event(in)
 	var out delivery.Outcome
 	err := c.Run(context.Background(), ev, &out)
@@ -175,10 +200,20 @@ func Compare(t *testing.T, dir string, h sdk.Handler, in sdktest.Input) {
 	if wantErr != nil {
 		return
 	}
+	if d := Diff(want, got, "sdktest", "real host"); d != "" {
+		t.Fatalf("wasmtest: %s: sdktest and the real host differ:\n%s", dir, d)
+	}
+}
+
+// Diff lists, one per line, where two results differ (drop and reason, the
+// event, each delivery, the response), naming them a and b; "" when they
+// are the same. A delivery without a delay of its own compares with
+// want's event delay, as the real host folds it in.
+func Diff(want, got sdktest.Result, a, b string) string {
 	var diffs []string
-	diff := func(what string, a, b any) {
-		if fmt.Sprint(a) != fmt.Sprint(b) {
-			diffs = append(diffs, fmt.Sprintf("%s: sdktest %v, real host %v", what, a, b))
+	diff := func(what string, x, y any) {
+		if fmt.Sprint(x) != fmt.Sprint(y) {
+			diffs = append(diffs, fmt.Sprintf("%s: %s %v, %s %v", what, a, x, b, y))
 		}
 	}
 	diff("dropped", want.Dropped, got.Dropped)
@@ -203,13 +238,11 @@ func Compare(t *testing.T, dir string, h sdk.Handler, in sdktest.Input) {
 		diff(p+"query", w.Query, g.Query)
 		diff(p+"delay", w.Delay, g.Delay)
 		if !bytes.Equal(w.Body, g.Body) {
-			diffs = append(diffs, fmt.Sprintf("%sbody:\nsdktest   %s\nreal host %s", p, w.Body, g.Body))
+			diffs = append(diffs, fmt.Sprintf("%sbody:\n%s: %s\n%s: %s", p, a, w.Body, b, g.Body))
 		}
 	}
 	diff("response", fmt.Sprint(want.Response), fmt.Sprint(got.Response))
-	if len(diffs) > 0 {
-		t.Fatalf("wasmtest: %s: sdktest and the real host differ:\n%s", dir, strings.Join(diffs, "\n"))
-	}
+	return strings.Join(diffs, "\n")
 }
 
 // Benchmark measures one call of the plugin at dir on in, in the real host
@@ -219,7 +252,18 @@ func Compare(t *testing.T, dir string, h sdk.Handler, in sdktest.Input) {
 func Benchmark(b *testing.B, dir string, in sdktest.Input) {
 	b.Helper()
 	in = in.WithDefaults()
-	c := chain(b, dir, in)
+	benchmark(b, chain(b, dir, in), in)
+}
+
+// BenchmarkModule is Benchmark for a module already built, loaded under
+// name (as RunModule).
+func BenchmarkModule(b *testing.B, name string, wasm []byte, in sdktest.Input) {
+	b.Helper()
+	in = in.WithDefaults()
+	benchmark(b, chainOf(b, name, func() []byte { return wasm }, in), in)
+}
+
+func benchmark(b *testing.B, c *transforms.Chain, in sdktest.Input) {
 	ev := event(in)
 	body, method, path, query := ev.Body, ev.Method, ev.Path, ev.Query
 	headers := ev.Headers

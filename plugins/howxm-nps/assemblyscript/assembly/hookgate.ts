@@ -1,0 +1,38 @@
+// The hookgate_v1 host functions this plugin uses, declared by hand from
+// plugins/ABI.md. Pointers and lengths are offsets and byte counts in the
+// plugin's own memory; results below 0 are the ABI's error codes.
+
+export const META_CONFIG: i32 = 5;
+export const UNKNOWN_TARGET: i32 = -4;
+
+// @ts-ignore: decorator
+@external("hookgate_v1", "body_read")
+export declare function body_read(buf: usize, limit: i32): i32;
+
+// @ts-ignore: decorator
+@external("hookgate_v1", "meta_read")
+export declare function meta_read(key: i32, buf: usize, limit: i32): i32;
+
+// @ts-ignore: decorator
+@external("hookgate_v1", "json_get")
+export declare function json_get(json: usize, jsonLen: i32, paths: usize, pathsLen: i32, out: usize, outLimit: i32): i32;
+
+// @ts-ignore: decorator
+@external("hookgate_v1", "emit")
+export declare function emit(target: usize, len: i32): i32;
+
+// @ts-ignore: decorator
+@external("hookgate_v1", "set_body")
+export declare function set_body(h: i32, ptr: usize, len: i32): i32;
+
+// @ts-ignore: decorator
+@external("hookgate_v1", "set_header")
+export declare function set_header(h: i32, name: usize, nameLen: i32, val: usize, valLen: i32): i32;
+
+// @ts-ignore: decorator
+@external("hookgate_v1", "drop")
+export declare function drop(reason: usize, len: i32): void;
+
+// @ts-ignore: decorator
+@external("hookgate_v1", "fail")
+export declare function fail(msg: usize, len: i32): void;
