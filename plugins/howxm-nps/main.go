@@ -114,32 +114,27 @@ func handle(e *sdk.Event) error {
 		return e.Drop("howxm-nps: event_type is " + quote(query.Get(pEventType)) + ", not entry_submitted")
 	}
 	// The questions are an array and the answers an object: '#' would go
-	// through either. Each column is read in one call (Query.AppendRaws),
-	// not one per value: in a wasm guest each call costs tens of ns.
-	labels, codes, types = labels[:0], codes[:0], types[:0]
-	if isArray(query.Raw(pLabel)) {
-		labels = query.AppendRaws(labels, pLabel)
-		codes = query.AppendStrs(codes, pCode)
-		types = query.AppendStrs(types, pType)
-	}
-	keys, answerRaws, answerStrs = keys[:0], answerRaws[:0], answerStrs[:0]
-	if isObject(query.Raw(pAnswer)) {
-		keys = query.AppendKeys(keys, pAnswer)
-		answerRaws = query.AppendRaws(answerRaws, pAnswer)
-		answerStrs = query.AppendStrs(answerStrs, pAnswer)
-	}
-
+	// through either. The usual outcome is a drop (most answers are above
+	// max_score), decided on a few values read one at a time; the columns
+	// the ticket needs are read only for a ticket.
+	questions, answers := isArray(query.Raw(pLabel)), isObject(query.Raw(pAnswer))
 	npsCode := ""
-	for j := range labels {
-		if at(types, j) == "NpsField" {
-			npsCode = at(codes, j)
+	for j, n := 0, query.Len(pType); questions && j < n; j++ {
+		if query.StrAt(pType, j) == "NpsField" {
+			npsCode = query.StrAt(pCode, j)
 			break
 		}
 	}
 	if npsCode == "" {
 		return e.Drop("howxm-nps: the survey has no NpsField question")
 	}
-	score := answerTo(npsCode)
+	var score sdk.Result
+	for j, n := 0, query.Len(pAnswer); answers && j < n; j++ {
+		if query.Key(pAnswer, j) == npsCode { // codes match exactly, not as paths
+			score = query.At(pAnswer, j)
+			break
+		}
+	}
 	if !score.Exists() || score.Type == sdk.Null || isEmpty(score) {
 		return e.Drop("howxm-nps: no NPS answer (" + npsCode + ")")
 	}
@@ -155,6 +150,20 @@ func handle(e *sdk.Event) error {
 		return e.Drop(unsafe.String(unsafe.SliceData(buf), len(buf)))
 	}
 
+	// A ticket: each column in one call (Query.AppendRaws), not one per
+	// value: in a wasm guest each call costs tens of ns.
+	labels, codes, types = labels[:0], codes[:0], types[:0]
+	if questions {
+		labels = query.AppendRaws(labels, pLabel)
+		codes = query.AppendStrs(codes, pCode)
+		types = query.AppendStrs(types, pType)
+	}
+	keys, answerRaws, answerStrs = keys[:0], answerRaws[:0], answerStrs[:0]
+	if answers {
+		keys = query.AppendKeys(keys, pAnswer)
+		answerRaws = query.AppendRaws(answerRaws, pAnswer)
+		answerStrs = query.AppendStrs(answerStrs, pAnswer)
+	}
 	t := ticket{
 		surveyID: query.Raw(pSurveyID), surveyName: query.Raw(pSurveyName),
 		serial: query.Raw(pSerial), link: query.Raw(pLink), created: query.Raw(pCreated),
@@ -239,20 +248,12 @@ func raw(b []byte, v string) []byte {
 	return append(b, v...)
 }
 
-// answerTo returns the answer to the question with this code. Codes are
-// matched exactly, not as gjson paths, so a code with '.' or '*' is safe.
-func answerTo(code string) sdk.Result {
-	if j := answerAt(code); j >= 0 {
-		return query.At(pAnswer, j)
-	}
-	return sdk.Result{}
-}
-
 func isArray(raw string) bool  { return raw != "" && raw[0] == '[' }
 func isObject(raw string) bool { return raw != "" && raw[0] == '{' }
 
-// answerAt is answerTo's element of query's pAnswer, or -1: the ticket
-// reads the answers' raw JSON without building Results.
+// answerAt returns the element of query's pAnswer whose key is code, or
+// -1. Codes are matched exactly, not as gjson paths, so a code with '.'
+// or '*' is safe.
 func answerAt(code string) int {
 	if code == "" {
 		return -1
@@ -267,7 +268,7 @@ func answerAt(code string) int {
 
 // skipAnswer reports whether answer j is left out of the ticket: missing,
 // null, "" or the string "null" (Howxm's placeholder), as the checks on
-// answerTo's Result decide.
+// the score's Result decide.
 func skipAnswer(j int) bool {
 	switch raw := at(answerRaws, j); {
 	case raw == "" || raw == "null":
