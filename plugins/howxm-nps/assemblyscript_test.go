@@ -26,6 +26,12 @@ func differentialInputs(t testing.TB) map[string]sdktest.Input {
 		return sdktest.Input{Body: body, Config: []byte(config), Targets: []string{"crm"}}
 	}
 	score := func(v string) []byte { return edit(t, low, `"field_1": 3`, `"field_1": `+v) }
+	// small is a survey of two questions with these event_type, score and
+	// other answer (raw JSON text); extra goes at the end of entry.
+	small := func(eventType, score, other, extra string) []byte {
+		return []byte(`{"event_type":` + eventType + `,"campaign":{"id":"c1","name":"N","fields":[{"label":"S","code":"s","type":"NpsField"},{"label":"A","code":"a","type":"Text"}]},` +
+			`"entry":{"serial_number":1,"fields":{"s":` + score + `,"a":` + other + `},"customer":{"uid":"u"},"system_link":"l","created_at":"t"` + extra + `}}`)
+	}
 	return map[string]sdktest.Input{
 		"seed payload dropped":        in(fx, crm),
 		"ticket":                      in(low, crm),
@@ -96,6 +102,27 @@ func differentialInputs(t testing.TB) map[string]sdktest.Input {
 			"entry":{"fields":{"s":1,"a":"\u006eull","b":"\u0000","c":"","d":null,"e":"\"null\""}}}`), crm),
 		"duplicate answer keys": in([]byte(`{"event_type":"entry_submitted","campaign":{"fields":[{"label":"S","code":"s","type":"NpsField"},{"label":"S2","code":"s","type":"NpsField"}]},
 			"entry":{"fields":{"s":2,"s":9}}}`), crm),
+		// Text the host's walk passes without reading inside strings:
+		// gjson's unescape, which the Go SDK uses, stops at a control
+		// byte, an unknown escape or a short \u, and reads a \u that is
+		// not hex as U+0000.
+		"escape stops event type":    in(small(`"entry_submitted\x"`, `3`, `"x"`, ""), crm),
+		"control byte in event type": in(small("\"entry_submitted\t\\n\"", `3`, `"x"`, ""), crm),
+		"escape stops score":         in(small(`"entry_submitted"`, `"3\x"`, `"x"`, ""), crm),
+		"short u in score":           in(small(`"entry_submitted"`, `"3\u"`, `"x"`, ""), crm),
+		"answer cut to nothing":      in(small(`"entry_submitted"`, `3`, `"\x"`, ""), crm),
+		"answer cut to null":         in(small(`"entry_submitted"`, `3`, "\"null\x01\\n\"", ""), crm),
+		"key cut short":              in([]byte(`{"event_type":"entry_submitted","campaign":{"fields":[{"label":"S","code":"s","type":"NpsField"}]},"entry":{"fields":{"s\x":9,"s":1}}}`), crm),
+		"code cut short":             in([]byte(`{"event_type":"entry_submitted","campaign":{"fields":[{"label":"S","code":"s\x","type":"NpsField"}]},"entry":{"fields":{"s":1,"sx":2}}}`), crm),
+		"type cut short":             in([]byte(`{"event_type":"entry_submitted","campaign":{"fields":[{"label":"S","code":"s","type":"NpsField\x"}]},"entry":{"fields":{"s":1}}}`), crm),
+		"u not hex":                  in([]byte(`{"event_type":"entry_submitted","campaign":{"fields":[{"label":"S","code":"\uzzzz","type":"NpsField"}]},"entry":{"fields":{"\u0000":1}}}`), crm),
+		// Whole numbers past 2^53, which AssemblyScript's dtoa writes
+		// with a ".0".
+		"huge max_score":         in(small(`"entry_submitted"`, `1e21`, `"x"`, ""), `{"max_score":1e20,"target":"crm"}`),
+		"2^53 max_score":         in(small(`"entry_submitted"`, `1e17`, `"x"`, ""), `{"max_score":9007199254740992,"target":"crm"}`),
+		"huge string score":      in(small(`"entry_submitted"`, `"-1e20"`, `"x"`, ""), crm),
+		"2^53 string score":      in(small(`"entry_submitted"`, `"-9007199254740992"`, `"x"`, ""), crm),
+		"18-digit string score":  in(small(`"entry_submitted"`, `"-123456789012345678"`, `"x"`, ""), crm),
 		"max_score not a number": in(low, `{"max_score":"six","target":"crm"}`),
 		"target not a string":    in(low, `{"target":5}`),
 		"config not JSON":        in(low, `{"target":`),
@@ -150,7 +177,7 @@ func tail(msg string) string {
 // TestAssemblyScriptDifferences pins where the twin knowingly differs
 // from the Go plugin (README.md lists them): a body the host's JSON walk
 // refuses, a string score Go's ParseFloat reads but JSON does not, a
-// max_score only an exponent can write.
+// target name Go would quote, a max_score only an exponent can write.
 func TestAssemblyScriptDifferences(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the plugin to wasm twice")
@@ -182,6 +209,28 @@ func TestAssemblyScriptDifferences(t *testing.T) {
 		}
 		if want.Dropped || len(want.Emitted) != 1 {
 			t.Fatalf("Go: dropped %v %q, emitted %d; want a ticket", want.Dropped, want.DropReason, len(want.Emitted))
+		}
+	})
+	t.Run("score 03", func(t *testing.T) {
+		body := edit(t, low, `"field_1": 3`, `"field_1": "03"`)
+		want, _ := wasmtest.Run(t, "plugins/howxm-nps", in(body, crm))
+		got, err := wasmtest.RunModule(t, "howxm-nps-as", as, in(body, crm))
+		if err != nil || !got.Dropped || got.DropReason != `howxm-nps: NPS answer "03" is not a number` {
+			t.Fatalf("AssemblyScript: err %v, dropped %v %q", err, got.Dropped, got.DropReason)
+		}
+		if want.Dropped || len(want.Emitted) != 1 {
+			t.Fatalf("Go: dropped %v %q, emitted %d; want a ticket", want.Dropped, want.DropReason, len(want.Emitted))
+		}
+	})
+	t.Run("target name quoted", func(t *testing.T) {
+		config := `{"target":"c\"rm"}`
+		_, wantErr := wasmtest.Run(t, "plugins/howxm-nps", in(low, config))
+		_, gotErr := wasmtest.RunModule(t, "howxm-nps-as", as, in(low, config))
+		if wantErr == nil || !strings.Contains(wantErr.Error(), `emit("c\"rm"): unknown target`) {
+			t.Fatalf("Go: %v", wantErr)
+		}
+		if gotErr == nil || !strings.Contains(gotErr.Error(), `emit("c"rm"): unknown target`) {
+			t.Fatalf("AssemblyScript: %v", gotErr)
 		}
 	})
 	t.Run("max_score 1e-7", func(t *testing.T) {

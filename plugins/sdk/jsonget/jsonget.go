@@ -29,7 +29,9 @@
 //
 // # Strictness
 //
-// The walk checks that every part of the document it reads is valid JSON.
+// The walk checks that every part of the document it reads is valid JSON,
+// except inside strings, where only the closing quote is looked for (as
+// gjson does).
 // Where it is not (or nests deeper than MaxDepth), Eval does not answer,
 // instead of guessing what a lenient parser would have made of it: the
 // caller falls back to its own parser, so answers never differ from gjson's.

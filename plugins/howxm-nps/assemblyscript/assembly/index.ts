@@ -19,10 +19,8 @@ import { dtoa_buffered } from "util/number";
 
 // abort is AssemblyScript's handler for failed bounds checks (asconfig.json
 // points the compiler at it instead of an env.abort import, which hookgate
-// does not provide): the call fails, saying so.
+// does not provide): the call traps, and the host fails it as a trap.
 function abort(message: string | null, fileName: string | null, line: u32, column: u32): void {
-  const b = String.UTF8.encode("howxm-nps: abort");
-  fail(changetype<usize>(b), b.byteLength);
   unreachable();
 }
 
@@ -203,55 +201,70 @@ function key(d: Doc, k: i32): void {
 const unesc = new Buffer(4096);
 
 // unescape appends the unescaped content of the JSON string text at p
-// (between its quotes; valid JSON, the host checked it) to unesc, and
-// points strPtr and strLen at it. It decodes as gjson does: a \u surrogate
-// takes the \u escape after it as its pair, and an unpaired or invalid
-// surrogate becomes U+FFFD.
+// (between its quotes) to unesc, and points strPtr and strLen at it. It
+// decodes exactly as gjson does, which the Go SDK uses, including text
+// that is not valid JSON (the host's walk checks only where a string
+// ends): it stops at a control byte, at an unknown escape and at a \u
+// with fewer than 4 bytes left; a \u escape that is not 4 hex digits is
+// U+0000; a \u surrogate takes the \u escape after it as its pair, and a
+// surrogate without a valid pair is U+FFFD.
 function unescape(p: usize, n: i32): void {
   const from = unesc.len;
   for (let i = 0; i < n; i++) {
     let c = load<u8>(p + <usize>i);
+    if (c < 0x20) break;
     if (c != 0x5c) { unesc.byte(c); continue; }
-    i++;
+    if (++i >= n) break;
     c = load<u8>(p + <usize>i);
-    switch (c) {
-      case 0x62: unesc.byte(0x08); break; // \b
-      case 0x66: unesc.byte(0x0c); break; // \f
-      case 0x6e: unesc.byte(0x0a); break; // \n
-      case 0x72: unesc.byte(0x0d); break; // \r
-      case 0x74: unesc.byte(0x09); break; // \t
-      case 0x75: { // \uXXXX
-        let r = hex4(p + <usize>(i + 1));
-        i += 4;
-        if (r >= 0xd800 && r < 0xe000) {
-          if (i + 6 < n && load<u8>(p + <usize>(i + 1)) == 0x5c && load<u8>(p + <usize>(i + 2)) == 0x75) {
-            const r2 = hex4(p + <usize>(i + 3));
-            i += 6;
-            r = r < 0xdc00 && r2 >= 0xdc00 && r2 < 0xe000 ? 0x10000 + ((r - 0xd800) << 10) + (r2 - 0xdc00) : 0xfffd;
-          } else {
-            r = 0xfffd;
-          }
-        }
-        utf8(r);
-        break;
+    if (c == 0x75) { // \uXXXX
+      if (i + 5 > n) break;
+      let r = hex4(p + <usize>(i + 1));
+      i += 5;
+      if (r >= 0xd800 && r < 0xe000 && n - i >= 6 && load<u8>(p + <usize>i) == 0x5c && load<u8>(p + <usize>(i + 1)) == 0x75) {
+        const r2 = hex4(p + <usize>(i + 2));
+        r = r < 0xdc00 && r2 >= 0xdc00 && r2 < 0xe000 ? 0x10000 + ((r - 0xd800) << 10) + (r2 - 0xdc00) : 0xfffd;
+        i += 6;
       }
-      default: unesc.byte(c); // \" \\ \/
+      utf8(r);
+      i--;
+      continue;
     }
+    let o: i32 = -1;
+    switch (c) {
+      case 0x22: o = 0x22; break; // \"
+      case 0x5c: o = 0x5c; break; // \\
+      case 0x2f: o = 0x2f; break; // \/
+      case 0x62: o = 0x08; break; // \b
+      case 0x66: o = 0x0c; break; // \f
+      case 0x6e: o = 0x0a; break; // \n
+      case 0x72: o = 0x0d; break; // \r
+      case 0x74: o = 0x09; break; // \t
+    }
+    if (o < 0) break;
+    unesc.byte(<u8>o);
   }
   strPtr = unesc.at(from);
   strLen = unesc.len - from;
 }
 
+// hex4 reads the 4 hex digits at p as strconv.ParseUint(s, 16, 64) does
+// for gjson: 0 when any of them is not a hex digit.
 function hex4(p: usize): i32 {
   let r = 0;
   for (let i: usize = 0; i < 4; i++) {
     const c = <i32>load<u8>(p + i);
-    r = r * 16 + (c <= 0x39 ? c - 0x30 : (c | 0x20) - 0x57);
+    let d = -1;
+    if (c >= 0x30 && c <= 0x39) d = c - 0x30;
+    else if ((c | 0x20) >= 0x61 && (c | 0x20) <= 0x66) d = (c | 0x20) - 0x57;
+    if (d < 0) return 0;
+    r = r * 16 + d;
   }
   return r;
 }
 
+// utf8 appends r as utf8.EncodeRune does: a lone surrogate as U+FFFD.
 function utf8(r: i32): void {
+  if (r >= 0xd800 && r < 0xe000) r = 0xfffd;
   if (r < 0x80) {
     unesc.byte(<u8>r);
   } else if (r < 0x800) {
@@ -281,8 +294,8 @@ const numBuf = heap.alloc(64);
 // appendFloat appends v as jsonw.AppendFloat does (encoding/json's form,
 // which is JavaScript's: exponent form below 1e-6 and from 1e21 on,
 // "1e-7" and "1e+21"); NaN and infinities as null. Integers below 2^53
-// are written exactly; other values by AssemblyScript's dtoa, which is
-// shortest-form in all but rare cases (README.md).
+// are written exactly; other values by AssemblyScript's dtoa (Grisu2),
+// which is shortest in all but rare cases (README.md).
 function appendFloat(b: Buffer, v: f64, expForm: bool): void {
   if (isNaN(v) || !isFinite(v)) {
     b.bytes(TEXT_NULL.ptr, TEXT_NULL.len);
@@ -298,7 +311,9 @@ function appendFloat(b: Buffer, v: f64, expForm: bool): void {
     // not worth a second formatter. Refused at config load instead.
     unreachable();
   }
-  const n = dtoa_buffered(numBuf, v);
+  let n = dtoa_buffered(numBuf, v);
+  // dtoa writes a whole number from 2^53 on as "X.0"; Go writes "X".
+  if (n > 2 && load<u16>(numBuf + (<usize>(n - 2) << 1)) == 0x2e && load<u16>(numBuf + (<usize>(n - 1) << 1)) == 0x30) n -= 2;
   for (let i: u32 = 0; i < n; i++) b.byte(<u8>load<u16>(numBuf + (<usize>i << 1)));
 }
 
@@ -346,8 +361,11 @@ const aboveMax = new Buffer(64); // " above max_score 6"
 
 const config = new Buffer(256);
 const configDoc = new Doc(8);
-// "#" makes the host walk every member, so a config that is not valid
-// JSON is noticed as the Go SDK's Valid notices it.
+// "#" makes the host walk every member, so a config that is not JSON is
+// refused. The walk is not gjson's Valid, which the Go plugin asks: it
+// does not look inside strings, and it refuses what is past its limits
+// (README.md). hookgate hands a plugin the JSON of a TOML table, valid
+// and within them.
 const configPaths = pathList(["max_score", "target", "#"]);
 
 // loadConfig reads and checks this step's config, and returns what is
