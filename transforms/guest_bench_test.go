@@ -32,6 +32,7 @@ import (
 type guestCase struct {
 	name    string
 	dir     string // plugin package, from the module root
+	asc     bool   // dir is an AssemblyScript project, not a Go package
 	body    []byte
 	config  string
 	targets []string
@@ -45,6 +46,11 @@ func guestCases(tb testing.TB) []guestCase {
 		{name: "howxm-nps/ticket", dir: "plugins/howxm-nps", body: low,
 			config: `{"max_score": 6, "target": "crm"}`, targets: []string{"crm"}},
 		{name: "howxm-nps/drop", dir: "plugins/howxm-nps", body: howxm,
+			config: `{"max_score": 6, "target": "crm"}`, targets: []string{"crm"}},
+		// The same plugin in AssemblyScript: what the toolchain costs.
+		{name: "howxm-nps-as/ticket", dir: "plugins/howxm-nps/assemblyscript", asc: true, body: low,
+			config: `{"max_score": 6, "target": "crm"}`, targets: []string{"crm"}},
+		{name: "howxm-nps-as/drop", dir: "plugins/howxm-nps/assemblyscript", asc: true, body: howxm,
 			config: `{"max_score": 6, "target": "crm"}`, targets: []string{"crm"}},
 		{name: "filter", dir: "plugins/filter", body: howxm,
 			config: `{"rules":[{"path":"event_type","op":"eq","value":"entry_submitted"},{"path":"entry.fields.field_1","op":"gte","value":6}]}`},
@@ -146,6 +152,9 @@ func BenchmarkGuest(b *testing.B) {
 	for _, c := range guestCases(b) {
 		var variants []struct{ name, path string }
 		for _, v := range extra {
+			if c.asc {
+				break // variants are Go builds
+			}
 			p := filepath.Join(v.dir, filepath.Base(c.dir)+".wasm")
 			if _, err := os.Stat(p); err == nil {
 				variants = append(variants, struct{ name, path string }{v.name, p})
@@ -155,7 +164,14 @@ func BenchmarkGuest(b *testing.B) {
 		for _, v := range variants {
 			b.Run(c.name+"/v="+v.name, func(b *testing.B) {
 				path := v.path
-				if path == "" {
+				switch {
+				case path != "":
+				case c.asc:
+					var err error
+					if path, err = plugintest.AssemblyScriptPath(c.dir); err != nil {
+						b.Fatal(err)
+					}
+				default:
 					path = plugintest.Build(b, c.dir)
 				}
 				wasm, err := os.ReadFile(path)
