@@ -105,8 +105,10 @@ func TestFixture(t *testing.T) {
 	}
 }
 
-func TestCustomerAndAnswers(t *testing.T) {
-	body := []byte(`{"event_type":"entry_submitted",
+// customerAndAnswers: questions of every kind the ticket treats apart
+// (escaped label, code with a '.', empty, missing and array answers, an
+// ending), customer fields missing.
+const customerAndAnswers = `{"event_type":"entry_submitted",
 		"campaign":{"id":"c1","name":"N","fields":[
 			{"label":"Q \"one\"","code":"q.1","type":"TextArea"},
 			{"label":"Score","code":"nps","type":"NpsField"},
@@ -115,7 +117,10 @@ func TestCustomerAndAnswers(t *testing.T) {
 			{"label":"Many","code":"multi","type":"MultipleChoice"},
 			{"label":"Bye","code":"end","type":"EndingField"}]},
 		"entry":{"serial_number":7,"fields":{"multi":["a","b"],"nps":0,"e":"","q.1":"line\nbreak","end":"bye","extra":"not asked"},
-			"customer":{"uid":"u1","name":"Ann"},"system_link":"https://x/7","created_at":"2026-01-01T00:00:00Z"}}`)
+			"customer":{"uid":"u1","name":"Ann"},"system_link":"https://x/7","created_at":"2026-01-01T00:00:00Z"}}`
+
+func TestCustomerAndAnswers(t *testing.T) {
+	body := []byte(customerAndAnswers)
 	res, err := sdktest.Run(handle, sdktest.Input{Body: body, Config: []byte(crm)})
 	if err != nil {
 		t.Fatal(err)
@@ -179,12 +184,15 @@ func BenchmarkDrop(b *testing.B) {
 	sdktest.Benchmark(b, handle, sdktest.Input{Body: fixture(b), Config: []byte(crm)})
 }
 
-// TestSkippedAnswers: what leaves an answer out is decided on its value,
+// skippedAnswers: answers the ticket leaves out, and two it keeps,
 // escapes included ("\u006eull" is Howxm's "null" placeholder too).
-func TestSkippedAnswers(t *testing.T) {
-	body := []byte(`{"event_type":"entry_submitted","campaign":{"fields":[{"label":"S","code":"s","type":"NpsField"},
+const skippedAnswers = `{"event_type":"entry_submitted","campaign":{"fields":[{"label":"S","code":"s","type":"NpsField"},
 		{"label":"A","code":"a"},{"label":"B","code":"b"},{"label":"C","code":"c"},{"label":"D","code":"d"},{"label":"E","code":"e"}]},
-		"entry":{"fields":{"s":1,"a":"\u006eull","b":"\u0000","c":"","d":null,"e":"\"null\""}}}`)
+		"entry":{"fields":{"s":1,"a":"\u006eull","b":"\u0000","c":"","d":null,"e":"\"null\""}}}`
+
+// TestSkippedAnswers: what leaves an answer out is decided on its value.
+func TestSkippedAnswers(t *testing.T) {
+	body := []byte(skippedAnswers)
 	res, err := sdktest.Run(handle, sdktest.Input{Body: body, Config: []byte(crm)})
 	if err != nil || len(res.Emitted) != 1 {
 		t.Fatalf("err %v, emitted %d", err, len(res.Emitted))

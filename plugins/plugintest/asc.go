@@ -9,7 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"testing"
 )
 
@@ -84,7 +84,7 @@ func AssemblyScriptPathIn(src, dir string) (string, error) {
 	if _, err := os.Stat(filepath.Join(abs, "asconfig.json")); err == nil {
 		args = append(args, "--config", "asconfig.json")
 	}
-	sum, err := ascHash(root, abs, args)
+	sum, err := ascHash(root, src, abs, args)
 	if err != nil {
 		return "", err
 	}
@@ -111,30 +111,37 @@ func AssemblyScriptPathIn(src, dir string) (string, error) {
 	return out, nil
 }
 
+// ascShared holds the files AssemblyScript projects in this module import
+// from outside their own folder (the ABI's declarations, buffers).
+const ascShared = "plugins/assemblyscript/assembly"
+
 // ascHash covers the project's files (but not node_modules or build
-// output), the arguments and the compiler's lockfile: any of them changing
-// means a new build.
-func ascHash(root, dir string, args []string) (string, error) {
+// output), the shared ones of the module at src, the arguments and the
+// compiler's lockfile (in the module at root): any of them changing means
+// a new build.
+func ascHash(root, src, dir string, args []string) (string, error) {
 	h := sha256.New()
 	fmt.Fprintf(h, "%q\n", args)
 	var files []string
-	err := filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
-		if err != nil {
-			return err
+	for _, d := range []string{dir, filepath.Join(src, ascShared)} {
+		err := filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if e.IsDir() && (e.Name() == "node_modules" || e.Name() == "build") {
+				return filepath.SkipDir
+			}
+			if e.Type().IsRegular() {
+				files = append(files, p)
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", err
 		}
-		if e.IsDir() && (e.Name() == "node_modules" || e.Name() == "build") {
-			return filepath.SkipDir
-		}
-		if e.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", err
 	}
+	files = slices.Compact(slices.Sorted(slices.Values(files)))
 	files = append(files, filepath.Join(root, ascToolDir, "package-lock.json"))
-	sort.Strings(files)
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -143,7 +150,7 @@ func ascHash(root, dir string, args []string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		rel, _ := filepath.Rel(root, f)
+		rel, _ := filepath.Rel(src, f)
 		fmt.Fprintf(h, "%s %d\n", rel, len(b))
 		h.Write(b)
 	}

@@ -19,6 +19,7 @@
 import {
   body_read, meta_read, set_header, drop, fail, kv_incr, META_CONFIG,
 } from "./hookgate";
+import { Buffer } from "./buffer";
 
 // abort is AssemblyScript's handler for failed assertions and bounds
 // checks (asconfig.json points the compiler at it instead of an env.abort
@@ -28,47 +29,6 @@ function abort(message: string | null, fileName: string | null, line: u32, colum
   const b = String.UTF8.encode(msg);
   fail(changetype<usize>(b), b.byteLength);
   unreachable();
-}
-
-// Buffer is a growable byte buffer in linear memory.
-class Buffer {
-  ptr: usize;
-  cap: i32;
-  len: i32 = 0;
-  constructor(cap: i32) {
-    this.ptr = heap.alloc(<usize>cap);
-    this.cap = cap;
-  }
-  reserve(n: i32): void {
-    if (n > this.cap) {
-      this.ptr = heap.realloc(this.ptr, <usize>n);
-      this.cap = n;
-    }
-  }
-  reset(): void { this.len = 0; }
-  byte(b: u8): void {
-    this.reserve(this.len + 1);
-    store<u8>(this.ptr + <usize>this.len, b);
-    this.len++;
-  }
-  bytes(p: usize, n: i32): void {
-    this.reserve(this.len + n);
-    memory.copy(this.ptr + <usize>this.len, p, <usize>n);
-    this.len += n;
-  }
-  ascii(s: string): void {
-    for (let i = 0; i < s.length; i++) this.byte(<u8>s.charCodeAt(i));
-  }
-  decimal(v: i64): void {
-    if (v < 0) { this.byte(0x2d); v = -v; }
-    let start = this.len;
-    do { this.byte(<u8>(0x30 + v % 10)); v /= 10; } while (v > 0);
-    for (let i = start, j = this.len - 1; i < j; i++, j--) {
-      const a = load<u8>(this.ptr + <usize>i);
-      store<u8>(this.ptr + <usize>i, load<u8>(this.ptr + <usize>j));
-      store<u8>(this.ptr + <usize>j, a);
-    }
-  }
 }
 
 // Top-level state, initialised by the module's start function.

@@ -14,7 +14,8 @@
 import {
   body_read, meta_read, json_get, emit, set_body, set_header, drop, fail,
   META_CONFIG, UNKNOWN_TARGET,
-} from "./hookgate";
+} from "../../../assemblyscript/assembly/hookgate";
+import { Buffer, Text } from "../../../assemblyscript/assembly/buffer";
 import { dtoa_buffered } from "util/number";
 
 // abort is AssemblyScript's handler for failed bounds checks (asconfig.json
@@ -22,49 +23,6 @@ import { dtoa_buffered } from "util/number";
 // does not provide): the call traps, and the host fails it as a trap.
 function abort(message: string | null, fileName: string | null, line: u32, column: u32): void {
   unreachable();
-}
-
-// Buffer is a growable byte buffer in linear memory.
-class Buffer {
-  ptr: usize;
-  cap: i32;
-  len: i32 = 0;
-  constructor(cap: i32) {
-    this.ptr = heap.alloc(<usize>cap);
-    this.cap = cap;
-  }
-  // reserve makes room for n bytes in all. It may move the buffer.
-  reserve(n: i32): void {
-    if (n > this.cap) {
-      const c = max(n, this.cap * 2);
-      this.ptr = heap.realloc(this.ptr, <usize>c);
-      this.cap = c;
-    }
-  }
-  reset(): void { this.len = 0; }
-  byte(b: u8): void {
-    this.reserve(this.len + 1);
-    store<u8>(this.ptr + <usize>this.len, b);
-    this.len++;
-  }
-  bytes(p: usize, n: i32): void {
-    this.reserve(this.len + n);
-    memory.copy(this.ptr + <usize>this.len, p, <usize>n);
-    this.len += n;
-  }
-  text(t: Text): void { this.bytes(t.ptr, t.len); }
-  at(i: i32): usize { return this.ptr + <usize>i; }
-}
-
-// Text is a constant UTF-8 string, encoded once.
-class Text {
-  ptr: usize;
-  len: i32;
-  constructor(s: string) {
-    const b = String.UTF8.encode(s);
-    this.ptr = changetype<usize>(b);
-    this.len = b.byteLength;
-  }
 }
 
 // ---- json_get records (ABI.md: 40 bytes each, little-endian) ----
