@@ -261,7 +261,7 @@ function appendFloat(b: Buffer, v: f64, expForm: bool): void {
   }
   if (v == Math.trunc(v) && Math.abs(v) < 9007199254740992.0) {
     if (v == 0 && (reinterpret<u64>(v) >> 63) != 0) b.byte(0x2d); // -0
-    appendInt(b, <i64>v);
+    b.decimal(<i64>v);
     return;
   }
   if (!expForm && (Math.abs(v) < 1e-6 || Math.abs(v) >= 1e21)) {
@@ -273,17 +273,6 @@ function appendFloat(b: Buffer, v: f64, expForm: bool): void {
   // dtoa writes a whole number from 2^53 on as "X.0"; Go writes "X".
   if (n > 2 && load<u16>(numBuf + (<usize>(n - 2) << 1)) == 0x2e && load<u16>(numBuf + (<usize>(n - 1) << 1)) == 0x30) n -= 2;
   for (let i: u32 = 0; i < n; i++) b.byte(<u8>load<u16>(numBuf + (<usize>i << 1)));
-}
-
-function appendInt(b: Buffer, v: i64): void {
-  if (v < 0) { b.byte(0x2d); v = -v; }
-  const start = b.len;
-  do { b.byte(<u8>(0x30 + <i32>(v % 10))); v /= 10; } while (v > 0);
-  for (let i = start, j = b.len - 1; i < j; i++, j--) {
-    const a = load<u8>(b.at(i));
-    store<u8>(b.at(i), load<u8>(b.at(j)));
-    store<u8>(b.at(j), a);
-  }
 }
 
 // The host parses a string score: "[<content>]" looked up at path "0"
