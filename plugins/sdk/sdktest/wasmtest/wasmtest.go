@@ -25,6 +25,8 @@ package wasmtest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"os"
@@ -45,14 +47,18 @@ var (
 	mu     sync.Mutex
 	host   *transforms.Host
 	chains = map[string]*transforms.Chain{}
-	loaded = map[string]bool{}
+	// names maps a module's identity (its directory, or a hash of its
+	// bytes) and max_output to the name it was loaded under: two modules
+	// with the same base name never share one.
+	names = map[string]string{}
+	taken = map[string]bool{}
 )
 
 // chain returns a chain running the plugin at dir with in's config,
 // loading the plugin on first use.
 func chain(tb testing.TB, dir string, in sdktest.Input) *transforms.Chain {
 	tb.Helper()
-	return chainOf(tb, filepath.Base(dir), func() []byte {
+	return chainOf(tb, filepath.Base(dir), "dir:"+dir, func() []byte {
 		wasm, err := os.ReadFile(plugintest.Build(tb, dir))
 		if err != nil {
 			tb.Fatalf("wasmtest: %v", err)
@@ -61,8 +67,15 @@ func chain(tb testing.TB, dir string, in sdktest.Input) *transforms.Chain {
 	}, in)
 }
 
-// chainOf is chain for the module wasm returns, loaded under name.
-func chainOf(tb testing.TB, name string, wasm func() []byte, in sdktest.Input) *transforms.Chain {
+// moduleID identifies a module given as bytes.
+func moduleID(wasm []byte) string {
+	sum := sha256.Sum256(wasm)
+	return "module:" + hex.EncodeToString(sum[:])
+}
+
+// chainOf is chain for the module wasm returns, identified by id and
+// loaded under name (with a suffix when another module has it).
+func chainOf(tb testing.TB, name, id string, wasm func() []byte, in sdktest.Input) *transforms.Chain {
 	tb.Helper()
 	mu.Lock()
 	defer mu.Unlock()
@@ -74,17 +87,23 @@ func chainOf(tb testing.TB, name string, wasm func() []byte, in sdktest.Input) *
 		}
 		host = h
 	}
-	name = fmt.Sprintf("%s-%d", name, in.MaxOutput)
+	id = fmt.Sprintf("%s\x00%d", id, in.MaxOutput)
+	loadedName, ok := names[id]
+	if !ok {
+		loadedName = fmt.Sprintf("%s-%d", name, in.MaxOutput)
+		for n := 2; taken[loadedName]; n++ {
+			loadedName = fmt.Sprintf("%s-%d-%d", name, in.MaxOutput, n)
+		}
+		spec := transforms.PluginSpec{Name: loadedName, Wasm: wasm(), Instances: 1, MaxOutput: in.MaxOutput, Timeout: 5 * time.Second}
+		if err := host.Load(ctx, spec); err != nil {
+			tb.Fatalf("wasmtest: loading %s: %v", loadedName, err)
+		}
+		names[id], taken[loadedName] = loadedName, true
+	}
+	name = loadedName
 	key := fmt.Sprintf("%s\x00%s\x00%s\x00%s", name, in.Route, in.Config, strings.Join(in.Targets, ","))
 	if c := chains[key]; c != nil {
 		return c
-	}
-	if !loaded[name] {
-		spec := transforms.PluginSpec{Name: name, Wasm: wasm(), Instances: 1, MaxOutput: in.MaxOutput, Timeout: 5 * time.Second}
-		if err := host.Load(ctx, spec); err != nil {
-			tb.Fatalf("wasmtest: loading %s: %v", name, err)
-		}
-		loaded[name] = true
 	}
 	c, err := host.Chain(in.Route, []transforms.Step{{Plugin: name, Config: in.Config}}, in.Targets)
 	if err != nil {
@@ -124,12 +143,12 @@ func Run(tb testing.TB, dir string, in sdktest.Input) (sdktest.Result, error) {
 }
 
 // RunModule is Run for a module already built (by another toolchain, for
-// instance), loaded under name: the same name must always come with the
-// same module.
+// instance), loaded under name (with a suffix when another module has
+// it).
 func RunModule(tb testing.TB, name string, wasm []byte, in sdktest.Input) (sdktest.Result, error) {
 	tb.Helper()
 	in = in.WithDefaults()
-	c := chainOf(tb, name, func() []byte { return wasm }, in)
+	c := chainOf(tb, name, moduleID(wasm), func() []byte { return wasm }, in)
 	ev := event(in)
 	var out delivery.Outcome
 	err := c.Run(context.Background(), ev, &out)
@@ -260,7 +279,7 @@ func Benchmark(b *testing.B, dir string, in sdktest.Input) {
 func BenchmarkModule(b *testing.B, name string, wasm []byte, in sdktest.Input) {
 	b.Helper()
 	in = in.WithDefaults()
-	benchmark(b, chainOf(b, name, func() []byte { return wasm }, in), in)
+	benchmark(b, chainOf(b, name, moduleID(wasm), func() []byte { return wasm }, in), in)
 }
 
 func benchmark(b *testing.B, c *transforms.Chain, in sdktest.Input) {
