@@ -114,9 +114,9 @@ class Doc {
   elem(p: i32, j: i32): i32 { return load<i32>(this.rec(p), 24) + j * load<i32>(this.rec(p), 32); }
 }
 
-// ---- strings: a (pointer, length) pair in a Span ----
+// ---- strings: a (pointer, length) pair, in strPtr and strLen ----
 
-// Str sets strPtr and strLen to record k's string content as the Go SDK's
+// str sets strPtr and strLen to record k's string content as the Go SDK's
 // Str has it: unescaped into unesc when it holds escapes, empty unless a
 // string.
 let strPtr: usize = 0;
