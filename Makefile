@@ -57,7 +57,8 @@ plugins/bin/%.wasm: FORCE
 
 # howxm-nps written in AssemblyScript (plugins/howxm-nps/README.md, "The
 # same plugin in AssemblyScript"): not part of `plugins`, because it needs
-# node and the compiler that `make tools` pins.
+# node and the compiler that `make tools` pins. The flags are the ones
+# plugins/plugintest (ascFlags) builds it with for the tests.
 plugins/bin/howxm-nps-as.wasm: tools FORCE
 	@mkdir -p plugins/bin
 	cd plugins/howxm-nps/assemblyscript && ../../assemblyscript/node_modules/.bin/asc assembly/index.ts -O3 --runtime stub --config asconfig.json -o ../../bin/howxm-nps-as.wasm

@@ -321,6 +321,43 @@ func TestBaselineSrc(t *testing.T) {
 	}
 }
 
+// An AssemblyScript step is built with asc from the baseline checkout:
+// missing there, the twin is skipped; broken there, asc says why.
+func TestBaselineSrcAssemblyScript(t *testing.T) {
+	old := t.TempDir()
+	if err := os.WriteFile(filepath.Join(old, "go.mod"), []byte("module example.com/old\n\ngo 1.24\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prepare := func() error {
+		env := &Env{Dir: t.TempDir(), Hookgate: self, Baseline: self, BaselineSrc: old}
+		for _, sc := range withBaselines([]Scenario{hookgateScenario(scHowxmAS, "as", *scenarioPlan(t, scHowxmAS))}) {
+			if sc.Name == scHowxmAS+baseSuffix {
+				return sc.Prepare(env)
+			}
+		}
+		t.Fatal("withBaselines made no @base twin")
+		return nil
+	}
+	var skip *SkipError
+	if err := prepare(); !errors.As(err, &skip) || !strings.Contains(skip.Reason, "plugins/howxm-nps/assemblyscript does not exist") {
+		t.Fatalf("@base Prepare: %v; want the baseline checkout's missing project", err)
+	}
+	project := filepath.Join(old, "plugins", "howxm-nps", "assemblyscript", "assembly")
+	if err := os.MkdirAll(project, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(project, "index.ts"), []byte("export function hookgate_handle(: i32 {\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := prepare(); !errors.As(err, &skip) || !strings.Contains(skip.Reason, "with asc") {
+		t.Fatalf("@base Prepare: %v; want asc's refusal of the broken project", err)
+	}
+}
+
 // A scenario and its --baseline twin are compared round by round, only
 // in rounds where both were measured.
 func TestPairedNote(t *testing.T) {

@@ -69,6 +69,19 @@ func guestCases(tb testing.TB) []guestCase {
 	}
 }
 
+// caseWasm builds this tree's plugin for c, with Go or AssemblyScript.
+func caseWasm(tb testing.TB, c guestCase) []byte {
+	tb.Helper()
+	if c.asc {
+		return plugintest.AssemblyScript(tb, c.dir)
+	}
+	wasm, err := os.ReadFile(plugintest.Build(tb, c.dir))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return wasm
+}
+
 // guestEvent is the event wasmtest builds for an sdktest.Input with
 // defaults: the plugins' wasm tests and these benchmarks see the same.
 func guestEvent(body []byte) *delivery.Event {
@@ -163,20 +176,14 @@ func BenchmarkGuest(b *testing.B) {
 		variants = append(variants, struct{ name, path string }{"now", ""})
 		for _, v := range variants {
 			b.Run(c.name+"/v="+v.name, func(b *testing.B) {
-				path := v.path
-				switch {
-				case path != "":
-				case c.asc:
+				var wasm []byte
+				if v.path == "" {
+					wasm = caseWasm(b, c)
+				} else {
 					var err error
-					if path, err = plugintest.AssemblyScriptPath(c.dir); err != nil {
+					if wasm, err = os.ReadFile(v.path); err != nil {
 						b.Fatal(err)
 					}
-				default:
-					path = plugintest.Build(b, c.dir)
-				}
-				wasm, err := os.ReadFile(path)
-				if err != nil {
-					b.Fatal(err)
 				}
 				runGuest(b, guestChain(b, c, wasm), c.body)
 			})

@@ -2,13 +2,10 @@ package transforms
 
 import (
 	"context"
-	"os"
 	"runtime"
 	"runtime/metrics"
 	"testing"
 	"time"
-
-	"github.com/hookgate/hookgate/plugins/plugintest"
 )
 
 // BenchmarkInterrupt is what the interrupt checks cost real guests: every
@@ -21,10 +18,7 @@ import (
 // The goal is at most 1.3x on every plugin (RATIONALE.md).
 func BenchmarkInterrupt(b *testing.B) {
 	for _, c := range guestCases(b) {
-		wasm, err := os.ReadFile(plugintest.Build(b, c.dir))
-		if err != nil {
-			b.Fatal(err)
-		}
+		wasm := caseWasm(b, c)
 		for _, m := range []struct {
 			name string
 			opts Options

@@ -87,8 +87,10 @@ func differentialInputs(t testing.TB) map[string]sdktest.Input {
 				{"label":"Bye","code":"end","type":"End\u0069ngField"}]},
 			"entry":{"serial_number":7,"fields":{"q.1":"line\nbreak","nps":0,"\ud83d\ude00":"smile","\ufffdx":"lone","end":"bye"},
 				"customer":{"uid":"u1","name":"Ann"},"system_link":"https://x/7","created_at":"2026-01-01T00:00:00Z"}}`), crm),
-		"customer and answers": in([]byte(customerAndAnswers), crm),
-		"skipped answers":      in([]byte(skippedAnswers), crm),
+		"questions not an array": in([]byte(questionsNotArray), crm),
+		"two NpsFields":          in([]byte(twoNpsFields), crm),
+		"customer and answers":   in([]byte(customerAndAnswers), crm),
+		"skipped answers":        in([]byte(skippedAnswers), crm),
 		"duplicate answer keys": in([]byte(`{"event_type":"entry_submitted","campaign":{"fields":[{"label":"S","code":"s","type":"NpsField"},{"label":"S2","code":"s","type":"NpsField"}]},
 			"entry":{"fields":{"s":2,"s":9}}}`), crm),
 		// Text the host's walk passes without reading inside strings:

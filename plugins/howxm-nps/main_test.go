@@ -202,3 +202,23 @@ func TestSkippedAnswers(t *testing.T) {
 		t.Fatalf("ticket %s\nwant %s", res.Emitted[0].Body, want)
 	}
 }
+
+// questionsNotArray: campaign.fields is an object whose member is an
+// NpsField question. '#' goes through an object's members too, so only
+// the plugin's check that the questions are an array keeps it out.
+const questionsNotArray = `{"event_type":"entry_submitted","campaign":{"fields":{"x":{"label":"S","code":"s","type":"NpsField"}}},"entry":{"fields":{"s":1}}}`
+
+// twoNpsFields: the first NpsField question decides, not a later one.
+const twoNpsFields = `{"event_type":"entry_submitted","campaign":{"fields":[{"label":"S","code":"s","type":"NpsField"},{"label":"T","code":"t","type":"NpsField"}]},
+	"entry":{"fields":{"s":2,"t":9}}}`
+
+func TestWhichQuestions(t *testing.T) {
+	res, err := sdktest.Run(handle, sdktest.Input{Body: []byte(questionsNotArray), Config: []byte(crm)})
+	if err != nil || !res.Dropped || res.DropReason != "howxm-nps: the survey has no NpsField question" {
+		t.Fatalf("fields an object: err %v, dropped %v %q", err, res.Dropped, res.DropReason)
+	}
+	res, err = sdktest.Run(handle, sdktest.Input{Body: []byte(twoNpsFields), Config: []byte(crm)})
+	if err != nil || res.Dropped || len(res.Emitted) != 1 || !bytes.Contains(res.Emitted[0].Body, []byte(`"score":2,`)) {
+		t.Fatalf("two NpsFields: err %v, dropped %v %q, emitted %+v; want a ticket with the first one's score, 2", err, res.Dropped, res.DropReason, res.Emitted)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -62,6 +63,9 @@ func AssemblyScriptPathIn(src, dir string) (string, error) {
 	defer mu.Unlock()
 	root, err := ModuleRoot()
 	if err != nil {
+		return "", err
+	}
+	if src, err = filepath.Abs(src); err != nil {
 		return "", err
 	}
 	abs := filepath.Join(src, dir)
@@ -124,6 +128,9 @@ func ascHash(root, src, dir string, args []string) (string, error) {
 	fmt.Fprintf(h, "%q\n", args)
 	var files []string
 	for _, d := range []string{dir, filepath.Join(src, ascShared)} {
+		if _, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) && d != dir {
+			continue // an older checkout without shared files
+		}
 		err := filepath.WalkDir(d, func(p string, e fs.DirEntry, err error) error {
 			if err != nil {
 				return err
@@ -136,23 +143,35 @@ func ascHash(root, src, dir string, args []string) (string, error) {
 			}
 			return nil
 		})
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return "", err
-		}
-	}
-	files = slices.Compact(slices.Sorted(slices.Values(files)))
-	files = append(files, filepath.Join(root, ascToolDir, "package-lock.json"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if errors.Is(err, fs.ErrNotExist) {
-			return "", fmt.Errorf("%s is missing: the AssemblyScript compiler is pinned by it", f)
-		}
 		if err != nil {
 			return "", err
 		}
-		rel, _ := filepath.Rel(src, f)
-		fmt.Fprintf(h, "%s %d\n", rel, len(b))
-		h.Write(b)
+	}
+	for _, f := range slices.Compact(slices.Sorted(slices.Values(files))) {
+		rel, err := filepath.Rel(src, f)
+		if err != nil {
+			return "", err
+		}
+		if err := hashFile(h, rel, f); err != nil {
+			return "", err
+		}
+	}
+	lock := filepath.Join(root, ascToolDir, "package-lock.json")
+	if err := hashFile(h, "compiler package-lock.json", lock); errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%s is missing: the AssemblyScript compiler is pinned by it", lock)
+	} else if err != nil {
+		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashFile writes a file's name, length and bytes to h.
+func hashFile(h io.Writer, name, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h, "%s %d\n", name, len(b))
+	h.Write(b)
+	return nil
 }

@@ -58,7 +58,7 @@ var (
 // loading the plugin on first use.
 func chain(tb testing.TB, dir string, in sdktest.Input) *transforms.Chain {
 	tb.Helper()
-	return chainOf(tb, filepath.Base(dir), "dir:"+dir, func() []byte {
+	return chainOf(tb, filepath.Base(dir), "dir:"+filepath.Clean(dir), func() []byte {
 		wasm, err := os.ReadFile(plugintest.Build(tb, dir))
 		if err != nil {
 			tb.Fatalf("wasmtest: %v", err)
