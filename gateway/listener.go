@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"github.com/hookgate/hookgate/internal/rawsock"
 	"net"
 	"net/netip"
 	"strconv"
@@ -73,7 +74,7 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 			refuseConn(c, overloadedAddr)
 			continue
 		}
-		cc := &countedConn{Conn: c, l: l, addr: a, headMax: l.headMax}
+		cc := &countedConn{Conn: rawsock.Wrap(c), l: l, addr: a, headMax: l.headMax}
 		cc.startHead()
 		return cc, nil
 	}

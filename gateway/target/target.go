@@ -49,6 +49,7 @@ package target
 import (
 	"errors"
 	"fmt"
+	"github.com/hookgate/hookgate/internal/rawsock"
 	"io"
 	"maps"
 	"net"
@@ -191,7 +192,7 @@ func New(t config.Target) (*Client, error) {
 		Name:                   "hookgate",
 		IsTLS:                  u.Scheme == "https",
 		TLSConfig:              tlsc.target,
-		DialTimeout:            dialer.DialTimeout,
+		DialTimeout:            dialRaw(dialer),
 		MaxConns:               t.MaxConns,
 		MaxConnWaitTimeout:     t.Timeout, // a saturated pool errors instead of queueing forever
 		MaxIdleConnDuration:    t.IdleTimeout,
@@ -542,5 +543,17 @@ func (s *Set) Get(name string) *Client { return s.byName[name] }
 func (s *Set) Close() {
 	for _, c := range s.all {
 		c.Close()
+	}
+}
+
+// dialRaw dials as d does, and reads and writes through rawsock (see that
+// package for why).
+func dialRaw(d *fasthttp.TCPDialer) fasthttp.DialFuncWithTimeout {
+	return func(addr string, timeout time.Duration) (net.Conn, error) {
+		c, err := d.DialTimeout(addr, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return rawsock.Wrap(c), nil
 	}
 }
