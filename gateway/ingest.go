@@ -252,6 +252,9 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 // remoteIP is the TCP peer's address. hookgate takes no forwarded-for
 // header: behind a proxy, allow_ips sees the proxy.
 func remoteIP(ctx *fasthttp.RequestCtx) netip.Addr {
+	if c := connOf(ctx); c != nil && c.addr != nil {
+		return c.addr.ip // taken once, when the connection was accepted
+	}
 	ip, _ := netip.AddrFromSlice(ctx.RemoteIP())
 	return ip.Unmap()
 }
