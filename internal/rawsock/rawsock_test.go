@@ -180,25 +180,3 @@ func TestWrapLeavesOtherConns(t *testing.T) {
 		t.Fatal("Wrap of an in-memory pipe should return it unchanged")
 	}
 }
-
-func TestNoAllocations(t *testing.T) {
-	c, peer := pair(t)
-	msg := []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	buf := make([]byte, 64)
-	if n := testing.AllocsPerRun(1000, func() {
-		if _, err := c.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(peer, buf[:len(msg)]); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := peer.Write(msg); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, buf[:len(msg)]); err != nil {
-			t.Fatal(err)
-		}
-	}); n != 0 {
-		t.Fatalf("a write and a read allocate %v times; want 0", n)
-	}
-}
