@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"errors"
-	"github.com/hookgate/hookgate/internal/rawsock"
 	"net"
 	"net/netip"
 	"strconv"
@@ -11,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookgate/hookgate/internal/rawsock"
 	"github.com/valyala/fasthttp"
 )
 
@@ -74,6 +74,9 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 			refuseConn(c, overloadedAddr)
 			continue
 		}
+		// rawsock: reads and writes without the runtime's system call
+		// bookkeeping (see that package). A TLS listener must wrap these
+		// connections, not the other way round, or they lose it.
 		cc := &countedConn{Conn: rawsock.Wrap(c), l: l, addr: a, headMax: l.headMax}
 		cc.startHead()
 		return cc, nil

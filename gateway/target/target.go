@@ -49,7 +49,6 @@ package target
 import (
 	"errors"
 	"fmt"
-	"github.com/hookgate/hookgate/internal/rawsock"
 	"io"
 	"maps"
 	"net"
@@ -61,6 +60,7 @@ import (
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/internal/rawsock"
 	"github.com/valyala/fasthttp"
 )
 

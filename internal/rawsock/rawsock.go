@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package rawsock reads and writes a TCP connection without Go's system
 // call bookkeeping: the proxy's hot path, where every request is two reads
 // and two writes on sockets whose peers are usually on the same host.
@@ -12,32 +14,47 @@
 // before the writer's call returns: such writes routinely take longer than
 // a sysmon tick. And a system call made while sysmon sleeps deeply (the
 // process was idle) wakes sysmon, which then polls every 20 µs for a
-// millisecond. On the one core a sidecar usually gets, profiles showed
-// these thread switches and sysmon's wake-ups as 5-10% of a forwarded
-// request's CPU; nginx, one thread in an event loop, pays none of it.
+// millisecond. On the one core a sidecar usually gets, these thread
+// switches and sysmon's wake-ups were 40-60% of the gateway's context
+// switches under load (benchmarks/README.md, sixth run); nginx, one thread
+// in an event loop, has none of them.
 //
 // A read or write on a non-blocking socket cannot block: it moves what is
 // there, or fails with EAGAIN. So it is made with syscall.RawSyscall
 // (no entersyscall) inside syscall.RawConn.Read/Write, which hold the
 // runtime's reference on the descriptor (a concurrent Close cannot let its
 // number be reused under the call), apply the connection's deadlines, and
-// wait in the netpoller on EAGAIN, exactly as net.Conn does. Errors are
-// wrapped as net.Conn wraps them (*net.OpError around *os.SyscallError),
-// so callers that classify them (EPIPE, ECONNRESET, timeouts) see no
-// difference.
+// wait in the netpoller on EAGAIN, exactly as net.Conn does. What a raw
+// call gives up, and how that is bounded:
+//   - It cannot be preempted, so a stop-the-world waits for it to return:
+//     each call moves at most maxRaw bytes (a few tens of microseconds on
+//     loopback), and the loop between calls is ordinary Go code.
+//   - The race detector does not see the buffer it touches: built with
+//     -race, the calls go through syscall.Read/Write instead (race.go), so
+//     the tests still check the buffers' use.
+//
+// Errors have net.Conn's shape: a deadline or a closed connection is the
+// *net.OpError the runtime builds (with the connection's network, "tcp4"
+// say), with Op "read" or "write"; an errno is a *net.OpError around an
+// *os.SyscallError, whose Net is "tcp" (net would give the network the
+// connection was dialed with). Callers that classify errors (EPIPE,
+// ECONNRESET, timeouts, net.ErrClosed, io.EOF) see no difference.
 package rawsock
 
 import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
-	"unsafe"
 )
 
-// Conn is a net.Conn whose Read and Write bypass entersyscall. Like a
-// net.Conn's, its Read and its Write may run at the same time as each other,
-// but not each with itself.
+// maxRaw bounds the bytes of one raw call, and so the time a
+// stop-the-world can wait for it.
+const maxRaw = 256 << 10
+
+// Conn is a *net.TCPConn whose Read and Write bypass entersyscall. Like a
+// net.Conn, it may be used from several goroutines at once.
 type Conn struct {
 	net.Conn
 	rc syscall.RawConn
@@ -45,23 +62,27 @@ type Conn struct {
 	w  op
 }
 
-// op is one direction's state, touched only by its Read or Write; fn is
+// op is one direction's state. mu makes concurrent Reads (or Writes) wait
+// for each other, as net.Conn's descriptor lock does, since the buffer is
+// handed to the callback here, before RawConn takes that lock. fn is
 // op.read or op.write bound once, so a call allocates nothing.
 type op struct {
+	mu  sync.Mutex
 	fn  func(fd uintptr) bool
 	p   []byte
 	n   int
-	err syscall.Errno
+	err error // an errno, or io.ErrUnexpectedEOF for a write of nothing
 }
 
-// Wrap returns c as a *Conn, or c itself when it is not a socket the
-// runtime polls (a TLS connection or an in-memory pipe, say).
+// Wrap returns c as a *Conn when it is a *net.TCPConn, and c itself
+// otherwise (a TLS connection, a pipe, a datagram socket...). Wrap below a
+// TLS layer, not above it.
 func Wrap(c net.Conn) net.Conn {
-	sc, ok := c.(syscall.Conn)
+	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return c
 	}
-	rc, err := sc.SyscallConn()
+	rc, err := tc.SyscallConn()
 	if err != nil {
 		return c
 	}
@@ -75,53 +96,77 @@ func Wrap(c net.Conn) net.Conn {
 // if nothing is; io.EOF once the peer has closed its side.
 func (c *Conn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
-		return 0, nil
+		return c.Conn.Read(p) // net's answers for an empty read; rare
 	}
-	c.r.p, c.r.n, c.r.err = p, 0, 0
-	err := c.rc.Read(c.r.fn)
-	n, errno := c.r.n, c.r.err
-	c.r.p = nil
+	o := &c.r
+	o.mu.Lock()
+	o.p, o.n, o.err = p, 0, nil
+	err := c.rc.Read(o.fn)
+	n, oerr := o.n, o.err
+	o.p = nil
+	o.mu.Unlock()
 	switch {
 	case err != nil: // a deadline, or the connection was closed
-		return n, c.opError("read", err)
-	case errno != 0:
-		return n, c.opError("read", os.NewSyscallError("read", errno))
+		return n, c.fromRuntime("read", err)
+	case oerr != nil:
+		return n, c.opError("read", oerr)
 	case n == 0:
 		return 0, io.EOF
 	}
 	return n, nil
 }
 
-// Write writes p whole, as net.Conn.Write does.
+// Write writes p whole, as net.Conn.Write does, or says why not with how
+// much was written.
 func (c *Conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
-		return 0, nil
+		return c.Conn.Write(p)
 	}
-	c.w.p, c.w.n, c.w.err = p, 0, 0
-	err := c.rc.Write(c.w.fn)
-	n, errno := c.w.n, c.w.err
-	c.w.p = nil
+	o := &c.w
+	o.mu.Lock()
+	o.p, o.n, o.err = p, 0, nil
+	err := c.rc.Write(o.fn)
+	n, oerr := o.n, o.err
+	o.p = nil
+	o.mu.Unlock()
 	switch {
 	case err != nil:
-		return n, c.opError("write", err)
-	case errno != 0:
-		return n, c.opError("write", os.NewSyscallError("write", errno))
+		return n, c.fromRuntime("write", err)
+	case oerr != nil:
+		return n, c.opError("write", oerr)
 	}
 	return n, nil
 }
 
+// fromRuntime gives an error of RawConn.Read/Write net.Conn's Op: the
+// runtime reports it as "raw-read" or "raw-write".
+func (c *Conn) fromRuntime(op string, err error) error {
+	if oe, ok := err.(*net.OpError); ok {
+		oe.Op = op
+		return oe
+	}
+	return c.opError(op, err)
+}
+
 func (c *Conn) opError(op string, err error) error {
+	if errno, ok := err.(syscall.Errno); ok {
+		err = os.NewSyscallError(op, errno)
+	}
 	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
 }
 
 // read is RawConn.Read's callback: false asks it to wait until the socket
 // is readable and call again. One read: a short one is an answer.
 func (o *op) read(fd uintptr) bool {
+	p := o.p
+	if len(p) > maxRaw {
+		p = p[:maxRaw]
+	}
 	for {
-		r, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&o.p[0])), uintptr(len(o.p)))
+		r, e := sysRead(fd, p)
 		switch e {
 		case 0:
-			o.n = int(r)
+			o.n = r
 			return true
 		case syscall.EINTR:
 		case syscall.EAGAIN:
@@ -137,16 +182,25 @@ func (o *op) read(fd uintptr) bool {
 // returns false to wait for room in the send buffer.
 func (o *op) write(fd uintptr) bool {
 	for o.n < len(o.p) {
-		r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&o.p[o.n])), uintptr(len(o.p)-o.n))
-		switch e {
-		case 0:
-			o.n += int(r)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
+		p := o.p[o.n:]
+		if len(p) > maxRaw {
+			p = p[:maxRaw]
+		}
+		r, e := sysWrite(fd, p)
+		switch {
+		case e == syscall.EINTR:
+		case e == syscall.EAGAIN:
 			return false
-		default:
+		case e != 0:
 			o.err = e
 			return true
+		case r <= 0 || r > len(p):
+			// Not something a socket does; internal/poll's answer for a
+			// write of nothing, rather than spinning here.
+			o.err = io.ErrUnexpectedEOF
+			return true
+		default:
+			o.n += r
 		}
 	}
 	return true

@@ -1,3 +1,5 @@
+//go:build linux
+
 package rawsock
 
 import (
@@ -6,6 +8,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,6 +63,20 @@ func TestRoundTripLarge(t *testing.T) {
 	go func() { // the peer echoes everything back
 		_, err := io.Copy(peer, io.LimitReader(peer, int64(len(want))))
 		echoed <- err
+	}()
+	// Collections throughout: a stop-the-world meets raw calls in both
+	// directions and waits in the netpoller.
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				runtime.GC()
+			}
+		}
 	}()
 	wrote := make(chan error, 1)
 	go func() {
@@ -113,12 +132,27 @@ func TestDeadlines(t *testing.T) {
 		t.Fatalf("Read error %#v is not a *net.OpError for read", err)
 	}
 
-	// A writer whose peer never reads fills both buffers and then waits
-	// until its deadline.
-	c.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
-	n, err := c.Write(make([]byte, 64<<20))
-	if !errors.Is(err, os.ErrDeadlineExceeded) || n == 0 || n == 64<<20 {
-		t.Fatalf("Write past its deadline = %d, %v; want part of it and a timeout", n, err)
+	// A writer whose peer never reads fills both buffers and then waits;
+	// a deadline set meanwhile ends the wait.
+	wrote := make(chan error, 1)
+	started := make(chan struct{})
+	var n int
+	go func() {
+		var err error
+		close(started)
+		n, err = c.Write(make([]byte, 64<<20))
+		wrote <- err
+	}()
+	<-started
+	time.Sleep(100 * time.Millisecond)
+	c.SetWriteDeadline(time.Now())
+	select {
+	case err = <-wrote:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write deadline did not end a waiting Write")
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n == 64<<20 {
+		t.Fatalf("Write past its deadline = %d, %v; want less than all of it and a timeout", n, err)
 	}
 }
 
@@ -172,11 +206,125 @@ func TestCloseWhileReading(t *testing.T) {
 	}
 }
 
+// Only TCP connections are wrapped: a datagram's or a pipe's reads do not
+// mean what a stream's do (an empty datagram is not EOF).
 func TestWrapLeavesOtherConns(t *testing.T) {
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
-	if Wrap(a) != a {
-		t.Fatal("Wrap of an in-memory pipe should return it unchanged")
+	u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	path := filepath.Join(t.TempDir(), "s")
+	ul, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ul.Close()
+	uc, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	for _, c := range []net.Conn{a, u, uc} {
+		if Wrap(c) != c {
+			t.Errorf("Wrap(%T) should return it unchanged", c)
+		}
+	}
+}
+
+// Two goroutines writing at once each get their records through whole, as
+// on a net.Conn (whose descriptor lock orders them).
+func TestConcurrentWrites(t *testing.T) {
+	c, peer := pair(t)
+	const records, size = 2000, 100
+	var wg sync.WaitGroup
+	for w := byte('a'); w <= 'b'; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rec := bytes.Repeat([]byte{w}, size)
+			for i := 0; i < records; i++ {
+				if _, err := c.Write(rec); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	got := make([]byte, 2*records*size)
+	peer.SetReadDeadline(time.Now().Add(20 * time.Second)) // a lost write fails, not hangs
+	if _, err := io.ReadFull(peer, got); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i := 0; i < len(got); i += size {
+		if r := got[i : i+size]; !bytes.Equal(r, bytes.Repeat(r[:1], size)) {
+			t.Fatalf("record %d is torn: %q", i/size, r)
+		}
+	}
+}
+
+// A Close from another goroutine ends a Write that waits for room, with
+// what was written and net.ErrClosed.
+func TestCloseWhileWriting(t *testing.T) {
+	c, _ := pair(t) // the peer never reads
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	started := make(chan struct{})
+	go func() {
+		close(started)
+		n, err := c.Write(make([]byte, 64<<20))
+		done <- result{n, err}
+	}()
+	<-started
+	time.Sleep(100 * time.Millisecond)
+	c.Close()
+	select {
+	case r := <-done:
+		if r.n == 64<<20 || !errors.Is(r.err, net.ErrClosed) {
+			t.Fatalf("Write ended by Close = %d, %v; want less than all of it and net.ErrClosed", r.n, r.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end a waiting Write")
+	}
+}
+
+// After a timeout, clearing the deadline makes the connection usable
+// again, as on a net.Conn.
+func TestDeadlineCleared(t *testing.T) {
+	c, peer := pair(t)
+	c.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read: %v; want a timeout", err)
+	}
+	c.SetReadDeadline(time.Time{})
+	go peer.Write([]byte("late"))
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "late" {
+		t.Fatalf("Read after clearing the deadline = %q, %v", buf, err)
+	}
+}
+
+// The peer's half-close: we read its data then EOF, and can still write.
+func TestPeerHalfClose(t *testing.T) {
+	c, peer := pair(t)
+	peer.Write([]byte("bye"))
+	peer.(*net.TCPConn).CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "bye" {
+		t.Fatalf("ReadAll = %q, %v", got, err)
+	}
+	if _, err := c.Write([]byte("ok")); err != nil {
+		t.Fatalf("Write after the peer's half-close: %v", err)
+	}
+	buf := make([]byte, 2)
+	if _, err := io.ReadFull(peer, buf); err != nil || string(buf) != "ok" {
+		t.Fatalf("peer read %q, %v", buf, err)
 	}
 }

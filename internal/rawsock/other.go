@@ -1,0 +1,9 @@
+//go:build !linux
+
+// Package rawsock: elsewhere than Linux, connections are used as they are.
+package rawsock
+
+import "net"
+
+// Wrap returns c: the raw path is built for Linux only.
+func Wrap(c net.Conn) net.Conn { return c }
