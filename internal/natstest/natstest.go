@@ -217,12 +217,17 @@ func (c *Clustered) URLs() []string {
 func (c *Clustered) Node(i int) *Server { return c.nodes[i] }
 
 // WaitLeader waits until the running nodes agree on a JetStream meta
-// leader and every running node is current with it (after Cluster, and
-// after a node was shut down or restarted).
+// leader, every running node is current with it, and the leader counts
+// every running node as a peer it may place replicas on (after Cluster,
+// and after a node was shut down or restarted). Without the last, a
+// stream with as many replicas as nodes can be refused for a moment after
+// the leader is elected: "no suitable peers for placement, peer offline",
+// until the leader has heard each node's first statistics.
 func (c *Clustered) WaitLeader() {
 	c.t.Helper()
 	deadline := time.Now().Add(readyTimeout)
 	for {
+		var leader *server.Server
 		leaders, current, running := 0, 0, 0
 		for _, s := range c.nodes {
 			srv := s.Server()
@@ -232,20 +237,41 @@ func (c *Clustered) WaitLeader() {
 			running++
 			if srv.JetStreamIsLeader() {
 				leaders++
+				leader = srv
 			}
 			if srv.JetStreamIsCurrent() {
 				current++
 			}
 		}
-		if leaders == 1 && current == running {
+		placeable := 0
+		if leaders == 1 {
+			placeable = c.placeable(leader)
+		}
+		if leaders == 1 && current == running && placeable == running {
 			return
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("natstest: cluster has no JetStream meta leader after %s (%d running, %d leaders, %d current)",
-				readyTimeout, running, leaders, current)
+			c.t.Fatalf("natstest: cluster not ready after %s (%d running, %d leaders, %d current, %d placeable)",
+				readyTimeout, running, leaders, current, placeable)
 		}
 		time.Sleep(25 * time.Millisecond)
 	}
+}
+
+// placeable counts the running nodes the meta leader would place a
+// replica on (online, with JetStream, statistics received).
+func (c *Clustered) placeable(leader *server.Server) int {
+	peers := map[string]bool{}
+	for _, name := range leader.JetStreamClusterPeers() {
+		peers[name] = true
+	}
+	n := 0
+	for _, s := range c.nodes {
+		if s.Server() != nil && peers[s.name] {
+			n++
+		}
+	}
+	return n
 }
 
 // freePort asks the kernel for a free 127.0.0.1 port. Another process
