@@ -16,37 +16,15 @@ import (
 	"time"
 )
 
-// pair returns both ends of a real loopback TCP connection, the first
-// wrapped.
+// pair returns both ends of a real loopback TCP connection (tcpPair),
+// the first wrapped.
 func pair(t *testing.T) (*Conn, net.Conn) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			close(accepted)
-			return
-		}
-		accepted <- c
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	peer, ok := <-accepted
-	if !ok {
-		t.Fatal("accept failed")
-	}
+	c, peer := tcpPair(t)
 	w, ok := Wrap(c).(*Conn)
 	if !ok {
 		t.Fatalf("Wrap(%T) did not wrap a TCP connection", c)
 	}
-	t.Cleanup(func() { w.Close(); peer.Close() })
 	return w, peer
 }
 
