@@ -1,6 +1,7 @@
 package natsq
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -32,6 +33,37 @@ func dedupeConn(t *testing.T, url string) (*nats.Conn, jetstream.JetStream) {
 		t.Fatal(err)
 	}
 	return nc, js
+}
+
+// waitStreamLeader waits until stream has a leader and all its replicas
+// are current.
+func waitStreamLeader(t testing.TB, js jetstream.JetStream, stream string, replicas int) {
+	t.Helper()
+	deadline := time.Now().Add(failAfter)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		st, err := js.Stream(ctx, stream)
+		cancel()
+		if err == nil {
+			if ci := st.CachedInfo().Cluster; ci != nil && ci.Leader != "" && currentReplicas(ci) == replicas-1 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream %s has no leader with current replicas after %s (last error: %v)", stream, failAfter, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func currentReplicas(ci *jetstream.ClusterInfo) int {
+	n := 0
+	for _, p := range ci.Replicas {
+		if p.Current && !p.Offline {
+			n++
+		}
+	}
+	return n
 }
 
 // twoGateways opens the same dedupe bucket through two connections, as
@@ -416,6 +448,10 @@ func TestDedupeCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// The bucket's stream elects its leader after it is created; a
+		// claim sent before that gets no answer ("no response from
+		// stream"), which a gateway answers with a 503 to retry.
+		waitStreamLeader(t, js, "KV_hookgate_dedupe", 3)
 	}
 	for i := range 20 {
 		key := fmt.Sprintf("msg_%d", i)

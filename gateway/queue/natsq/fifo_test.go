@@ -705,6 +705,7 @@ func TestFIFOClusterR3(t *testing.T) {
 	opts := Options{AckWait: 5 * time.Second}
 	a := openStream(t, c.URLs(), "hookgate", 3, opts)
 	b := openStream(t, c.URLs(), "hookgate", 3, opts)
+	waitStreamLeader(t, a.js, a.n.work, 3) // enqueueAll fails on a 503
 	for n := 1; n <= 15; n++ {
 		enqueueAll(t, a, ordered("A", n), ordered("B", n))
 	}
