@@ -68,7 +68,16 @@ targets = ["crm", "sms"]
 		if err := e.Enqueue([]delivery.Delivery{d}); err != nil {
 			t.Fatal(err)
 		}
-		leased, err := e.Claim(nil, target, time.Now(), 1, time.Minute)
+		// A pull consumer may not offer a message the instant the stream
+		// stored it (the consumer learns of it asynchronously), so claim
+		// until it comes, as the dispatcher's polls do.
+		var leased []queue.Leased
+		var err error
+		for deadline := time.Now().Add(10 * time.Second); len(leased) == 0 && err == nil && time.Now().Before(deadline); {
+			if leased, err = e.Claim(nil, target, time.Now(), 1, time.Minute); len(leased) == 0 && err == nil {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
 		if err != nil || len(leased) != 1 {
 			t.Fatalf("claim %s: %d: %v", id, len(leased), err)
 		}
