@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -77,7 +78,7 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 		// rawsock: reads and writes without the runtime's system call
 		// bookkeeping (see that package). A TLS listener must wrap these
 		// connections, not the other way round, or they lose it.
-		cc := &countedConn{Conn: rawsock.Wrap(c), l: l, addr: a, headMax: l.headMax}
+		cc := &countedConn{Conn: rawsock.Wrap(c), tcp: c, l: l, addr: a, headMax: l.headMax}
 		cc.startHead()
 		return cc, nil
 	}
@@ -131,9 +132,13 @@ func (l *connLimitListener) drop(a *addrState) {
 
 type countedConn struct {
 	net.Conn
+	tcp    net.Conn // the connection as accepted, for the lingering close
 	l      *connLimitListener
 	addr   *addrState
 	closed atomic.Bool
+	// active: fasthttp is between a request's first byte and the end of
+	// its answer (ConnState); Shutdown may Close from another goroutine.
+	active atomic.Bool
 
 	// The head scanner (see Read), touched only by the goroutine serving
 	// the connection.
@@ -227,19 +232,65 @@ func requestLineStart(b []byte) bool {
 }
 
 // connState is fasthttp's ConnState hook: a connection going idle is
-// about to read the next request's head.
+// about to read the next request's head; one going active has a request
+// under way, which Close must not cut off with a reset.
 func connState(c net.Conn, s fasthttp.ConnState) {
-	if s == fasthttp.StateIdle {
-		if cc, ok := c.(*countedConn); ok {
-			cc.startHead()
-		}
+	cc, ok := c.(*countedConn)
+	if !ok {
+		return
+	}
+	switch s {
+	case fasthttp.StateActive:
+		cc.active.Store(true)
+	case fasthttp.StateIdle:
+		cc.active.Store(false)
+		cc.startHead()
 	}
 }
 
+// lingerFor bounds how long a closing connection reads what its client
+// still sends (nginx's lingering_timeout is 5 s as well).
+const lingerFor = 5 * time.Second
+
+// Close closes at once a connection closed between requests (the client
+// left, the idle timeout, Shutdown). One closed while a request is under
+// way (the gateway answered it with "Connection: close", often before
+// reading all of it: a head or body over its limit, a malformed request)
+// closes lingering, in its own goroutine: the answer goes out with a FIN,
+// what the client still sends is read and dropped until it closes or
+// lingerFor passes, and only then is the connection closed. Closed at
+// once with the request's rest unread, the kernel would answer with a
+// reset, which can destroy the answer before the client reads it: the
+// client would see "connection reset by peer" instead of the 431 or 413
+// that says what to fix. The connection counts against the caps until it
+// is closed for good, so lingering is bounded by them too.
 func (c *countedConn) Close() error {
-	if c.closed.CompareAndSwap(false, true) {
-		c.l.open.Add(-1)
-		c.l.drop(c.addr)
+	if !c.closed.CompareAndSwap(false, true) {
+		return c.Conn.Close()
 	}
+	if c.active.Load() {
+		if cw, ok := c.tcp.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+			go c.linger()
+			return nil
+		}
+	}
+	c.release()
 	return c.Conn.Close()
+}
+
+// linger reads and drops until the client closes or lingerFor passes;
+// the write side is shut down already.
+func (c *countedConn) linger() {
+	if c.tcp.SetReadDeadline(time.Now().Add(lingerFor)) == nil {
+		// io.Discard reads into a pooled buffer; the copy ends at the
+		// client's FIN (EOF), a reset or the deadline.
+		_, _ = io.Copy(io.Discard, c.tcp)
+	}
+	c.Conn.Close()
+	c.release()
+}
+
+func (c *countedConn) release() {
+	c.l.open.Add(-1)
+	c.l.drop(c.addr)
 }

@@ -1,0 +1,131 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// TestEarlyAnswerIsNotReset: a request the gateway answers before reading
+// all of it (a head over max_header_bytes, a body over the route's limit)
+// gets its answer and a clean close, while its sender is still writing.
+// Before the lingering close, the gateway closed with the request's rest
+// unread, the kernel answered with a reset, and the sender saw
+// "connection reset by peer" on its write (CI saw it with net/http) or
+// lost the answer.
+func TestEarlyAnswerIsNotReset(t *testing.T) {
+	_, addr, _, _ := edgeGateway(t)
+	body := bytes.Repeat([]byte("x"), 1<<20) // more than the socket buffers hold
+	tests := []struct {
+		name, head string
+		status     int
+		code       string
+	}{
+		{"head over max_header_bytes", "POST /r HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 20<<10) +
+			"\r\nContent-Length: 1048576\r\n\r\n", 431, "headers_too_large"},
+		{"body over the route's limit", "POST /r HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n",
+			413, "body_too_large"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for round := range 5 {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				wrote := make(chan error, 1)
+				go func() {
+					_, err := c.Write(append([]byte(tc.head), body...))
+					wrote <- err
+				}()
+				answer, err := io.ReadAll(c) // the answer, then EOF: not a reset
+				if err != nil {
+					t.Fatalf("round %d: reading the answer: %v (got %q)", round, err, answer)
+				}
+				if err := <-wrote; err != nil {
+					t.Fatalf("round %d: writing the request: %v", round, err)
+				}
+				c.Close()
+				resp, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(answer)), nil)
+				if err != nil {
+					t.Fatalf("round %d: %q: %v", round, answer, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				if resp.StatusCode != tc.status || !strings.Contains(string(b), `"code":"`+tc.code+`"`) {
+					t.Fatalf("round %d: got %d %s, want %d %s", round, resp.StatusCode, b, tc.status, tc.code)
+				}
+				if !resp.Close {
+					t.Errorf("round %d: the answer does not say Connection: close", round)
+				}
+			}
+		})
+	}
+}
+
+// A connection closed mid-request lingers until its client closes, and
+// counts against the caps meanwhile; one closed between requests closes
+// at once.
+func TestLingeringHoldsItsSlot(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l := &connLimitListener{Listener: ln, max: 10}
+	accept := func() (client net.Conn, server *countedConn) {
+		t.Helper()
+		client, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client, got.(*countedConn)
+	}
+
+	idle, s := accept()
+	defer idle.Close()
+	connState(s, fasthttp.StateActive)
+	connState(s, fasthttp.StateIdle) // answered; waiting for the next request
+	s.Close()
+	if n := l.open.Load(); n != 0 {
+		t.Fatalf("an idle connection closed: %d open, want 0", n)
+	}
+
+	busy, s := accept()
+	defer busy.Close()
+	connState(s, fasthttp.StateActive)
+	if _, err := busy.Write([]byte("POST /r HTTP/1.1\r\n")); err != nil { // unread at Close
+		t.Fatal(err)
+	}
+	s.Write([]byte("answer"))
+	s.Close()
+	busy.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(busy) // the answer, then the FIN
+	if err != nil || string(got) != "answer" {
+		t.Fatalf("the client read %q, %v; want the answer, then EOF", got, err)
+	}
+	if _, err := busy.Write([]byte("X-More: still writing\r\n")); err != nil {
+		t.Fatalf("the client's write after the answer: %v; the lingering side should take it", err)
+	}
+	if n := l.open.Load(); n != 1 {
+		t.Fatalf("%d open while lingering, want 1: a lingering connection holds its slot", n)
+	}
+	busy.Close()
+	for deadline := time.Now().Add(10 * time.Second); l.open.Load() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d open after the client closed, want 0", l.open.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
