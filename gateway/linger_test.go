@@ -129,3 +129,50 @@ func TestLingeringHoldsItsSlot(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A connection refused over the cap that sent its request at once gets
+// the 503 (which says when to retry) and a clean close, not a reset.
+func TestRefusedConnGetsItsAnswer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l := &connLimitListener{Listener: ln, max: 1}
+	held, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	first, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	go l.Accept() // refuses the next ones; returns when ln closes
+
+	request := append([]byte("POST /r HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"), bytes.Repeat([]byte("x"), 1<<20)...)
+	for round := range 5 {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := c.Write(request)
+			wrote <- err
+		}()
+		answer, err := io.ReadAll(c)
+		if err != nil {
+			t.Fatalf("round %d: reading the answer: %v (got %q)", round, err, answer)
+		}
+		if err := <-wrote; err != nil {
+			t.Fatalf("round %d: writing the request: %v", round, err)
+		}
+		c.Close()
+		if !bytes.Equal(answer, overloadedConn) {
+			t.Fatalf("round %d: got %q, want the connection-limit 503", round, answer)
+		}
+	}
+}

@@ -86,14 +86,29 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 
 // refuseConn answers a connection over a cap and closes it, in its own
 // goroutine so a client that does not read cannot hold up accepting;
-// this runs only while over a cap.
+// this runs only while over a cap. The close lingers (see
+// countedConn.Close), a second at most: a client that sent its request
+// at once must get the 503 that tells it when to retry, not a reset. Only
+// refusalLingers of them linger at a time: past a cap, connections may be
+// a flood, and holding each for a second would hand it the descriptors
+// the cap is there to save.
 func refuseConn(c net.Conn, answer []byte) {
 	go func() {
 		c.SetWriteDeadline(time.Now().Add(time.Second))
-		c.Write(answer)
+		if _, err := c.Write(answer); err == nil {
+			select {
+			case refusalLingers <- struct{}{}:
+				lingerClose(c, time.Second)
+				<-refusalLingers
+				return
+			default:
+			}
+		}
 		c.Close()
 	}()
 }
+
+var refusalLingers = make(chan struct{}, 64)
 
 // take counts a connection against its address; nil when the address is
 // at its cap.
@@ -268,26 +283,42 @@ func (c *countedConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
 		return c.Conn.Close()
 	}
-	if c.active.Load() {
-		if cw, ok := c.tcp.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
-			go c.linger()
-			return nil
-		}
+	if c.active.Load() && closeWrite(c.tcp) {
+		go func() {
+			drain(c.tcp, lingerFor)
+			c.Conn.Close()
+			c.release()
+		}()
+		return nil
 	}
 	c.release()
 	return c.Conn.Close()
 }
 
-// linger reads and drops until the client closes or lingerFor passes;
-// the write side is shut down already.
-func (c *countedConn) linger() {
-	if c.tcp.SetReadDeadline(time.Now().Add(lingerFor)) == nil {
+// lingerClose is the lingering close of a connection that counts against
+// no cap: half-close, drain for up to d, close.
+func lingerClose(c net.Conn, d time.Duration) {
+	if closeWrite(c) {
+		drain(c, d)
+	}
+	c.Close()
+}
+
+// closeWrite shuts down c's sending side (its answer goes out, then a
+// FIN); false when c is not a TCP connection or is broken already.
+func closeWrite(c net.Conn) bool {
+	cw, ok := c.(interface{ CloseWrite() error })
+	return ok && cw.CloseWrite() == nil
+}
+
+// drain reads and drops what c's client still sends, until it closes or
+// d passes.
+func drain(c net.Conn, d time.Duration) {
+	if c.SetReadDeadline(time.Now().Add(d)) == nil {
 		// io.Discard reads into a pooled buffer; the copy ends at the
 		// client's FIN (EOF), a reset or the deadline.
-		_, _ = io.Copy(io.Discard, c.tcp)
+		_, _ = io.Copy(io.Discard, c)
 	}
-	c.Conn.Close()
-	c.release()
 }
 
 func (c *countedConn) release() {
