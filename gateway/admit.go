@@ -90,8 +90,7 @@ func (g *Gateway) bodyHead(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
 // did not come through Serve (the handler driven directly, in tests and
 // benchmarks).
 func connOf(ctx *fasthttp.RequestCtx) *countedConn {
-	c, _ := ctx.Conn().(*countedConn)
-	return c
+	return counted(ctx.Conn())
 }
 
 // expect is fasthttp's ExpectHandler, for "Expect: 100-continue": the

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -102,6 +103,16 @@ func TestLingeringHoldsItsSlot(t *testing.T) {
 		t.Fatalf("an idle connection closed: %d open, want 0", n)
 	}
 
+	// Shutdown closing one stalled in its first head: nothing was
+	// answered, so nothing needs to linger (Shutdown would wait for it).
+	stalled, s := accept()
+	defer stalled.Close()
+	connState(s, fasthttp.StateActive)
+	s.Close()
+	if n := l.open.Load(); n != 0 {
+		t.Fatalf("a connection closed before any answer: %d open, want 0", n)
+	}
+
 	busy, s := accept()
 	defer busy.Close()
 	connState(s, fasthttp.StateActive)
@@ -110,6 +121,7 @@ func TestLingeringHoldsItsSlot(t *testing.T) {
 	}
 	s.Write([]byte("answer"))
 	s.Close()
+	s.Close() // fasthttp closes twice a connection Shutdown claimed
 	busy.SetReadDeadline(time.Now().Add(10 * time.Second))
 	got, err := io.ReadAll(busy) // the answer, then the FIN
 	if err != nil || string(got) != "answer" {
@@ -174,5 +186,25 @@ func TestRefusedConnGetsItsAnswer(t *testing.T) {
 		if !bytes.Equal(answer, overloadedConn) {
 			t.Fatalf("round %d: got %q, want the connection-limit 503", round, answer)
 		}
+	}
+}
+
+// Under TLS, fasthttp hands the hooks the *tls.Conn around countedConn:
+// the phases and the connection's shared state are still found.
+func TestCountedUnderTLS(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	cc := &countedConn{Conn: a}
+	tc := tls.Server(cc, &tls.Config{})
+	if counted(tc) != cc {
+		t.Fatal("counted does not see through the TLS layer")
+	}
+	connState(tc, fasthttp.StateActive)
+	if cc.phase.Load() != phaseReading {
+		t.Fatalf("phase %d after StateActive under TLS, want reading", cc.phase.Load())
+	}
+	if counted(b) != nil {
+		t.Fatal("counted found a countedConn in a connection Serve did not accept")
 	}
 }

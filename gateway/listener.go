@@ -36,6 +36,8 @@ type connLimitListener struct {
 	headMax int   // server.max_header_bytes: the head scanner's bound
 	open    atomic.Int64
 
+	refusalLingers atomic.Int64 // refused connections lingering now
+
 	mu    sync.Mutex
 	addrs map[netip.Addr]*addrState
 }
@@ -66,13 +68,13 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 		}
 		if l.open.Add(1) > l.max && l.max > 0 {
 			l.open.Add(-1)
-			refuseConn(c, overloadedConn)
+			l.refuseConn(c, overloadedConn)
 			continue
 		}
 		a := l.take(c)
 		if a == nil {
 			l.open.Add(-1)
-			refuseConn(c, overloadedAddr)
+			l.refuseConn(c, overloadedAddr)
 			continue
 		}
 		// rawsock: reads and writes without the runtime's system call
@@ -89,26 +91,25 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 // this runs only while over a cap. The close lingers (see
 // countedConn.Close), a second at most: a client that sent its request
 // at once must get the 503 that tells it when to retry, not a reset. Only
-// refusalLingers of them linger at a time: past a cap, connections may be
-// a flood, and holding each for a second would hand it the descriptors
-// the cap is there to save.
-func refuseConn(c net.Conn, answer []byte) {
+// maxRefusalLingers of them linger at a time: past a cap, connections may
+// be a flood, and holding each for a second would hand it the
+// descriptors the cap is there to save.
+func (l *connLimitListener) refuseConn(c net.Conn, answer []byte) {
 	go func() {
 		c.SetWriteDeadline(time.Now().Add(time.Second))
 		if _, err := c.Write(answer); err == nil {
-			select {
-			case refusalLingers <- struct{}{}:
+			if l.refusalLingers.Add(1) <= maxRefusalLingers {
 				lingerClose(c, time.Second)
-				<-refusalLingers
+				l.refusalLingers.Add(-1)
 				return
-			default:
 			}
+			l.refusalLingers.Add(-1)
 		}
 		c.Close()
 	}()
 }
 
-var refusalLingers = make(chan struct{}, 64)
+const maxRefusalLingers = 64
 
 // take counts a connection against its address; nil when the address is
 // at its cap.
@@ -151,9 +152,12 @@ type countedConn struct {
 	l      *connLimitListener
 	addr   *addrState
 	closed atomic.Bool
-	// active: fasthttp is between a request's first byte and the end of
-	// its answer (ConnState); Shutdown may Close from another goroutine.
-	active atomic.Bool
+	// phase is where the request under way is, for Close (which Shutdown
+	// may call from another goroutine): idle, reading, or answered.
+	phase atomic.Uint32
+	// lingering: Close handed the connection to the lingering goroutine,
+	// which alone closes it.
+	lingering atomic.Bool
 
 	// The head scanner (see Read), touched only by the goroutine serving
 	// the connection.
@@ -246,21 +250,50 @@ func requestLineStart(b []byte) bool {
 	return i > 0 && i < len(b) && b[i] == ' '
 }
 
+// The phases of a connection's request, for Close.
+const (
+	phaseIdle     = iota // between requests
+	phaseReading         // a request has begun: nothing answered yet
+	phaseAnswered        // an answer went out, maybe before the request was read whole
+)
+
 // connState is fasthttp's ConnState hook: a connection going idle is
 // about to read the next request's head; one going active has a request
-// under way, which Close must not cut off with a reset.
+// under way.
 func connState(c net.Conn, s fasthttp.ConnState) {
-	cc, ok := c.(*countedConn)
-	if !ok {
+	cc := counted(c)
+	if cc == nil {
 		return
 	}
 	switch s {
 	case fasthttp.StateActive:
-		cc.active.Store(true)
+		cc.phase.Store(phaseReading)
 	case fasthttp.StateIdle:
-		cc.active.Store(false)
+		cc.phase.Store(phaseIdle)
 		cc.startHead()
 	}
+}
+
+// counted is c as Serve accepted it, under a TLS layer if there is one
+// (which must wrap countedConn, see Accept); nil for a connection Serve
+// did not accept.
+func counted(c net.Conn) *countedConn {
+	if cc, ok := c.(*countedConn); ok {
+		return cc
+	}
+	if t, ok := c.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
+		cc, _ := t.NetConn().(*countedConn)
+		return cc
+	}
+	return nil
+}
+
+// Write notes that an answer went out (see Close).
+func (c *countedConn) Write(p []byte) (int, error) {
+	if c.phase.Load() == phaseReading {
+		c.phase.Store(phaseAnswered)
+	}
+	return c.Conn.Write(p)
 }
 
 // lingerFor bounds how long a closing connection reads what its client
@@ -268,10 +301,12 @@ func connState(c net.Conn, s fasthttp.ConnState) {
 const lingerFor = 5 * time.Second
 
 // Close closes at once a connection closed between requests (the client
-// left, the idle timeout, Shutdown). One closed while a request is under
-// way (the gateway answered it with "Connection: close", often before
-// reading all of it: a head or body over its limit, a malformed request)
-// closes lingering, in its own goroutine: the answer goes out with a FIN,
+// left, the idle timeout, Shutdown) or before anything was answered
+// (Shutdown closing one stalled in its first head: nothing to protect).
+// One closed after an answer to a request under way (the gateway answered
+// it with "Connection: close", often before reading all of it: a head or
+// body over its limit, a malformed request) closes lingering, in its own
+// goroutine: the answer goes out with a FIN,
 // what the client still sends is read and dropped until it closes or
 // lingerFor passes, and only then is the connection closed. Closed at
 // once with the request's rest unread, the kernel would answer with a
@@ -281,15 +316,24 @@ const lingerFor = 5 * time.Second
 // is closed for good, so lingering is bounded by them too.
 func (c *countedConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
+		if c.lingering.Load() {
+			// fasthttp closes a connection Shutdown claimed twice; the
+			// lingering goroutine closes it when it is done.
+			return nil
+		}
 		return c.Conn.Close()
 	}
-	if c.active.Load() && closeWrite(c.tcp) {
-		go func() {
-			drain(c.tcp, lingerFor)
-			c.Conn.Close()
-			c.release()
-		}()
-		return nil
+	if c.phase.Load() == phaseAnswered {
+		c.lingering.Store(true)
+		if closeWrite(c.tcp) {
+			go func() {
+				drain(c.tcp, lingerFor)
+				c.Conn.Close()
+				c.release()
+			}()
+			return nil
+		}
+		c.lingering.Store(false)
 	}
 	c.release()
 	return c.Conn.Close()
