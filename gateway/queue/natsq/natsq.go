@@ -451,9 +451,53 @@ func (e *Engine) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), e.opts.Timeout)
 }
 
-// setup creates or checks the streams and buckets.
+// setup creates or checks the streams and buckets. A cluster that is
+// electing a leader, or whose leader has not heard from every node since,
+// refuses to place replicas ("no suitable peers for placement") or drops
+// the request, for a moment: such a setup is tried again for up to
+// setupWait, so a gateway started with (or just after) its NATS cluster
+// waits for it rather than failing. Every step is idempotent: a try that
+// timed out after the server created a stream finds it the next time.
 func (e *Engine) setup() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*e.opts.Timeout)
+	give := time.Now().Add(setupWait * e.opts.Timeout)
+	for try := 1; ; try++ {
+		err := e.setupOnce()
+		pause := min(time.Duration(try)*250*time.Millisecond, 2*time.Second)
+		if err == nil || !setupTransient(err) || time.Now().Add(pause).After(give) {
+			return err
+		}
+		e.log.Warn("queue: nats: the servers are not ready for hookgate's streams yet; trying again", "try", try, "err", err)
+		time.Sleep(pause)
+	}
+}
+
+// setupWait, in timeouts ([queue.nats] timeout, 5 s by default), is how
+// long setup starts new tries: a cluster that stays unready fails startup
+// after about that long, with the last error.
+const setupWait = 6
+
+// setupTransient reports whether a failed setup may succeed if tried
+// again: a timeout, or a cluster not ready to place or serve streams.
+func setupTransient(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+		return true
+	}
+	var ae *jetstream.APIError
+	return errors.As(err, &ae) && (ae.ErrorCode == errCodeNoPeers || ae.ErrorCode == errCodeClusterNotAvailable)
+}
+
+// nats-server's error codes for a cluster that cannot place a stream's
+// replicas now, and for one with no meta leader.
+const (
+	errCodeNoPeers             jetstream.ErrorCode = 10005
+	errCodeClusterNotAvailable jetstream.ErrorCode = 10008
+)
+
+// setupOnce is one try of setup. A request the cluster lost (sent while
+// it had no leader) is never answered, so a try gets one timeout, not
+// more: the next try sends it again.
+func (e *Engine) setupOnce() error {
+	ctx, cancel := e.ctx()
 	defer cancel()
 	maxMsgs, maxBytes := int64(-1), int64(-1)
 	if e.opts.MaxDepth > 0 {
@@ -529,6 +573,16 @@ func (e *Engine) setup() error {
 	return nil
 }
 
+// causedError is a message for the operator that keeps its cause for
+// errors.Is and As (setup's retry asks it) without repeating its text.
+type causedError struct {
+	msg   string
+	cause error
+}
+
+func (c *causedError) Error() string { return c.msg }
+func (c *causedError) Unwrap() error { return c.cause }
+
 func (e *Engine) setupError(what string, err error) error {
 	switch {
 	case errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
@@ -536,7 +590,10 @@ func (e *Engine) setupError(what string, err error) error {
 	case errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported):
 		return fmt.Errorf("queue: nats: %s: the servers (%s) are older than nats-server 2.12, which hookgate needs (per-message TTLs, atomic batch publish); upgrade them", what, e.servers())
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return fmt.Errorf("queue: nats: %s: the servers (%s) did not answer in time; check that JetStream runs and, in a cluster, that a majority of nodes is up", what, e.servers())
+		return &causedError{
+			msg:   fmt.Sprintf("queue: nats: %s: the servers (%s) did not answer in time; check that JetStream runs and, in a cluster, that a majority of nodes is up", what, e.servers()),
+			cause: err,
+		}
 	}
 	var ae *jetstream.APIError
 	if errors.As(err, &ae) && strings.Contains(ae.Description, "replicas") {
