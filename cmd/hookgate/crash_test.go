@@ -43,12 +43,7 @@ func TestCrashKill9(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the hookgate binary; skipped with -short")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "hookgate")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBinary(t)
 	for _, backend := range []string{"pebble", "nats"} {
 		t.Run(backend, func(t *testing.T) {
 			queue := "[queue]\npath = \"queue\"\nsync = \"always\"\n"
@@ -347,4 +342,27 @@ func tail(path string, n int) string {
 		}
 	}
 	return string(b)
+}
+
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+	out  []byte
+}
+
+// buildBinary builds the hookgate binary once for the package's tests
+// that run it as a process.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	built.once.Do(func() {
+		if built.dir, built.err = os.MkdirTemp("", "hookgate-bin-"); built.err != nil {
+			return
+		}
+		built.out, built.err = exec.Command("go", "build", "-o", filepath.Join(built.dir, "hookgate"), ".").CombinedOutput()
+	})
+	if built.err != nil {
+		t.Fatalf("go build: %v\n%s", built.err, built.out)
+	}
+	return filepath.Join(built.dir, "hookgate")
 }

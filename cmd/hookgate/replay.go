@@ -104,7 +104,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	bar := newProgress(stderr)
 	if f.admin == "" {
-		code, locked := replayOffline(cfg, &f, stdout, stderr, bar)
+		code, locked := replayOffline(ctx, cfg, &f, stdout, stderr, bar)
 		if !locked {
 			return code
 		}
@@ -119,7 +119,7 @@ func runReplay(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // With backend = "nats" the dead letters are in the shared stream, which
 // the running gateways never lock: replay goes there straight, and the
 // gateways deliver what it puts back.
-func replayOffline(cfg *config.Config, f *replayFlags, stdout, stderr io.Writer, bar *progress) (code int, locked bool) {
+func replayOffline(ctx context.Context, cfg *config.Config, f *replayFlags, stdout, stderr io.Writer, bar *progress) (code int, locked bool) {
 	nats := cfg.Queue.Backend == config.QueueBackendNATS
 	if _, err := os.Stat(cfg.Queue.Path); !nats && errors.Is(err, os.ErrNotExist) {
 		// queue.Open would create an empty queue: say what is wrong instead.
@@ -127,7 +127,7 @@ func replayOffline(cfg *config.Config, f *replayFlags, stdout, stderr io.Writer,
 		return 1, false
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := server.OpenQueue(cfg, log, nil, nil, true)
+	store, err := server.OpenQueue(ctx, cfg, log, nil, nil, true)
 	if errors.Is(err, queue.ErrLocked) {
 		return 0, true
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -46,10 +47,17 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	log := server.NewLogger(cfg.Log, stderr)
 	s := server.New(cfg, server.Options{Path: *path, Version: version, Logger: log})
-	if err := s.Start(ctx); err != nil {
-		log.Error("hookgate could not start", "err", err)
-		s.Stop()
-		return 1
+	stopped, err := startStoppable(ctx, s, sigs, log)
+	if err != nil || stopped {
+		code := 0
+		if err != nil && !stopped {
+			log.Error("hookgate could not start", "err", err)
+			code = 1
+		}
+		if s.Stop() != nil {
+			code = 1
+		}
+		return code
 	}
 	if *watch {
 		wctx, cancel := context.WithCancel(ctx)
@@ -79,4 +87,43 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		code = 1
 	}
 	return code
+}
+
+// startStoppable starts s; a SIGINT or SIGTERM meanwhile stops the start
+// early (stopped true), as it stops a running gateway: a start may wait
+// for a NATS cluster that is not ready yet (up to half a minute), and a
+// supervisor that asks hookgate to stop must not have to kill it. A SIGHUP
+// meanwhile is put back for the serving loop, which reads the config
+// again as soon as hookgate runs.
+func startStoppable(ctx context.Context, s *server.Server, sigs chan os.Signal, log *slog.Logger) (stopped bool, err error) {
+	startCtx, cancel := context.WithCancel(ctx)
+	started := make(chan error, 1)
+	go func() { started <- s.Start(startCtx) }()
+	hup := false
+	defer func() {
+		if hup {
+			select {
+			case sigs <- syscall.SIGHUP:
+			default: // another signal is waiting there, which wins anyway
+			}
+		}
+	}()
+	for {
+		select {
+		case err := <-started:
+			// What Start built (plugins, the queue) may keep its context:
+			// it ends with the caller's, not now.
+			context.AfterFunc(ctx, cancel)
+			return false, err
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				hup = true
+				continue
+			}
+			log.Info("stopping while starting", "signal", sig.String())
+			cancel()
+			err := <-started
+			return true, err
+		}
+	}
 }

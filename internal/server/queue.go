@@ -41,10 +41,12 @@ type openQueue struct {
 //
 // A tool (hookgate replay) opens it as a visitor: on NATS the gateways do
 // not count it as one of them.
-func OpenQueue(cfg *config.Config, log *slog.Logger, fs vfs.FS, onFatal func(error), visitor bool) (queue.Engine, error) {
+//
+// ctx stops a NATS open that waits for a cluster not ready to serve yet.
+func OpenQueue(ctx context.Context, cfg *config.Config, log *slog.Logger, fs vfs.FS, onFatal func(error), visitor bool) (queue.Engine, error) {
 	q := cfg.Queue
 	if q.Backend == config.QueueBackendNATS {
-		e, err := natsq.Open(q.NATS, natsq.Options{MaxDepth: q.MaxDepth, MaxBytes: q.MaxBytes, Logger: log, AckWait: q.NATS.Lease, Visitor: visitor})
+		e, err := natsq.OpenContext(ctx, q.NATS, natsq.Options{MaxDepth: q.MaxDepth, MaxBytes: q.MaxBytes, Logger: log, AckWait: q.NATS.Lease, Visitor: visitor})
 		if err != nil {
 			return nil, fmt.Errorf("opening the queue on NATS JetStream: %w", err)
 		}
@@ -67,14 +69,14 @@ func OpenQueue(cfg *config.Config, log *slog.Logger, fs vfs.FS, onFatal func(err
 // settings are read once; changing them takes a restart. The dispatcher
 // is the gateway's Queue as it is: a full queue's error wraps
 // delivery.ErrQueueFull, which ingest answers with 503 and Retry-After.
-func (s *Server) startQueue(cfg *config.Config) (*dispatch.Dispatcher, error) {
+func (s *Server) startQueue(ctx context.Context, cfg *config.Config) (*dispatch.Dispatcher, error) {
 	if d := s.dispatcher.Load(); d != nil {
 		return d, nil
 	}
 	if !hasAsync(cfg) && cfg.Queue.Backend != config.QueueBackendNATS {
 		return nil, nil
 	}
-	store, err := OpenQueue(cfg, s.log, s.queueFS, s.storageFailed, false)
+	store, err := OpenQueue(ctx, cfg, s.log, s.queueFS, s.storageFailed, false)
 	if err != nil {
 		return nil, err
 	}

@@ -89,7 +89,7 @@ func (s *Server) build(ctx context.Context, cfg *config.Config) (_ *generation, 
 		s.log.Info("plugins loaded", "plugins", len(cfg.Plugins), "took", time.Since(start).Round(time.Millisecond), "cache_dir", cfg.Transforms.CacheDir)
 		deps.Chains = Chains{Host: host}
 	}
-	q, err := s.startQueue(cfg)
+	q, err := s.startQueue(ctx, cfg)
 	if err != nil {
 		return nil, deps, err
 	}

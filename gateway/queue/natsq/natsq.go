@@ -89,6 +89,10 @@ type Options struct {
 	// gateway: no heartbeat, so the gateways do not count it when they
 	// divide rate limits, and no wakes.
 	Visitor bool
+	// SetupWait bounds how long Open waits for a cluster that cannot
+	// serve yet (see setup). 0: 6 Timeouts for a gateway, 2 for a
+	// visitor (a command should fail fast).
+	SetupWait time.Duration
 }
 
 const (
@@ -173,6 +177,12 @@ type lease struct {
 // refused login or a stream that does not fit fails with a sentence that
 // says what to do; no secret is ever in it.
 func Open(cfg config.NATS, opts Options) (*Engine, error) {
+	return OpenContext(context.Background(), cfg, opts)
+}
+
+// OpenContext is Open, stopped early when ctx ends (a signal while the
+// gateway starts and waits for its cluster).
+func OpenContext(ctx context.Context, cfg config.NATS, opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -187,6 +197,12 @@ func Open(cfg config.NATS, opts Options) (*Engine, error) {
 	}
 	if opts.Duplicates <= 0 {
 		opts.Duplicates = defaultDuplicates
+	}
+	if opts.SetupWait <= 0 {
+		opts.SetupWait = 6 * opts.Timeout
+		if opts.Visitor {
+			opts.SetupWait = 2 * opts.Timeout
+		}
 	}
 	if cfg.Stream == "" {
 		cfg.Stream = config.DefaultNATSStream
@@ -208,7 +224,7 @@ func Open(cfg config.NATS, opts Options) (*Engine, error) {
 	if err := e.connect(); err != nil {
 		return nil, err
 	}
-	if err := e.setup(); err != nil {
+	if err := e.setup(ctx); err != nil {
 		e.nc.Close()
 		return nil, err
 	}
@@ -453,37 +469,46 @@ func (e *Engine) ctx() (context.Context, context.CancelFunc) {
 
 // setup creates or checks the streams and buckets. A cluster that is
 // electing a leader, or whose leader has not heard from every node since,
-// refuses to place replicas ("no suitable peers for placement") or drops
-// the request, for a moment: such a setup is tried again for up to
-// setupWait, so a gateway started with (or just after) its NATS cluster
-// waits for it rather than failing. Every step is idempotent: a try that
-// timed out after the server created a stream finds it the next time.
-func (e *Engine) setup() error {
-	give := time.Now().Add(setupWait * e.opts.Timeout)
+// refuses to place replicas ("no suitable peers for placement, peer
+// offline") or drops the request, for a moment: such a setup is tried
+// again until Options.SetupWait has passed, so a gateway started with (or
+// just after) its NATS cluster waits for it rather than failing. Every
+// step is idempotent: a try that timed out after the server created a
+// stream finds it the next time.
+func (e *Engine) setup(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.SetupWait)
+	defer cancel()
 	for try := 1; ; try++ {
-		err := e.setupOnce()
-		pause := min(time.Duration(try)*250*time.Millisecond, 2*time.Second)
-		if err == nil || !setupTransient(err) || time.Now().Add(pause).After(give) {
+		err := e.setupOnce(ctx)
+		if err == nil || !setupTransient(err) {
 			return err
 		}
+		pause := time.NewTimer(min(time.Duration(try)*250*time.Millisecond, 2*time.Second))
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return err
+		case <-pause.C:
+		}
 		e.log.Warn("queue: nats: the servers are not ready for hookgate's streams yet; trying again", "try", try, "err", err)
-		time.Sleep(pause)
 	}
 }
 
-// setupWait, in timeouts ([queue.nats] timeout, 5 s by default), is how
-// long setup starts new tries: a cluster that stays unready fails startup
-// after about that long, with the last error.
-const setupWait = 6
-
 // setupTransient reports whether a failed setup may succeed if tried
-// again: a timeout, or a cluster not ready to place or serve streams.
+// again: a timeout, a reconnect under way, or a cluster not ready to
+// place or serve streams. "No suitable peers" is transient only when a
+// peer is offline: otherwise the cluster is too small for the replicas,
+// or short of storage, and waiting will not change that.
 func setupTransient(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrReconnectBufExceeded) {
 		return true
 	}
 	var ae *jetstream.APIError
-	return errors.As(err, &ae) && (ae.ErrorCode == errCodeNoPeers || ae.ErrorCode == errCodeClusterNotAvailable)
+	if !errors.As(err, &ae) {
+		return false
+	}
+	return ae.ErrorCode == errCodeClusterNotAvailable ||
+		(ae.ErrorCode == errCodeNoPeers && strings.Contains(ae.Description, "peer offline"))
 }
 
 // nats-server's error codes for a cluster that cannot place a stream's
@@ -493,11 +518,11 @@ const (
 	errCodeClusterNotAvailable jetstream.ErrorCode = 10008
 )
 
-// setupOnce is one try of setup. A request the cluster lost (sent while
-// it had no leader) is never answered, so a try gets one timeout, not
-// more: the next try sends it again.
-func (e *Engine) setupOnce() error {
-	ctx, cancel := e.ctx()
+// setupOnce is one try of setup, within ctx. A request the cluster lost
+// (sent while it had no leader) is never answered, so a try gets one
+// timeout, not more: the next try sends it again.
+func (e *Engine) setupOnce(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.Timeout)
 	defer cancel()
 	maxMsgs, maxBytes := int64(-1), int64(-1)
 	if e.opts.MaxDepth > 0 {
@@ -596,7 +621,18 @@ func (e *Engine) setupError(what string, err error) error {
 		}
 	}
 	var ae *jetstream.APIError
-	if errors.As(err, &ae) && strings.Contains(ae.Description, "replicas") {
+	switch {
+	case errors.As(err, &ae) && ae.ErrorCode == errCodeClusterNotAvailable:
+		return &causedError{
+			msg:   fmt.Sprintf("queue: nats: %s: the servers (%s) have no JetStream leader now; check that a majority of nodes is up", what, e.servers()),
+			cause: err,
+		}
+	case errors.As(err, &ae) && ae.ErrorCode == errCodeNoPeers && !strings.Contains(ae.Description, "peer offline"):
+		return &causedError{
+			msg:   fmt.Sprintf("queue: nats: %s: %s; set [queue.nats] replicas to at most the number of JetStream servers, and check that they have the storage [queue] max_bytes asks for", what, ae.Description),
+			cause: err,
+		}
+	case errors.As(err, &ae) && strings.Contains(ae.Description, "replicas"):
 		return fmt.Errorf("queue: nats: %s: %s; set [queue.nats] replicas to at most the number of JetStream servers", what, ae.Description)
 	}
 	return fmt.Errorf("queue: nats: %s: %w", what, err)
@@ -643,8 +679,11 @@ func (e *Engine) ensureStream(ctx context.Context, want jetstream.StreamConfig) 
 	upd.Subjects = want.Subjects
 	s, err = e.js.UpdateStream(ctx, upd)
 	if err != nil {
-		return nil, fmt.Errorf("queue: nats: stream %q has replicas %d, max_msgs %d, max_bytes %d and the configuration asks for %d, %d, %d, but updating it failed (%v); update it by hand (nats stream edit %s) or change [queue] and [queue.nats]",
-			want.Name, have.Replicas, have.MaxMsgs, have.MaxBytes, want.Replicas, want.MaxMsgs, want.MaxBytes, err, want.Name)
+		return nil, &causedError{ // the cause: setup tries again if it may pass
+			msg: fmt.Sprintf("queue: nats: stream %q has replicas %d, max_msgs %d, max_bytes %d and the configuration asks for %d, %d, %d, but updating it failed (%v); update it by hand (nats stream edit %s) or change [queue] and [queue.nats]",
+				want.Name, have.Replicas, have.MaxMsgs, have.MaxBytes, want.Replicas, want.MaxMsgs, want.MaxBytes, err, want.Name),
+			cause: err,
+		}
 	}
 	e.log.Info("queue: nats: stream updated to the configuration", "stream", want.Name,
 		"replicas", want.Replicas, "max_msgs", want.MaxMsgs, "max_bytes", want.MaxBytes)

@@ -2,6 +2,7 @@ package natsq
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"strings"
 	"sync"
@@ -44,19 +45,31 @@ func TestOpenWaitsForTheCluster(t *testing.T) {
 	c.Node(2).Shutdown() // one node of three: no meta leader
 
 	logs := &syncBuffer{}
-	opened := make(chan error, 1)
-	var e *Engine
+	type result struct {
+		e   *Engine
+		err error
+	}
+	opened := make(chan result, 1)
+	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		var err error
-		e, err = Open(config.NATS{URLs: c.URLs()[:1], Stream: "waits", Replicas: 3},
-			Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
-		opened <- err
+		// A wait longer than this test's own bounds: a slow machine
+		// restarting nodes must not make Open give up first.
+		e, err := OpenContext(ctx, config.NATS{URLs: c.URLs()[:1], Stream: "waits", Replicas: 3},
+			Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), SetupWait: 5 * time.Minute})
+		opened <- result{e, err}
 	}()
+	t.Cleanup(func() { // also when the test failed before Open returned
+		cancel()
+		if r := <-opened; r.e != nil {
+			r.e.Close()
+		}
+	})
 	const retrying = "not ready for hookgate's streams yet; trying again"
 	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(logs.String(), retrying); time.Sleep(20 * time.Millisecond) {
 		select {
-		case err := <-opened:
-			t.Fatalf("Open returned (%v) with two of three nodes down, before trying again", err)
+		case r := <-opened:
+			opened <- r
+			t.Fatalf("Open returned (%v) with two of three nodes down, before trying again", r.err)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -65,17 +78,17 @@ func TestOpenWaitsForTheCluster(t *testing.T) {
 	}
 	// Why, as the cluster answers: no answer (no leader), or a leader that
 	// has not yet seen the nodes go and cannot place the replicas.
-	if l := logs.String(); !strings.Contains(l, "majority of nodes is up") && !strings.Contains(l, "no suitable peers for placement") {
+	if l := logs.String(); !strings.Contains(l, "majority of nodes is up") && !strings.Contains(l, "no suitable peers for placement, peer offline") {
 		t.Errorf("the retry does not say why; logs:\n%s", l)
 	}
 	c.Node(1).Restart()
 	c.Node(2).Restart()
 	select {
-	case err := <-opened:
-		if err != nil {
-			t.Fatalf("Open after the nodes came back: %v", err)
+	case r := <-opened:
+		opened <- r // for the cleanup, which closes it
+		if r.err != nil {
+			t.Fatalf("Open after the nodes came back: %v", r.err)
 		}
-		e.Close()
 	case <-time.After(2 * time.Minute):
 		t.Fatal("Open still waiting 2 minutes after the nodes came back")
 	}
