@@ -1,35 +1,17 @@
 package natsq
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/internal/natstest"
 )
-
-// syncBuffer is a log destination safe for the engine's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // A gateway opened while its cluster cannot serve it (no majority: the
 // nodes start after the gateway, or a moment of "no suitable peers for
@@ -44,7 +26,13 @@ func TestOpenWaitsForTheCluster(t *testing.T) {
 	c.Node(1).Shutdown()
 	c.Node(2).Shutdown() // one node of three: no meta leader
 
-	logs := &syncBuffer{}
+	logPath := filepath.Join(t.TempDir(), "open.log")
+	logf, err := os.Create(logPath) // a file takes the engine's concurrent writes
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	logs := func() string { b, _ := os.ReadFile(logPath); return string(b) }
 	type result struct {
 		e   *Engine
 		err error
@@ -55,7 +43,7 @@ func TestOpenWaitsForTheCluster(t *testing.T) {
 		// A wait longer than this test's own bounds: a slow machine
 		// restarting nodes must not make Open give up first.
 		e, err := OpenContext(ctx, config.NATS{URLs: c.URLs()[:1], Stream: "waits", Replicas: 3},
-			Options{Logger: slog.New(slog.NewTextHandler(logs, nil)), SetupWait: 5 * time.Minute})
+			Options{Logger: slog.New(slog.NewTextHandler(logf, nil)), SetupWait: 5 * time.Minute})
 		opened <- result{e, err}
 	}()
 	t.Cleanup(func() { // also when the test failed before Open returned
@@ -65,7 +53,7 @@ func TestOpenWaitsForTheCluster(t *testing.T) {
 		}
 	})
 	const retrying = "not ready for hookgate's streams yet; trying again"
-	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(logs.String(), retrying); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(logs(), retrying); time.Sleep(20 * time.Millisecond) {
 		select {
 		case r := <-opened:
 			opened <- r
@@ -73,12 +61,12 @@ func TestOpenWaitsForTheCluster(t *testing.T) {
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no retry logged in 60 s; logs:\n%s", logs)
+			t.Fatalf("no retry logged in 60 s; logs:\n%s", logs())
 		}
 	}
 	// Why, as the cluster answers: no answer (no leader), or a leader that
 	// has not yet seen the nodes go and cannot place the replicas.
-	if l := logs.String(); !strings.Contains(l, "majority of nodes is up") && !strings.Contains(l, "no suitable peers for placement, peer offline") {
+	if l := logs(); !strings.Contains(l, "majority of nodes is up") && !strings.Contains(l, "no suitable peers for placement, peer offline") {
 		t.Errorf("the retry does not say why; logs:\n%s", l)
 	}
 	c.Node(1).Restart()
