@@ -276,20 +276,7 @@ type child struct {
 // waits until its admin listener answers /readyz.
 func startBinary(t *testing.T, bin, cfg, adminListen, logPath string, timeout time.Duration) *child {
 	t.Helper()
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &child{cmd: exec.Command(bin, "serve", "--config", cfg), log: logPath, done: make(chan error, 1)}
-	c.cmd.Stdout, c.cmd.Stderr = logf, logf
-	if err := c.cmd.Start(); err != nil {
-		logf.Close()
-		t.Fatal(err)
-	}
-	go func() {
-		c.done <- c.cmd.Wait()
-		logf.Close()
-	}()
+	c := spawnBinary(t, bin, cfg, logPath)
 	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
 		resp, err := http.Get("http://" + adminListen + "/readyz")
 		if err == nil {
@@ -309,6 +296,26 @@ func startBinary(t *testing.T, bin, cfg, adminListen, logPath string, timeout ti
 			t.Fatalf("hookgate not ready after %v\n%s", timeout, tail(logPath, 3000))
 		}
 	}
+}
+
+// spawnBinary starts `bin serve --config cfg`, logging to logPath.
+func spawnBinary(t *testing.T, bin, cfg, logPath string) *child {
+	t.Helper()
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: exec.Command(bin, "serve", "--config", cfg), log: logPath, done: make(chan error, 1)}
+	c.cmd.Stdout, c.cmd.Stderr = logf, logf
+	if err := c.cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatal(err)
+	}
+	go func() {
+		c.done <- c.cmd.Wait()
+		logf.Close()
+	}()
+	return c
 }
 
 func (c *child) kill() {

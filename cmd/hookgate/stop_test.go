@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	osexec "os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -60,18 +59,7 @@ targets = ["crm"]
 		t.Fatal(err)
 	}
 	logPath := filepath.Join(dir, "serve.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
-	ch := &child{log: logPath, done: make(chan error, 1)}
-	ch.cmd = osexec.Command(bin, "serve", "--config", cfg)
-	ch.cmd.Stdout, ch.cmd.Stderr = logf, logf
-	if err := ch.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { ch.done <- ch.cmd.Wait() }()
+	ch := spawnBinary(t, bin, cfg, logPath)
 	defer ch.kill()
 
 	// It waits for the cluster: its log says so, and it has not exited.
