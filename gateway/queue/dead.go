@@ -28,17 +28,19 @@ func (s *Store) Dead(ref Ref, a delivery.Attempt) error {
 	}
 	seq, n, enq, size, tq, o := e.seq, e.attempts, e.enqueued, e.size, e.tq, e.ordering()
 	s.drop(e) // the next in its sequence, if any, goes now
-	tq.dead++
 	s.mu.Unlock()
 
 	if err := s.writeDead(seq, n, enq, size, tq.name, o, &a); err != nil {
 		// The delivery is still pending on disk: it comes back at restart.
 		s.log.Error("queue: dead letter not recorded; it will be retried after a restart", "ref", seq, "err", err)
-		s.mu.Lock()
-		tq.dead--
-		s.mu.Unlock()
 		return fmt.Errorf("queue: dead %d: %w", seq, err)
 	}
+	// Counted once stored: a dead letter the figures show can be listed
+	// and replayed (counted before the commit, a replay of a route could
+	// miss the dead letter the figures had just counted).
+	s.mu.Lock()
+	tq.dead++
+	s.mu.Unlock()
 	return nil
 }
 
