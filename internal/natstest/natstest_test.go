@@ -58,8 +58,20 @@ func TestClusterSurvivesOneNode(t *testing.T) {
 	js := connect(t, c.URLs()[0]+","+c.URLs()[1]+","+c.URLs()[2])
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "t", Subjects: []string{"t.>"}, Replicas: 3, Storage: jetstream.FileStorage}); err != nil {
-		t.Fatal(err)
+	// A request the cluster loses (its meta leader stepped down on a
+	// loaded machine) is never answered: each try gets its own deadline,
+	// and creating the same stream again is harmless.
+	var err error
+	for end := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		try, cancelTry := context.WithTimeout(ctx, 10*time.Second)
+		_, err = js.CreateStream(try, jetstream.StreamConfig{Name: "t", Subjects: []string{"t.>"}, Replicas: 3, Storage: jetstream.FileStorage})
+		cancelTry()
+		if err == nil || time.Now().After(end) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("creating an R3 stream: %v", err)
 	}
 	if _, err := js.Publish(ctx, "t.a", []byte("1")); err != nil {
 		t.Fatal(err)
@@ -70,7 +82,6 @@ func TestClusterSurvivesOneNode(t *testing.T) {
 	// to reconnect if it was on the node that went: each try gets its own
 	// short deadline (a publish sent while reconnecting waits for its
 	// answer until then), and the tries together have a generous one.
-	var err error
 	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		try, cancelTry := context.WithTimeout(ctx, 2*time.Second)
 		_, err = js.Publish(try, "t.a", []byte("2"), jetstream.WithMsgID("2")) // a try that timed out may have been stored
