@@ -503,7 +503,13 @@ func (l *lane) send(j *job) {
 		l.dead(&ld.Delivery, n, a, ld.EnqueuedAt) // operational webhooks (ops.go)
 	}
 	*a = delivery.Attempt{} // keep no error text or body past the attempt
-	if err != nil && !errors.Is(err, queue.ErrClosed) {
+	switch {
+	case errors.Is(err, queue.ErrClosed):
+		// A shutdown that outlasted its timeout closed the queue under
+		// this attempt: said once per delivery, since it goes out again.
+		l.d.log.Warn("dispatch: the queue closed before this attempt was recorded; the delivery is sent again after the restart",
+			"target", l.name, "id", string(ld.Delivery.ID))
+	case err != nil:
 		l.d.log.Error("dispatch: queue update failed; the delivery may be sent again", "target", l.name, "err", err)
 	}
 	if v != Delivered || changed || l.cfg.Order == config.OrderFIFO {

@@ -27,20 +27,24 @@ func (s *Store) Dead(ref Ref, a delivery.Attempt) error {
 		return err
 	}
 	seq, n, enq, size, tq, o := e.seq, e.attempts, e.enqueued, e.size, e.tq, e.ordering()
-	s.drop(e) // the next in its sequence, if any, goes now
+	e.busy = true // as in retry: the entry stays until the write's outcome is known
 	s.mu.Unlock()
 
-	if err := s.writeDead(seq, n, enq, size, tq.name, o, &a); err != nil {
-		// The delivery is still pending on disk: it comes back at restart.
-		s.log.Error("queue: dead letter not recorded; it will be retried after a restart", "ref", seq, "err", err)
+	err = s.writeDead(seq, n, enq, size, tq.name, o, &a)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e.busy = false
+	if err != nil {
+		// Still pending, on disk and here: it stays leased, and goes out
+		// again when the lease ends, as if its worker had died.
+		s.log.Error("queue: dead letter not recorded; the delivery is tried again when its lease ends", "ref", seq, "err", err)
 		return fmt.Errorf("queue: dead %d: %w", seq, err)
 	}
+	s.drop(e) // the next in its sequence, if any, goes now
 	// Counted once stored: a dead letter the figures show can be listed
 	// and replayed (counted before the commit, a replay of a route could
 	// miss the dead letter the figures had just counted).
-	s.mu.Lock()
 	tq.dead++
-	s.mu.Unlock()
 	return nil
 }
 

@@ -214,7 +214,7 @@ func TestFIFOConcurrentEnqueue(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	last := Ref(0)
+	last := uint64(0) // the last sequence number claimed
 	n := 0
 	drain := func(limit int) {
 		for ; limit > 0; limit-- {
@@ -222,10 +222,10 @@ func TestFIFOConcurrentEnqueue(t *testing.T) {
 			if len(got) == 0 {
 				return
 			}
-			if len(got) != 1 || got[0].Ref <= last {
-				t.Fatalf("claimed %d deliveries, the first %s (ref %d) after ref %d: want one at a time, in order", len(got), got[0].Delivery.ID, got[0].Ref, last)
+			if len(got) != 1 || got[0].seq <= last {
+				t.Fatalf("claimed %d deliveries, the first %s (seq %d) after seq %d: want one at a time, in order", len(got), got[0].Delivery.ID, got[0].seq, last)
 			}
-			last = got[0].Ref
+			last = got[0].seq
 			n++
 			if err := s.Ack(got[0].Ref); err != nil {
 				t.Fatal(err)

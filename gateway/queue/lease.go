@@ -33,7 +33,9 @@ func (s *Store) Claim(dst []Leased, target string, now time.Time, max int, lease
 		// when the next one ends.
 		first := int64(math.MaxInt64)
 		for seq, e := range tq.leased {
-			if e.leaseEnd <= nowNs {
+			// One whose Retry is being written stays: the Retry makes it
+			// ready when it commits.
+			if e.leaseEnd <= nowNs && !e.busy {
 				delete(tq.leased, seq)
 				tq.ready.push(e)
 			} else {
@@ -45,6 +47,12 @@ func (s *Store) Claim(dst []Leased, target string, now time.Time, max int, lease
 	for len(dst) < max && len(tq.ready) > 0 && tq.ready[0].due <= nowNs {
 		e := tq.ready.pop()
 		e.leaseEnd = nowNs + int64(leaseFor)
+		if e.claim != 0 {
+			delete(s.claims, Ref(e.claim))
+		}
+		s.claimed++
+		e.claim = s.claimed
+		s.claims[Ref(e.claim)] = e
 		if len(tq.leased) == 0 || e.leaseEnd < tq.firstLeaseEnd {
 			tq.firstLeaseEnd = e.leaseEnd
 		}
@@ -55,14 +63,14 @@ func (s *Store) Claim(dst []Leased, target string, now time.Time, max int, lease
 			dst = append(dst, Leased{})
 		}
 		l := &dst[len(dst)-1]
-		l.Ref, l.Attempts, l.EnqueuedAt = Ref(e.seq), e.attempts, e.enqueued
+		l.Ref, l.seq, l.Attempts, l.EnqueuedAt = Ref(e.claim), e.seq, e.attempts, e.enqueued
 	}
 	s.mu.Unlock()
 	n := 0
 	for i := range dst {
 		l := &dst[i]
-		if err := s.readRecord(uint64(l.Ref), &l.Delivery, l.key[:]); err != nil {
-			s.unreadable(l.Ref, now, err)
+		if err := s.readRecord(l.seq, &l.Delivery, l.key[:]); err != nil {
+			s.unreadable(l.Ref, l.seq, now, err)
 			continue
 		}
 		if n != i { // swap, so the skipped element's buffers stay reusable
@@ -77,19 +85,18 @@ func (s *Store) Claim(dst []Leased, target string, now time.Time, max int, lease
 // (s.life held shared): a missing one (its pending key outlived it) is
 // forgotten, a corrupt one is parked for an hour with the error recorded,
 // so a worker never spins on it.
-func (s *Store) unreadable(ref Ref, now time.Time, cause error) {
-	s.log.Error("queue: delivery record unreadable", "ref", uint64(ref), "err", cause)
+func (s *Store) unreadable(ref Ref, seq uint64, now time.Time, cause error) {
+	s.log.Error("queue: delivery record unreadable", "ref", seq, "err", cause)
 	if !errors.Is(cause, pebble.ErrNotFound) {
 		s.retry(ref, now.Add(time.Hour), delivery.Attempt{At: now, Error: cause.Error()})
 		return
 	}
 	s.mu.Lock()
-	e := s.entries[uint64(ref)]
-	if e != nil {
+	if e := s.entries[seq]; e != nil {
 		s.drop(e)
 	}
 	s.mu.Unlock()
-	pk := keyOf(kindPending, uint64(ref))
+	pk := keyOf(kindPending, seq)
 	b := s.db.NewBatch()
 	b.Delete(pk[:], nil)
 	s.commit(b, pebble.NoSync)
@@ -142,16 +149,24 @@ func (s *Store) NextDue(target string) (time.Time, bool) {
 	return time.Unix(0, tq.ready[0].due), true
 }
 
-// lookup returns the pending entry of ref; s.mu held. An entry that a
-// Retry is still writing is refused too: only the holder of an expired
-// lease can get here, and refusing it keeps the store from resurrecting a
-// delivery that its Retry and another holder's Ack both touched. An entry
-// waiting behind the head of its sequence was never handed out, so no
-// caller holds its Ref: it is refused too.
+// lookup returns the pending entry of ref; s.mu held.
+//
+// A Ref names one claim, not the delivery: each Claim hands out a new
+// one. So a worker whose lease ran out (a paused process, a stalled
+// machine) and whose delivery another worker claimed since gets
+// ErrNotLeased, instead of removing or rescheduling the delivery while
+// the other sends it. A holder whose lease ran out with nobody claiming
+// the delivery since is still its latest claimant, and is answered: its
+// Ack saves a second send.
+//
+// An entry that a Retry is still writing is refused too: only the holder
+// of an expired lease can get here, and refusing it keeps the store from
+// resurrecting a delivery that its Retry and another holder's Ack both
+// touched.
 func (s *Store) lookup(ref Ref) (*entry, error) {
-	e := s.entries[uint64(ref)]
-	if e == nil || e.busy || e.heapIdx == waitingIdx {
-		return nil, fmt.Errorf("queue: delivery %d: %w", ref, ErrNotLeased)
+	e := s.claims[ref]
+	if e == nil || e.busy {
+		return nil, fmt.Errorf("queue: claim %d: %w", ref, ErrNotLeased)
 	}
 	return e, nil
 }
@@ -232,9 +247,9 @@ func (s *Store) retry(ref Ref, due time.Time, a delivery.Attempt) error {
 func (s *Store) Release(ref Ref) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e := s.entries[uint64(ref)]
-	if e == nil || e.heapIdx == waitingIdx {
-		return fmt.Errorf("queue: delivery %d: %w", ref, ErrNotLeased)
+	e, err := s.lookup(ref)
+	if err != nil {
+		return err
 	}
 	if e.heapIdx == leasedIdx {
 		delete(e.tq.leased, e.seq)

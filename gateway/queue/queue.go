@@ -144,7 +144,9 @@ var (
 const MaxAttemptBody = 512
 
 // Ref names one queued delivery for the lease calls. It is the engine's
-// handle, not the delivery id.
+// handle, not the delivery id. The Pebble store hands out a new Ref with
+// each claim, so a holder whose lease ran out cannot act for the worker
+// that claimed the delivery after it.
 type Ref uint64
 
 // Leased is a claimed delivery.
@@ -154,6 +156,7 @@ type Leased struct {
 	Attempts   int   // attempts already made (0 on the first send)
 	EnqueuedAt int64 // unix nanoseconds; reset by replay
 
+	seq uint64  // the delivery's sequence number in the store
 	key [9]byte // Claim's lookup key, kept here so it costs no allocation
 }
 

@@ -110,9 +110,10 @@ type entry struct {
 	enqueued int64
 	size     int64
 	attempts int
-	heapIdx  int   // position in tq.ready; leasedIdx while leased, waitingIdx behind its sequence's head
-	leaseEnd int64 // unix nanoseconds
-	busy     bool  // a Retry is writing its new state: other updates are refused
+	heapIdx  int    // position in tq.ready; leasedIdx while leased, waitingIdx behind its sequence's head
+	leaseEnd int64  // unix nanoseconds
+	claim    uint64 // the Ref of its latest claim (lease.go); 0 before the first
+	busy     bool   // a Retry is writing its new state: other updates are refused
 	tq       *targetQ
 	// In a sequence (Delivery.Ordered; fifo.go): the sequence, the
 	// position in it, and the next one. fs is nil for any other delivery.
@@ -153,8 +154,10 @@ type Store struct {
 	mu      sync.Mutex
 	targets map[string]*targetQ
 	entries map[uint64]*entry
-	depth   int   // pending plus reserved by Enqueue calls in progress
-	bytes   int64 // same, in record bytes
+	claims  map[Ref]*entry // by the Ref of its latest claim (lease.go)
+	claimed uint64         // the last Ref handed out
+	depth   int            // pending plus reserved by Enqueue calls in progress
+	bytes   int64          // same, in record bytes
 	free    []*entry
 	// freeSeqs recycles sequences: keys come and go with the traffic
 	// (one per customer), and a new one must not allocate.
@@ -198,6 +201,7 @@ func Open(opts Options) (*Store, error) {
 		log:     opts.Logger,
 		targets: make(map[string]*targetQ),
 		entries: make(map[uint64]*entry),
+		claims:  make(map[Ref]*entry),
 		names:   make(map[string]string),
 		fs:      opts.FS,
 		stop:    make(chan struct{}),
@@ -497,6 +501,9 @@ func (s *Store) drop(e *entry) {
 		s.leave(e) // the next in its sequence, if any, is ready now
 	}
 	delete(s.entries, e.seq)
+	if e.claim != 0 {
+		delete(s.claims, Ref(e.claim))
+	}
 	e.tq.bytes -= e.size
 	s.depth--
 	s.bytes -= e.size
