@@ -11,9 +11,12 @@ package natstest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -274,15 +277,47 @@ func (c *Clustered) placeable(leader *server.Server) int {
 	return n
 }
 
-// freePort asks the kernel for a free 127.0.0.1 port. Another process
-// could take it before the server binds it; on a test machine that is
-// rare, and the server then fails to start with a clear error.
+// freePort returns a free 127.0.0.1 port below the kernel's ephemeral
+// range. A port from the range (what listening on port 0 gives) can be
+// taken as the source port of any outgoing connection between our check
+// and the server's bind, and with every package's tests running at once
+// that happened: a node never started ("not ready on port ... within
+// 30s"). Below the range, only another explicit bind can take it.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("natstest: no free port: %v", err)
+	lo := ephemeralLow()
+	for range 100 {
+		port := portFloor + rand.IntN(lo-portFloor)
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue // taken: try another
+		}
+		l.Close()
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("natstest: no free port in [%d, %d) after 100 tries", portFloor, lo)
+	return 0
+}
+
+// portFloor is the lowest port freePort picks: clear of the well-known
+// and most registered services' ports.
+const portFloor = 20000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default 32768 when it cannot be read, or when it leaves too little room
+// below it).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 {
+		return 32768
+	}
+	lo, err := strconv.Atoi(f[0])
+	if err != nil || lo < portFloor+1000 {
+		return 32768
+	}
+	return lo
 }

@@ -215,10 +215,19 @@ func (d *Dedupe) Accept(route string, key, eventID []byte, ttl time.Duration) er
 	if err != nil {
 		return err
 	}
-	msg := &nats.Msg{Subject: d.prefix + k, Data: dedupeValue(dedupeStateAccepted, eventID), Header: nats.Header{}}
-	_, err = d.js.PublishMsg(ctx, msg,
-		jetstream.WithExpectLastSequencePerSubject(rev),
-		jetstream.WithMsgTTL(wholeSeconds(ttl)))
+	for try := 1; ; try++ {
+		msg := &nats.Msg{Subject: d.prefix + k, Data: dedupeValue(dedupeStateAccepted, eventID), Header: nats.Header{}}
+		_, err = d.js.PublishMsg(ctx, msg,
+			jetstream.WithExpectLastSequencePerSubject(rev),
+			jetstream.WithMsgTTL(wholeSeconds(ttl)))
+		if !isWrongLastSeq(err) || try == casTries {
+			break
+		}
+		if rev, err = d.stillClaimed(ctx, k, eventID); err != nil {
+			return err
+		}
+		casPause(ctx, try)
+	}
 	if isWrongLastSeq(err) {
 		return ErrClaimLost
 	}
@@ -226,6 +235,27 @@ func (d *Dedupe) Accept(route string, key, eventID []byte, ttl time.Duration) er
 		return fmt.Errorf("natsq: dedupe accept: %w", err)
 	}
 	return nil
+}
+
+// casTries bounds the compare-and-set writes of Accept and Forget. On a
+// replicated bucket the server also refuses one (10164) for a while after
+// another write to the same key was proposed: here, the losing gateway's
+// claim, refused in turn. Seen with the key read back at exactly the
+// revision the refused write expected, and the same write taken a few
+// milliseconds later (TestDedupeCluster met it about once in 30 runs on a
+// loaded machine). So a refusal is checked against the key, and tried
+// again after a pause, before it means the claim was lost.
+const casTries = 5
+
+// casPause waits before compare-and-set try+1: 10, 40, 90, 160 ms, less
+// than a second in all, within the call's timeout.
+func casPause(ctx context.Context, try int) {
+	t := time.NewTimer(time.Duration(try*try) * 10 * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // Forget removes eventID's in-flight claim on key, so the sender's retry
@@ -239,8 +269,18 @@ func (d *Dedupe) Forget(route string, key, eventID []byte) error {
 	if err != nil {
 		return err
 	}
-	err = d.kv.Purge(ctx, k, jetstream.LastRevision(rev), jetstream.PurgeTTL(dedupeMarkerTTL))
-	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || isWrongLastSeq(err) {
+	lost := func(err error) bool { return errors.Is(err, jetstream.ErrKeyRevisionMismatch) || isWrongLastSeq(err) }
+	for try := 1; ; try++ {
+		err = d.kv.Purge(ctx, k, jetstream.LastRevision(rev), jetstream.PurgeTTL(dedupeMarkerTTL))
+		if !lost(err) || try == casTries {
+			break
+		}
+		if rev, err = d.stillClaimed(ctx, k, eventID); err != nil {
+			return err
+		}
+		casPause(ctx, try)
+	}
+	if lost(err) {
 		return ErrClaimLost
 	}
 	if err != nil {
@@ -256,6 +296,12 @@ func (d *Dedupe) claimed(ctx context.Context, k string, eventID []byte) (uint64,
 	if rev, ok := d.take(k, eventID); ok {
 		return rev, nil
 	}
+	return d.stillClaimed(ctx, k, eventID)
+}
+
+// stillClaimed reads k back: the revision of eventID's claim on it, or
+// ErrClaimLost when it is no longer eventID's claim.
+func (d *Dedupe) stillClaimed(ctx context.Context, k string, eventID []byte) (uint64, error) {
 	e, err := d.kv.Get(ctx, k)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return 0, ErrClaimLost

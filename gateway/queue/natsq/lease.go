@@ -331,6 +331,7 @@ func (e *Engine) recordAttempt(ls *lease, a *delivery.Attempt, due int64) error 
 		default:
 			list, rev = ent.Value(), ent.Revision()
 		}
+		casPause(ctx, try+1) // a replicated bucket refuses for a moment after a conflict (dedupe.go)
 	}
 }
 
