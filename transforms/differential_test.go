@@ -137,6 +137,7 @@ func diffGuests(t testing.TB) []diffGuest {
 			ev1("bad config", `{"key": "a", "count": 0}`, []byte(`{"visitor": {"id": 7}}`)),
 		}},
 		{name: "sdk testguest", wasm: buildGuest("plugins/sdk/internal/testguest"), events: sdkModes},
+		{name: "sdk bareguest", wasm: buildGuest("plugins/sdk/internal/bareguest"), events: []diffEvent{ev1("nothing", "", featureBody)}},
 		{name: "conformance", wasm: func(t testing.TB) []byte { return abitest.Guest(t) }, targets: []string{"crm", "surveylab"}, events: confModes},
 		// Not the modes that never return ("loop", "spin"): uninstrumented,
 		// only the process's end would stop them. Nor "membomb": the same

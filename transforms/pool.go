@@ -101,7 +101,8 @@ func (in *instance) close() {
 
 // get borrows an instance: a ready one if there is one, else a new one if
 // the pool is below its bound, else it waits for either. Instances are thus
-// created only when all existing ones are busy. The wait is bounded by ctx
+// created when all existing ones are busy, or (discard) to replace one
+// thrown away. The wait is bounded by ctx
 // and by the plugin's timeout: a caller never queues longer for an instance
 // than a call may run, so a plugin whose instances are all stuck in
 // runaway calls answers every waiting event with KindBusy in bounded time
@@ -193,12 +194,38 @@ func (p *plugin) release(in *instance) {
 // put returns a healthy instance to the pool.
 func (p *plugin) put(in *instance) { p.ready <- in }
 
-// discard closes an instance that must not run again and frees its room;
-// a replacement is created when one is next needed.
+// discard closes an instance that must not run again (a timeout, a trap,
+// an exit) and starts its replacement in the background: a Go guest takes
+// milliseconds to start, which the next event would otherwise wait for
+// in front of its own call.
 func (p *plugin) discard(in *instance) {
 	p.stats.discarded.Add(1)
 	in.close()
 	p.room <- struct{}{}
+	go p.refill()
+}
+
+// refill starts an instance into ready if the room for one is still free
+// (a caller may have taken it to start one itself). It holds the room's
+// token meanwhile, so close, which collects every token, waits for it.
+func (p *plugin) refill() {
+	select {
+	case <-p.room:
+	default:
+		return
+	}
+	if p.dead.Load() {
+		p.room <- struct{}{}
+		return
+	}
+	in, err := p.newInstance(context.Background())
+	if err != nil {
+		// The next call that needs it tries again, and fails with the
+		// reason if it fails again.
+		p.room <- struct{}{}
+		return
+	}
+	p.ready <- in
 }
 
 // callResult is what a call decided, read from the call state before the

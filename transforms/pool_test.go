@@ -234,3 +234,44 @@ func TestLogRateLimit(t *testing.T) {
 		t.Fatalf("%d lines counted as dropped, want 25", got)
 	}
 }
+
+// TestDiscardStartsReplacement: an instance discarded after a failure
+// (here a timeout) is replaced in the background, so the next event finds
+// one ready instead of waiting for a start in front of its call; a Close
+// right after a discard waits for the replacement and closes it.
+func TestDiscardStartsReplacement(t *testing.T) {
+	h := newTestHost(t)
+	load(t, h, PluginSpec{Name: "spin", Wasm: guestWasm(t, "hostile"), Instances: 1, Timeout: 50 * time.Millisecond})
+	h.mu.Lock()
+	p := h.plugins["spin"]
+	h.mu.Unlock()
+	for i := range 3 {
+		if _, _, err := runBody(h, "spin", `{"mode":"spin"}`, featureBody); err == nil {
+			t.Fatalf("call %d: a spinning guest returned", i)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for len(p.ready) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("call %d: no replacement instance within 10s", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		if n := p.stats.discarded.Load(); n != int64(i+1) {
+			t.Fatalf("discarded %d instances after %d calls", n, i+1)
+		}
+	}
+	// Discard once more and close at once: Close collects the token the
+	// refill holds, so it returns only once the replacement is closed too.
+	if _, _, err := runBody(h, "spin", `{"mode":"spin"}`, featureBody); err == nil {
+		t.Fatal("a spinning guest returned")
+	}
+	if err := h.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Close took every token, ready instances and room alike; a refill
+	// finishing after it would leave an instance in ready.
+	time.Sleep(100 * time.Millisecond)
+	if len(p.ready) != 0 || len(p.room) != 0 {
+		t.Fatalf("after Close: %d ready, %d room; want every token taken by Close", len(p.ready), len(p.room))
+	}
+}
