@@ -239,9 +239,10 @@ func (g *Gateway) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	// A sync route has no route delay (config refuses it), so a
-	// not-before time here came from a plugin's set_delay.
+	// not-before time here came from a plugin's set_delay; one of 0 ms
+	// (not after the event's arrival) is no delay.
 	for i := range ds {
-		if ds[i].NotBefore != 0 {
+		if ds[i].NotBefore > st.ev.ReceivedAt {
 			g.refusePluginDelay(ctx, st, rt)
 			return
 		}

@@ -237,10 +237,13 @@ func TestAsync(t *testing.T) {
 // testChain is a Chain that does what its fields say, to drive every
 // outcome through ingest without a WASM host.
 type testChain struct {
-	err     error
-	drop    string
-	emit    []string // targets to emit to, each with body "emitted:<target>"
-	delay   bool     // give each emitted delivery a not-before time, as set_delay does
+	err   error
+	drop  string
+	emit  []string // targets to emit to, each with body "emitted:<target>"
+	delay bool     // give each emitted delivery a not-before time, as set_delay does
+	// wait, when set, is an event-wide delay (set_delay on handle 0), which
+	// the default deliveries take.
+	wait    *time.Duration
 	respond string
 }
 
@@ -262,6 +265,9 @@ func (c *testChain) Run(_ context.Context, ev *delivery.Event, out *delivery.Out
 		}
 		out.Emitted = true
 	}
+	if c.wait != nil {
+		out.NotBefore = ev.ReceivedAt + int64(*c.wait)
+	}
 	if c.respond != "" {
 		out.Response.Set = true
 		out.Response.Status = 200
@@ -271,6 +277,8 @@ func (c *testChain) Run(_ context.Context, ev *delivery.Event, out *delivery.Out
 	ev.Body = append(ev.Body[:0], "changed"...)
 	return nil
 }
+
+func durationOf(d time.Duration) *time.Duration { return &d }
 
 type chainMap map[string]Chain
 
@@ -295,7 +303,7 @@ func TestChainOutcomes(t *testing.T) {
 		Targets: []config.Target{targetAt(t, "one", s1.URL()+"/one"), targetAt(t, "two", s2.URL()+"/two")},
 		Routes: []config.Route{route("fail", config.ModeSync), route("drop", config.ModeSync), route("adrop", config.ModeAsync),
 			route("emit", config.ModeSync), route("respond", config.ModeSync), route("modify", config.ModeSync), route("bad", config.ModeSync),
-			route("delay", config.ModeSync)},
+			route("delay", config.ModeSync), route("eventdelay", config.ModeSync), route("nodelay", config.ModeSync)},
 	}
 	deps := newDeps(t, cfg)
 	deps.Queue = q
@@ -308,6 +316,11 @@ func TestChainOutcomes(t *testing.T) {
 		"modify":  &testChain{},
 		"bad":     &testChain{emit: []string{"nowhere"}},
 		"delay":   &testChain{emit: []string{"one"}, delay: true},
+		// set_delay(0, hour) and set_delay(0, 0) with nothing emitted: the
+		// default deliveries take the event's delay, and a delay of 0 is
+		// none.
+		"eventdelay": &testChain{wait: durationOf(time.Hour)},
+		"nodelay":    &testChain{wait: durationOf(0)},
 	}
 	_, base := startGateway(t, cfg, deps)
 
@@ -320,6 +333,9 @@ func TestChainOutcomes(t *testing.T) {
 			body: `{"error":{"code":"plugin_failed","message":"the transforms of route \"fail\" could not process this event, so it was not accepted: retry later; if it keeps failing, give the gateway's operator the event id"}}`},
 		{name: "plugin delay on a sync route", path: "/delay", status: 502, code: "plugin_failed",
 			body: `{"error":{"code":"plugin_failed","message":"a plugin on route \"delay\" asked to delay delivery, which a sync route cannot do: the sender waits for the answer; the operator must make the route async or remove the delay from the plugin"}}`},
+		{name: "event-wide delay on a sync route", path: "/eventdelay", status: 502, code: "plugin_failed",
+			body: `{"error":{"code":"plugin_failed","message":"a plugin on route \"eventdelay\" asked to delay delivery, which a sync route cannot do: the sender waits for the answer; the operator must make the route async or remove the delay from the plugin"}}`},
+		{name: "a delay of 0 is no delay", path: "/nodelay", status: 201, body: "one"},
 		{name: "sync drop", path: "/drop", status: 200, body: `{"dropped":"score above 6"}`},
 		{name: "async drop", path: "/adrop", status: 202, body: `{"event_id":"ID","dropped":"not \"entry_submitted\""}`},
 		{name: "emit answers with the first emitted target", path: "/emit", status: 200, body: "two"},
@@ -341,9 +357,9 @@ func TestChainOutcomes(t *testing.T) {
 	if len(q.ds) != 0 {
 		t.Errorf("a dropped async event queued %d deliveries", len(q.ds))
 	}
-	// emit sent "emitted:one" to one and "emitted:two" to two; respond and
-	// modify sent the changed event body to one.
-	r1, _ := s1.Wait(3, 5*time.Second)
+	// nodelay, respond and modify sent the changed event body to one; emit
+	// sent "emitted:one" to one and "emitted:two" to two.
+	r1, _ := s1.Wait(4, 5*time.Second)
 	r2, _ := s2.Wait(1, 5*time.Second)
 	var bodies1 []string
 	for _, r := range r1 {
@@ -352,7 +368,7 @@ func TestChainOutcomes(t *testing.T) {
 	if len(r2) != 1 || r2[0].Body != "emitted:two" {
 		t.Errorf("target two got %v", r2)
 	}
-	if got := strings.Join(bodies1, ","); got != "emitted:one,changed,changed" {
+	if got := strings.Join(bodies1, ","); got != "changed,emitted:one,changed,changed" {
 		t.Errorf("target one got %s", got)
 	}
 }
