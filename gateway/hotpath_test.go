@@ -57,15 +57,7 @@ func newHotPathWith(tb testing.TB, o hotOpts) *hotPath {
 		route.Dedupe = &config.Dedupe{Header: "Idempotency-Key"}
 	}
 	cfg.Routes = []config.Route{route}
-	deps := newDeps(tb, cfg)
-	if o.metrics {
-		deps.Recorder = record.Tee(record.Log(deps.Logger, false), metrics.New("test").Recorder())
-	}
-	g, err := New(cfg, deps)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { g.cancel() })
+	g := newMeasured(tb, cfg, newDeps(tb, cfg), o.metrics)
 	h := &hotPath{g: g}
 	var req fasthttp.Request
 	req.Header.SetMethod("POST")
@@ -164,4 +156,19 @@ func BenchmarkSyncPassthroughLoopback(b *testing.B) {
 			}
 		}
 	})
+}
+
+// newMeasured builds the gateway an allocation test drives, with the
+// metrics recorder when withMetrics, stopped when the test ends.
+func newMeasured(tb testing.TB, cfg *config.Config, deps Deps, withMetrics bool) *Gateway {
+	tb.Helper()
+	if withMetrics {
+		deps.Recorder = record.Tee(record.Log(deps.Logger, false), metrics.New("test").Recorder())
+	}
+	g, err := New(cfg, deps)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { g.cancel() })
+	return g
 }

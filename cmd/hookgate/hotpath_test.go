@@ -26,6 +26,21 @@ type pluginPath = handlerPath
 
 func newPluginPath(tb testing.TB) *pluginPath {
 	tb.Helper()
+	cfg, set, host, payload, _ := howxmRoute(tb, config.ModeSync)
+	g, err := gateway.New(cfg, gateway.Deps{Targets: set, Chains: newChainBuilder(host), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { g.Shutdown(context.Background()) })
+	return newHandlerPath(g.Handler(), payload)
+}
+
+// howxmRoute is the config, targets and plugin host of one route running
+// the howxm-nps plugin (max_score 10: the seed payload becomes a ticket,
+// emitted to the loopback sink "crm") in mode, the seed payload, and the
+// sink.
+func howxmRoute(tb testing.TB, mode string) (*config.Config, *target.Set, *transforms.Host, []byte, *sink.Sink) {
+	tb.Helper()
 	wasm, err := os.ReadFile(plugintest.Build(tb, "plugins/howxm-nps"))
 	if err != nil {
 		tb.Fatal(err)
@@ -53,7 +68,7 @@ func newPluginPath(tb testing.TB) *pluginPath {
 	cfg := &config.Config{
 		Server:  config.Server{MaxBody: 1 << 20, ShutdownTimeout: 5 * time.Second, MaxConcurrency: 100},
 		Targets: []config.Target{{Name: "crm", URL: u, Method: "POST", Timeout: 5 * time.Second, MaxConns: 8}},
-		Routes: []config.Route{{Name: "howxm", Method: "POST", Path: "/hooks/howxm", Mode: config.ModeSync, JSON: true,
+		Routes: []config.Route{{Name: "howxm", Method: "POST", Path: "/hooks/howxm", Mode: mode, JSON: true,
 			Targets:    []string{"crm"},
 			Transforms: []config.Step{{Plugin: "howxm-nps", Config: []byte(`{"max_score":10,"target":"crm"}`)}}}},
 	}
@@ -62,12 +77,7 @@ func newPluginPath(tb testing.TB) *pluginPath {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(set.Close)
-	g, err := gateway.New(cfg, gateway.Deps{Targets: set, Chains: newChainBuilder(host), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { g.Shutdown(context.Background()) })
-	return newHandlerPath(g.Handler(), payload)
+	return cfg, set, host, payload, s
 }
 
 // handlerPath drives a gateway's handler with one reused context that
