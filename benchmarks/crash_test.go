@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,10 +22,13 @@ import (
 // [queue] sync = "always"; async-nats: a JetStream stream on a real
 // nats-server, run in the test process, that keeps running while the
 // gateway dies), 16 senders posting back to back, and kill -9 once at
-// least 300 events were acknowledged. After a restart on the same queue,
-// every event that was answered 202 reaches the target, whatever was in
-// flight when the process died. Some may arrive twice (at least once):
-// they are counted and logged.
+// least 300 events were acknowledged. The target lets the first 100
+// deliveries through and then holds every delivery until after the kill,
+// so the kill always leaves acknowledged events undelivered, some of them
+// in flight: the test fails if it does not. After a restart on the same
+// queue, every event that was answered 202 reaches the target, whatever
+// was in flight when the process died. Some may arrive twice (at least
+// once): they are counted and logged.
 func TestAsyncKill9LosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds hookgate and runs it under load")
@@ -50,17 +54,50 @@ func TestAsyncKill9LosesNothing(t *testing.T) {
 	}
 }
 
+// passFirst is how many deliveries the target of asyncKill9 answers
+// before it holds them until the kill: some events are delivered before
+// the crash, some are in flight at it, the rest still queued.
+const passFirst = 100
+
 // asyncKill9 is one backend's run of TestAsyncKill9LosesNothing.
 func asyncKill9(t *testing.T, bin, dir string, payload []byte, p plan, natsURL string) {
 
-	// The target records every delivery id it receives.
-	var mu sync.Mutex
-	received := map[string]int{}
+	// The target records the delivery id of every delivery it answers
+	// 200. A delivery of the killed gateway that it answers after the kill
+	// (one it held, or one read off a dead connection) gets a 503 and is
+	// not recorded: that gateway never learned of it, so the restart must
+	// send it again.
+	var (
+		mu       sync.Mutex
+		received = map[string]int{}
+		passed   atomic.Int64
+		held     atomic.Int64
+		killed   = make(chan struct{}) // closed once the first gateway is dead
+		killedAt time.Time             // written before killed is closed
+	)
+	release := sync.OnceFunc(func() {
+		killedAt = time.Now()
+		close(killed)
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	target := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		select {
+		case <-killed:
+			if ctx.ConnTime().Before(killedAt) {
+				ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+				return
+			}
+		default:
+			if passed.Add(1) > passFirst {
+				held.Add(1)
+				<-killed
+				ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+				return
+			}
+		}
 		id := string(ctx.Request.Header.Peek("Idempotency-Key"))
 		mu.Lock()
 		received[id]++
@@ -70,6 +107,7 @@ func asyncKill9(t *testing.T, bin, dir string, payload []byte, p plan, natsURL s
 	}}
 	go target.Serve(ln)
 	defer target.Shutdown()
+	defer release() // before Shutdown, which waits for the held handlers
 
 	const senders = 16
 	env := &Env{Dir: dir, Conns: senders, Payload: payload, QueueSync: "always", Hookgate: bin}
@@ -77,9 +115,18 @@ func asyncKill9(t *testing.T, bin, dir string, payload []byte, p plan, natsURL s
 	if err != nil {
 		t.Fatal(err)
 	}
+	text := hookgateConfig(env, p, nil, listen, ln.Addr().String(), filepath.Join(dir, "queue"), natsURL)
+	if p.backend == "nats" {
+		// The deliveries the killed gateway held come back when their
+		// lease runs out: the default 30s would be most of the test.
+		const key = "replicas = 1\n"
+		if !strings.Contains(text, key) {
+			t.Fatalf("no %q in the harness's NATS config:\n%s", key, text)
+		}
+		text = strings.Replace(text, key, key+"lease = \"3s\"\n", 1)
+	}
 	conf := filepath.Join(dir, "async.toml")
-	err = os.WriteFile(conf, []byte(hookgateConfig(env, p, nil, listen, ln.Addr().String(), filepath.Join(dir, "queue"), natsURL)), 0o644)
-	if err != nil {
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	start := func(name string) *Child {
@@ -138,22 +185,45 @@ func asyncKill9(t *testing.T, bin, dir string, payload []byte, p plan, natsURL s
 			}
 		}()
 	}
+	// Kill once enough is acknowledged and the target holds a delivery.
 	deadline := time.Now().Add(60 * time.Second) // a failure timeout, not a measurement
-	for nAcked.Load() < 300 {
+	for nAcked.Load() < 300 || held.Load() == 0 {
 		if time.Now().After(deadline) || hg.Exited() {
 			close(stop)
 			wg.Wait()
 			hg.Stop(time.Second)
-			t.Fatalf("only %d events acknowledged before the deadline: %s", nAcked.Load(), hg.lastLines())
+			t.Fatalf("%d events acknowledged, %d deliveries answered and %d held before the deadline; want 300 acknowledged and one held: %s",
+				nAcked.Load(), passed.Load()-held.Load(), held.Load(), hg.lastLines())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// What the target has at the kill.
+	ackedMu.Lock()
+	ackedAtKill := append([]string(nil), acked...)
+	ackedMu.Unlock()
+	mu.Lock()
+	deliveredAtKill, pending := len(received), 0
+	for _, id := range ackedAtKill {
+		if received[id] == 0 {
+			pending++
+		}
+	}
+	mu.Unlock()
+	heldAtKill := held.Load()
 	if err := hg.Cmd.Process.Kill(); err != nil { // kill -9, with the load running
 		t.Fatal(err)
 	}
 	<-hg.done
 	close(stop)
 	wg.Wait()
+	if ws, ok := hg.Cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("hookgate-1 ended with %v; want killed by SIGKILL: %s", hg.Cmd.ProcessState, hg.lastLines())
+	}
+	if pending == 0 {
+		t.Fatalf("at the kill the target had every one of the %d acknowledged events (%d deliveries, %d held): the restart has nothing to recover",
+			len(ackedAtKill), deliveredAtKill, heldAtKill)
+	}
+	release()
 
 	hg2 := start("hookgate-2")
 	defer hg2.Stop(5 * time.Second)
@@ -201,6 +271,7 @@ func asyncKill9(t *testing.T, bin, dir string, payload []byte, p plan, natsURL s
 		}
 	}
 	mu.Unlock()
-	t.Logf("%d events acknowledged before kill -9; all delivered after the restart; %d duplicates, %d delivered but never acknowledged",
+	t.Logf("at kill -9: %d events acknowledged, %d delivered, %d held in flight, %d acknowledged but not delivered", len(ackedAtKill), deliveredAtKill, heldAtKill, pending)
+	t.Logf("%d events acknowledged in all; all delivered after the restart; %d duplicates, %d delivered but never acknowledged",
 		len(ids), duplicates, extra)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/hookgate/hookgate/gateway/config"
 )
@@ -272,6 +275,11 @@ func TestHarnessAsyncNATS(t *testing.T) {
 		if r.Undelivered != 0 || r.Delivered < r.Requests || r.DeliveredRPS <= 0 || r.DeliveredNote != "" {
 			t.Fatalf("%s: %d acknowledged, %d delivered, %d undelivered (%s); want all delivered", s.Name, r.Requests, r.Delivered, r.Undelivered, r.DeliveredNote)
 		}
+		// By delivery id, the probe's and the warm-up's too.
+		if r.CheckedIDs <= r.Requests {
+			t.Fatalf("%s: %d delivery ids checked for %d acknowledged in the measurement; want every one checked by id", s.Name, r.CheckedIDs, r.Requests)
+		}
+		t.Logf("%s: %d acknowledged deliveries checked by id, %d duplicated", s.Name, r.CheckedIDs, r.Duplicates)
 		nats := s.Name == scAsyncNATS
 		if nats && (r.QueueCPUSeconds <= 0 || r.QueueCPUSeconds > r.CPUSeconds) || !nats && r.QueueCPUSeconds != 0 {
 			t.Fatalf("%s: queue server CPU %.3fs of %.3fs; want nats-server's counted (and only in async-nats)", s.Name, r.QueueCPUSeconds, r.CPUSeconds)
@@ -281,10 +289,105 @@ func TestHarnessAsyncNATS(t *testing.T) {
 	if err := writeOutputs(rep, o, &md); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| async-nats | ", "| async-nats (delivered) | ", "`async-nats`: CPU and peak RSS are hookgate's plus nats-server's"} {
+	for _, want := range []string{"| async-nats | ", "| async-nats (delivered) | ", " undelivered, ", "`async-nats`: CPU and peak RSS are hookgate's plus nats-server's"} {
 		if !strings.Contains(md.String(), want) {
 			t.Fatalf("markdown has no %q:\n%s", want, md.String())
 		}
+	}
+}
+
+// The async delivered check compares delivery ids, not counts, against a
+// real sink with an id log: a duplicate that makes up the count does not
+// hide a loss, and losses and duplicates are reported apart. Without ids
+// (a 202 that named no event, a sink without a log) it falls back to
+// counts and says so.
+func TestDeliveredCheckByID(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts sink processes")
+	}
+	events := func(ids ...string) []uint64 {
+		var ks []uint64
+		for _, id := range ids {
+			ks = append(ks, idKey([]byte(id)))
+		}
+		return ks
+	}
+	tests := []struct {
+		name      string
+		idLog     bool
+		sent      []string // delivery ids posted to the sink, as hookgate would
+		acks      acks
+		lost      int64
+		dups      int64
+		checked   int64
+		note      string // in DeliveredNote; "" wants none
+		wantCells []string
+	}{
+		{name: "all delivered", idLog: true, sent: []string{"evt_a.0", "evt_b.0"},
+			acks: acks{n: 2, events: events("evt_a", "evt_b")}, checked: 2,
+			wantCells: []string{"| async (delivered) | ", "| 0 undelivered, 0 duplicated |"}},
+		{name: "a duplicate hides a loss from the count", idLog: true, sent: []string{"evt_a.0", "evt_b.0", "evt_b.0"},
+			acks: acks{n: 3, events: events("evt_a", "evt_b", "evt_c")}, lost: 1, dups: 1, checked: 3, note: "queue not drained after",
+			wantCells: []string{"| 1 undelivered, 1 duplicated (worst round) |", "1 of 3 acknowledged deliveries never reached the sink (compared by delivery id)", "duplicated deliveries: 1 "}},
+		{name: "a 202 without an event id", idLog: true, sent: []string{"evt_a.0", "evt_b.0"},
+			acks: acks{n: 2, events: events("evt_a"), noID: 1}, note: "1 of 2 acknowledgements named no event"},
+		{name: "a sink without an id log", idLog: false, sent: []string{"evt_a.0"},
+			acks: acks{n: 1, events: events("evt_a")}, note: "sink id log failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			sink, addr, err := startSink(&Env{Dir: dir}, tt.idLog)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sink.Stop(time.Second)
+			for _, id := range tt.sent {
+				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+				req.SetRequestURI("http://" + addr + "/deliver/1")
+				req.Header.SetMethod(fasthttp.MethodPost)
+				req.Header.Set(idHeader, id)
+				err := fasthttp.DoTimeout(req, resp, 5*time.Second)
+				code := resp.StatusCode()
+				fasthttp.ReleaseRequest(req)
+				fasthttp.ReleaseResponse(resp)
+				if err != nil || code != 200 {
+					t.Fatalf("posting %s to the sink: %d, %v", id, code, err)
+				}
+			}
+			var r Round
+			drainAsync(&r, addr, 0, tt.acks, 1, time.Second, 300*time.Millisecond)
+			if r.Undelivered != tt.lost || r.Duplicates != tt.dups || r.CheckedIDs != tt.checked || r.Delivered != int64(len(tt.sent)) {
+				t.Fatalf("undelivered %d, duplicated %d, checked %d, delivered %d (%s); want %d, %d, %d, %d",
+					r.Undelivered, r.Duplicates, r.CheckedIDs, r.Delivered, r.DeliveredNote, tt.lost, tt.dups, tt.checked, len(tt.sent))
+			}
+			if tt.note == "" && r.DeliveredNote != "" || !strings.Contains(r.DeliveredNote, tt.note) {
+				t.Fatalf("note %q; want %q", r.DeliveredNote, tt.note)
+			}
+			rep := &Report{Scenarios: []Summary{summarizeRounds(scAsync, "async", []Round{r})}}
+			var md bytes.Buffer
+			rep.WriteMarkdown(&md)
+			for _, want := range tt.wantCells {
+				if !strings.Contains(md.String(), want) {
+					t.Fatalf("markdown has no %q:\n%s", want, md.String())
+				}
+			}
+			path := filepath.Join(dir, "out.json")
+			if err := rep.WriteJSON(path); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back Report
+			if err := json.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			if got := back.Scenarios[0].Rounds[0]; got.Undelivered != tt.lost || got.Duplicates != tt.dups || got.CheckedIDs != tt.checked {
+				t.Fatalf("JSON round %+v; want undelivered %d, duplicates %d, checked_ids %d\n%s", got, tt.lost, tt.dups, tt.checked, b)
+			}
+		})
 	}
 }
 
@@ -399,5 +502,46 @@ func TestRoundOrder(t *testing.T) {
 	}
 	if got := names(scs); got != "direct,passthrough,passthrough@base,async,async@base" {
 		t.Fatalf("roundOrder changed its argument: %s", got)
+	}
+}
+
+// TestGoalsRead: the open issues' bars are read off the medians, the async
+// bar by the queue's sync mode, and a lost delivery in any round fails
+// the delivered bar.
+func TestGoalsRead(t *testing.T) {
+	sc := func(name string, rps, p99, cpu float64, undelivered int64) Summary {
+		return Summary{Name: name, Rounds: []Round{{Undelivered: undelivered}}, RPS: Spread{Median: rps},
+			P99: Spread{Median: p99}, CPUPerReq: Spread{Median: cpu}}
+	}
+	r := &Report{Scenarios: []Summary{
+		sc(scNginx, 20000, 5, 25, 0), sc(scPassthrough, 21000, 4.9, 35, 0), sc(scHowxm, 16000, 6, 50, 0),
+		sc(scChain, 12000, 8, 80, 0), sc(scAsync, 10000, 9, 71, 0), sc(scAsyncNATS, 6000, 12, 140, 1),
+	}}
+	status := map[string]string{}
+	for _, g := range evaluateGoals(r, Options{Conns: 64, QueueSync: "always"}) {
+		status[g.Text] = g.Status
+	}
+	want := map[string]string{
+		"hookgate sync passthrough >= 1.0x nginx req/s at 64 connections, with p99 no worse":               "met",
+		"hookgate sync passthrough >= 1.2x nginx req/s at 64 connections, with p99 no worse (the compass)": "not met",
+		"hookgate sync with howxm-nps >= 0.8x passthrough req/s":                                           "not met", // 0.76x
+		"hookgate sync with the chain of three >= 0.6x passthrough req/s":                                  "not met", // 0.57x
+		`hookgate async acknowledged ingest, sync = "always", >= 0.5x passthrough req/s`:                   "not met", // 0.48x
+		"CPU per async event <= 2x a passthrough request's":                                                "not met", // 71 / 35 = 2.03x
+		"async: every acknowledged event delivered":                                                        "met",
+		"async-nats: every acknowledged event delivered":                                                   "not met",
+	}
+	for text, st := range want {
+		if status[text] != st {
+			t.Errorf("%q: %q, want %q", text, status[text], st)
+		}
+	}
+	for _, g := range evaluateGoals(r, Options{Conns: 64, QueueSync: "batch"}) {
+		if strings.Contains(g.Text, `sync = "batch"`) && (g.Status != "not met" || !strings.Contains(g.Detail, "0.48x")) {
+			t.Errorf("batch bar: %+v", g)
+		}
+	}
+	if gs := evaluateGoals(&Report{}, Options{Conns: 64}); gs[0].Status != "n/a" {
+		t.Errorf("no rows: %+v", gs[0])
 	}
 }

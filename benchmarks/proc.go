@@ -159,6 +159,7 @@ const (
 	envPinned = "HOOKGATE_BENCH_PINNED" // "GEN|SRV", e.g. "0|1"
 	envRole   = "HOOKGATE_BENCH_ROLE"   // "sink": run as the benchmark sink
 	envListen = "HOOKGATE_BENCH_LISTEN" // the sink's address
+	envIDs    = "HOOKGATE_BENCH_IDS"    // "1": the sink keeps an id log
 )
 
 // pinSelf splits the CPUs in two halves, and re-executes the harness under

@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -196,17 +198,22 @@ func measure(o Options, env *Env, sc Scenario, round int) (Round, error) {
 	defer rn.Stop()
 	gen, err := NewGenerator(LoadSpec{
 		URL: rn.URL, Method: "POST", Body: env.Payload, ContentType: "application/json",
-		Conns: o.Conns, Rate: o.Rate, Timeout: o.Timeout,
+		Conns: o.Conns, Rate: o.Rate, Timeout: o.Timeout, EventIDs: rn.Async,
 	})
 	if err != nil {
 		return Round{}, err
 	}
 	defer gen.Close()
 
-	var acked int64 = 1 // the probe
+	a := acks{n: 1} // the probe
+	if rn.ProbeID != "" {
+		a.events = append(a.events, idKey([]byte(rn.ProbeID)))
+	} else {
+		a.noID++
+	}
 	if o.Warmup > 0 {
 		w := gen.Run(o.Warmup)
-		acked += w.OK
+		a.add(w)
 	}
 	pid := rn.Measured.Pid()
 	cpu0 := treeCPU(pid)
@@ -262,21 +269,92 @@ func measure(o Options, env *Env, sc Scenario, round int) (Round, error) {
 		}
 	}
 	if rn.Async {
-		acked += s.OK
-		drainAsync(&r, rn.SinkAddr, count0, acked, s.Elapsed, o.Drain)
+		a.add(s)
+		drainAsync(&r, rn.SinkAddr, count0, a, rn.Targets, s.Elapsed, o.Drain)
 	}
 	return r, nil
 }
 
-// drainAsync waits until the sink has everything that was acknowledged
+// acks is what an async run was promised: every 2xx (202) of the probe,
+// the warm-up and the measurement, and the idKey of the event id each one
+// named.
+type acks struct {
+	n      int64
+	events []uint64
+	noID   int64 // 202s that named no event: counted, not checked by id
+}
+
+func (a *acks) add(s *Sample) {
+	a.n += s.OK
+	a.events = append(a.events, s.EventIDs...)
+	a.noID += s.NoID
+}
+
+// deliveryKeys is the idKey of every delivery id the events promise:
+// delivery i of event E is "E.i", one per target.
+func deliveryKeys(events []uint64, targets int) []uint64 {
+	keys := make([]uint64, 0, len(events)*targets)
+	for _, e := range events {
+		for i := range targets {
+			keys = append(keys, idKeyAppend(e, []byte("."+strconv.Itoa(i))))
+		}
+	}
+	return keys
+}
+
+// compareIDs says how many of want (the promised delivery keys) are not
+// in got (what the sink received), and how many of got repeat a key
+// already received. Counts alone cannot tell: a duplicate makes up for a
+// loss. Keys of 0 (a delivery without an id) are neither.
+func compareIDs(want, got []uint64) (lost, dups int64) {
+	g := slices.Clone(got)
+	slices.Sort(g)
+	for i := 1; i < len(g); i++ {
+		if g[i] != 0 && g[i] == g[i-1] {
+			dups++
+		}
+	}
+	for _, k := range want {
+		if _, ok := slices.BinarySearch(g, k); !ok {
+			lost++
+		}
+	}
+	return lost, dups
+}
+
+// drainAsync waits until the sink has received every acknowledged event
 // (or progress stops, or the limit passes) and fills the delivered
 // figures. The delivered rate counts what reached the sink from the start
 // of the measurement over the measurement plus the drain: the rate the
-// delivery side sustains, whatever the ingest side did.
-func drainAsync(r *Round, sinkAddr string, count0, acked int64, elapsed, limit time.Duration) {
+// delivery side sustains, whatever the ingest side did. Undelivered and
+// Duplicates compare delivery ids when every 202 named its event and the
+// sink keeps an id log, counts otherwise (and the note says so).
+func drainAsync(r *Round, sinkAddr string, count0 int64, a acks, targets int, elapsed, limit time.Duration) {
 	start := time.Now()
 	last, lastChange := int64(-1), time.Now()
-	var n int64
+	var (
+		n         int64
+		want, got []uint64
+		checked   = int64(-1) // the count at the last id comparison
+		lost      int64
+		byID      = a.noID == 0
+		idNote    string
+	)
+	if byID {
+		want = deliveryKeys(a.events, targets)
+	} else {
+		idNote = fmt.Sprintf("%d of %d acknowledgements named no event (no %s): delivered checked by count only", a.noID, a.n, eventIDHeader)
+	}
+	// compare fetches what is new in the sink's id log and compares; on a
+	// failure it falls back to counts.
+	compare := func() {
+		var err error
+		if got, err = sinkIDs(sinkAddr, got); err != nil {
+			byID, idNote = false, "sink id log failed ("+err.Error()+"): delivered checked by count only"
+			return
+		}
+		lost, r.Duplicates = compareIDs(want, got)
+	}
 	for {
 		c, err := sinkCount(sinkAddr)
 		if err != nil {
@@ -284,8 +362,16 @@ func drainAsync(r *Round, sinkAddr string, count0, acked int64, elapsed, limit t
 			break
 		}
 		n = c
-		if n >= acked {
+		if n >= a.n && !byID {
 			break
+		}
+		if n >= a.n && n != checked {
+			// Enough deliveries by count; by id, duplicates may stand in
+			// for some that are still to come.
+			checked = n
+			if compare(); !byID || lost == 0 {
+				break
+			}
 		}
 		if n != last {
 			last, lastChange = n, time.Now()
@@ -302,8 +388,18 @@ func drainAsync(r *Round, sinkAddr string, count0, acked int64, elapsed, limit t
 	}
 	r.Drain = time.Since(start)
 	r.Delivered = n - count0
-	if acked > n {
-		r.Undelivered = acked - n
+	if byID && checked != n {
+		compare()
+	}
+	switch {
+	case byID:
+		r.Undelivered = lost
+		r.CheckedIDs = int64(len(want))
+	case a.n > n:
+		r.Undelivered = a.n - n
+	}
+	if idNote != "" {
+		r.DeliveredNote = strings.TrimPrefix(r.DeliveredNote+"; "+idNote, "; ")
 	}
 	if t := (elapsed + r.Drain).Seconds(); t > 0 {
 		r.DeliveredRPS = float64(r.Delivered) / t

@@ -58,7 +58,11 @@ type Running struct {
 	Queue    *Child
 	Sink     *Child
 	SinkAddr string
-	Async    bool // count deliveries at the sink after the run
+	Async    bool // check deliveries at the sink after the run
+	// Async: deliveries per event (the route's targets), and the event id
+	// the probe's 202 named ("" if none).
+	Targets  int
+	ProbeID  string
 	children []*Child
 }
 
@@ -121,12 +125,12 @@ func allScenarios() []Scenario {
 }
 
 func startDirect(env *Env, _ int) (*Running, error) {
-	sink, addr, err := startSink(env)
+	sink, addr, err := startSink(env, false)
 	if err != nil {
 		return nil, err
 	}
 	r := &Running{URL: "http://" + addr + "/hooks/bench", Measured: sink, Sink: sink, SinkAddr: addr, children: []*Child{sink}}
-	if err := probe(r.URL, env.Payload, false); err != nil {
+	if _, err := probe(r.URL, env.Payload, false); err != nil {
 		r.Stop()
 		return nil, err
 	}
@@ -187,7 +191,7 @@ func startNginx(env *Env, round int) (*Running, error) {
 	if err != nil {
 		return nil, skipf("nginx is not on PATH")
 	}
-	sink, sinkAddr, err := startSink(env)
+	sink, sinkAddr, err := startSink(env, false)
 	if err != nil {
 		return nil, err
 	}
@@ -234,7 +238,7 @@ func startNginx(env *Env, round int) (*Running, error) {
 		return nil, err
 	}
 	r.URL = "http://" + listen + "/hooks/bench"
-	if err := probe(r.URL, env.Payload, false); err != nil {
+	if _, err := probe(r.URL, env.Payload, false); err != nil {
 		r.Stop()
 		return nil, err
 	}
@@ -362,11 +366,12 @@ func hookgateScenario(name, title string, p plan) Scenario {
 		return nil
 	}
 	sc.Start = func(env *Env, round int) (*Running, error) {
-		sink, sinkAddr, err := startSink(env)
+		async := p.mode == "async"
+		sink, sinkAddr, err := startSink(env, async)
 		if err != nil {
 			return nil, err
 		}
-		r := &Running{Sink: sink, SinkAddr: sinkAddr, Async: p.mode == "async", children: []*Child{sink}}
+		r := &Running{Sink: sink, SinkAddr: sinkAddr, Async: async, Targets: p.targets, children: []*Child{sink}}
 		natsURL := ""
 		if p.backend == "nats" {
 			// A fresh nats-server and store per measurement, as the
@@ -404,7 +409,7 @@ func hookgateScenario(name, title string, p plan) Scenario {
 			return nil, err
 		}
 		r.URL = "http://" + listen + "/hooks/bench"
-		if err := probe(r.URL, env.Payload, r.Async); err != nil {
+		if r.ProbeID, err = probe(r.URL, env.Payload, r.Async); err != nil {
 			r.Stop()
 			return nil, err
 		}
@@ -461,8 +466,9 @@ func hookgateConfig(env *Env, p plan, wasm map[string]string, listen, sinkAddr, 
 }
 
 // probe sends one request and wants a 2xx (202 for async): a scenario
-// whose feature is missing fails here and is skipped, never measured.
-func probe(url string, body []byte, async bool) error {
+// whose feature is missing fails here and is skipped, never measured. It
+// returns the event id the answer named, if any.
+func probe(url string, body []byte, async bool) (string, error) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -472,7 +478,7 @@ func probe(url string, body []byte, async bool) error {
 	req.Header.SetContentType("application/json")
 	req.SetBody(body)
 	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
-		return fmt.Errorf("probe request to %s failed: %v", url, err)
+		return "", fmt.Errorf("probe request to %s failed: %v", url, err)
 	}
 	code := resp.StatusCode()
 	want := code >= 200 && code < 300
@@ -480,9 +486,9 @@ func probe(url string, body []byte, async bool) error {
 		want = code == fasthttp.StatusAccepted
 	}
 	if !want {
-		return fmt.Errorf("probe request to %s answered %d %s", url, code, firstLine(string(resp.Body())))
+		return "", fmt.Errorf("probe request to %s answered %d %s", url, code, firstLine(string(resp.Body())))
 	}
-	return nil
+	return string(resp.Header.Peek(eventIDHeader)), nil
 }
 
 func firstLine(s string) string {

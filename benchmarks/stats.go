@@ -107,11 +107,18 @@ type Round struct {
 
 	// Async only: what reached the sink, counted from the start of the
 	// measurement until the queue drained (or the drain limit).
-	Delivered     int64         `json:"delivered,omitempty"`
-	DeliveredRPS  float64       `json:"delivered_rps,omitempty"`
-	Drain         time.Duration `json:"drain_ns,omitempty"`
-	Undelivered   int64         `json:"undelivered,omitempty"`
-	DeliveredNote string        `json:"delivered_note,omitempty"`
+	Delivered    int64         `json:"delivered,omitempty"`
+	DeliveredRPS float64       `json:"delivered_rps,omitempty"`
+	Drain        time.Duration `json:"drain_ns,omitempty"`
+	// Undelivered is the acknowledged deliveries (probe, warm-up and
+	// measurement) whose id the sink never received, CheckedIDs how many
+	// were checked by id (0: by count only, see DeliveredNote), and
+	// Duplicates the deliveries that arrived again (at least once allows
+	// them; they are not losses).
+	Undelivered   int64  `json:"undelivered,omitempty"`
+	CheckedIDs    int64  `json:"checked_ids,omitempty"`
+	Duplicates    int64  `json:"duplicates,omitempty"`
+	DeliveredNote string `json:"delivered_note,omitempty"`
 }
 
 // CPUPerRequest is the server's CPU microseconds per completed request:
