@@ -57,7 +57,8 @@
 // # On JetStream
 //
 // A work-queue stream per queue, a pull consumer per target (filter
-// subject per target). Ref is the stream sequence; Claim is Fetch with
+// subject per target). Ref names one claim (the engine keeps the message
+// under it); Claim is Fetch with
 // AckWait = leaseFor; Ack is AckAck (synchronous ack: a double ack is
 // harmless); Retry is NakWithDelay(due - now) after storing the attempt;
 // Release is Nak; Dead publishes the delivery and its attempts to a
@@ -144,9 +145,9 @@ var (
 const MaxAttemptBody = 512
 
 // Ref names one queued delivery for the lease calls. It is the engine's
-// handle, not the delivery id. The Pebble store hands out a new Ref with
-// each claim, so a holder whose lease ran out cannot act for the worker
-// that claimed the delivery after it.
+// handle, not the delivery id. Both engines hand out a new Ref with each
+// claim, so a holder whose lease ran out cannot act for the worker that
+// claimed the delivery after it.
 type Ref uint64
 
 // Leased is a claimed delivery.

@@ -126,8 +126,8 @@ func TestRetryAttemptsAndDue(t *testing.T) {
 	e.leased[l.Ref].until = time.Now() // as if Claim's leaseFor were over
 	e.mu.Unlock()
 	l2 := claimWait(t, other, "crm", 1, time.Minute)[0]
-	if l2.Ref != l.Ref || l2.Attempts != 1 {
-		t.Fatalf("after the lease ran out, other claimed ref %d with %d attempts; want ref %d, 1 attempt", l2.Ref, l2.Attempts, l.Ref)
+	if string(l2.Delivery.ID) != string(l.Delivery.ID) || l2.Attempts != 1 {
+		t.Fatalf("after the lease ran out, other claimed %s with %d attempts; want %s, 1 attempt", l2.Delivery.ID, l2.Attempts, l.Delivery.ID)
 	}
 	if err := other.Ack(l2.Ref); err != nil {
 		t.Fatal(err)

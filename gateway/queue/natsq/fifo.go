@@ -430,12 +430,9 @@ func (e *Engine) leaseWaiting(dst []queue.Leased, m jetstream.Msg, target string
 			return dst
 		}
 	}
-	l.Ref = queue.Ref(meta.Sequence.Stream)
 	l.Attempts = countAttempts(ls.list)
 	l.EnqueuedAt = ls.enq
-	e.mu.Lock()
-	e.leased[l.Ref] = ls
-	e.mu.Unlock()
+	l.Ref = e.hold(ls)
 	return append(dst, l)
 }
 

@@ -200,12 +200,9 @@ func (e *Engine) fetch(c jetstream.Consumer, dst []queue.Leased, target string, 
 				continue
 			}
 		}
-		l.Ref = queue.Ref(meta.Sequence.Stream)
 		l.Attempts = countAttempts(ls.list)
 		l.EnqueuedAt = ls.enq
-		e.mu.Lock()
-		e.leased[l.Ref] = ls
-		e.mu.Unlock()
+		l.Ref = e.hold(ls)
 	}
 	return dst, fetched, putBack, batch.Error()
 }
@@ -239,6 +236,16 @@ func (e *Engine) forgetAttempts(ls *lease) {
 	if err := e.attempts.Purge(ctx, e.attemptKey(ls.id), jetstream.PurgeTTL(attemptsMarkerTTL)); err != nil {
 		e.log.Warn("queue: nats: recorded attempts not removed", "id", string(ls.id), "err", err)
 	}
+}
+
+// hold records a new claim of ls and returns its Ref.
+func (e *Engine) hold(ls *lease) queue.Ref {
+	e.mu.Lock()
+	e.claims++
+	ref := queue.Ref(e.claims)
+	e.leased[ref] = ls
+	e.mu.Unlock()
+	return ref
 }
 
 // take removes ref from the held messages; ErrNotLeased if it is not held.

@@ -17,7 +17,9 @@
 //     Retry-After).
 //   - Each target has one durable pull consumer shared by every gateway, so
 //     a message is held by one gateway at a time. Claim fetches without
-//     waiting; Ref is the stream sequence. A message whose not-before is
+//     waiting; Ref names that one claim (a message claimed again gets a new
+//     one, so a worker whose lease ran out cannot end the next holder's
+//     claim). A message whose not-before is
 //     still ahead is put back with NakWithDelay and not returned, so it is
 //     never sent early, by any gateway.
 //   - The lease is the consumer's AckWait (Options.AckWait, 30 s). A
@@ -147,9 +149,14 @@ type Engine struct {
 	mu        sync.Mutex
 	consumers map[string]jetstream.Consumer
 	counters  map[string]jetstream.Consumer // dead letters by target (dead.go)
-	leased    map[queue.Ref]*lease
-	nextDue   map[string]int64
-	fifo      fifo // ordered deliveries waiting for their turn (fifo.go)
+	// leased holds this gateway's claims by Ref. A Ref names one claim,
+	// never the message: a message whose lease ran out and came back to
+	// this gateway is claimed under a new Ref, so the worker that held it
+	// before cannot ack, retry or release the new holder's claim.
+	leased  map[queue.Ref]*lease
+	claims  uint64 // the last Ref handed out; under mu
+	nextDue map[string]int64
+	fifo    fifo // ordered deliveries waiting for their turn (fifo.go)
 
 	closed atomic.Bool
 	stop   chan struct{}

@@ -4,6 +4,7 @@ package natsq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -380,5 +381,44 @@ func TestEarlyRedeliveryOfARetryPutBack(t *testing.T) {
 	}
 	if again.Attempts != 1 {
 		t.Errorf("Attempts = %d, want 1 (the put-backs are not attempts)", again.Attempts)
+	}
+}
+
+// A worker whose lease ran out while it still held the delivery, which
+// came back to this same gateway and was claimed again, cannot end the
+// new claim: its Ref names its own claim only. Before, a Ref was the
+// stream sequence, so the stale worker's Release took the new holder's
+// lease and put the message back under it.
+func TestStaleHolderCannotEndTheNewClaim(t *testing.T) {
+	s := natstest.Start(t)
+	const ackWait = time.Second
+	e := openEngine(t, []string{s.URL()}, Options{AckWait: ackWait})
+	if err := e.Enqueue([]delivery.Delivery{dlv("stale.0", "crm", "r", "x")}); err != nil {
+		t.Fatal(err)
+	}
+	// leaseFor is over at once: nothing renews the first claim, and the
+	// server hands the message out again after AckWait.
+	first := claimWait(t, e, "crm", 1, time.Millisecond)[0]
+	second := claimWait(t, e, "crm", 1, time.Minute)[0]
+	if string(second.Delivery.ID) != "stale.0" {
+		t.Fatalf("claimed %s again, want stale.0", second.Delivery.ID)
+	}
+	if second.Ref == first.Ref {
+		t.Fatalf("the second claim has the first one's Ref %d", first.Ref)
+	}
+	// The stale worker gives up now. Its own claim is forgotten once its
+	// lease is an AckWait past its end (keepLeases), or still held, in
+	// which case Release puts back the old delivery only.
+	time.Sleep(ackWait + 2*ackWait/4)
+	if err := e.Release(first.Ref); err != nil && !errors.Is(err, queue.ErrNotLeased) {
+		t.Fatalf("stale Release: %v", err)
+	}
+	// The new holder still holds it, and its Ack removes the message.
+	if err := e.Ack(second.Ref); err != nil {
+		t.Fatalf("the new holder's Ack: %v", err)
+	}
+	time.Sleep(ackWait + ackWait/2)
+	if got, err := e.Claim(nil, "crm", time.Now(), 1, time.Minute); err != nil || len(got) != 0 {
+		t.Fatalf("after the Ack, Claim gave %d deliveries (err %v), want none", len(got), err)
 	}
 }
