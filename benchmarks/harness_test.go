@@ -545,3 +545,34 @@ func TestGoalsRead(t *testing.T) {
 		t.Errorf("no rows: %+v", gs[0])
 	}
 }
+
+// Each goal's detail shows the ratio round by round, paired by round,
+// beside the ratio of the medians the goal is read from.
+func TestGoalsByRound(t *testing.T) {
+	rounds := func(rps ...float64) []Round {
+		var rs []Round
+		for i, x := range rps {
+			rs = append(rs, Round{Index: i + 1, RPS: x, Requests: int64(x * 10), CPUSeconds: x / 1000})
+		}
+		return rs
+	}
+	pass := Summary{Name: scPassthrough, Rounds: rounds(20000, 10000), RPS: Spread{Median: 15000}, CPUPerReq: Spread{Median: 100}}
+	howxm := Summary{Name: scHowxm, Rounds: rounds(16000, 7000), RPS: Spread{Median: 11500}, CPUPerReq: Spread{Median: 100}}
+	async := Summary{Name: scAsync, Rounds: []Round{{Index: 2, RPS: 5000, Requests: 50000, CPUSeconds: 10}, {Index: 1, RPS: 9000, Requests: 90000, CPUSeconds: 9}}, RPS: Spread{Median: 7000}, CPUPerReq: Spread{Median: 150}}
+	r := &Report{Scenarios: []Summary{pass, howxm, async}}
+	detail := map[string]string{}
+	for _, g := range evaluateGoals(r, Options{Conns: 64, QueueSync: "always"}) {
+		detail[g.Text] = g.Detail
+	}
+	for text, want := range map[string]string{
+		"hookgate sync with howxm-nps >= 0.8x passthrough req/s":                         "0.77x passthrough; round by round 0.80, 0.70",
+		`hookgate async acknowledged ingest, sync = "always", >= 0.5x passthrough req/s`: "0.47x passthrough; round by round 0.50, 0.45",
+		// CPU per request: pass is 0.1 ms in both rounds; async 0.1 ms in
+		// round 1 and 0.2 ms in round 2.
+		"CPU per async event <= 2x a passthrough request's": "150.0 / 100.0 µs = 1.50x; round by round 2.00, 1.00",
+	} {
+		if detail[text] != want {
+			t.Errorf("%q: detail %q, want %q", text, detail[text], want)
+		}
+	}
+}

@@ -72,7 +72,7 @@ func evaluateGoals(r *Report, o Options) []Goal {
 			return g
 		}
 		x := s.RPS.Median / pass.RPS.Median
-		g.Status, g.Detail = metStr(x >= bar), fmt.Sprintf("%.2fx passthrough%s", x, caveat)
+		g.Status, g.Detail = metStr(x >= bar), fmt.Sprintf("%.2fx passthrough%s%s", x, caveat, byRound(s, pass, rps))
 		return g
 	}
 
@@ -90,7 +90,7 @@ func evaluateGoals(r *Report, o Options) []Goal {
 		} else {
 			x := pass.RPS.Median / ngx.RPS.Median
 			g.Status = metStr(x >= b.bar && pass.P99.Median <= ngx.P99.Median)
-			g.Detail = fmt.Sprintf("%.2fx nginx req/s; p99 %.2fms vs nginx %.2fms%s", x, pass.P99.Median, ngx.P99.Median, caveat)
+			g.Detail = fmt.Sprintf("%.2fx nginx req/s; p99 %.2fms vs nginx %.2fms%s%s", x, pass.P99.Median, ngx.P99.Median, caveat, byRound(pass, ngx, rps))
 		}
 		gs = append(gs, g)
 	}
@@ -110,7 +110,7 @@ func evaluateGoals(r *Report, o Options) []Goal {
 	} else {
 		x := async.CPUPerReq.Median / pass.CPUPerReq.Median
 		g.Status = metStr(x <= 2)
-		g.Detail = fmt.Sprintf("%.1f / %.1f µs = %.2fx", async.CPUPerReq.Median, pass.CPUPerReq.Median, x)
+		g.Detail = fmt.Sprintf("%.1f / %.1f µs = %.2fx%s", async.CPUPerReq.Median, pass.CPUPerReq.Median, x, byRound(async, pass, cpuPerReq))
 	}
 	gs = append(gs, g)
 	for _, name := range []string{scAsync, scAsyncNATS} {
@@ -129,6 +129,34 @@ func evaluateGoals(r *Report, o Options) []Goal {
 		gs = append(gs, g)
 	}
 	return gs
+}
+
+// byRound is a ratio round by round, each scenario against the other one
+// measured in the same round: on a machine whose speed changes over
+// minutes, the spread of these says how far to trust the ratio of the
+// medians, which is what a goal is read from. Empty for one round.
+func byRound(a, b *Summary, f func(Round) float64) string {
+	var parts []string
+	for _, ra := range a.Rounds {
+		for _, rb := range b.Rounds {
+			if ra.Index == rb.Index && f(rb) > 0 {
+				parts = append(parts, fmt.Sprintf("%.2f", f(ra)/f(rb)))
+			}
+		}
+	}
+	if len(parts) < 2 {
+		return ""
+	}
+	return "; round by round " + strings.Join(parts, ", ")
+}
+
+func rps(r Round) float64 { return r.RPS }
+
+func cpuPerReq(r Round) float64 {
+	if r.Requests == 0 {
+		return 0
+	}
+	return r.CPUSeconds / float64(r.Requests)
 }
 
 func metStr(ok bool) string {
