@@ -146,11 +146,7 @@ func newAsyncPath(t *testing.T, o asyncOpts) *asyncPath {
 	a.g = newMeasured(t, cfg, deps, o.metrics)
 
 	var req fasthttp.Request
-	req.Header.SetMethod("POST")
-	req.SetRequestURI("/hooks/howxm")
-	req.Header.SetContentType("application/json")
-	req.Header.Set("User-Agent", "Howxm-Webhook/1.0")
-	req.SetBody(payload)
+	howxmRequest(&req, payload)
 	a.ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
 	return a
 }

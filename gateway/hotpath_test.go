@@ -60,11 +60,7 @@ func newHotPathWith(tb testing.TB, o hotOpts) *hotPath {
 	g := newMeasured(tb, cfg, newDeps(tb, cfg), o.metrics)
 	h := &hotPath{g: g}
 	var req fasthttp.Request
-	req.Header.SetMethod("POST")
-	req.SetRequestURI("/hooks/howxm")
-	req.Header.SetContentType("application/json")
-	req.Header.Set("User-Agent", "Howxm-Webhook/1.0")
-	req.SetBody(payload)
+	howxmRequest(&req, payload)
 	if o.verify {
 		req.Header.Set("X-Hookgate-Signature", hmacHex(hmacSecretNew, string(payload)))
 	}
@@ -73,6 +69,16 @@ func newHotPathWith(tb testing.TB, o hotOpts) *hotPath {
 	}
 	h.ctx.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
 	return h
+}
+
+// howxmRequest makes req the Howxm seed event (body), as its sender posts
+// it to /hooks/howxm.
+func howxmRequest(req *fasthttp.Request, body []byte) {
+	req.Header.SetMethod("POST")
+	req.SetRequestURI("/hooks/howxm")
+	req.Header.SetContentType("application/json")
+	req.Header.Set("User-Agent", "Howxm-Webhook/1.0")
+	req.SetBody(body)
 }
 
 func (h *hotPath) serve(tb testing.TB) {
