@@ -402,11 +402,15 @@ type plugin struct {
 	// The pool (see pool.go): ready holds idle instances; room holds a
 	// token for each instance not created yet or thrown away. Together
 	// they never hold more than Instances.
-	ready   chan *instance
-	room    chan struct{}
-	seq     atomic.Uint64 // instance names
-	dead    atomic.Bool
-	closing chan struct{} // closed by close: wakes calls waiting for an instance
+	ready chan *instance
+	room  chan struct{}
+	seq   atomic.Uint64 // instance names
+	// starting counts replacements being started in the background
+	// (refill): a caller whose wait for an instance timed out waits for
+	// them too, since an instance on its way is not a busy pool.
+	starting atomic.Int32
+	dead     atomic.Bool
+	closing  chan struct{} // closed by close: wakes calls waiting for an instance
 
 	stats   counters
 	obs     CallObserver  // nil: no metrics

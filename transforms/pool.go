@@ -55,10 +55,8 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 
 	cfg := wazeroModuleConfig(p, &in.stdout, &in.stderr, p.name+"#"+strconv.FormatUint(p.seq.Add(1), 10))
 	// _initialize and start functions run inside InstantiateModule, under
-	// a deadline too: a guest looping there must not hang Load. Ten calls'
-	// worth, at least a second, since a Go runtime starting up does more
-	// than a call.
-	initTimeout := max(10*p.spec.Timeout, time.Second)
+	// a deadline too: a guest looping there must not hang Load.
+	initTimeout := p.initTimeout()
 	in.st.deadline = monoNow() + int64(initTimeout)
 	mod, err := p.rt.InstantiateModule(in.ctx, p.compiled, cfg)
 	if err != nil {
@@ -76,6 +74,10 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	in.handle = mod.ExportedFunction(abi.ExportHandle)
 	return in, nil
 }
+
+// initTimeout bounds starting an instance: ten calls' worth, at least a
+// second, since a Go runtime starting up does more than a call.
+func (p *plugin) initTimeout() time.Duration { return max(10*p.spec.Timeout, time.Second) }
 
 // wazeroModuleConfig is an instance's module config: its name, its own
 // stdout and stderr, real clocks and randomness (Go seeds its maps from
@@ -154,12 +156,63 @@ func (p *plugin) wait(ctx context.Context) (*instance, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("transforms: waiting for an instance of plugin %q: %w", p.name, ctx.Err())
 	case <-t.C:
-		p.stats.fail(abi.KindBusy)
-		if p.obs != nil {
-			p.obs.Call(p.spec.Timeout, abi.KindBusy)
+		if p.starting.Load() > 0 {
+			return p.waitStarted(ctx)
 		}
-		return nil, &PluginError{Plugin: p.name, Kind: abi.KindBusy, Err: busyError{instances: p.spec.Instances, waited: p.spec.Timeout}}
+		select {
+		case in := <-p.ready: // put back just as the time ran out
+			return in, nil
+		default:
+			return nil, p.busy()
+		}
 	}
+}
+
+// waitStarted is wait's end when its time ran out while a replacement
+// instance was being started (discard): the caller waits for that start
+// to finish, as it would have waited for a start of its own, and takes
+// the instance if nobody else did. After a plugin's one instance timed
+// out, the next event thus runs on the replacement however long a Go
+// runtime takes to start, instead of failing as busy; callers queued
+// behind runaway calls still give up at their timeout plus one start.
+// A slow path, taken at most once per wait: its ticker may allocate.
+func (p *plugin) waitStarted(ctx context.Context) (*instance, error) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	giveUp := time.Now().Add(p.initTimeout())
+	for {
+		select {
+		case in := <-p.ready:
+			return in, nil
+		case <-p.room:
+			return nil, nil
+		case <-p.closing:
+			return nil, ErrClosed
+		case <-ctx.Done():
+			return nil, fmt.Errorf("transforms: waiting for an instance of plugin %q: %w", p.name, ctx.Err())
+		case <-tick.C:
+			// refill puts its instance in ready before it counts the
+			// start as done, so ready is looked at once more first.
+			if p.starting.Load() == 0 || time.Now().After(giveUp) {
+				select {
+				case in := <-p.ready:
+					return in, nil
+				default:
+					return nil, p.busy()
+				}
+			}
+		}
+	}
+}
+
+// busy counts and returns the error of a caller that found every instance
+// busy for a whole timeout.
+func (p *plugin) busy() error {
+	p.stats.fail(abi.KindBusy)
+	if p.obs != nil {
+		p.obs.Call(p.spec.Timeout, abi.KindBusy)
+	}
+	return &PluginError{Plugin: p.name, Kind: abi.KindBusy, Err: busyError{instances: p.spec.Instances, waited: p.spec.Timeout}}
 }
 
 // timerPool reuses the timers of get's slow path. Since Go 1.23 a stopped
@@ -214,6 +267,8 @@ func (p *plugin) refill() {
 	default:
 		return
 	}
+	p.starting.Add(1)
+	defer p.starting.Add(-1) // after the instance or the room is back
 	if p.dead.Load() {
 		p.room <- struct{}{}
 		return

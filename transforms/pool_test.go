@@ -275,3 +275,38 @@ func TestDiscardStartsReplacement(t *testing.T) {
 		t.Fatalf("after Close: %d ready, %d room; want every token taken by Close", len(p.ready), len(p.room))
 	}
 }
+
+// After a plugin's one instance timed out, the next event waits for the
+// replacement being started in the background, even when a start takes
+// longer than the plugin's timeout, and runs on it: it does not fail as
+// busy, which would say every instance was stuck in a call. (CI: a Go
+// guest starting under the race detector took longer than 100 ms.)
+func TestNextCallWaitsForTheReplacement(t *testing.T) {
+	h := newTestHost(t)
+	const timeout = 20 * time.Millisecond // a start takes at least 60 ms
+	load(t, h, PluginSpec{Name: "slow", Wasm: watGuest(t, "slow_init"), Instances: 1, Timeout: timeout})
+	p := h.plugins["slow"]
+	for i := range 3 {
+		if i > 0 {
+			// The background start has taken the room for the
+			// replacement (it takes 60 ms): the call below finds neither
+			// an instance nor room for one, as in production when the
+			// next event comes a moment after the timeout.
+			for deadline := time.Now().Add(5 * time.Second); p.starting.Load() == 0; time.Sleep(100 * time.Microsecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no replacement was started after the timeout")
+				}
+			}
+		}
+		start := time.Now()
+		_, _, err := runBody(h, "slow", "", []byte(`{}`))
+		took := time.Since(start)
+		if err := checkPluginError(err, abi.KindTimeout, `plugin "slow": timed out after 20ms`); err != nil {
+			t.Fatalf("call %d (after %v): %v", i+1, took, err)
+		}
+		t.Logf("call %d: %v after %v", i+1, err, took.Round(time.Millisecond))
+	}
+	if st := statsOf(h, "slow"); st.Failures[abi.KindBusy] != 0 {
+		t.Errorf("stats %+v: a call failed as busy", st)
+	}
+}
