@@ -136,6 +136,15 @@ func (p *plugin) get(ctx context.Context) (*instance, error) {
 // wait is get's slow path: it returns an instance, or nil with the room
 // for a new one. The timer comes from a pool, so even a saturated plugin
 // allocates nothing per call.
+//
+// An instance being started is not a busy one: when the timeout passes
+// while a replacement is starting (discard), the caller goes on waiting
+// for that start to end, as it would have waited for a start of its own,
+// and takes the instance if nobody else did. After a plugin's one
+// instance timed out, the next event thus runs on the replacement however
+// long a Go runtime takes to start, instead of failing as busy; callers
+// queued behind runaway calls still give up at their timeout plus one
+// start.
 func (p *plugin) wait(ctx context.Context) (*instance, error) {
 	select {
 	case in := <-p.ready:
@@ -146,40 +155,7 @@ func (p *plugin) wait(ctx context.Context) (*instance, error) {
 	}
 	t := waitTimers.get(p.spec.Timeout)
 	defer waitTimers.put(t)
-	select {
-	case in := <-p.ready:
-		return in, nil
-	case <-p.room:
-		return nil, nil
-	case <-p.closing:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, fmt.Errorf("transforms: waiting for an instance of plugin %q: %w", p.name, ctx.Err())
-	case <-t.C:
-		if p.starting.Load() > 0 {
-			return p.waitStarted(ctx)
-		}
-		select {
-		case in := <-p.ready: // put back just as the time ran out
-			return in, nil
-		default:
-			return nil, p.busy()
-		}
-	}
-}
-
-// waitStarted is wait's end when its time ran out while a replacement
-// instance was being started (discard): the caller waits for that start
-// to finish, as it would have waited for a start of its own, and takes
-// the instance if nobody else did. After a plugin's one instance timed
-// out, the next event thus runs on the replacement however long a Go
-// runtime takes to start, instead of failing as busy; callers queued
-// behind runaway calls still give up at their timeout plus one start.
-// A slow path, taken at most once per wait: its ticker may allocate.
-func (p *plugin) waitStarted(ctx context.Context) (*instance, error) {
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	giveUp := time.Now().Add(p.initTimeout())
+	var giveUp time.Time // the start's bound, once the timeout has passed
 	for {
 		select {
 		case in := <-p.ready:
@@ -190,16 +166,24 @@ func (p *plugin) waitStarted(ctx context.Context) (*instance, error) {
 			return nil, ErrClosed
 		case <-ctx.Done():
 			return nil, fmt.Errorf("transforms: waiting for an instance of plugin %q: %w", p.name, ctx.Err())
-		case <-tick.C:
-			// refill puts its instance in ready before it counts the
-			// start as done, so ready is looked at once more first.
-			if p.starting.Load() == 0 || time.Now().After(giveUp) {
-				select {
-				case in := <-p.ready:
-					return in, nil
-				default:
-					return nil, p.busy()
+		case <-t.C:
+			if p.starting.Load() > 0 {
+				if giveUp.IsZero() {
+					giveUp = time.Now().Add(p.initTimeout())
 				}
+				if time.Now().Before(giveUp) {
+					t.Reset(time.Millisecond) // look again until the start ends
+					continue
+				}
+			}
+			// refill puts its instance in ready before it counts the
+			// start as done, and an instance may come back just as the
+			// time ran out: ready is looked at once more.
+			select {
+			case in := <-p.ready:
+				return in, nil
+			default:
+				return nil, p.busy()
 			}
 		}
 	}
