@@ -575,4 +575,23 @@ func TestGoalsByRound(t *testing.T) {
 			t.Errorf("%q: detail %q, want %q", text, detail[text], want)
 		}
 	}
+
+	// From three rounds on, the median of the paired ratios too: here
+	// 0.50 (round 3's slow passthrough made its ratio 1.10).
+	pass3 := Summary{Name: scPassthrough, Rounds: rounds(20000, 20000, 10000), RPS: Spread{Median: 20000}, CPUPerReq: Spread{Median: 100}}
+	chain3 := Summary{Name: scChain, Rounds: rounds(10000, 9000, 11000), RPS: Spread{Median: 10000}, CPUPerReq: Spread{Median: 100}}
+	r = &Report{Scenarios: []Summary{pass3, chain3}}
+	found := false
+	for _, g := range evaluateGoals(r, Options{Conns: 64, QueueSync: "always"}) {
+		if g.Text != "hookgate sync with the chain of three >= 0.6x passthrough req/s" {
+			continue
+		}
+		found = true
+		if want := "0.50x passthrough; round by round (median 0.50) 0.50, 0.45, 1.10"; g.Detail != want || g.Status != "not met" {
+			t.Errorf("chain3: %s, %q; want not met, %q", g.Status, g.Detail, want)
+		}
+	}
+	if !found {
+		t.Error("no chain3 goal in the report")
+	}
 }

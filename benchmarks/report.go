@@ -134,20 +134,30 @@ func evaluateGoals(r *Report, o Options) []Goal {
 // byRound is a ratio round by round, each scenario against the other one
 // measured in the same round: on a machine whose speed changes over
 // minutes, the spread of these says how far to trust the ratio of the
-// medians, which is what a goal is read from. Empty for one round.
+// medians, which is what a goal is read from. From three rounds on it
+// also gives their median: a round's two measurements are closer in time
+// than the medians of two columns, so a slow spell that sinks one
+// scenario's round moves it less. Empty for one round.
 func byRound(a, b *Summary, f func(Round) float64) string {
 	var parts []string
+	var xs []float64
 	for _, ra := range a.Rounds {
 		for _, rb := range b.Rounds {
 			if ra.Index == rb.Index && f(rb) > 0 {
-				parts = append(parts, fmt.Sprintf("%.2f", f(ra)/f(rb)))
+				x := f(ra) / f(rb)
+				parts = append(parts, fmt.Sprintf("%.2f", x))
+				xs = append(xs, x)
 			}
 		}
 	}
 	if len(parts) < 2 {
 		return ""
 	}
-	return "; round by round " + strings.Join(parts, ", ")
+	med := ""
+	if len(xs) >= 3 {
+		med = fmt.Sprintf(" (median %.2f)", spreadOf(xs).Median)
+	}
+	return "; round by round" + med + " " + strings.Join(parts, ", ")
 }
 
 func rps(r Round) float64 { return r.RPS }
