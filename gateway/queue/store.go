@@ -33,7 +33,8 @@ type Options struct {
 	MaxBytes int64  // pending record bytes before ErrFull; 0 = unlimited
 	Logger   *slog.Logger
 	// FS is the filesystem the store lives on; nil: the real one
-	// (vfs.Default). Tests pass one that fills up or fails (fillfs).
+	// (vfs.Default, its syncs made through internal/handoff on Linux).
+	// Tests pass one that fills up or fails (fillfs).
 	FS vfs.FS
 	// MinFree is the free space, in bytes, the store leaves on its
 	// filesystem: below it Enqueue refuses new deliveries (ErrNoSpace)
@@ -194,7 +195,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, errors.New("queue: open: no path: set queue.path")
 	}
 	if opts.FS == nil {
-		opts.FS = vfs.Default
+		opts.FS = diskFS()
 	}
 	s := &Store{
 		opts:    opts,
