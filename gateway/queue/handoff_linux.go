@@ -43,7 +43,7 @@ func (h handoffFS) OpenDir(name string) (vfs.File, error) {
 	if err != nil || f.Fd() == vfs.InvalidFd {
 		return f, err
 	}
-	return &handoffDir{File: f, fd: f.Fd()}, nil
+	return &handoffFile{File: f, fd: f.Fd(), dir: true}, nil
 }
 
 func wrapFile(f vfs.File, err error) (vfs.File, error) {
@@ -53,25 +53,24 @@ func wrapFile(f vfs.File, err error) (vfs.File, error) {
 	return &handoffFile{File: f, fd: f.Fd()}, nil
 }
 
-// handoffFile makes the syscalls Pebble's own file would (Sync: fsync, as
-// os.File's; SyncData: fdatasync), through handoff. SyncTo, Pebble's
-// background sync_file_range, stays as it is: nobody waits on it.
+// handoffFile makes the system calls Pebble's own file would, through
+// handoff: Sync is fsync, as os.File's; SyncData is fdatasync, or fsync
+// for a directory. SyncTo, Pebble's background sync_file_range, stays as
+// it is: nobody waits on it.
 type handoffFile struct {
 	vfs.File
-	fd uintptr
+	fd  uintptr
+	dir bool
 }
 
-func (f *handoffFile) Sync() error     { return pathError("sync", f, handoff.Fsync(f.fd)) }
-func (f *handoffFile) SyncData() error { return handoff.Fdatasync(f.fd) }
+func (f *handoffFile) Sync() error { return pathError("sync", f.File, handoff.Fsync(f.fd)) }
 
-// handoffDir: a directory is synced with fsync whichever Pebble asks for.
-type handoffDir struct {
-	vfs.File
-	fd uintptr
+func (f *handoffFile) SyncData() error {
+	if f.dir {
+		return f.Sync()
+	}
+	return handoff.Fdatasync(f.fd)
 }
-
-func (d *handoffDir) Sync() error     { return pathError("sync", d, handoff.Fsync(d.fd)) }
-func (d *handoffDir) SyncData() error { return d.Sync() }
 
 // pathError wraps err as os.File.Sync does, so a failed fsync names its
 // file in the log.
