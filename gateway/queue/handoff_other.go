@@ -2,7 +2,11 @@
 
 package queue
 
-import "github.com/cockroachdb/pebble/v2/vfs"
+import (
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
 
 // diskFS is the real filesystem (internal/handoff is Linux only).
-func diskFS() vfs.FS { return vfs.Default }
+func diskFS(*atomic.Int32) vfs.FS { return vfs.Default }

@@ -82,6 +82,10 @@ func (s *Store) commit(b *pebble.Batch, o *pebble.WriteOptions) (err error) {
 			err = s.failPanic(v)
 		}
 	}()
+	if o.Sync {
+		s.waiting.Add(1)
+		defer s.waiting.Add(-1)
+	}
 	err = b.Commit(o)
 	b.Close()
 	return err

@@ -144,6 +144,9 @@ type Store struct {
 	lock    *pebble.Lock
 	opts    Options
 	syncOpt *pebble.WriteOptions
+	// waiting counts the synced commits under way: how many wait for the
+	// log's next fsync, which decides how it is made (handoff_linux.go).
+	waiting *atomic.Int32
 	log     *slog.Logger
 	seq     atomic.Uint64
 
@@ -194,10 +197,12 @@ func Open(opts Options) (*Store, error) {
 	if opts.Path == "" {
 		return nil, errors.New("queue: open: no path: set queue.path")
 	}
+	waiting := new(atomic.Int32)
 	if opts.FS == nil {
-		opts.FS = diskFS()
+		opts.FS = diskFS(waiting)
 	}
 	s := &Store{
+		waiting: waiting,
 		opts:    opts,
 		log:     opts.Logger,
 		targets: make(map[string]*targetQ),
