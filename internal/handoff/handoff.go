@@ -21,5 +21,9 @@
 //
 // What it costs: handing the P off wakes another thread to run it, and
 // the syncing goroutine, once the call returns, queues for a P instead of
-// taking its own back. Both are small next to the fsync.
+// taking its own back; if the P went idle meanwhile, taking it wakes
+// sysmon, which then polls for a while. That pays only when other
+// goroutines wait for the P: with nobody to hand it to (a lone sender) it
+// is pure cost, so the caller decides when to use it (gateway/queue's
+// handoffFile: one P, two or more commits waiting).
 package handoff
