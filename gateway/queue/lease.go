@@ -106,6 +106,12 @@ func (s *Store) unreadable(ref Ref, seq uint64, now time.Time, cause error) {
 // a caller with a buffer already on the heap makes the lookup allocate
 // nothing.
 func (s *Store) readRecord(seq uint64, d *delivery.Delivery, kbuf []byte) error {
+	if ok, err := s.recent.get(seq, d, s); ok {
+		if err != nil {
+			return fmt.Errorf("record %d: %w", seq, err)
+		}
+		return nil
+	}
 	kbuf[0] = kindRecord
 	binary.BigEndian.PutUint64(kbuf[1:9], seq)
 	v, closer, err := s.db.Get(kbuf[:9])

@@ -186,6 +186,8 @@ type Store struct {
 	stopOnce sync.Once
 
 	failure atomic.Pointer[failure] // set once Pebble failed a write
+
+	recent *recent // the latest records, for claims (recent.go)
 }
 
 var _ Engine = (*Store)(nil)
@@ -212,6 +214,7 @@ func Open(opts Options) (*Store, error) {
 		fs:      opts.FS,
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
+		recent:  newRecent(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -401,6 +404,7 @@ func (s *Store) Enqueue(ds []delivery.Delivery) error {
 		return err
 	}
 	b := s.db.NewBatch()
+	s.recent.mu.Lock()
 	for i := range ds {
 		d := &ds[i]
 		seq := first + uint64(i)
@@ -408,6 +412,7 @@ func (s *Store) Enqueue(ds []delivery.Delivery) error {
 		op := b.SetDeferred(len(k), recordLen(d))
 		copy(op.Key, k[:])
 		encodeRecord(op.Value, d)
+		s.recent.put(seq, op.Value)
 		op.Finish()
 		k[0] = kindPending
 		rl := int64(len(op.Value))
@@ -417,6 +422,7 @@ func (s *Store) Enqueue(ds []delivery.Delivery) error {
 		appendPending(op.Value[:0], d.Target, dueOf(d, now), now, rl, 0, &o)
 		op.Finish()
 	}
+	s.recent.mu.Unlock()
 	err = s.commit(b, s.syncOpt)
 
 	s.mu.Lock()
