@@ -24,7 +24,7 @@ import (
 type recent struct {
 	mu    sync.Mutex
 	ring  []byte
-	pos   uint64 // where the next record goes, counted from the start, wraps not undone
+	pos   uint64 // where the next record goes, counted in bytes since Open: it only grows
 	slots []slot // by sequence modulo their number
 	hits  uint64 // claims served from the ring (tests)
 }
