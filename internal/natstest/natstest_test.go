@@ -73,33 +73,52 @@ func TestClusterSurvivesOneNode(t *testing.T) {
 	if err != nil {
 		t.Fatalf("creating an R3 stream: %v", err)
 	}
-	if _, err := js.Publish(ctx, "t.a", []byte("1")); err != nil {
-		t.Fatal(err)
+	// A new R3 stream elects its own leader after CreateStream returns:
+	// until then a publish finds no responder ("no response from stream").
+	if err := publish(ctx, js, "1"); err != nil {
+		t.Fatalf("publish to a new R3 stream: %v", err)
 	}
 	c.Node(0).Shutdown()
 	c.WaitLeader()
 	// The stream may need a moment to elect a new leader, and the client
-	// to reconnect if it was on the node that went: each try gets its own
-	// short deadline (a publish sent while reconnecting waits for its
-	// answer until then), and the tries together have a generous one.
-	for end := time.Now().Add(60 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
-		try, cancelTry := context.WithTimeout(ctx, 2*time.Second)
-		_, err = js.Publish(try, "t.a", []byte("2"), jetstream.WithMsgID("2")) // a try that timed out may have been stored
-		cancelTry()
-		if err == nil {
-			break
-		}
-	}
-	if err != nil {
+	// to reconnect if it was on the node that went.
+	if err := publish(ctx, js, "2"); err != nil {
 		t.Fatalf("publish with one of three nodes down: %v", err)
 	}
 	c.Node(0).Restart()
 	c.WaitLeader()
-	st, err := js.Stream(ctx, "t")
-	if err != nil {
-		t.Fatal(err)
+	var msgs uint64
+	for end := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		try, cancelTry := context.WithTimeout(ctx, 2*time.Second)
+		var st jetstream.Stream
+		st, err = js.Stream(try, "t")
+		cancelTry()
+		if err == nil {
+			msgs = st.CachedInfo().State.Msgs
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("stream info after the node came back: %v", err)
+		}
 	}
-	if n := st.CachedInfo().State.Msgs; n != 2 {
-		t.Fatalf("stream has %d messages, want 2", n)
+	if msgs != 2 {
+		t.Fatalf("stream has %d messages, want 2", msgs)
+	}
+}
+
+// publish stores data on t.a with data as its message ID, trying again
+// for up to a minute while the stream has no leader or the client is
+// reconnecting. Each try gets its own short deadline (a publish sent
+// while reconnecting waits for its answer until then); the ID makes a
+// try that timed out but was stored count once.
+func publish(ctx context.Context, js jetstream.JetStream, data string) error {
+	var err error
+	for end := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		try, cancelTry := context.WithTimeout(ctx, 2*time.Second)
+		_, err = js.Publish(try, "t.a", []byte(data), jetstream.WithMsgID(data))
+		cancelTry()
+		if err == nil || time.Now().After(end) {
+			return err
+		}
 	}
 }
