@@ -9,7 +9,7 @@
 // measured, and with GOMAXPROCS=1 (a sidecar on one core) that is a P
 // nobody else can use. In the load harness's async scenario the server
 // core sat in iowait 9-10% of the time while ingest requests waited to
-// be read (benchmarks/README.md, tenth run).
+// be read (benchmarks/HISTORY.md, tenth run).
 //
 // The runtime has a variant of its system call entry for calls known to
 // block, entersyscallblock, which hands the P off at once. The syscall

@@ -16,7 +16,7 @@
 // process was idle) wakes sysmon, which then polls every 20 µs for a
 // millisecond. On the one core a sidecar usually gets, under passthrough
 // load, the gateway switched threads 8.5k times a second with them and 2.0k
-// without, and its CPU per request fell by about 10% (benchmarks/README.md,
+// without, and its CPU per request fell by about 10% (benchmarks/HISTORY.md,
 // sixth run); nginx, one thread in an event loop, has none of them.
 //
 // A read or write on a non-blocking socket cannot block: it moves what is
