@@ -53,70 +53,65 @@ func TestRestartKeepsData(t *testing.T) {
 }
 
 // A 3-node cluster takes R3 streams and goes on with one node down.
+//
+// Each step retries: a request the cluster loses (its meta leader stepped
+// down on a loaded machine) is never answered, a new R3 stream elects its
+// own leader after CreateStream returns (until then a publish finds no
+// responder: "no response from stream"), and after a node goes the stream
+// elects again while the client reconnects. Every step is safe to repeat:
+// creating the same stream again is harmless, and a publish carries its
+// data as the message ID, so a try that timed out but was stored counts
+// once.
 func TestClusterSurvivesOneNode(t *testing.T) {
 	c := Cluster(t, 3)
 	js := connect(t, c.URLs()[0]+","+c.URLs()[1]+","+c.URLs()[2])
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	// A request the cluster loses (its meta leader stepped down on a
-	// loaded machine) is never answered: each try gets its own deadline,
-	// and creating the same stream again is harmless.
-	var err error
-	for end := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		try, cancelTry := context.WithTimeout(ctx, 10*time.Second)
-		_, err = js.CreateStream(try, jetstream.StreamConfig{Name: "t", Subjects: []string{"t.>"}, Replicas: 3, Storage: jetstream.FileStorage})
-		cancelTry()
-		if err == nil || time.Now().After(end) {
-			break
+	publish := func(data string) func(context.Context) error {
+		return func(try context.Context) error {
+			_, err := js.Publish(try, "t.a", []byte(data), jetstream.WithMsgID(data))
+			return err
 		}
 	}
-	if err != nil {
+	if err := retry(ctx, 2*time.Minute, 10*time.Second, func(try context.Context) error {
+		_, err := js.CreateStream(try, jetstream.StreamConfig{Name: "t", Subjects: []string{"t.>"}, Replicas: 3, Storage: jetstream.FileStorage})
+		return err
+	}); err != nil {
 		t.Fatalf("creating an R3 stream: %v", err)
 	}
-	// A new R3 stream elects its own leader after CreateStream returns:
-	// until then a publish finds no responder ("no response from stream").
-	if err := publish(ctx, js, "1"); err != nil {
+	if err := retry(ctx, time.Minute, 2*time.Second, publish("1")); err != nil {
 		t.Fatalf("publish to a new R3 stream: %v", err)
 	}
 	c.Node(0).Shutdown()
 	c.WaitLeader()
-	// The stream may need a moment to elect a new leader, and the client
-	// to reconnect if it was on the node that went.
-	if err := publish(ctx, js, "2"); err != nil {
+	if err := retry(ctx, time.Minute, 2*time.Second, publish("2")); err != nil {
 		t.Fatalf("publish with one of three nodes down: %v", err)
 	}
 	c.Node(0).Restart()
 	c.WaitLeader()
 	var msgs uint64
-	for end := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		try, cancelTry := context.WithTimeout(ctx, 2*time.Second)
-		var st jetstream.Stream
-		st, err = js.Stream(try, "t")
-		cancelTry()
+	if err := retry(ctx, time.Minute, 2*time.Second, func(try context.Context) error {
+		st, err := js.Stream(try, "t")
 		if err == nil {
 			msgs = st.CachedInfo().State.Msgs
-			break
 		}
-		if time.Now().After(end) {
-			t.Fatalf("stream info after the node came back: %v", err)
-		}
+		return err
+	}); err != nil {
+		t.Fatalf("stream info after the node came back: %v", err)
 	}
 	if msgs != 2 {
 		t.Fatalf("stream has %d messages, want 2", msgs)
 	}
 }
 
-// publish stores data on t.a with data as its message ID, trying again
-// for up to a minute while the stream has no leader or the client is
-// reconnecting. Each try gets its own short deadline (a publish sent
-// while reconnecting waits for its answer until then); the ID makes a
-// try that timed out but was stored count once.
-func publish(ctx context.Context, js jetstream.JetStream, data string) error {
-	var err error
-	for end := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		try, cancelTry := context.WithTimeout(ctx, 2*time.Second)
-		_, err = js.Publish(try, "t.a", []byte(data), jetstream.WithMsgID(data))
-		cancelTry()
+// retry calls f until it succeeds or within has passed, giving each try
+// its own deadline (each): a request sent while the client reconnects, or
+// one the cluster lost, waits for its answer until then.
+func retry(ctx context.Context, within, each time.Duration, f func(context.Context) error) error {
+	for end := time.Now().Add(within); ; time.Sleep(100 * time.Millisecond) {
+		try, cancel := context.WithTimeout(ctx, each)
+		err := f(try)
+		cancel()
 		if err == nil || time.Now().After(end) {
 			return err
 		}
