@@ -50,6 +50,53 @@ func TestRunAllocs(t *testing.T) {
 	}
 }
 
+// TestBatchedRunAllocs: Runs batched together (several callers on one P,
+// one goroutine running the others' chains) allocate nothing either.
+func TestBatchedRunAllocs(t *testing.T) {
+	setProcs(t, 1)
+	h, err := NewHost(context.Background(), Options{CacheDir: testCacheDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	load(t, h, PluginSpec{Name: "conf", Wasm: abitest.Guest(t), Instances: 1, Timeout: 10 * time.Second})
+	c := chain(t, h, "r", []string{"crm"}, Step{Plugin: "conf", Config: []byte(`{"mode":"emit2"}`)})
+
+	const callers = 7
+	start := make(chan struct{})
+	done := make(chan error, callers)
+	defer close(start)
+	for range callers {
+		go func() {
+			ev := testEvent()
+			var out delivery.Outcome
+			for range start {
+				out.Reset()
+				done <- c.Run(context.Background(), ev, &out)
+			}
+		}()
+	}
+	most := int32(0)
+	got := testing.AllocsPerRun(300, func() {
+		for range callers {
+			start <- struct{}{}
+		}
+		for range callers {
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		}
+		most = max(most, h.batch.last.Load())
+	})
+	t.Logf("%v allocs per %d Runs; the largest batch ran %d", got, callers, most)
+	if most < 2 {
+		t.Fatalf("the largest batch ran %d Runs: nothing was batched, so this measured nothing", most)
+	}
+	if got != 0 {
+		t.Fatalf("allocs per %d batched Runs = %v, want 0", callers, got)
+	}
+}
+
 // TestHostFunctionAllocs: the host functions allocate nothing per call in
 // steady state either: reading metadata, rewriting the event, emitting,
 // answering, every error path. (kv_set of a new key allocates the key and

@@ -28,6 +28,7 @@ type Chain struct {
 	route   string
 	steps   []step
 	targets []string
+	batch   *batcher // nil: each Run on its own goroutine (Options.noBatch)
 }
 
 // Chain builds the chain of route: steps run in order; targets are the
@@ -40,6 +41,9 @@ func (h *Host) Chain(route string, steps []Step, targets []string) (*Chain, erro
 		return nil, ErrClosed
 	}
 	c := &Chain{route: route, targets: append([]string(nil), targets...)}
+	if !h.opts.noBatch {
+		c.batch = &h.batch
+	}
 	for i, s := range steps {
 		p := h.plugins[s.Plugin]
 		if p == nil {
@@ -85,7 +89,17 @@ func (c *Chain) ConfigIDs() []uint32 {
 //
 //   - ctx bounds only the wait for an instance; a running call is bounded
 //     by the plugin's timeout.
+//   - Runs that are ready at the same time may run back to back on one of
+//     their goroutines (see batcher); each still returns its own result.
 func (c *Chain) Run(ctx context.Context, ev *delivery.Event, out *delivery.Outcome) error {
+	if c.batch == nil {
+		return c.run(ctx, ev, out)
+	}
+	return c.batch.run(c, ctx, ev, out)
+}
+
+// run is Run on the calling goroutine.
+func (c *Chain) run(ctx context.Context, ev *delivery.Event, out *delivery.Outcome) error {
 	delay := int64(-1)
 	for i := range c.steps {
 		s := &c.steps[i]

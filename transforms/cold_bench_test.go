@@ -77,3 +77,43 @@ func runCold(b *testing.B, ch *Chain, body []byte, evict int, sys bool) {
 		b.ReportMetric(float64(took[len(took)/2]), "call-ns")
 	}
 }
+
+// BenchmarkGuestConcurrent is the batcher's case: 8 callers on one P,
+// each entering the kernel once (a stand-in for its request's socket I/O,
+// which flushes the TLB here) and then running the chain, with Runs
+// batched (production) and each on its own goroutine. ns/op is per Run,
+// the system call included.
+//
+//	go test ./transforms -run XXX -bench BenchmarkGuestConcurrent -count 6 | tee out
+//	benchstat -col /batch out
+func BenchmarkGuestConcurrent(b *testing.B) {
+	want := map[string]bool{"howxm-nps/ticket": true, "filter": true, "template/headers": true}
+	for _, c := range guestCases(b) {
+		if !want[c.name] {
+			continue
+		}
+		wasm := caseWasm(b, c)
+		for _, batch := range []bool{true, false} {
+			b.Run(c.name+"/batch="+strconv.FormatBool(batch), func(b *testing.B) {
+				setProcs(b, 1)
+				ch := optsChain(b, Options{noBatch: !batch}, c, wasm)
+				src := guestEvent(c.body)
+				b.SetParallelism(8)
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					var ev delivery.Event
+					var out delivery.Outcome
+					for pb.Next() {
+						syscall.Getppid()
+						refill(&ev, src)
+						out.Reset()
+						if err := ch.Run(context.Background(), &ev, &out); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}

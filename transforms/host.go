@@ -79,6 +79,9 @@ type Options struct {
 	// enforced: only for comparing instrumented with uninstrumented runs.
 	interruptBudget int32
 	noInterrupt     bool
+	// noBatch runs every chain on its caller's goroutine (see batcher):
+	// to compare the two.
+	noBatch bool
 }
 
 // PluginSpec is one [[plugin]] of the configuration, with the module bytes.
@@ -116,6 +119,8 @@ type Host struct {
 	retired []*plugin // replaced by a later Load; closed with the host
 	kvs     map[string]*kvStore
 	closed  bool
+
+	batch batcher // shared by every chain of the host
 }
 
 // configIDs numbers chain steps across every Host, so an id is never reused

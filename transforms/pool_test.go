@@ -105,44 +105,57 @@ func TestPoolWaitHonoursContext(t *testing.T) {
 // gives up after the plugin's timeout with KindBusy, even under a context
 // that never ends; many waiters do not queue behind each other.
 func TestPoolWaitBoundedByTimeout(t *testing.T) {
-	h := newTestHost(t)
-	const timeout = 50 * time.Millisecond
-	load(t, h, PluginSpec{Name: "tiny", Wasm: handleModule(i32const(0)), Instances: 2, Timeout: timeout})
-	p := h.plugins["tiny"]
-	var held []*instance
-	for range 2 {
-		in, err := p.get(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, in)
-	}
-	c := chain(t, h, "r", nil, Step{Plugin: "tiny"})
-	const waiters = 20
-	errs := make(chan error, waiters)
-	start := time.Now()
-	for range waiters {
-		go func() { errs <- c.Run(context.Background(), testEvent(), &delivery.Outcome{}) }()
-	}
-	want := `plugin "tiny": all 2 instances stayed busy for 50ms: raise instances, or find what makes calls slow`
-	for range waiters {
-		if err := checkPluginError(<-errs, abi.KindBusy, want); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Each waited about one timeout, side by side; a queue would take
-	// waiters × timeout (1 s). The bound is loose for a shared machine.
-	if took := time.Since(start); took > 10*timeout {
-		t.Fatalf("%d waiters took %v; want about %v", waiters, took, timeout)
-	}
-	if got := h.Stats()[0].Failures[abi.KindBusy]; got != waiters {
-		t.Fatalf("busy failures = %d, want %d", got, waiters)
-	}
-	for _, in := range held {
-		p.put(in)
-	}
-	if err := c.Run(context.Background(), testEvent(), &delivery.Outcome{}); err != nil {
-		t.Fatal(err)
+	// On one P too, where Runs are batched: a waiter blocked for an
+	// instance must not hold up the jobs queued behind it.
+	for _, procs := range []int{1, 2} {
+		t.Run(fmt.Sprintf("procs=%d", procs), func(t *testing.T) {
+			setProcs(t, procs)
+			h := newTestHost(t)
+			const timeout = 50 * time.Millisecond
+			load(t, h, PluginSpec{Name: "tiny", Wasm: handleModule(i32const(0)), Instances: 2, Timeout: timeout})
+			p := h.plugins["tiny"]
+			var held []*instance
+			for range 2 {
+				in, err := p.get(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+				held = append(held, in)
+			}
+			// Returned before the host closes even when the test fails
+			// (Close waits for instances in use).
+			release := sync.OnceFunc(func() {
+				for _, in := range held {
+					p.put(in)
+				}
+			})
+			t.Cleanup(release)
+			c := chain(t, h, "r", nil, Step{Plugin: "tiny"})
+			const waiters = 20
+			errs := make(chan error, waiters)
+			start := time.Now()
+			for range waiters {
+				go func() { errs <- c.Run(context.Background(), testEvent(), &delivery.Outcome{}) }()
+			}
+			want := `plugin "tiny": all 2 instances stayed busy for 50ms: raise instances, or find what makes calls slow`
+			for range waiters {
+				if err := checkPluginError(<-errs, abi.KindBusy, want); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Each waited about one timeout, side by side; a queue would take
+			// waiters × timeout (1 s). The bound is loose for a shared machine.
+			if took := time.Since(start); took > 10*timeout {
+				t.Fatalf("%d waiters took %v; want about %v", waiters, took, timeout)
+			}
+			if got := h.Stats()[0].Failures[abi.KindBusy]; got != waiters {
+				t.Fatalf("busy failures = %d, want %d", got, waiters)
+			}
+			release()
+			if err := c.Run(context.Background(), testEvent(), &delivery.Outcome{}); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

@@ -1,0 +1,108 @@
+package transforms
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/plugins/abi"
+	"github.com/hookgate/hookgate/plugins/abi/abitest"
+)
+
+// setProcs sets GOMAXPROCS for the rest of the test: with one P, Runs
+// that are ready together are batched the way a loaded gateway on one
+// core batches them.
+func setProcs(t testing.TB, n int) {
+	old := runtime.GOMAXPROCS(n)
+	t.Cleanup(func() { runtime.GOMAXPROCS(old) })
+}
+
+// TestBatchRunsReadyChainsTogether: Runs started together on one P run
+// back to back on one goroutine, and each caller still gets its own
+// event's result or error, whichever of them ran it.
+func TestBatchRunsReadyChainsTogether(t *testing.T) {
+	setProcs(t, 1)
+	h := newTestHost(t)
+	load(t, h, PluginSpec{Name: "conf", Wasm: abitest.Guest(t), Instances: 1, Timeout: 5 * time.Second})
+	echo := chain(t, h, "echo", []string{"crm"}, Step{Plugin: "conf", Config: []byte(`{"mode":"echo"}`)})
+	fail := chain(t, h, "fail", nil, Step{Plugin: "conf", Config: []byte(`{"mode":"fail"}`)})
+
+	// 7 callers: after a round that ran alone (rare: the scheduler takes
+	// the yielded goroutine back first one time in 61), the probe, one
+	// Run in 16, lands on a different caller each round.
+	const callers, rounds = 7, 20
+	most := int32(0) // the largest batch seen
+	for round := range rounds {
+		start := make(chan struct{})
+		errs := make(chan error, callers)
+		var wg sync.WaitGroup
+		for i := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				ev := testEvent()
+				ev.Body = fmt.Appendf(nil, `{"round":%d,"caller":%d}`, round, i)
+				var out delivery.Outcome
+				if i%3 == 2 {
+					err := fail.Run(context.Background(), ev, &out)
+					if e := checkPluginError(err, abi.KindFailed, `plugin "conf": failed: config: missing score`); e != nil {
+						errs <- fmt.Errorf("caller %d: %v", i, e)
+					}
+					return
+				}
+				if err := echo.Run(context.Background(), ev, &out); err != nil {
+					errs <- fmt.Errorf("caller %d: %v", i, err)
+					return
+				}
+				want := fmt.Sprintf("body=%s n=%d\n", ev.Body, len(ev.Body))
+				if len(out.Deliveries) != 1 || !strings.HasPrefix(string(out.Deliveries[0].Body), want) {
+					var got []byte
+					if len(out.Deliveries) > 0 {
+						got = out.Deliveries[0].Body
+					}
+					errs <- fmt.Errorf("caller %d got %d deliveries, the first %q; want its own body %q", i, len(out.Deliveries), got, want)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		most = max(most, h.batch.last.Load())
+	}
+	if most < callers/2 {
+		t.Fatalf("the largest batch ran %d Runs; want at least %d of the %d started together", most, callers/2, callers)
+	}
+	if len(h.batch.queue) != 0 {
+		t.Fatalf("%d jobs left in the queue", len(h.batch.queue))
+	}
+}
+
+// TestBatchAloneDoesNotYield: a caller alone learns that nobody runs
+// beside it, and then yields only on the probe calls.
+func TestBatchAloneDoesNotYield(t *testing.T) {
+	setProcs(t, 1)
+	h := newTestHost(t)
+	load(t, h, PluginSpec{Name: "tiny", Wasm: handleModule(i32const(0)), Instances: 1})
+	c := chain(t, h, "r", nil, Step{Plugin: "tiny"})
+	for range 3 * probeEvery {
+		if err := c.Run(context.Background(), testEvent(), &delivery.Outcome{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := h.batch.last.Load(); got != 1 {
+		t.Fatalf("last batch = %d; want 1 (alone)", got)
+	}
+	// The first call yields (nothing learned yet), then one in probeEvery.
+	if got, want := h.batch.calls.Load(), uint32(3*probeEvery-1); got != want {
+		t.Fatalf("calls counted towards the probe = %d, want %d", got, want)
+	}
+}
