@@ -32,9 +32,8 @@ func TestBatchRunsReadyChainsTogether(t *testing.T) {
 	echo := chain(t, h, "echo", []string{"crm"}, Step{Plugin: "conf", Config: []byte(`{"mode":"echo"}`)})
 	fail := chain(t, h, "fail", nil, Step{Plugin: "conf", Config: []byte(`{"mode":"fail"}`)})
 
-	// 7 callers: after a round that ran alone (rare: the scheduler takes
-	// the yielded goroutine back first one time in 61), the probe, one
-	// Run in 16, lands on a different caller each round.
+	// 7 callers, so that if the batcher ever stopped yielding, the probe
+	// (one Run in 16) lands on a different caller each round.
 	const callers, rounds = 7, 20
 	most := int32(0) // the largest batch seen
 	for round := range rounds {
@@ -87,7 +86,8 @@ func TestBatchRunsReadyChainsTogether(t *testing.T) {
 }
 
 // TestBatchAloneDoesNotYield: a caller alone learns that nobody runs
-// beside it, and then yields only on the probe calls.
+// beside it, and then yields only on the probe calls, which find it still
+// alone.
 func TestBatchAloneDoesNotYield(t *testing.T) {
 	setProcs(t, 1)
 	h := newTestHost(t)
@@ -101,8 +101,12 @@ func TestBatchAloneDoesNotYield(t *testing.T) {
 	if got := h.batch.last.Load(); got != 1 {
 		t.Fatalf("last batch = %d; want 1 (alone)", got)
 	}
-	// The first call yields (nothing learned yet), then one in probeEvery.
-	if got, want := h.batch.calls.Load(), uint32(3*probeEvery-1); got != want {
-		t.Fatalf("calls counted towards the probe = %d, want %d", got, want)
+	// The first loneLimit calls yield (nothing learned yet), then one in
+	// probeEvery.
+	if got, want := h.batch.calls.Load(), uint32(3*probeEvery-loneLimit); got != want {
+		t.Fatalf("calls that did not yield or were probes = %d, want %d", got, want)
+	}
+	if got := h.batch.lone.Load(); got != loneLimit {
+		t.Fatalf("lone batches = %d, want %d", got, loneLimit)
 	}
 }
