@@ -20,9 +20,10 @@ import (
 // call to start cold: the howxm-nps ticket takes 8 µs in a loop and 17-19
 // µs inside the loaded gateway, and one getppid between calls in process
 // already costs it 1.5-3 µs. Calls run back to back share one refill.
-// Measured in the load harness against the same binary without it
-// (benchmarks/README.md, thirteenth run): chain3 1.36x the requests per
-// second, howxm-nps 1.14x.
+// Measured in the load harness against the binary before it, side by
+// side (benchmarks/README.md, thirteenth run): chain3 1.22x the requests
+// per second, howxm-nps 1.19x (paired medians of 9 rounds), and a call
+// inside the loaded gateway takes about half as long as before.
 //
 // How: Run queues its job and yields once (runtime.Gosched), so the
 // other goroutines the scheduler has ready (requests whose bodies have
