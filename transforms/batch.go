@@ -63,11 +63,12 @@ const (
 
 // job is one Run: the chain and its arguments, and where the result goes.
 type job struct {
-	c   *Chain
-	ctx context.Context
-	ev  *delivery.Event
-	out *delivery.Outcome
-	err error
+	c        *Chain
+	ctx      context.Context
+	ev       *delivery.Event
+	out      *delivery.Outcome
+	err      error
+	panicked any // what the job's run panicked with, on another goroutine
 	// done receives once when a goroutine other than the owner ran the
 	// job (buffered, so the runner never waits for the owner).
 	done chan struct{}
@@ -104,6 +105,11 @@ func (b *batcher) run(c *Chain, ctx context.Context, ev *delivery.Event, out *de
 	if !mine {
 		<-j.done // another goroutine took it and is running it
 		err = j.err
+		if v := j.panicked; v != nil {
+			*j = job{done: j.done}
+			jobs.Put(j)
+			panic(v)
+		}
 	} else {
 		err = c.run(ctx, ev, out)
 		ran := int32(1)
@@ -112,8 +118,7 @@ func (b *batcher) run(c *Chain, ctx context.Context, ev *delivery.Event, out *de
 			if o == nil {
 				break
 			}
-			o.err = o.c.run(o.ctx, o.ev, o.out)
-			o.done <- struct{}{} // o belongs to its owner from here on
+			runFor(o)
 			ran++
 		}
 		b.last.Store(ran)
@@ -126,6 +131,19 @@ func (b *batcher) run(c *Chain, ctx context.Context, ev *delivery.Event, out *de
 	*j = job{done: j.done}
 	jobs.Put(j)
 	return err
+}
+
+// runFor runs another goroutine's job and hands it back. A panic in it is
+// handed back too, and raised again in the owner's goroutine: the
+// gateway turns a panic into a 500 for the request that caused it, and
+// the goroutine running the batch must neither answer for it nor leave
+// the owner waiting forever.
+func runFor(o *job) {
+	defer func() {
+		o.panicked = recover()
+		o.done <- struct{}{} // o belongs to its owner from here on
+	}()
+	o.err = o.c.run(o.ctx, o.ev, o.out)
 }
 
 // remove takes j out of the queue if it is still there, keeping the order

@@ -110,3 +110,85 @@ func TestBatchAloneDoesNotYield(t *testing.T) {
 		t.Fatalf("lone batches = %d, want %d", got, loneLimit)
 	}
 }
+
+// panicky is an Observer whose "boom" plugin panics after every call: a
+// stand-in for a bug in the host's own code during a chain.
+type panicky struct{}
+
+func (panicky) PluginObserver(plugin string) CallObserver {
+	if plugin == "boom" {
+		return boom{}
+	}
+	return nil
+}
+
+type boom struct{}
+
+func (boom) Call(time.Duration, string) { panic("host bug") }
+
+// TestBatchPanicReachesItsOwner: a panic while running another caller's
+// chain is raised in that caller, not in the goroutine running the batch,
+// and nobody waits forever for a job that panicked.
+func TestBatchPanicReachesItsOwner(t *testing.T) {
+	setProcs(t, 1)
+	h, err := NewHost(context.Background(), Options{CacheDir: testCacheDir(), Observer: panicky{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	load(t, h, PluginSpec{Name: "conf", Wasm: abitest.Guest(t), Instances: 1, Timeout: 5 * time.Second})
+	load(t, h, PluginSpec{Name: "boom", Wasm: handleModule(i32const(0)), Instances: 1, Timeout: 5 * time.Second})
+	echo := chain(t, h, "echo", []string{"crm"}, Step{Plugin: "conf", Config: []byte(`{"mode":"echo"}`)})
+	bad := chain(t, h, "bad", nil, Step{Plugin: "boom"})
+
+	const callers, rounds = 7, 10
+	panics, most := 0, int32(0)
+	for range rounds {
+		start := make(chan struct{})
+		type result struct {
+			i        int
+			err      error
+			panicked any
+		}
+		results := make(chan result, callers)
+		for i := range callers {
+			go func() {
+				r := result{i: i}
+				defer func() {
+					r.panicked = recover()
+					results <- r
+				}()
+				<-start
+				c := echo
+				if i%3 == 1 {
+					c = bad
+				}
+				r.err = c.Run(context.Background(), testEvent(), &delivery.Outcome{})
+			}()
+		}
+		close(start)
+		for range callers {
+			select {
+			case r := <-results:
+				switch {
+				case r.i%3 == 1 && r.panicked != "host bug":
+					t.Fatalf("caller %d ran the panicking chain: recovered %v, err %v; want its own panic", r.i, r.panicked, r.err)
+				case r.i%3 != 1 && (r.panicked != nil || r.err != nil):
+					t.Fatalf("caller %d: panic %v, err %v; want neither", r.i, r.panicked, r.err)
+				}
+				if r.panicked != nil {
+					panics++
+				}
+			case <-time.After(30 * time.Second):
+				t.Fatal("a caller never returned")
+			}
+		}
+		most = max(most, h.batch.last.Load())
+	}
+	if want := rounds * (callers / 3); panics != want {
+		t.Fatalf("%d panics, want %d", panics, want)
+	}
+	if most < 2 {
+		t.Fatal("nothing was batched, so this tested nothing")
+	}
+}
