@@ -15,9 +15,11 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -288,6 +290,9 @@ func freePort(t testing.TB) int {
 	lo := ephemeralLow()
 	for range 100 {
 		port := portFloor + rand.IntN(lo-portFloor)
+		if !reservePort(t, port) {
+			continue // handed to another server of this run: try another
+		}
 		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 		if err != nil {
 			continue // taken: try another
@@ -297,6 +302,31 @@ func freePort(t testing.TB) int {
 	}
 	t.Fatalf("natstest: no free port in [%d, %d) after 100 tries", portFloor, lo)
 	return 0
+}
+
+// reservePort claims port for the rest of the test with an exclusive
+// flock on a file named after it, so no other freePort, in this process or
+// in another test binary running beside it (go test runs packages in
+// parallel), hands it out again while this test may still (re)start a
+// server on it. Between freePort's probe and the server's listen the port
+// is otherwise free for anyone: two servers given the same port left one
+// of them never ready. The kernel drops the lock when the file is closed
+// or the process dies, so nothing stale survives a crashed run.
+func reservePort(t testing.TB, port int) bool {
+	dir := filepath.Join(os.TempDir(), "hookgate-natstest-ports")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDONLY, 0o644)
+	if err != nil {
+		t.Fatalf("natstest: %v", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return false
+	}
+	t.Cleanup(func() { f.Close() })
+	return true
 }
 
 // portFloor is the lowest port freePort picks: clear of the well-known
