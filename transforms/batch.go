@@ -17,7 +17,7 @@ import (
 // guest's code and data span hundreds of pages, and on machines where
 // every kernel entry flushes the TLB (page-table isolation without PCID,
 // as on the benchmark VM), each request's system calls leave the next
-// call to start cold: the howxm-nps ticket takes 8 µs in a loop and 17-19
+// call to start cold: the howxm-nps ticket took 8 µs in a loop and 17-19
 // µs inside the loaded gateway, and one getppid between calls in process
 // already costs it 1.5-3 µs. Calls run back to back share one refill.
 // Measured in the load harness against the binary before it, side by
@@ -33,12 +33,13 @@ import (
 // answering its own request. A goroutine that finds its job taken waits
 // for the one running it.
 //
-// Nothing waits longer than it would have without the batcher: a job is
-// only taken by a goroutine about to run it, and the others stay in the
-// queue, where their owners take them back as soon as they run. So when
-// a call blocks (waiting for an instance) or runs long, the owners of
-// the jobs behind it run their own, in parallel where there are cores,
-// each bounded by its own context and the plugin's timeout.
+// What a batch costs is latency: a call may wait for the calls queued
+// before it, at most one batch. It never makes a wait unbounded or
+// serial: a job is only taken by a goroutine about to run it, and the
+// others stay in the queue, where their owners take them back as soon as
+// they run. So when a call blocks (waiting for an instance) or runs long,
+// the owners of the jobs behind it run their own, in parallel where there
+// are cores, each bounded by its own context and the plugin's timeout.
 //
 // When requests arrive one at a time a yield is pure cost (about 100 ns
 // with nothing else to run). So after loneLimit batches in a row that
