@@ -103,35 +103,41 @@ func (b *batcher) run(c *Chain, ctx context.Context, ev *delivery.Event, out *de
 	b.mu.Unlock()
 
 	var err error
-	if !mine {
-		<-j.done // another goroutine took it and is running it
-		err = j.err
-		if v := j.panicked; v != nil {
-			*j = job{done: j.done}
-			jobs.Put(j)
-			panic(v)
-		}
-	} else {
+	var panicked any
+	if mine {
 		err = c.run(ctx, ev, out)
-		ran := int32(1)
-		for range others {
-			o := b.pop()
-			if o == nil {
-				break
-			}
-			runFor(o)
-			ran++
-		}
-		b.last.Store(ran)
-		if ran == 1 {
-			b.lone.Add(1)
-		} else {
-			b.lone.Store(0)
-		}
+		b.drain(others)
+	} else {
+		<-j.done // another goroutine took it and ran it
+		err, panicked = j.err, j.panicked
 	}
 	*j = job{done: j.done}
 	jobs.Put(j)
+	if panicked != nil {
+		panic(panicked)
+	}
 	return err
+}
+
+// drain runs at most n of the jobs queued by other goroutines, oldest
+// first, taking each only as it is about to run, and records the batch's
+// size (its own job counts as one).
+func (b *batcher) drain(n int) {
+	ran := int32(1)
+	for range n {
+		o := b.pop()
+		if o == nil {
+			break
+		}
+		runFor(o)
+		ran++
+	}
+	b.last.Store(ran)
+	if ran == 1 {
+		b.lone.Add(1)
+	} else {
+		b.lone.Store(0)
+	}
 }
 
 // runFor runs another goroutine's job and hands it back. A panic in it is
