@@ -41,26 +41,45 @@ import (
 // the owners of the jobs behind it run their own, in parallel where there
 // are cores, each bounded by its own context and the plugin's timeout.
 //
-// When requests arrive one at a time a yield is pure cost (110-135 ns
-// with nothing else to run). So after loneLimit batches in a row that
-// ran only their own job, Runs go straight through, except one in
-// probeEvery: it yields as before, and the Runs that start meanwhile
-// queue too, to notice load starting. Stopping at the first lone batch
-// instead cost howxm-nps 4% under load (batches of one come between
-// larger ones there).
+// When requests arrive one at a time a yield is pure cost: 85-145 ns
+// with nothing else to run, but 17-37 µs on a goroutine locked to its
+// thread (a benchmark's), which must hand its P to another thread and
+// get it back. So after loneLimit batches in a row that ran only their
+// own job, Runs go straight through, except a probe: it yields as
+// before, and the Runs that start meanwhile queue too, to notice load
+// starting. Stopping at the first lone batch instead cost howxm-nps 4%
+// under load (batches of one come between larger ones there). The
+// probes are minGap Runs apart at first, twice as far apart after each
+// probe that finds itself alone again, at most maxGap; a batch that finds
+// company brings them back to minGap. With a probe every 16 Runs, a
+// caller alone on a locked thread paid 1.2-1.8 µs per call
+// (BenchmarkGuestOverhead/wat, against 170 ns without the batcher); with
+// the backoff it pays 16 ns (187 against 171 ns, interleaved). The cost
+// of a long gap is that a caller alone for a while notices load only at
+// its next probe: at most 4096 Runs, 0.3 s at the harness's rate.
 type batcher struct {
 	mu    sync.Mutex
 	queue []*job // FIFO; a job leaves it when a goroutine takes it to run
 
 	last  atomic.Int32  // jobs the last batch ran
 	lone  atomic.Int32  // batches in a row that ran only their own job
-	calls atomic.Uint32 // Runs that did not yield, for the probe
+	calls atomic.Uint32 // Runs that did not yield since the last probe
+	gap   atomic.Uint32 // Runs from one probe to the next; 0 is minGap
 }
 
 const (
-	loneLimit  = 16
-	probeEvery = 16
+	loneLimit = 16
+	minGap    = 16
+	maxGap    = 4096
 )
+
+// probeGap is the current distance between probes.
+func (b *batcher) probeGap() uint32 {
+	if g := b.gap.Load(); g != 0 {
+		return g
+	}
+	return minGap
+}
 
 // job is one Run: the chain and its arguments, and where the result goes.
 type job struct {
@@ -80,13 +99,16 @@ var jobs = sync.Pool{New: func() any { return &job{done: make(chan struct{}, 1)}
 // run runs c over ev and out, batched with the other Runs that are ready
 // at the same time.
 func (b *batcher) run(c *Chain, ctx context.Context, ev *delivery.Event, out *delivery.Outcome) error {
+	probe := false
 	if b.lone.Load() >= loneLimit {
-		if b.calls.Add(1)%probeEvery != 0 {
+		if b.calls.Add(1) < b.probeGap() {
 			return c.run(ctx, ev, out)
 		}
 		// A probe: the Runs that start while this one yields must queue
 		// too, or it could never find company. One more lone batch ends it.
+		b.calls.Store(0)
 		b.lone.Store(loneLimit - 1)
+		probe = true
 	}
 	j := jobs.Get().(*job)
 	j.c, j.ctx, j.ev, j.out = c, ctx, ev, out
@@ -106,7 +128,9 @@ func (b *batcher) run(c *Chain, ctx context.Context, ev *delivery.Event, out *de
 	var panicked any
 	if mine {
 		err = c.run(ctx, ev, out)
-		b.drain(others)
+		if ran := b.drain(others); probe && ran == 1 {
+			b.gap.Store(min(2*b.probeGap(), maxGap)) // still alone
+		}
 	} else {
 		<-j.done // another goroutine took it and ran it
 		err, panicked = j.err, j.panicked
@@ -120,9 +144,9 @@ func (b *batcher) run(c *Chain, ctx context.Context, ev *delivery.Event, out *de
 }
 
 // drain runs at most n of the jobs queued by other goroutines, oldest
-// first, taking each only as it is about to run, and records the batch's
-// size (its own job counts as one).
-func (b *batcher) drain(n int) {
+// first, taking each only as it is about to run, and records and returns
+// the batch's size (its own job counts as one).
+func (b *batcher) drain(n int) int32 {
 	ran := int32(1)
 	for range n {
 		o := b.pop()
@@ -137,7 +161,9 @@ func (b *batcher) drain(n int) {
 		b.lone.Add(1)
 	} else {
 		b.lone.Store(0)
+		b.gap.Store(0) // company: probe often again once alone
 	}
+	return ran
 }
 
 // runFor runs another goroutine's job and hands it back. A panic in it is

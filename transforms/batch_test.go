@@ -87,27 +87,64 @@ func TestBatchRunsReadyChainsTogether(t *testing.T) {
 
 // TestBatchAloneDoesNotYield: a caller alone learns that nobody runs
 // beside it, and then yields only on the probe calls, which find it still
-// alone.
+// alone and so come further and further apart; Runs that arrive together
+// again bring the probes back to minGap apart.
 func TestBatchAloneDoesNotYield(t *testing.T) {
 	setProcs(t, 1)
 	h := newTestHost(t)
 	load(t, h, PluginSpec{Name: "tiny", Wasm: handleModule(i32const(0)), Instances: 1})
 	c := chain(t, h, "r", nil, Step{Plugin: "tiny"})
-	for range 3 * probeEvery {
+	run := func() {
 		if err := c.Run(context.Background(), testEvent(), &delivery.Outcome{}); err != nil {
-			t.Fatal(err)
+			t.Error(err)
 		}
 	}
-	if got := h.batch.last.Load(); got != 1 {
+	// The first loneLimit Runs yield (nothing learned yet); then probes
+	// come minGap, 2*minGap and 4*minGap Runs apart, each alone.
+	for range loneLimit + minGap + 2*minGap + 4*minGap {
+		run()
+	}
+	b := &h.batch
+	if got := b.last.Load(); got != 1 {
 		t.Fatalf("last batch = %d; want 1 (alone)", got)
 	}
-	// The first loneLimit calls yield (nothing learned yet), then one in
-	// probeEvery.
-	if got, want := h.batch.calls.Load(), uint32(3*probeEvery-loneLimit); got != want {
-		t.Fatalf("calls that did not yield or were probes = %d, want %d", got, want)
-	}
-	if got := h.batch.lone.Load(); got != loneLimit {
+	if got := b.lone.Load(); got != loneLimit {
 		t.Fatalf("lone batches = %d, want %d", got, loneLimit)
+	}
+	// Three probes, each alone: the gap doubled three times, and the
+	// last Run was a probe.
+	if got, want := b.probeGap(), uint32(8*minGap); got != want || b.calls.Load() != 0 {
+		t.Fatalf("probe gap = %d and %d Runs since the last probe; want %d and 0", got, b.calls.Load(), want)
+	}
+	// The gap stops growing at maxGap.
+	for b.probeGap() < maxGap {
+		for range b.probeGap() {
+			run()
+		}
+	}
+	for range 2 * maxGap {
+		run()
+	}
+	if got := b.probeGap(); got != maxGap {
+		t.Fatalf("probe gap = %d, want at most %d", got, maxGap)
+	}
+
+	// Runs that arrive together: the next probe finds them queued, and
+	// the probes come minGap apart again.
+	for round := 0; b.gap.Load() != 0; round++ {
+		if round == maxGap { // a probe in every 7 rounds at most
+			t.Fatalf("no batch found company in %d rounds of 7 Runs started together (last batch %d, gap %d)", round, b.last.Load(), b.probeGap())
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range 7 {
+			wg.Go(func() { <-start; run() })
+		}
+		close(start)
+		wg.Wait()
+	}
+	if got := b.last.Load(); got < 2 {
+		t.Fatalf("the batch that reset the gap ran %d jobs; want company", got)
 	}
 }
 
