@@ -42,7 +42,7 @@ import (
 // are cores, each bounded by its own context and the plugin's timeout.
 //
 // When requests arrive one at a time a yield is pure cost: 85-145 ns
-// with nothing else to run, but 17-37 µs on a goroutine locked to its
+// with nothing else to run, but 16-37 µs on a goroutine locked to its
 // thread (a benchmark's), which must hand its P to another thread and
 // get it back. So after loneLimit batches in a row that ran only their
 // own job, Runs go straight through, except a probe: it yields as
