@@ -57,13 +57,6 @@ var (
 	keys, answerRaws, answerStrs []string
 )
 
-// ticket holds the parts of the payload the ticket needs, as raw JSON.
-type ticket struct {
-	serial, link, created    string
-	surveyID, surveyName     string
-	uid, name, email, mobile string
-}
-
 // Everything the ticket needs, by index in query.
 const (
 	pEventType = iota
@@ -150,8 +143,22 @@ func handle(e *sdk.Event) error {
 		return e.Drop(unsafe.String(unsafe.SliceData(buf), len(buf)))
 	}
 
-	// A ticket: each column in one call (Query.AppendRaws), not one per
-	// value: in a wasm guest each call costs tens of ns.
+	return sendTicket(e, &cfg, score, questions, answers)
+}
+
+// sendTicket builds the ticket and emits it (or makes it the body). It is
+// a function of its own, and the ticket is written by loops over tables
+// rather than an append per piece, because of how much machine code a Go
+// guest runs per call: the compiled code of a Go function is about ten
+// times its wasm, and a call that runs straight through thousands of
+// inlined appends touches every page of it. Under load those pages are
+// out of the caches at every call (transforms/RATIONALE.md, "A Go
+// guest's code footprint").
+//
+//go:noinline
+func sendTicket(e *sdk.Event, cfg *config, score sdk.Result, questions, answers bool) error {
+	// Each column in one call (Query.AppendRaws), not one per value: in a
+	// wasm guest each call costs tens of ns.
 	labels, codes, types = labels[:0], codes[:0], types[:0]
 	if questions {
 		labels = query.AppendRaws(labels, pLabel)
@@ -164,12 +171,7 @@ func handle(e *sdk.Event) error {
 		answerRaws = query.AppendRaws(answerRaws, pAnswer)
 		answerStrs = query.AppendStrs(answerStrs, pAnswer)
 	}
-	t := ticket{
-		surveyID: query.Raw(pSurveyID), surveyName: query.Raw(pSurveyName),
-		serial: query.Raw(pSerial), link: query.Raw(pLink), created: query.Raw(pCreated),
-		uid: query.Raw(pUID), name: query.Raw(pName), email: query.Raw(pEmail), mobile: query.Raw(pMobile),
-	}
-	buf = writeTicket(buf[:0], &t, score)
+	buf = writeTicket(buf[:0], score)
 	if cfg.target == "" {
 		e.SetBody(buf)
 		e.SetHeader("Content-Type", "application/json")
@@ -179,33 +181,20 @@ func handle(e *sdk.Event) error {
 	return nil
 }
 
-// writeTicket appends the ticket to b. It writes the JSON by hand, each
-// run of constant text in one append and each value as its raw JSON (the
-// payload's own text, valid JSON): in a wasm guest a JSON writer's call
-// per key and value costs several times that. The output is what
-// jsonw.Writer wrote, byte for byte.
-func writeTicket(b []byte, t *ticket, score sdk.Result) []byte {
-	b = append(b, `{"source":"howxm","survey":{"id":`...)
-	b = raw(b, t.surveyID)
-	b = append(b, `,"name":`...)
-	b = raw(b, t.surveyName)
-	b = append(b, `},"serial_number":`...)
-	b = raw(b, t.serial)
-	b = append(b, `,"score":`...)
-	if score.Type == sdk.Number {
-		b = append(b, score.Raw...)
-	} else {
-		b = jsonw.AppendFloat(b, score.Float())
+// writeTicket appends the ticket to b: the JSON written by hand, each
+// value as its raw JSON (the payload's own text, valid JSON), which in a
+// wasm guest costs a fraction of a JSON writer's call per key and value.
+// The output is what jsonw.Writer wrote, byte for byte.
+func writeTicket(b []byte, score sdk.Result) []byte {
+	var head [len(headPaths)]string
+	for k, p := range headPaths {
+		if p < 0 {
+			head[k] = scoreJSON(score)
+		} else {
+			head[k] = query.Raw(p)
+		}
 	}
-	b = append(b, `,"customer":{"uid":`...)
-	b = raw(b, t.uid)
-	b = append(b, `,"name":`...)
-	b = raw(b, t.name)
-	b = append(b, `,"email":`...)
-	b = raw(b, t.email)
-	b = append(b, `,"mobile":`...)
-	b = raw(b, t.mobile)
-	b = append(b, `},"answers":[`...)
+	b = fields(b, headText[:], head[:])
 	n := 0
 	for i, label := range labels {
 		if at(types, i) == "EndingField" {
@@ -218,18 +207,53 @@ func writeTicket(b []byte, t *ticket, score sdk.Result) []byte {
 		if n++; n > 1 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"question":`...)
-		b = raw(b, label)
-		b = append(b, `,"answer":`...)
-		b = append(b, at(answerRaws, j)...)
-		b = append(b, '}')
+		answer := [...]string{label, at(answerRaws, j)}
+		b = fields(b, answerText[:], answer[:])
 	}
-	b = append(b, `],"link":`...)
-	b = raw(b, t.link)
-	b = append(b, `,"created_at":`...)
-	b = raw(b, t.created)
-	return append(b, '}')
+	var tail [len(tailPaths)]string
+	for k, p := range tailPaths {
+		tail[k] = query.Raw(p)
+	}
+	return fields(b, tailText[:], tail[:])
 }
+
+// The ticket: the values, by path in query (-1: the score), and the
+// constant text, each piece before the value of its index and the last
+// one after them all.
+var (
+	headPaths = [...]int{pSurveyID, pSurveyName, pSerial, -1, pUID, pName, pEmail, pMobile}
+	headText  = [...]string{`{"source":"howxm","survey":{"id":`, `,"name":`, `},"serial_number":`, `,"score":`,
+		`,"customer":{"uid":`, `,"name":`, `,"email":`, `,"mobile":`, `},"answers":[`}
+	answerText = [...]string{`{"question":`, `,"answer":`, `}`}
+	tailPaths  = [...]int{pLink, pCreated}
+	tailText   = [...]string{`],"link":`, `,"created_at":`, `}`}
+)
+
+// fields appends text[k] and the raw JSON vals[k] (null when absent) for
+// each value, then text's last piece.
+//
+//go:noinline
+func fields(b []byte, text, vals []string) []byte {
+	for k, v := range vals {
+		b = append(b, text[k]...)
+		if v == "" {
+			v = "null"
+		}
+		b = append(b, v...)
+	}
+	return append(b, text[len(vals)]...)
+}
+
+// scoreJSON is the score as a JSON number: its own text when it is one.
+func scoreJSON(score sdk.Result) string {
+	if score.Type == sdk.Number {
+		return score.Raw
+	}
+	scoreBuf = jsonw.AppendFloat(scoreBuf[:0], score.Float())
+	return unsafe.String(unsafe.SliceData(scoreBuf), len(scoreBuf))
+}
+
+var scoreBuf []byte // scoreJSON's text for a score given as a string
 
 // at returns col[j], "" past its end (the columns of one '#' container
 // have the same length; this only keeps a surprise from panicking).
@@ -238,14 +262,6 @@ func at(col []string, j int) string {
 		return col[j]
 	}
 	return ""
-}
-
-// raw appends a value's raw JSON, null when absent.
-func raw(b []byte, v string) []byte {
-	if v == "" {
-		return append(b, "null"...)
-	}
-	return append(b, v...)
 }
 
 func isArray(raw string) bool  { return raw != "" && raw[0] == '[' }
