@@ -157,10 +157,10 @@ func drop(e *sdk.Event, a, b, c string) error {
 // a function of its own, and the ticket is written by loops over tables
 // rather than an append per piece, because of how much machine code a Go
 // guest runs per call: the compiled code of a Go function is about ten
-// times its wasm, and a call that runs straight through thousands of
-// inlined appends touches every page of it. Under load those pages are
-// out of the caches at every call (transforms/RATIONALE.md, "A Go
-// guest's code footprint").
+// times its wasm, and a call that runs straight through dozens of
+// inlined appends touches nearly every page of it. Under load those
+// pages are out of the caches at every call (transforms/RATIONALE.md, "A
+// Go guest's code footprint").
 //
 //go:noinline
 func sendTicket(e *sdk.Event, cfg *config, score sdk.Result, questions, answers bool) error {
