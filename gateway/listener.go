@@ -327,7 +327,10 @@ func (c *countedConn) Close() error {
 		c.lingering.Store(true)
 		if closeWrite(c.tcp) {
 			go func() {
-				drain(c.tcp, lingerFor)
+				// Through rawsock, which may hold the connection's read
+				// deadline (lazy deadlines): setting the socket's own
+				// would race with the sweeper handing that one over.
+				drain(c.Conn, lingerFor)
 				c.Conn.Close()
 				c.release()
 			}()

@@ -33,6 +33,12 @@
 //     -race, the calls go through syscall.Read/Write instead (race.go), so
 //     the tests still check the buffers' use.
 //
+// Deadlines far ahead (more than a second, fasthttp's timeouts) are kept
+// lazily, in the Conn, and handed to the runtime only when they expire
+// (deadline.go): that saves the timer updates of five deadline sets a
+// proxied request. A Conn's deadlines must be set through it, never on the
+// connection it wraps.
+//
 // Errors have net.Conn's shape: a deadline or a closed connection is the
 // *net.OpError the runtime builds (with the connection's network, "tcp4"
 // say), with Op "read" or "write"; an errno is a *net.OpError around an
@@ -46,7 +52,9 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // maxRaw bounds the bytes of one raw call, and so the time a
@@ -60,6 +68,8 @@ type Conn struct {
 	rc syscall.RawConn
 	r  op
 	w  op
+
+	set atomic.Int32 // notInSet, inSet or closed: the sweeper's set (deadline.go)
 }
 
 // op is one direction's state. mu makes concurrent Reads (or Writes) wait
@@ -72,6 +82,9 @@ type op struct {
 	p   []byte
 	n   int
 	err error // an errno, or io.ErrUnexpectedEOF for a write of nothing
+
+	dl    deadline                // this direction's deadline (deadline.go)
+	apply func(t time.Time) error // the runtime's setter for it
 }
 
 // Wrap returns c as a *Conn when it is a *net.TCPConn, and c itself
@@ -89,6 +102,8 @@ func Wrap(c net.Conn) net.Conn {
 	w := &Conn{Conn: c, rc: rc}
 	w.r.fn = w.r.read
 	w.w.fn = w.w.write
+	w.r.apply = tc.SetReadDeadline
+	w.w.apply = tc.SetWriteDeadline
 	return w
 }
 

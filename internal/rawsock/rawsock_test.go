@@ -25,6 +25,7 @@ func pair(t *testing.T) (*Conn, net.Conn) {
 	if !ok {
 		t.Fatalf("Wrap(%T) did not wrap a TCP connection", c)
 	}
+	t.Cleanup(func() { w.Close() }) // takes it out of the sweeper's set
 	return w, peer
 }
 

@@ -1,0 +1,209 @@
+//go:build linux
+
+package rawsock
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Lazy deadlines.
+//
+// Why: fasthttp sets a deadline before every read and write phase, five a
+// proxied request (the server's idle and read deadlines, its write
+// deadline, the client's write and read deadlines). Each goes through the
+// runtime's poller: a clock read and a timer moved in the timer heap under
+// the descriptor's lock, about 0.2 µs each on this project's benchmark
+// machine, about 3% of a passthrough request's CPU (benchmarks/README.md,
+// sixteenth run). The deadlines are seconds away and almost never fire,
+// and the server's read deadline swings between the idle timeout (60 s)
+// and the read timeout (10 s) at every request, so skipping updates that
+// change little (nginx's lazy timers) would not skip these.
+//
+// How: a deadline more than lazyAfter away is only recorded in the Conn;
+// a sweeper goroutine looks at the recorded deadlines every sweepEvery and
+// hands an expired one to the runtime, which then fails the waiting (or
+// next) Read or Write with the usual timeout error. A deadline that near
+// or nearer, a zero one (none) after one was handed over, and one set
+// after an expired one fired, go to the runtime at once, as before. So a
+// deadline fires at its time, or at most about sweepEvery late when it was
+// set more than lazyAfter ahead: a 10 s timeout fires within 10.1 s.
+//
+// A Conn joins the sweeper's set at its first lazy deadline and leaves it
+// at Close; the sweeper stops when the set is empty. The sweeper's clock,
+// read once a tick, is what a Set*Deadline compares with, so the fast path
+// reads no clock: it takes the direction's lock and stores an integer.
+
+// The two bounds, variables so that tests can shorten them (before any
+// Conn uses a lazy deadline).
+var (
+	sweepEvery = 100 * time.Millisecond
+	lazyAfter  = time.Second
+)
+
+// epoch is what lazy deadlines are counted from, in nanoseconds: a
+// time.Time with the monotonic clock, so differences ignore wall-clock
+// steps as the runtime's deadlines do.
+var epoch = time.Now()
+
+// deadline is one direction's deadline.
+type deadline struct {
+	mu sync.Mutex
+	// at is the lazy deadline, in ns since epoch; 0: none recorded.
+	at int64
+	// armed: the runtime holds a deadline for this direction (a near one
+	// set through it, or a lazy one the sweeper handed over), which a
+	// later lazy or zero deadline must clear.
+	armed bool
+}
+
+// set records or applies t for one direction; apply is the runtime's
+// setter for it (bound once, in Wrap, so that a call allocates nothing).
+func (d *deadline) set(c *Conn, t time.Time, apply func(time.Time) error) error {
+	if !t.IsZero() {
+		at := int64(t.Sub(epoch))
+		if at-sweeper.now.Load() > int64(lazyAfter) && c.set.Load() == inSet {
+			d.mu.Lock()
+			d.at = at
+			var err error
+			if d.armed {
+				d.armed = false
+				err = apply(time.Time{})
+			}
+			d.mu.Unlock()
+			return err
+		}
+		if c.set.Load() == notInSet && join(c) {
+			return d.set(c, t, apply) // decided again by a fresh clock
+		}
+	}
+	d.mu.Lock()
+	d.at = 0
+	var err error
+	if !t.IsZero() || d.armed {
+		d.armed = !t.IsZero()
+		err = apply(t)
+	}
+	d.mu.Unlock()
+	return err
+}
+
+// expire hands d's lazy deadline to the runtime if it has passed by now.
+func (d *deadline) expire(now int64, apply func(time.Time) error) {
+	d.mu.Lock()
+	if d.at != 0 && d.at <= now {
+		// In the past: the runtime wakes a waiting call with its timeout
+		// error, and fails the next one at once, until a new deadline.
+		apply(epoch.Add(time.Duration(d.at)))
+		d.at, d.armed = 0, true
+	}
+	d.mu.Unlock()
+}
+
+// A Conn's standing with the sweeper (Conn.set).
+const (
+	notInSet = iota
+	inSet
+	closed // Close was called: never to join the set again
+)
+
+// sweeper is the set of Conns with lazy deadlines and the goroutine that
+// expires them.
+var sweeper struct {
+	now atomic.Int64 // ns since epoch, read at the last tick (or join)
+
+	mu      sync.Mutex
+	conns   map[*Conn]struct{}
+	running bool
+	list    []*Conn // the tick's copy of conns, reused
+}
+
+// join adds c to the sweeper's set (starting the sweeper if it is not
+// running) and refreshes the sweeper's clock. It reports false when c is
+// closed: its deadlines then go to the runtime, which fails them.
+func join(c *Conn) bool {
+	s := &sweeper
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c.set.Load() == closed {
+		return false
+	}
+	if s.conns == nil {
+		s.conns = make(map[*Conn]struct{})
+	}
+	s.conns[c] = struct{}{}
+	c.set.Store(inSet)
+	s.now.Store(int64(time.Since(epoch)))
+	if !s.running {
+		s.running = true
+		go sweep()
+	}
+	return true
+}
+
+// leave takes c out of the sweeper's set, at Close.
+func leave(c *Conn) {
+	s := &sweeper
+	s.mu.Lock()
+	c.set.Store(closed)
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// sweep runs while any Conn is in the set: once a tick it reads the clock
+// and expires the deadlines that have passed.
+func sweep() {
+	s := &sweeper
+	tick := time.NewTicker(sweepEvery)
+	defer tick.Stop()
+	for range tick.C {
+		now := int64(time.Since(epoch))
+		s.now.Store(now)
+		s.mu.Lock()
+		if len(s.conns) == 0 {
+			s.running = false
+			s.mu.Unlock()
+			return
+		}
+		s.list = s.list[:0]
+		for c := range s.conns {
+			s.list = append(s.list, c)
+		}
+		list := s.list
+		s.mu.Unlock()
+		// Outside the set's lock: a Conn's Close or join does not wait for
+		// a tick. Only this goroutine uses list.
+		for i, c := range list {
+			c.r.dl.expire(now, c.r.apply)
+			c.w.dl.expire(now, c.w.apply)
+			list[i] = nil
+		}
+	}
+}
+
+// SetReadDeadline is net.Conn's: see the lazy deadlines above for when it
+// reaches the runtime.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	return c.r.dl.set(c, t, c.r.apply)
+}
+
+// SetWriteDeadline is net.Conn's, as SetReadDeadline.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	return c.w.dl.set(c, t, c.w.apply)
+}
+
+// SetDeadline sets both directions' deadlines.
+func (c *Conn) SetDeadline(t time.Time) error {
+	err := c.SetReadDeadline(t)
+	if werr := c.SetWriteDeadline(t); err == nil {
+		err = werr
+	}
+	return err
+}
+
+// Close closes the connection and takes it out of the sweeper's set.
+func (c *Conn) Close() error {
+	leave(c)
+	return c.Conn.Close()
+}

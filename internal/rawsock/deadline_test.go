@@ -1,0 +1,247 @@
+//go:build linux
+
+package rawsock
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The package's tests run with short bounds, so that lazy deadlines are
+// tens of milliseconds away rather than seconds: every deadline of 50 ms
+// or more in these tests is kept by the sweeper, nearer ones by the
+// runtime.
+func TestMain(m *testing.M) {
+	lazyAfter, sweepEvery = 50*time.Millisecond, 5*time.Millisecond
+	os.Exit(m.Run())
+}
+
+// lazy reports whether d holds a deadline the runtime does not know yet.
+func lazy(d *deadline) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.at != 0
+}
+
+// rescue closes peer if the test still runs in 10 s: a deadline that never
+// fires then fails the test with EOF or a reset instead of hanging it.
+func rescue(t *testing.T, peer net.Conn) {
+	tm := time.AfterFunc(10*time.Second, func() { peer.Close() })
+	t.Cleanup(func() { tm.Stop() })
+}
+
+// A far read deadline is kept by the sweeper, and still ends a Read that
+// waits past it: not before it, with the runtime's timeout error.
+func TestLazyReadDeadlineFires(t *testing.T) {
+	c, peer := pair(t)
+	rescue(t, peer)
+	deadline := time.Now().Add(200 * time.Millisecond)
+	if err := c.SetReadDeadline(deadline); err != nil {
+		t.Fatal(err)
+	}
+	if !lazy(&c.r.dl) {
+		t.Fatal("a deadline 200 ms away went to the runtime; want it kept lazily")
+	}
+	_, err := c.Read(make([]byte, 16))
+	returned := time.Now()
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past a lazy deadline: %v; want a timeout", err)
+	}
+	if returned.Before(deadline) {
+		t.Fatalf("Read timed out %v before its deadline", deadline.Sub(returned))
+	}
+	if late := returned.Sub(deadline); late > 5*time.Second {
+		t.Fatalf("Read timed out %v after its deadline", late)
+	}
+	// Until a new deadline, the next Read fails at once, as the runtime's
+	// deadlines do.
+	if _, err := c.Read(make([]byte, 16)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a second Read past the deadline: %v; want a timeout", err)
+	}
+}
+
+// The same for a Write waiting for room in full buffers.
+func TestLazyWriteDeadlineFires(t *testing.T) {
+	c, peer := pair(t)
+	rescue(t, peer)
+	deadline := time.Now().Add(200 * time.Millisecond)
+	c.SetWriteDeadline(deadline)
+	if !lazy(&c.w.dl) {
+		t.Fatal("a write deadline 200 ms away went to the runtime; want it kept lazily")
+	}
+	n, err := c.Write(make([]byte, 64<<20)) // the peer never reads
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n == 64<<20 {
+		t.Fatalf("Write past a lazy deadline = %d, %v; want less than all of it and a timeout", n, err)
+	}
+	if time.Now().Before(deadline) {
+		t.Fatal("Write timed out before its deadline")
+	}
+}
+
+// A lazy deadline moved later before it passes does not fire at its old
+// time; one cleared (zero) does not fire at all.
+func TestLazyDeadlineMovedOrCleared(t *testing.T) {
+	for _, clear := range []bool{false, true} {
+		c, peer := pair(t)
+		c.SetReadDeadline(time.Now().Add(80 * time.Millisecond))
+		if clear {
+			c.SetReadDeadline(time.Time{})
+		} else {
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		}
+		go func() {
+			time.Sleep(300 * time.Millisecond) // well past the first deadline
+			peer.Write([]byte("late"))
+		}()
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "late" {
+			t.Fatalf("clear %v: Read after moving the deadline = %q, %v; want the data", clear, buf, err)
+		}
+	}
+}
+
+// After a lazy deadline fired, a new lazy deadline or none lifts the
+// runtime's expired one: the next Read waits for data again.
+func TestAfterLazyDeadlineFired(t *testing.T) {
+	for _, next := range []time.Duration{0, 5 * time.Second} {
+		c, peer := pair(t)
+		rescue(t, peer)
+		c.SetReadDeadline(time.Now().Add(60 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Read: %v; want a timeout", err)
+		}
+		if next == 0 {
+			c.SetReadDeadline(time.Time{})
+		} else {
+			c.SetReadDeadline(time.Now().Add(next))
+			if !lazy(&c.r.dl) {
+				t.Fatal("the new deadline went to the runtime; want it kept lazily")
+			}
+		}
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			peer.Write([]byte("next"))
+		}()
+		buf := make([]byte, 4)
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "next" {
+			t.Fatalf("next %v: Read after the fired deadline was replaced = %q, %v", next, buf, err)
+		}
+	}
+}
+
+// A near deadline replaces a lazy one and fires on time, the lazy one
+// forgotten.
+func TestNearDeadlineReplacesLazy(t *testing.T) {
+	c, _ := pair(t)
+	c.SetReadDeadline(time.Now().Add(time.Hour))
+	c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+	if lazy(&c.r.dl) {
+		t.Fatal("a deadline 10 ms away was kept lazily")
+	}
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read: %v; want a timeout", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Read returned after %v", d)
+	}
+}
+
+// SetDeadline sets both directions.
+func TestSetDeadlineBoth(t *testing.T) {
+	c, _ := pair(t)
+	c.SetDeadline(time.Now().Add(time.Hour))
+	if !lazy(&c.r.dl) || !lazy(&c.w.dl) {
+		t.Fatal("SetDeadline did not record both directions' deadlines")
+	}
+	c.SetDeadline(time.Time{})
+	if lazy(&c.r.dl) || lazy(&c.w.dl) {
+		t.Fatal("SetDeadline(zero) left a deadline recorded")
+	}
+}
+
+// Close takes a Conn out of the sweeper's set, and the sweeper stops when
+// the set is empty: an idle process has no ticker running.
+func TestSweeperLeavesClosedConns(t *testing.T) {
+	c, _ := pair(t)
+	c.SetReadDeadline(time.Now().Add(time.Hour))
+	sweeper.mu.Lock()
+	_, in := sweeper.conns[c]
+	sweeper.mu.Unlock()
+	if !in {
+		t.Fatal("a Conn with a lazy deadline is not in the sweeper's set")
+	}
+	c.Close()
+	sweeper.mu.Lock()
+	_, in = sweeper.conns[c]
+	n := len(sweeper.conns)
+	sweeper.mu.Unlock()
+	if in {
+		t.Fatal("a closed Conn is still in the sweeper's set")
+	}
+	if n != 0 { // no other test's connection is open now
+		t.Fatalf("%d Conns left in the sweeper's set", n)
+	}
+	for start := time.Now(); ; time.Sleep(sweepEvery) {
+		sweeper.mu.Lock()
+		running := sweeper.running
+		sweeper.mu.Unlock()
+		if !running {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the sweeper still runs with an empty set")
+		}
+	}
+	// A deadline set on the closed Conn goes to the runtime, which refuses
+	// it, and the Conn does not join the set again.
+	if err := c.SetReadDeadline(time.Now().Add(time.Hour)); err == nil {
+		t.Fatal("SetReadDeadline on a closed Conn succeeded")
+	}
+	sweeper.mu.Lock()
+	_, in = sweeper.conns[c]
+	sweeper.mu.Unlock()
+	if in {
+		t.Fatal("a closed Conn joined the sweeper's set again")
+	}
+}
+
+// Deadlines set from several goroutines while the sweeper expires some of
+// them leave the Conn usable (run with -race, this checks the locking).
+func TestLazyDeadlinesConcurrently(t *testing.T) {
+	c, peer := pair(t)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				ahead := time.Duration(40+(i*7+g*13)%60) * time.Millisecond
+				if g%2 == 0 {
+					c.SetReadDeadline(time.Now().Add(ahead))
+				} else {
+					c.SetWriteDeadline(time.Now().Add(ahead))
+				}
+				if i%20 == 0 {
+					time.Sleep(sweepEvery)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c.SetDeadline(time.Time{})
+	time.Sleep(150 * time.Millisecond) // past every deadline set above
+	go peer.Write([]byte("ok"))
+	buf := make([]byte, 2)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "ok" {
+		t.Fatalf("Read after the deadlines were cleared = %q, %v", buf, err)
+	}
+	if _, err := c.Write([]byte("ok")); err != nil {
+		t.Fatalf("Write after the deadlines were cleared: %v", err)
+	}
+}
