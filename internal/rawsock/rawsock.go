@@ -36,8 +36,9 @@
 // Deadlines far ahead (more than a second, fasthttp's timeouts) are kept
 // lazily, in the Conn, and handed to the runtime only when they expire
 // (deadline.go): that saves the timer updates of five deadline sets a
-// proxied request. A Conn's deadlines must be set through it, never on the
-// connection it wraps.
+// proxied request. A Conn's deadlines must be set, and the Conn closed,
+// through it, never through the connection it wraps: a Conn closed
+// underneath stays in the sweeper's set.
 //
 // Errors have net.Conn's shape: a deadline or a closed connection is the
 // *net.OpError the runtime builds (with the connection's network, "tcp4"
