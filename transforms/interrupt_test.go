@@ -210,8 +210,12 @@ func TestGCWhileRunaway(t *testing.T) {
 			if running >= time.Second {
 				t.Fatalf("the collection ended after the call's deadline (%v in): it did not overlap the runaway", running)
 			}
-			if gc >= 200*time.Millisecond {
-				t.Fatalf("runtime.GC() took %v while the guest ran away; want < 200ms", gc)
+			// A collection that waited for the guest would end at the
+			// call's deadline, about 950ms after it started; a full
+			// collection took 203ms under the race detector on a loaded
+			// CI run, so the bound is half the deadline.
+			if gc >= 500*time.Millisecond {
+				t.Fatalf("runtime.GC() took %v while the guest ran away; want < 500ms", gc)
 			}
 			// The part of it that waited for the guest: a guest reaches a
 			// safe point at least every budget (about a millisecond).

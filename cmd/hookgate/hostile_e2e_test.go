@@ -19,8 +19,9 @@ import (
 	"github.com/hookgate/hookgate/plugins/plugintest"
 )
 
-// pluginTimeout is the runaway plugins' timeout in TestRunawayPluginsE2E.
-const pluginTimeout = 100 * time.Millisecond
+// The timings of TestRunawayPluginsE2E (pluginTimeout, the runaway
+// plugins' timeout; instanceStart; slow) are in start_race_test.go and
+// start_norace_test.go.
 
 // TestRunawayPluginsE2E runs the real gateway with sync routes whose
 // plugins never return (a loop-free call tree, which wazero's own
@@ -112,13 +113,13 @@ url = "%[1]s/crm"
 name = "tree"
 wasm = "%[2]s"
 instances = 2
-timeout = "100ms"
+timeout = "%[6]s"
 
 [[plugin]]
 name = "spin"
 wasm = "%[3]s"
 instances = 2
-timeout = "100ms"
+timeout = "%[6]s"
 
 # The GC check needs a runaway that is certainly still running when the
 # collection starts: the call tree, which wazero's termination mode could
@@ -177,7 +178,7 @@ mode = "sync"
 json = true
 targets = ["crm"]
 transforms = [{ plugin = "filter", config = { rules = [{ path = "score", op = "lte", value = 6 }] } }]
-`, crm.URL(), tree, hostile, filter, recurse)+more.String(), "CACHE", sharedCacheDir()))
+`, crm.URL(), tree, hostile, filter, recurse, pluginTimeout)+more.String(), "CACHE", sharedCacheDir()))
 
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}}
 	send := func(path string) (status int, body string, took time.Duration, err error) {
@@ -262,12 +263,8 @@ transforms = [{ plugin = "filter", config = { rules = [{ path = "score", op = "l
 					t.Fatalf("%s #%d: %v", path, i, err)
 				}
 				// The plugin's timeout, plus a new instance's start: the
-				// call after a runaway runs on a replacement, whose start
-				// the pool bounds by ten timeouts or a second
-				// (transforms/pool.go, initTimeout). A Go guest starts in
-				// milliseconds, but took 0.9 s under the race detector on
-				// a loaded CI machine.
-				if took > pluginTimeout+time.Second {
+				// call after a runaway runs on a replacement.
+				if took > pluginTimeout+instanceStart {
 					t.Fatalf("%s #%d answered after %v", path, i, took)
 				}
 				t.Logf("%s #%d: 502 after %v", path, i, took.Round(time.Millisecond))
@@ -315,11 +312,11 @@ transforms = [{ plugin = "filter", config = { rules = [{ path = "score", op = "l
 		if ran < 1 || ran+kinds["busy"] != senders || len(kinds) != 2 {
 			t.Errorf("plugin spin errors %v; want %d more, timeouts and busy", kinds, senders)
 		}
-		// Each waits at most one timeout for an instance and runs at most
-		// one more; the rest is a generous margin for 100 connections on
-		// two shared cores under the race detector. Serialized behind two
-		// instances, the last would wait 50 timeouts (5 s).
-		if bound := 10 * pluginTimeout; tooks[senders-1] > bound {
+		// Each waits at most one timeout for an instance (plus the start
+		// of a replacement under way, transforms/pool.go) and runs at
+		// most one more. Serialized behind two instances, the last would
+		// wait 50 timeouts (5 s).
+		if bound := 2*pluginTimeout + instanceStart; tooks[senders-1] > bound {
 			t.Errorf("the slowest sender waited %v; want < %v", tooks[senders-1], bound)
 		}
 	})
@@ -356,8 +353,8 @@ transforms = [{ plugin = "filter", config = { rules = [{ path = "score", op = "l
 		runtime.GC()
 		gc := time.Since(start)
 		t.Logf("runtime.GC() during a runaway call took %v", gc)
-		if gc >= 200*time.Millisecond {
-			t.Errorf("runtime.GC() took %v while a plugin ran away; want < 200ms", gc)
+		if bound := slow * 200 * time.Millisecond; gc >= bound {
+			t.Errorf("runtime.GC() took %v while a plugin ran away; want < %v", gc, bound)
 		}
 		select {
 		case err := <-done:
@@ -383,7 +380,7 @@ transforms = [{ plugin = "filter", config = { rules = [{ path = "score", op = "l
 			}
 			// A trap ends a call long before its timeout; a timeout ends
 			// it at the timeout, plus a margin for a loaded machine.
-			limit := pluginTimeout + 400*time.Millisecond
+			limit := pluginTimeout + slow*400*time.Millisecond
 			if sh.kind == "trap" {
 				limit = 2 * time.Second
 			}
@@ -453,9 +450,9 @@ transforms = [{ plugin = "filter", config = { rules = [{ path = "score", op = "l
 		t.Fatal("no health check ran")
 	}
 	t.Logf("%d health checks over %v: median %v, max %v; %d good requests", len(polls), ran.Round(time.Millisecond), polls[len(polls)/2], polls[len(polls)-1], good)
-	if slowest := polls[len(polls)-1]; slowest > 500*time.Millisecond {
-		t.Errorf("a health check took %v, started at %v; want none over 500ms (subtests started: %s)",
-			slowest, slowAt.Sub(testStart).Round(time.Millisecond), strings.Join(phases, ", "))
+	if bound := slow * 500 * time.Millisecond; polls[len(polls)-1] > bound {
+		t.Errorf("a health check took %v, started at %v; want none over %v (subtests started: %s)",
+			polls[len(polls)-1], slowAt.Sub(testStart).Round(time.Millisecond), bound, strings.Join(phases, ", "))
 	}
 	// A poller stuck behind the runaways would have managed far fewer.
 	if want := int(ran / (10 * time.Millisecond) / 4); len(polls) < want {
