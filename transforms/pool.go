@@ -124,9 +124,16 @@ func (p *plugin) get(ctx context.Context) (*instance, error) {
 		return nil, ErrClosed
 	}
 	if in == nil {
+		start := time.Now()
 		var err error
 		if in, err = p.newInstance(context.Background()); err != nil {
 			p.room <- struct{}{}
+			// Counted as a failed call, as the caller sees it: an operator
+			// must find a plugin that cannot start in its figures.
+			p.stats.fail(abi.KindFailed)
+			if p.obs != nil {
+				p.obs.Call(time.Since(start), abi.KindFailed)
+			}
 			return nil, &PluginError{Plugin: p.name, Kind: abi.KindFailed, Err: fmt.Errorf("starting an instance: %w", err)}
 		}
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/plugins/abi"
 	"github.com/hookgate/hookgate/plugins/abi/abitest"
+	"github.com/hookgate/hookgate/plugins/plugintest"
 	"golang.org/x/time/rate"
 )
 
@@ -321,5 +324,61 @@ func TestNextCallWaitsForTheReplacement(t *testing.T) {
 	}
 	if st := statsOf(h, "slow"); st.Failures[abi.KindBusy] != 0 {
 		t.Errorf("stats %+v: a call failed as busy", st)
+	}
+}
+
+// A plugin that loaded but whose next instance cannot start: the call
+// that needed the instance fails as "failed" with the reason, and the
+// failure counts in the plugin's figures and its observer, as every other
+// failed call does (it once counted nowhere, so an operator saw a plugin
+// answering 502s with no failures). The module's _initialize loops forever
+// once the wall clock passes a deadline set just after its load.
+func TestFailedStartIsCounted(t *testing.T) {
+	rec := &recorder{}
+	h, err := NewHost(context.Background(), Options{CacheDir: testCacheDir(), Observer: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	src, err := os.ReadFile("testdata/wat/init_loop_after.wat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Past the load by a margin for a loaded machine; the test waits for
+	// the deadline below.
+	deadline := time.Now().Add(2 * time.Second)
+	path := filepath.Join(t.TempDir(), "init_loop_after.wat")
+	text := strings.Replace(string(src), "(i64.const DEADLINE)", "(i64.const "+strconv.FormatInt(deadline.UnixNano(), 10)+")", 1)
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const timeout = 50 * time.Millisecond // the start's bound: 1 s
+	load(t, h, PluginSpec{Name: "late", Wasm: plugintest.Wat(t, path), Instances: 1, Timeout: timeout})
+	if time.Now().After(deadline) {
+		t.Fatal("loading took past the deadline: the loaded instance could not start")
+	}
+	time.Sleep(time.Until(deadline) + 10*time.Millisecond)
+
+	// The loaded instance runs away and is discarded; its replacement,
+	// started in the background, and then the one the next call starts
+	// itself never finish _initialize.
+	_, _, err = runBody(h, "late", "", []byte(`{}`))
+	if err := checkPluginError(err, abi.KindTimeout, `plugin "late": timed out after 50ms`); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = runBody(h, "late", "", []byte(`{}`))
+	var perr *PluginError
+	if !errors.As(err, &perr) || perr.Kind != abi.KindFailed || !strings.Contains(err.Error(), "starting an instance") {
+		t.Fatalf("the call after: %v; want a failed start", err)
+	}
+	st := statsOf(h, "late")
+	if st.Failures[abi.KindTimeout] != 1 || st.Failures[abi.KindFailed] != 1 || len(st.Failures) != 2 {
+		t.Errorf("failures %v; want one timeout and one failed", st.Failures)
+	}
+	rec.mu.Lock()
+	calls := strings.Join(rec.calls, " ")
+	rec.mu.Unlock()
+	if want := "late:" + abi.KindTimeout + " late:" + abi.KindFailed; calls != want {
+		t.Errorf("observed %q; want %q", calls, want)
 	}
 }
