@@ -60,22 +60,34 @@ type deadline struct {
 
 // set records or applies t for one direction; apply is the runtime's
 // setter for it (bound once, in Wrap, so that a call allocates nothing).
+//
+// Only a deadline with a monotonic clock reading (time.Now().Add(...),
+// as fasthttp and the gateway make them) can be lazy: the sweeper
+// measures with the monotonic clock, and a wall-clock deadline
+// (time.Unix, t.UTC()) compared with it would fire late or early by any
+// step of the wall clock since epoch. The runtime converts those at once.
 func (d *deadline) set(c *Conn, t time.Time, apply func(time.Time) error) error {
-	if !t.IsZero() {
+	if !t.IsZero() && t != t.Round(0) { // Round(0) strips the monotonic reading
+		// at > now also keeps a deadline centuries past (t.Sub saturates)
+		// from wrapping round into a lazy one.
 		at := int64(t.Sub(epoch))
-		if at-sweeper.now.Load() > int64(lazyAfter) && c.set.Load() == inSet {
-			d.mu.Lock()
-			d.at = at
-			var err error
-			if d.armed {
-				d.armed = false
-				err = apply(time.Time{})
+		if now := sweeper.now.Load(); at > now && at-now > int64(lazyAfter) {
+			switch c.set.Load() {
+			case inSet:
+				d.mu.Lock()
+				d.at = at
+				var err error
+				if d.armed {
+					d.armed = false
+					err = apply(time.Time{})
+				}
+				d.mu.Unlock()
+				return err
+			case notInSet:
+				if join(c) {
+					return d.set(c, t, apply) // decided again by a fresh clock
+				}
 			}
-			d.mu.Unlock()
-			return err
-		}
-		if c.set.Load() == notInSet && join(c) {
-			return d.set(c, t, apply) // decided again by a fresh clock
 		}
 	}
 	d.mu.Lock()
@@ -174,6 +186,7 @@ func sweepOnce(now int64) bool {
 	s.mu.Lock()
 	if len(s.conns) == 0 {
 		s.running = false
+		s.conns = nil // a map keeps its peak size: let a spike's go
 		s.mu.Unlock()
 		return false
 	}

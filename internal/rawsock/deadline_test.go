@@ -259,8 +259,13 @@ func BenchmarkSweep(b *testing.B) {
 		c.r.dl.at, c.w.dl.at = 1<<62, 1<<62 // far ahead: never expire
 		conns[i] = c
 	}
+	// The benchmark is the sweeper while it runs: it waits for a running
+	// one (left by earlier tests) to stop, and keeps another from
+	// starting, since both would use the sweeper's list.
 	s := &sweeper
+	waitSweeperStopped(b)
 	s.mu.Lock()
+	s.running = true
 	if s.conns == nil {
 		s.conns = make(map[*Conn]struct{})
 	}
@@ -273,6 +278,7 @@ func BenchmarkSweep(b *testing.B) {
 		for _, c := range conns {
 			delete(s.conns, c)
 		}
+		s.running = false
 		s.mu.Unlock()
 	})
 	now := int64(time.Since(epoch))
@@ -281,4 +287,72 @@ func BenchmarkSweep(b *testing.B) {
 		sweepOnce(now)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/conn")
+}
+
+// waitSweeperStopped waits until the sweeper has stopped (no Conn holds a
+// lazy deadline).
+func waitSweeperStopped(tb testing.TB) {
+	tb.Helper()
+	for start := time.Now(); ; time.Sleep(sweepEvery) {
+		sweeper.mu.Lock()
+		running := sweeper.running
+		sweeper.mu.Unlock()
+		if !running {
+			return
+		}
+		if time.Since(start) > 5*time.Second {
+			tb.Fatal("the sweeper still runs: a Conn with a lazy deadline was left open")
+		}
+	}
+}
+
+// Once the sweeper has stopped (and let its set go), the next lazy
+// deadline starts it again, and fires.
+func TestLazyDeadlineAfterSweeperStopped(t *testing.T) {
+	waitSweeperStopped(t)
+	sweeper.mu.Lock()
+	conns := sweeper.conns
+	sweeper.mu.Unlock()
+	if conns != nil {
+		t.Fatalf("the stopped sweeper keeps a set of %d", len(conns))
+	}
+	c, peer := pair(t)
+	rescue(t, peer)
+	c.SetReadDeadline(time.Now().Add(3 * lazyAfter))
+	if !lazy(&c.r.dl) {
+		t.Fatal("the deadline went to the runtime; want it kept lazily")
+	}
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read after %v: %v; want a timeout", time.Since(start), err)
+	}
+}
+
+// Deadlines that cannot be lazy go to the runtime: one without a
+// monotonic clock reading (the sweeper's clock is monotonic, so a wall
+// clock step would move it), and one in the past, which fails the next
+// Read at once.
+func TestDeadlinesTheRuntimeKeeps(t *testing.T) {
+	c, peer := pair(t)
+	rescue(t, peer)
+	c.SetReadDeadline(time.Now().Add(time.Hour).Round(0))
+	if lazy(&c.r.dl) {
+		t.Fatal("a wall-clock deadline was kept lazily")
+	}
+	c.SetReadDeadline(time.Now().Add(3 * lazyAfter).Round(0))
+	start := time.Now()
+	if _, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read: %v; want a timeout", err)
+	}
+	if took := time.Since(start); took < 3*lazyAfter {
+		t.Fatalf("the wall-clock deadline fired after %v; want %v", took, 3*lazyAfter)
+	}
+	c.SetReadDeadline(time.Now().Add(-time.Hour))
+	if lazy(&c.r.dl) {
+		t.Fatal("a past deadline was kept lazily")
+	}
+	start = time.Now()
+	if _, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > sweepEvery {
+		t.Fatalf("Read after %v: %v; want a timeout at once", time.Since(start), err)
+	}
 }
