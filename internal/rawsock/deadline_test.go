@@ -187,17 +187,7 @@ func TestSweeperLeavesClosedConns(t *testing.T) {
 	if n != 0 { // no other test's connection is open now
 		t.Fatalf("%d Conns left in the sweeper's set", n)
 	}
-	for start := time.Now(); ; time.Sleep(sweepEvery) {
-		sweeper.mu.Lock()
-		running := sweeper.running
-		sweeper.mu.Unlock()
-		if !running {
-			break
-		}
-		if time.Since(start) > 5*time.Second {
-			t.Fatal("the sweeper still runs with an empty set")
-		}
-	}
+	waitSweeperStopped(t) // the set is empty: it must stop
 	// A deadline set on the closed Conn goes to the runtime, which refuses
 	// it, and the Conn does not join the set again.
 	if err := c.SetReadDeadline(time.Now().Add(time.Hour)); err == nil {
