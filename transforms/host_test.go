@@ -16,7 +16,17 @@ import (
 
 func newTestHost(t testing.TB) *Host {
 	t.Helper()
-	h, err := NewHost(context.Background(), Options{CacheDir: testCacheDir()})
+	return newHostWith(t, Options{})
+}
+
+// newHostWith is newTestHost with opts (the test cache directory unless
+// opts names one).
+func newHostWith(t testing.TB, opts Options) *Host {
+	t.Helper()
+	if opts.CacheDir == "" {
+		opts.CacheDir = testCacheDir()
+	}
+	h, err := NewHost(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,11 +39,7 @@ func (p pluginRecorder) Call(d time.Duration, kind string) {
 // the ABI or trapped; the pool figures say no instance is busy after.
 func TestObserver(t *testing.T) {
 	rec := &recorder{}
-	h, err := NewHost(context.Background(), Options{CacheDir: testCacheDir(), Observer: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close(context.Background()) })
+	h := newHostWith(t, Options{Observer: rec})
 	load(t, h, PluginSpec{Name: "ok", Wasm: handleModule(i32const(0)), Instances: 2})
 	load(t, h, PluginSpec{Name: "failing", Wasm: handleModule(i32const(1)), Instances: 1})
 	load(t, h, PluginSpec{Name: "weird", Wasm: handleModule(i32const(7)), Instances: 1})

@@ -335,11 +335,7 @@ func TestNextCallWaitsForTheReplacement(t *testing.T) {
 // once the wall clock passes a deadline set just after its load.
 func TestFailedStartIsCounted(t *testing.T) {
 	rec := &recorder{}
-	h, err := NewHost(context.Background(), Options{CacheDir: testCacheDir(), Observer: rec})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close(context.Background()) })
+	h := newHostWith(t, Options{Observer: rec})
 	src, err := os.ReadFile("testdata/wat/init_loop_after.wat")
 	if err != nil {
 		t.Fatal(err)
