@@ -547,13 +547,15 @@ func (s *Set) Close() {
 }
 
 // dialRaw dials as d does, and reads and writes through rawsock (see that
-// package for why).
+// package for why), as a client's connection: a request goes out when
+// fasthttp reads for its answer, which saves the read that would find
+// nothing (rawsock/ask.go). fasthttp reads after every request it writes.
 func dialRaw(d *fasthttp.TCPDialer) fasthttp.DialFuncWithTimeout {
 	return func(addr string, timeout time.Duration) (net.Conn, error) {
 		c, err := d.DialTimeout(addr, timeout)
 		if err != nil {
 			return nil, err
 		}
-		return rawsock.Wrap(c), nil
+		return rawsock.WrapClient(c), nil
 	}
 }

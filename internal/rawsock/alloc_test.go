@@ -37,3 +37,33 @@ func TestNoAllocations(t *testing.T) {
 		t.Fatalf("deadlines, a write and a read allocate %v times; want 0", n)
 	}
 }
+
+// A client's question and answer allocate nothing once its held buffer
+// has grown to the question's size.
+func TestClientNoAllocations(t *testing.T) {
+	c, peer := clientPair(t)
+	msg := []byte("POST /hooks HTTP/1.1\r\nHost: x\r\n\r\n{}")
+	go func() { // answers each question with its first 8 bytes
+		q := make([]byte, len(msg))
+		for {
+			if _, err := io.ReadFull(peer, q); err != nil {
+				return
+			}
+			if _, err := peer.Write(q[:8]); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 8)
+	if n := testing.AllocsPerRun(1000, func() {
+		c.SetReadDeadline(time.Now().Add(time.Hour))
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("a question and its answer allocate %v times; want 0", n)
+	}
+}

@@ -7,3 +7,6 @@ import "net"
 
 // Wrap returns c: the raw path is built for Linux only.
 func Wrap(c net.Conn) net.Conn { return c }
+
+// WrapClient returns c.
+func WrapClient(c net.Conn) net.Conn { return c }

@@ -40,6 +40,10 @@
 // through it, never through the connection it wraps: a Conn closed
 // underneath stays in the sweeper's set.
 //
+// A client's connection (WrapClient) also sends a request when its answer
+// is read, not when it is written: that saves a read(2) a request that
+// would find nothing (ask.go).
+//
 // Errors have net.Conn's shape: a deadline or a closed connection is the
 // *net.OpError the runtime builds (with the connection's network, "tcp4"
 // say), with Op "read" or "write"; an errno is a *net.OpError around an
@@ -71,6 +75,8 @@ type Conn struct {
 	w  op
 
 	set atomic.Int32 // notInSet, inSet or closed: the sweeper's set (deadline.go)
+
+	ask ask // a client's connection: writes wait for the next Read (ask.go)
 }
 
 // op is one direction's state. mu makes concurrent Reads (or Writes) wait
@@ -92,13 +98,21 @@ type op struct {
 // otherwise (a TLS connection, a pipe, a datagram socket...). Wrap below a
 // TLS layer, not above it.
 func Wrap(c net.Conn) net.Conn {
+	w := wrap(c)
+	if w == nil {
+		return c
+	}
+	return w
+}
+
+func wrap(c net.Conn) *Conn {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
-		return c
+		return nil
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
-		return c
+		return nil
 	}
 	w := &Conn{Conn: c, rc: rc}
 	w.r.fn = w.r.read
@@ -117,7 +131,17 @@ func (c *Conn) Read(p []byte) (int, error) {
 	o := &c.r
 	o.mu.Lock()
 	o.p, o.n, o.err = p, 0, nil
-	err := c.rc.Read(o.fn)
+	var err error
+	if c.ask.on {
+		var werr error
+		if err, werr = c.readAsking(); werr != nil {
+			o.p = nil
+			o.mu.Unlock()
+			return 0, werr
+		}
+	} else {
+		err = c.rc.Read(o.fn)
+	}
 	n, oerr := o.n, o.err
 	o.p = nil
 	o.mu.Unlock()
@@ -140,11 +164,28 @@ func (c *Conn) Write(p []byte) (int, error) {
 	}
 	o := &c.w
 	o.mu.Lock()
+	defer o.mu.Unlock()
+	if c.ask.on {
+		if c.hold(p) {
+			return len(p), nil
+		}
+		// Too much to hold: what is held goes first, then p, now.
+		if _, err := c.writeLocked(c.ask.held); err != nil {
+			return 0, err
+		}
+		c.ask.held = c.ask.held[:0]
+	}
+	return c.writeLocked(p)
+}
+
+// writeLocked writes p whole through the runtime (waiting for room in the
+// send buffer), under c.w.mu.
+func (c *Conn) writeLocked(p []byte) (int, error) {
+	o := &c.w
 	o.p, o.n, o.err = p, 0, nil
 	err := c.rc.Write(o.fn)
 	n, oerr := o.n, o.err
 	o.p = nil
-	o.mu.Unlock()
 	switch {
 	case err != nil:
 		return n, c.fromRuntime("write", err)
