@@ -115,7 +115,7 @@ func asyncKill9(t *testing.T, bin, dir string, payload []byte, p plan, natsURL s
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := hookgateConfig(env, p, nil, listen, ln.Addr().String(), filepath.Join(dir, "queue"), natsURL)
+	text := hookgateConfig(env, p, nil, listen, "", ln.Addr().String(), filepath.Join(dir, "queue"), natsURL)
 	if p.backend == "nats" {
 		// The deliveries the killed gateway held come back when their
 		// lease runs out: the default 30s would be most of the test.

@@ -186,7 +186,7 @@ func TestHookgateConfigParses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			text := hookgateConfig(env, tt.plan, wasm, "127.0.0.1:18080", "127.0.0.1:19000", filepath.Join(dir, "queue"), "nats://127.0.0.1:14222")
+			text := hookgateConfig(env, tt.plan, wasm, "127.0.0.1:18080", "", "127.0.0.1:19000", filepath.Join(dir, "queue"), "nats://127.0.0.1:14222")
 			path := filepath.Join(dir, tt.name+".toml")
 			cfg, err := config.Parse([]byte(text), path, func(string) (string, bool) { return "", false })
 			if err != nil {
@@ -593,5 +593,41 @@ func TestGoalsByRound(t *testing.T) {
 	}
 	if !found {
 		t.Error("no chain3 goal in the report")
+	}
+}
+
+// TestHarnessPprof runs passthrough for a second with --pprof: round 1's
+// Go CPU profile comes from hookgate's admin listener and is a gzipped
+// pprof profile, the input `go tool pprof -proto` merges into
+// cmd/hookgate/default.pgo.
+func TestHarnessPprof(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds hookgate and drives load for ~1s")
+	}
+	dir := t.TempDir()
+	o := Options{
+		Duration: time.Second, Warmup: 100 * time.Millisecond, Conns: 4, Rounds: 1,
+		Scenarios: []string{scPassthrough}, Payload: filepath.Join("..", "testdata", "howxm_entry_submitted.json"),
+		Pin: "off", QueueSync: "always", Drain: 30 * time.Second, Timeout: 5 * time.Second,
+		Pprof: filepath.Join(dir, "prof"), Command: "test",
+	}
+	rep, err := run(o, CoreSplit{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Scenarios) != 1 || rep.Scenarios[0].Skipped != "" || len(rep.Scenarios[0].Rounds) != 1 {
+		t.Fatalf("scenarios %+v; want passthrough measured once", rep.Scenarios)
+	}
+	if r := rep.Scenarios[0].Rounds[0]; r.Requests == 0 || r.Errors() != 0 {
+		t.Fatalf("%d requests, %d errors (%s); want every one answered", r.Requests, r.Errors(), r.FirstErr)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "prof", scPassthrough+".pprof"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A CPU profile is gzipped protobuf, with samples in it after a
+	// second of load: more than a header's few hundred bytes.
+	if len(b) < 1000 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Fatalf("the profile is %d bytes starting %x; want a gzipped pprof profile with samples", len(b), b[:min(len(b), 4)])
 	}
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,4 +103,58 @@ func pidList(pids []int) string {
 		s[i] = strconv.Itoa(p)
 	}
 	return strings.Join(s, ",")
+}
+
+// pprofRun fetches hookgate's own CPU profile from its admin listener
+// (/debug/pprof/profile) over one measurement. Unlike perf's, the profile
+// is Go's pprof format, which is what the compiler's profile-guided
+// optimization reads: the profiles of the scenarios, merged, are
+// cmd/hookgate/default.pgo (`make pgo`).
+type pprofRun struct {
+	path string
+	done chan error
+}
+
+// startPprof asks for a profile of d, rounded up to whole seconds (the
+// endpoint's unit), and writes it to DIR/<scenario>.pprof when it comes.
+func startPprof(dir, name, admin string, d time.Duration) *pprofRun {
+	p := &pprofRun{path: filepath.Join(dir, name+".pprof"), done: make(chan error, 1)}
+	secs := int((d + time.Second - 1) / time.Second)
+	go func() {
+		p.done <- p.fetch(dir, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs), d)
+	}()
+	return p
+}
+
+func (p *pprofRun) fetch(dir, url string, d time.Duration) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	c := http.Client{Timeout: d + 30*time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return fmt.Errorf("benchmarks: fetching the CPU profile: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("benchmarks: fetching the CPU profile: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	f, err := os.Create(p.path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("benchmarks: fetching the CPU profile: %v", err)
+	}
+	return f.Close()
+}
+
+// finish waits for the profile and returns where it was written.
+func (p *pprofRun) finish() (string, error) {
+	if err := <-p.done; err != nil {
+		return "", err
+	}
+	return p.path, nil
 }

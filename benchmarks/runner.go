@@ -31,6 +31,7 @@ type Options struct {
 	Drain     time.Duration // async: how long to wait for the queue to drain
 	Timeout   time.Duration // per request
 	Perf      string        // profile the first round of each scenario into this dir
+	Pprof     string        // fetch hookgate's Go CPU profile of the first round into this dir
 	Hookgate  string        // a hookgate binary to measure instead of building ./cmd/hookgate
 	Baseline  string        // a second hookgate binary, measured as "<scenario>@base" in the same rounds
 	// BaselineSrc is a checkout of the baseline revision: the @base
@@ -89,7 +90,7 @@ func run(o Options, split CoreSplit) (*Report, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	env := &Env{Dir: dir, Split: split, Conns: o.Conns, Payload: payload, QueueSync: o.QueueSync, Baseline: o.Baseline, BaselineSrc: o.BaselineSrc}
+	env := &Env{Dir: dir, Split: split, Conns: o.Conns, Payload: payload, QueueSync: o.QueueSync, Baseline: o.Baseline, BaselineSrc: o.BaselineSrc, Pprof: o.Pprof != ""}
 
 	if o.Target != "" {
 		return runUser(o, rep, env)
@@ -232,6 +233,10 @@ func measure(o Options, env *Env, sc Scenario, round int) (Round, error) {
 			return Round{}, err
 		}
 	}
+	var gp *pprofRun
+	if rn.Admin != "" && round == 0 {
+		gp = startPprof(o.Pprof, sc.Name, rn.Admin, o.Duration)
+	}
 	s := gen.Run(o.Duration)
 	cpu1 := treeCPU(pid)
 	queueCPU1 := rn.queueCPU()
@@ -242,6 +247,13 @@ func measure(o Options, env *Env, sc Scenario, round int) (Round, error) {
 			return Round{}, err
 		}
 		o.logf("  perf (self): %s", top)
+	}
+	if gp != nil {
+		path, err := gp.finish()
+		if err != nil {
+			return Round{}, err
+		}
+		o.logf("  Go CPU profile: %s", path)
 	}
 	r := Round{
 		Requests: s.Requests, RPS: s.RPS(), Latency: summarize(s.Hist),

@@ -36,6 +36,10 @@ type Env struct {
 	// then NATSErr says why).
 	NATSServer string
 	NATSErr    string
+	// Pprof opens hookgate's admin listener on loopback in round 1, so
+	// the runner can fetch a Go CPU profile (--pprof). Off otherwise: the
+	// measured gateway serves nothing but the route.
+	Pprof bool
 }
 
 // SkipError says a scenario cannot run here, and why; the table shows the
@@ -61,8 +65,10 @@ type Running struct {
 	Async    bool // check deliveries at the sink after the run
 	// Async: deliveries per event (the route's targets), and the event id
 	// the probe's 202 named ("" if none).
-	Targets  int
-	ProbeID  string
+	Targets int
+	ProbeID string
+	// Admin is hookgate's admin listener ("" when it is off), for --pprof.
+	Admin    string
 	children []*Child
 }
 
@@ -355,7 +361,7 @@ func hookgateScenario(name, title string, p plan) Scenario {
 		// Validate with placeholder addresses: `hookgate check` catches a
 		// key or feature the binary does not know before any process runs.
 		path := filepath.Join(env.Dir, name+"-check.toml")
-		conf := hookgateConfig(env, p, wasm, "127.0.0.1:1", "127.0.0.1:2", filepath.Join(env.Dir, name+"-check-queue"), "nats://127.0.0.1:3")
+		conf := hookgateConfig(env, p, wasm, "127.0.0.1:1", "", "127.0.0.1:2", filepath.Join(env.Dir, name+"-check-queue"), "nats://127.0.0.1:3")
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			return err
 		}
@@ -390,9 +396,15 @@ func hookgateScenario(name, title string, p plan) Scenario {
 			r.Stop()
 			return nil, err
 		}
+		if env.Pprof && round == 0 {
+			if r.Admin, err = freeAddr(); err != nil {
+				r.Stop()
+				return nil, err
+			}
+		}
 		queueDir := filepath.Join(env.Dir, fmt.Sprintf("%s-%d-queue", name, round))
 		path := filepath.Join(env.Dir, fmt.Sprintf("%s-%d.toml", name, round))
-		conf := hookgateConfig(env, p, wasm, listen, sinkAddr, queueDir, natsURL)
+		conf := hookgateConfig(env, p, wasm, listen, r.Admin, sinkAddr, queueDir, natsURL)
 		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 			r.Stop()
 			return nil, err
@@ -420,13 +432,13 @@ func hookgateScenario(name, title string, p plan) Scenario {
 
 // hookgateConfig writes the TOML for one scenario with the keys of
 // gateway/config. Logging is at warn with no access log, the admin
-// listener is off, and targets get twice the load's connections so the
+// listener is off unless admin names its address (--pprof), and targets get twice the load's connections so the
 // pool never makes a request wait (nginx's upstream is not capped
 // either). natsURL is the nats-server of a plan with backend "nats".
-func hookgateConfig(env *Env, p plan, wasm map[string]string, listen, sinkAddr, queueDir, natsURL string) string {
+func hookgateConfig(env *Env, p plan, wasm map[string]string, listen, admin, sinkAddr, queueDir, natsURL string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by go run ./benchmarks\n[server]\nlisten = %q\n\n", listen)
-	fmt.Fprintf(&b, "[admin]\nlisten = \"\"\n\n[log]\nlevel = \"warn\"\naccess = false\n\n")
+	fmt.Fprintf(&b, "[admin]\nlisten = %q\n\n[log]\nlevel = \"warn\"\naccess = false\n\n", admin)
 	fmt.Fprintf(&b, "[queue]\npath = %q\nsync = %q\n", queueDir, env.QueueSync)
 	if p.backend == "nats" {
 		// One replica: a single nats-server. sync is the Pebble store's
