@@ -598,8 +598,8 @@ func TestGoalsByRound(t *testing.T) {
 
 // TestHarnessPprof runs passthrough for a second with --pprof: round 1's
 // Go CPU profile comes from hookgate's admin listener and is a gzipped
-// pprof profile, the input `go tool pprof -proto` merges into
-// cmd/hookgate/default.pgo.
+// pprof profile, what `go tool pprof` reads (and merges, with -proto,
+// into a profile for profile-guided optimization).
 func TestHarnessPprof(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds hookgate and drives load for ~1s")

@@ -77,7 +77,7 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&o.Drain, "drain", 30*time.Second, "async: longest wait for the queue to drain after the load")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per request timeout")
 	fs.StringVar(&o.Perf, "perf", "", "profile the server under test with Linux perf during round 1 of each scenario; reports go to DIR")
-	fs.StringVar(&o.Pprof, "pprof", "", "fetch a Go CPU profile of hookgate from its admin listener during round 1 of each hookgate scenario; profiles go to DIR/<scenario>.pprof (the input of cmd/hookgate/default.pgo)")
+	fs.StringVar(&o.Pprof, "pprof", "", "fetch a Go CPU profile of hookgate from its admin listener during round 1 of each hookgate scenario; profiles go to DIR/<scenario>.pprof, for go tool pprof")
 	fs.StringVar(&o.Hookgate, "hookgate", "", "measure this hookgate binary instead of building ./cmd/hookgate")
 	fs.StringVar(&o.Baseline, "baseline", "", "also measure every hookgate scenario with this binary, as <scenario>@base in the same rounds (before/after side by side)")
 	fs.StringVar(&o.BaselineSrc, "baseline-src", "", "a checkout of the baseline revision (git worktree add DIR REV): the @base scenarios' plugins are built from it, and so is the baseline binary unless --baseline names one")

@@ -107,9 +107,9 @@ func pidList(pids []int) string {
 
 // pprofRun fetches hookgate's own CPU profile from its admin listener
 // (/debug/pprof/profile) over one measurement. Unlike perf's, the profile
-// is Go's pprof format, which is what the compiler's profile-guided
-// optimization reads: the profiles of the scenarios, merged, are
-// cmd/hookgate/default.pgo (`make pgo`).
+// is Go's pprof format: `go tool pprof` reads it, and the compiler's
+// profile-guided optimization reads the scenarios' profiles merged (the
+// eighteenth run in README.md measured that, and did not keep it).
 type pprofRun struct {
 	path string
 	done chan error
