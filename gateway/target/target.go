@@ -192,7 +192,7 @@ func New(t config.Target) (*Client, error) {
 		Name:                   "hookgate",
 		IsTLS:                  u.Scheme == "https",
 		TLSConfig:              tlsc.target,
-		DialTimeout:            dialRaw(dialer),
+		DialTimeout:            dialRaw(dialer, u.Scheme == "https"),
 		MaxConns:               t.MaxConns,
 		MaxConnWaitTimeout:     t.Timeout, // a saturated pool errors instead of queueing forever
 		MaxIdleConnDuration:    t.IdleTimeout,
@@ -547,14 +547,19 @@ func (s *Set) Close() {
 }
 
 // dialRaw dials as d does, and reads and writes through rawsock (see that
-// package for why), as a client's connection: a request goes out when
-// fasthttp reads for its answer, which saves the read that would find
-// nothing (rawsock/ask.go). fasthttp reads after every request it writes.
-func dialRaw(d *fasthttp.TCPDialer) fasthttp.DialFuncWithTimeout {
+// package for why), as a client's connection when the target speaks plain
+// HTTP: a request goes out when fasthttp reads for its answer, which saves
+// the read that would find nothing (rawsock/ask.go; fasthttp reads after
+// every request it writes). Not under TLS, which writes alerts no read
+// follows.
+func dialRaw(d *fasthttp.TCPDialer, isTLS bool) fasthttp.DialFuncWithTimeout {
 	return func(addr string, timeout time.Duration) (net.Conn, error) {
 		c, err := d.DialTimeout(addr, timeout)
 		if err != nil {
 			return nil, err
+		}
+		if isTLS {
+			return rawsock.Wrap(c), nil
 		}
 		return rawsock.WrapClient(c), nil
 	}

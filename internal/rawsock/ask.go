@@ -29,45 +29,62 @@ import (
 // clearing and reaches the wait: the read that finds nothing is gone, and
 // no wake-up is lost.
 //
-// What it assumes, and the guard: the peer speaks only when spoken to,
-// and a peer that closes makes a wake-up after the question (a closed
-// socket answers data with a reset). A peer that half-closed (a FIN, then
-// reading on without answering) would make none, and the wait would last
-// until the read deadline. Servers close idle keep-alive connections that
-// way only after seconds of idleness, if at all; so a connection that
-// has not read for askIdle sends the question as a plain write, and reads
-// first, as any connection does.
+// What it assumes, and the guards:
+//   - The peer speaks only when spoken to, and only once it has the whole
+//     request. A request partly written already (one larger than maxHeld:
+//     the part that did not fit went out in Write) may have been answered
+//     early, a 413 or a 401 from the head alone, so its Read reads first.
+//   - A peer that closes makes a wake-up after the question: a closed
+//     socket answers data with a reset. One whose FIN came before the
+//     question, and that then makes none (it half-closed and reads on,
+//     or its host went away without a reset), would leave the wait to
+//     the read deadline, where the plain path would have read the FIN at
+//     once and retried on a fresh connection. So only a connection that
+//     was idle less than askIdle since its last answer waits first: the
+//     hot connections of a busy pool (the saving matters under load
+//     only), whose FIN would have to arrive within those milliseconds.
+//     A connection idle longer writes and reads first, as any does.
+//   - Not below TLS: crypto/tls writes alerts just before Close, and can
+//     write in the middle of reading an answer (a KeyUpdate), so nothing
+//     may be held there. Targets over https use Wrap.
+//   - One request at a time, as an HTTP/1.1 client without pipelining:
+//     a Read waits for a Write that is waiting for room, and a Write made
+//     while a Read waits is sent by the next Read.
 
 // maxHeld bounds what Write holds for the next Read: a larger request
 // (a large body) is written at once, and its answer read as usual; the
 // read saved matters less beside it.
 const maxHeld = 16 << 10
 
-// askIdle is how long a connection may have gone without reading before
-// its question goes out as a plain write; a variable for tests.
-var askIdle = time.Second
+// askIdle is how long a connection may have been idle since its last
+// answer and still wait first; a variable for tests. A pool's hot
+// connections under load are idle for well under a millisecond.
+var askIdle = 10 * time.Millisecond
 
 // ask is the state of a client's connection (WrapClient).
 type ask struct {
 	on bool
 	fn func(fd uintptr) bool // Conn.askRead bound once
 
-	// Under w.mu: the bytes Write held.
-	held []byte
+	// Under w.mu: the bytes Write held, and whether Write sent some of
+	// this request itself (it did not fit).
+	held  []byte
+	wrote bool
 
 	// Under r.mu.
-	last    int64 // ns since epoch when the last Read began
+	last    int64 // ns since epoch when the last Read returned
 	pending bool  // the callback holds w.mu and has held to send
 	sent    int   // bytes of held the callback sent
 	err     error // the callback's send failed
 }
 
-// WrapClient is Wrap for a connection whose peer speaks only when spoken
-// to, such as an HTTP/1.1 client's connection to its server: Write holds
-// the bytes (up to maxHeld) and the next Read sends them before it waits
-// for the answer, saving a read(2) that would find nothing. Writes that
-// are never followed by a Read are never sent, so the caller must read
-// after writing, as a request-response client does.
+// WrapClient is Wrap for a plain TCP connection whose peer speaks only
+// when spoken to, such as an HTTP/1.1 client's connection to its server:
+// Write holds the bytes (up to maxHeld) and the next Read sends them
+// before it waits for the answer, saving a read(2) that would find
+// nothing. Writes that are never followed by a Read are never sent, so
+// the caller must read after writing, as a request-response client does,
+// and must not put TLS on top (see the guards above).
 func WrapClient(c net.Conn) net.Conn {
 	w := wrap(c)
 	if w == nil {
@@ -80,10 +97,11 @@ func WrapClient(c net.Conn) net.Conn {
 }
 
 // hold keeps p for the next Read, under c.w.mu. It reports false when it
-// would hold more than maxHeld.
+// would hold more than maxHeld, or the connection is closed (so that the
+// Write fails as net.Conn's does).
 func (c *Conn) hold(p []byte) bool {
 	a := &c.ask
-	if len(a.held)+len(p) > maxHeld {
+	if len(a.held)+len(p) > maxHeld || c.set.Load() == closed {
 		return false
 	}
 	a.held = append(a.held, p...)
@@ -96,16 +114,23 @@ func (c *Conn) hold(p []byte) bool {
 // that callers that tell a lost connection from a failed answer see what
 // a plain Write would have returned).
 func (c *Conn) readAsking() (rerr, werr error) {
+	rerr, werr = c.sendAndWait()
+	c.ask.last = int64(time.Since(epoch)) // the idle time starts
+	return rerr, werr
+}
+
+// sendAndWait is readAsking but for the time stamp.
+func (c *Conn) sendAndWait() (rerr, werr error) {
 	a := &c.ask
-	now := int64(time.Since(epoch))
-	recent := now-a.last < int64(askIdle)
-	a.last = now
+	recent := int64(time.Since(epoch))-a.last < int64(askIdle)
 	c.w.mu.Lock()
+	wrote := a.wrote
+	a.wrote = false
 	switch {
 	case len(a.held) == 0:
 		c.w.mu.Unlock()
 		return c.rc.Read(c.r.fn), nil
-	case !recent:
+	case !recent || wrote:
 		werr = c.sendLocked(a.held)
 		c.w.mu.Unlock()
 		if werr != nil {
@@ -133,6 +158,8 @@ func (c *Conn) readAsking() (rerr, werr error) {
 		c.w.mu.Unlock()
 		return nil, c.opError("write", a.err)
 	}
+	// Part of the question went out and the peer may answer it early:
+	// the rest is written as Write does, and the answer read first.
 	werr = c.sendLocked(a.held[a.sent:])
 	c.w.mu.Unlock()
 	if werr != nil {
@@ -144,6 +171,9 @@ func (c *Conn) readAsking() (rerr, werr error) {
 // sendLocked writes p as Write does, waiting for room, and empties held;
 // under c.w.mu.
 func (c *Conn) sendLocked(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
 	_, err := c.writeLocked(p)
 	c.ask.held = c.ask.held[:0]
 	return err

@@ -13,9 +13,14 @@ import (
 	"time"
 )
 
-// clientPair is pair with the first end wrapped as a client's connection.
+// clientPair is pair with the first end wrapped as a client's connection,
+// which waits first however long it idled (askIdle an hour, for the
+// test), unless the test sets askIdle again.
 func clientPair(t *testing.T) (*Conn, net.Conn) {
 	t.Helper()
+	idle := askIdle
+	askIdle = time.Hour
+	t.Cleanup(func() { askIdle = idle })
 	c, peer := tcpPair(t)
 	w, ok := WrapClient(c).(*Conn)
 	if !ok {
@@ -163,13 +168,11 @@ func TestClientPeerGone(t *testing.T) {
 }
 
 // A peer that half-closed (FIN) and reads on without answering gives no
-// wake-up after the question. A connection that had not read for askIdle
-// sends it as a plain write and reads first, so it sees the FIN at once;
-// one that read just before waits for its deadline (the hazard the guard
-// bounds).
+// wake-up after the question. A connection idle for askIdle since its
+// last answer sends it as a plain write and reads first, so it sees the
+// FIN at once; one that waits first waits for its deadline (the hazard
+// the guard bounds).
 func TestClientIdleReadsFirst(t *testing.T) {
-	defer func(d time.Duration) { askIdle = d }(askIdle)
-	askIdle = 20 * time.Millisecond
 	for _, idle := range []bool{true, false} {
 		name := "recent"
 		if idle {
@@ -177,12 +180,12 @@ func TestClientIdleReadsFirst(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			c, peer := clientPair(t)
+			if idle {
+				askIdle = 0 // any idle time is too long
+			}
 			peer.(*net.TCPConn).CloseWrite()
 			go io.Copy(io.Discard, peer)
-			time.Sleep(40 * time.Millisecond) // past askIdle since the wrap
-			if !idle {
-				c.ask.last = int64(time.Since(epoch))
-			}
+			time.Sleep(20 * time.Millisecond) // the FIN reaches c
 			if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
 				t.Fatal(err)
 			}
@@ -195,6 +198,75 @@ func TestClientIdleReadsFirst(t *testing.T) {
 				t.Fatalf("Read: %v; want the deadline's error", err)
 			}
 		})
+	}
+}
+
+// A request larger than maxHeld goes out in part when written; a peer
+// that answers from the head alone (a 413, a 401) has answered before the
+// rest is sent. That answer's wake-up came before the Read, so the Read
+// reads first and finds it.
+func TestClientEarlyAnswer(t *testing.T) {
+	c, peer := clientPair(t)
+	head := bytes.Repeat([]byte("h"), maxHeld+1)
+	got := make(chan error, 1)
+	go func() {
+		_, err := io.ReadFull(peer, make([]byte, len(head)))
+		if err == nil {
+			_, err = peer.Write([]byte("413"))
+		}
+		got <- err
+	}()
+	if _, err := c.Write(head); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("tail")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // the answer arrives; the poller takes its wake-up
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	b := make([]byte, 3)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "413" {
+		t.Fatalf("Read = %q, %v; want the early answer", b, err)
+	}
+}
+
+// A question larger than the room left in the send buffer: the callback
+// sends what fits, and the rest is written as Write does, waiting for the
+// peer to read; then the answer is read.
+func TestClientQuestionFillsSendBuffer(t *testing.T) {
+	c, peer := clientPair(t)
+	// Small buffers of fixed size (no autotuning), filled while the peer
+	// is not reading: a write too large to hold goes at once, as far as
+	// its deadline lets it.
+	c.Conn.(*net.TCPConn).SetWriteBuffer(4096)
+	peer.(*net.TCPConn).SetReadBuffer(4096)
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	filled, err := c.Write(make([]byte, 16<<20))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("filling the buffers: %d bytes, %v; want the write deadline", filled, err)
+	}
+	c.SetWriteDeadline(time.Time{})
+	// A Read ends the request that went out at once; the next is held.
+	c.SetReadDeadline(time.Now().Add(-time.Second))
+	c.Read(make([]byte, 1))
+	q := bytes.Repeat([]byte("q"), maxHeld)
+	if _, err := c.Write(q); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond) // the callback's send finds no room
+		b := make([]byte, filled+len(q))
+		if _, err := io.ReadFull(peer, b); err == nil && bytes.Equal(b[filled:], q) {
+			peer.Write([]byte("ok"))
+		}
+	}()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, 2)
+	if _, err := io.ReadFull(c, b); err != nil || string(b) != "ok" {
+		t.Fatalf("Read = %q, %v; want ok", b, err)
 	}
 }
 
@@ -241,7 +313,9 @@ func TestClientDeadlineAndClose(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not end the waiting Read")
 	}
-	if _, err := c.Write(bytes.Repeat([]byte("x"), maxHeld+1)); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("Write after Close: %v; want net.ErrClosed", err)
+	for _, n := range []int{1, maxHeld + 1} {
+		if _, err := c.Write(bytes.Repeat([]byte("x"), n)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Write of %d bytes after Close: %v; want net.ErrClosed", n, err)
+		}
 	}
 }

@@ -169,11 +169,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if c.hold(p) {
 			return len(p), nil
 		}
-		// Too much to hold: what is held goes first, then p, now.
-		if _, err := c.writeLocked(c.ask.held); err != nil {
+		// Too much to hold (or closed): what is held goes first, then p,
+		// now; the next Read reads first (ask.go).
+		c.ask.wrote = true
+		if err := c.sendLocked(c.ask.held); err != nil {
 			return 0, err
 		}
-		c.ask.held = c.ask.held[:0]
 	}
 	return c.writeLocked(p)
 }
