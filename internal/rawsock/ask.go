@@ -3,9 +3,7 @@
 package rawsock
 
 import (
-	"io"
 	"net"
-	"syscall"
 	"time"
 )
 
@@ -73,9 +71,7 @@ type ask struct {
 
 	// Under r.mu.
 	last    int64 // ns since epoch when the last Read returned
-	pending bool  // the callback holds w.mu and has held to send
-	sent    int   // bytes of held the callback sent
-	err     error // the callback's send failed
+	pending bool  // the callback holds w.mu and has held to send (in w.p)
 }
 
 // WrapClient is Wrap for a plain TCP connection whose peer speaks only
@@ -138,7 +134,9 @@ func (c *Conn) sendAndWait() (rerr, werr error) {
 		}
 		return c.rc.Read(c.r.fn), nil
 	}
-	a.pending, a.sent, a.err = true, 0, nil
+	w := &c.w
+	w.p, w.n, w.err = a.held, 0, nil
+	a.pending = true
 	rerr = c.rc.Read(a.fn)
 	if !a.pending {
 		return rerr, nil // sent; rerr is the wait's (a deadline, a Close)
@@ -146,6 +144,8 @@ func (c *Conn) sendAndWait() (rerr, werr error) {
 	// Not all sent, and w.mu still held: the runtime failed before the
 	// callback ran, the send failed, or the send buffer was full.
 	a.pending = false
+	sent, err := w.n, w.err
+	w.p = nil
 	switch {
 	case rerr != nil:
 		// A deadline or a Close before anything went: the bytes stay
@@ -153,14 +153,14 @@ func (c *Conn) sendAndWait() (rerr, werr error) {
 		// Read after the deadline is moved.
 		c.w.mu.Unlock()
 		return rerr, nil
-	case a.err != nil:
+	case err != nil:
 		a.held = a.held[:0]
 		c.w.mu.Unlock()
-		return nil, c.opError("write", a.err)
+		return nil, c.opError("write", err)
 	}
 	// Part of the question went out and the peer may answer it early:
 	// the rest is written as Write does, and the answer read first.
-	werr = c.sendLocked(a.held[a.sent:])
+	werr = c.sendLocked(a.held[sent:])
 	c.w.mu.Unlock()
 	if werr != nil {
 		return nil, werr
@@ -190,24 +190,13 @@ func (c *Conn) askRead(fd uintptr) bool {
 	if !a.pending {
 		return c.r.read(fd)
 	}
-	for a.sent < len(a.held) {
-		r, e := sysWrite(fd, a.held[a.sent:])
-		switch {
-		case e == syscall.EINTR:
-		case e == syscall.EAGAIN:
-			return true
-		case e != 0:
-			a.err = e
-			return true
-		case r <= 0 || r > len(a.held)-a.sent:
-			a.err = io.ErrUnexpectedEOF // as op.write
-			return true
-		default:
-			a.sent += r
-		}
+	w := &c.w
+	if !w.write(fd) || w.err != nil {
+		return true // no room, or the send failed: readAsking finishes
 	}
+	w.p = nil
 	a.held = a.held[:0]
 	a.pending = false
-	c.w.mu.Unlock()
+	w.mu.Unlock()
 	return false
 }

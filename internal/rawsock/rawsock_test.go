@@ -168,6 +168,13 @@ func TestClosed(t *testing.T) {
 // A Close from another goroutine ends a Read that is waiting.
 func TestCloseWhileReading(t *testing.T) {
 	c, _ := pair(t)
+	closeEndsRead(t, c)
+}
+
+// closeEndsRead starts a Read on c that waits, closes c, and fails unless
+// the Read ends with net.ErrClosed.
+func closeEndsRead(t *testing.T, c *Conn) {
+	t.Helper()
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Read(make([]byte, 4))
