@@ -106,9 +106,11 @@ func (c *Conn) hold(p []byte) bool {
 
 // readAsking is Read's RawConn.Read for a client's connection, with c.r.mu
 // held and c.r.p set. It returns the runtime's error as RawConn.Read does,
-// and an error of sending the held bytes apart (a write's, Op "write", so
-// that callers that tell a lost connection from a failed answer see what
-// a plain Write would have returned).
+// and an error of sending the held bytes apart: a write's (Op "write"),
+// what a plain Write would have returned. (fasthttp reports any failure
+// before an answer's first byte as io.EOF, which gateway/target retries
+// once on a fresh connection: the request did not reach the target
+// whole, so the retry cannot repeat it.)
 func (c *Conn) readAsking() (rerr, werr error) {
 	rerr, werr = c.sendAndWait()
 	c.ask.last = int64(time.Since(epoch)) // the idle time starts
