@@ -249,12 +249,8 @@ func TestHarnessAsyncNATS(t *testing.T) {
 		t.Skip("builds hookgate and nats-server and drives load for ~2s")
 	}
 	dir := t.TempDir()
-	o := Options{
-		Duration: time.Second, Warmup: 100 * time.Millisecond, Conns: 4, Rounds: 1,
-		Scenarios: []string{scAsync, scAsyncNATS}, Payload: filepath.Join("..", "testdata", "howxm_entry_submitted.json"),
-		Pin: "off", QueueSync: "always", Drain: 30 * time.Second, Timeout: 5 * time.Second,
-		JSON: filepath.Join(dir, "out.json"), Command: "test",
-	}
+	o := shortRun(scAsync, scAsyncNATS)
+	o.JSON = filepath.Join(dir, "out.json")
 	rep, err := run(o, CoreSplit{})
 	if err != nil {
 		t.Fatal(err)
@@ -605,12 +601,8 @@ func TestHarnessPprof(t *testing.T) {
 		t.Skip("builds hookgate and drives load for ~1s")
 	}
 	dir := t.TempDir()
-	o := Options{
-		Duration: time.Second, Warmup: 100 * time.Millisecond, Conns: 4, Rounds: 1,
-		Scenarios: []string{scPassthrough}, Payload: filepath.Join("..", "testdata", "howxm_entry_submitted.json"),
-		Pin: "off", QueueSync: "always", Drain: 30 * time.Second, Timeout: 5 * time.Second,
-		Pprof: filepath.Join(dir, "prof"), Command: "test",
-	}
+	o := shortRun(scPassthrough)
+	o.Pprof = filepath.Join(dir, "prof")
 	rep, err := run(o, CoreSplit{})
 	if err != nil {
 		t.Fatal(err)
@@ -629,5 +621,16 @@ func TestHarnessPprof(t *testing.T) {
 	// second of load: more than a header's few hundred bytes.
 	if len(b) < 1000 || b[0] != 0x1f || b[1] != 0x8b {
 		t.Fatalf("the profile is %d bytes starting %x; want a gzipped pprof profile with samples", len(b), b[:min(len(b), 4)])
+	}
+}
+
+// shortRun is the harness's options for a test: one round of a second on
+// the seed payload, four connections, unpinned.
+func shortRun(scenarios ...string) Options {
+	return Options{
+		Duration: time.Second, Warmup: 100 * time.Millisecond, Conns: 4, Rounds: 1,
+		Scenarios: scenarios, Payload: filepath.Join("..", "testdata", "howxm_entry_submitted.json"),
+		Pin: "off", QueueSync: "always", Drain: 30 * time.Second, Timeout: 5 * time.Second,
+		Command: "test",
 	}
 }
