@@ -78,9 +78,10 @@ func (l *connLimitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		// rawsock: reads and writes without the runtime's system call
-		// bookkeeping (see that package). A TLS listener must wrap these
-		// connections, not the other way round, or they lose it.
-		cc := &countedConn{Conn: rawsock.Wrap(c), tcp: c, l: l, addr: a, headMax: l.headMax}
+		// bookkeeping, and an answer sent when the next request is read
+		// (see that package). A TLS listener must wrap these connections,
+		// not the other way round, or they lose it.
+		cc := &countedConn{Conn: rawsock.WrapServer(c), l: l, addr: a, headMax: l.headMax}
 		cc.startHead()
 		return cc, nil
 	}
@@ -148,7 +149,6 @@ func (l *connLimitListener) drop(a *addrState) {
 
 type countedConn struct {
 	net.Conn
-	tcp    net.Conn // the connection as accepted, for the lingering close
 	l      *connLimitListener
 	addr   *addrState
 	closed atomic.Bool
@@ -325,7 +325,8 @@ func (c *countedConn) Close() error {
 	}
 	if c.phase.Load() == phaseAnswered {
 		c.lingering.Store(true)
-		if closeWrite(c.tcp) {
+		// Through rawsock, which sends the answer it holds first.
+		if closeWrite(c.Conn) {
 			go func() {
 				// Through rawsock, which may hold the connection's read
 				// deadline (lazy deadlines): setting the socket's own

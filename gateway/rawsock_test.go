@@ -3,8 +3,12 @@
 package gateway
 
 import (
+	"errors"
+	"io"
 	"net"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/hookgate/hookgate/internal/rawsock"
 )
@@ -38,5 +42,20 @@ func TestAcceptedConnsUseRawsock(t *testing.T) {
 	}
 	if ip := cc.addr.ip.String(); ip != "127.0.0.1" {
 		t.Fatalf("the connection's address is %s, want 127.0.0.1", ip)
+	}
+
+	// As a server's connection (rawsock.WrapServer): an answer waits for
+	// the next Read, or goes out with the Close.
+	if _, err := got.Write([]byte("answer")); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
+	if n, err := c.Read(make([]byte, 8)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the client read %d bytes (%v) before the server read or closed; want none", n, err)
+	}
+	got.Close()
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if b, err := io.ReadAll(c); string(b) != "answer" || err != nil {
+		t.Fatalf("the client read %q, %v; want the answer, then EOF", b, err)
 	}
 }

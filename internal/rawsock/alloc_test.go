@@ -67,3 +67,37 @@ func TestClientNoAllocations(t *testing.T) {
 		t.Fatalf("a question and its answer allocate %v times; want 0", n)
 	}
 }
+
+// A server's request and answer allocate nothing once its held buffer
+// has grown to the answer's size.
+func TestServerNoAllocations(t *testing.T) {
+	c, peer := serverPair(t)
+	req := []byte("POST /hooks HTTP/1.1\r\nHost: x\r\n\r\n{}")
+	ans := []byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	go func() { // sends a request for each answer
+		b := make([]byte, len(ans))
+		for {
+			if _, err := peer.Write(req); err != nil {
+				return
+			}
+			if _, err := io.ReadFull(peer, b); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 4096)
+	if n := testing.AllocsPerRun(1000, func() {
+		c.SetReadDeadline(time.Now().Add(time.Hour))
+		if n, err := readAtLeast(c, buf, len(req)); n != len(req) || err != nil {
+			t.Fatal(n, err)
+		}
+		if _, err := c.Write(ans); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("a request and its answer allocate %v times; want 0", n)
+	}
+	if c.ask.waited < 1000 || c.ask.lost {
+		t.Fatalf("waited without reading %d times, lost %v; want every Read but the first", c.ask.waited, c.ask.lost)
+	}
+}

@@ -3,7 +3,9 @@
 package rawsock
 
 import (
+	"errors"
 	"net"
+	"os"
 	"time"
 )
 
@@ -48,6 +50,29 @@ import (
 //   - One request at a time, as an HTTP/1.1 client without pipelining:
 //     a Read waits for a Write that is waiting for room, and a Write made
 //     while a Read waits is sent by the next Read.
+//
+// A server's connection (WrapServer) does the same with its answers: a
+// server writes an answer and then reads the next request, which a
+// sender that waits for each answer has not sent yet. There the ordering
+// argument covers less, since a sender may speak before it is answered:
+// it may pipeline its next request, or half-close (a FIN), while the
+// answer is being made, and the wake-up of those bytes comes before the
+// runtime's clearing and is lost. So:
+//   - Only a connection whose last read(2) emptied the socket (returned
+//     less than it asked for) waits first: bytes that were there already
+//     made no wake-up since, and would wait forever.
+//   - The sweeper pokes a wait that has lasted a full tick (100 to 200
+//     ms, see deadline.go): it ends it with a deadline in the past, and
+//     the Read reads. If that read finds something at once, a wake-up
+//     was lost, and the connection never waits first again: a sender that
+//     pipelines (or half-closes) is delayed once, by at most two ticks.
+//     An idle keep-alive connection costs one such read per idle spell.
+//   - A connection outside the sweeper's set (one without a lazy
+//     deadline, so no poke) or with a deadline the runtime holds (near,
+//     or expired) reads first, as any does.
+//   - What is held must still go out when no Read follows: the last
+//     answer before a close, or the one fasthttp's Shutdown sweeps up.
+//     Close and CloseWrite send it first.
 
 // maxHeld bounds what Write holds for the next Read: a larger request
 // (a large body) is written at once, and its answer read as usual; the
@@ -59,10 +84,13 @@ const maxHeld = 16 << 10
 // connections under load are idle for well under a millisecond.
 var askIdle = 10 * time.Millisecond
 
-// ask is the state of a client's connection (WrapClient).
+// ask is the state of a connection that holds its writes (WrapClient,
+// WrapServer).
 type ask struct {
-	on bool
-	fn func(fd uintptr) bool // Conn.askRead bound once
+	on      bool
+	server  bool                  // WrapServer's: its own guards (above)
+	fn      func(fd uintptr) bool // Conn.askRead bound once
+	pokedFn func(fd uintptr) bool // Conn.pokedRead bound once
 
 	// Under w.mu: the bytes Write held, and whether Write sent some of
 	// this request itself (it did not fit).
@@ -70,8 +98,13 @@ type ask struct {
 	wrote bool
 
 	// Under r.mu.
-	last    int64 // ns since epoch when the last Read returned
+	last    int64 // a client's: ns since epoch when the last Read returned
 	pending bool  // the callback holds w.mu and has held to send (in w.p)
+	// A server's: the sweeper's poke ended a wait and the next read is
+	// the first after it (poked); one found something at once (lost).
+	poked  bool
+	lost   bool
+	waited int // waits without reading so far, for tests
 }
 
 // WrapClient is Wrap for a plain TCP connection whose peer speaks only
@@ -90,6 +123,33 @@ func WrapClient(c net.Conn) net.Conn {
 	w.ask.fn = w.askRead
 	w.ask.last = int64(time.Since(epoch))
 	return w
+}
+
+// WrapServer is Wrap for a plain TCP connection a server accepted, whose
+// peer sends a request and waits for its answer, as HTTP/1.1 senders do:
+// Write holds the answer (up to maxHeld) and the next Read sends it
+// before it waits for the next request, saving a read(2) that would find
+// nothing. Close and CloseWrite send what is held first. The guards for
+// a peer that does not wait (pipelining, half-closing) are above.
+func WrapServer(c net.Conn) net.Conn {
+	w := wrap(c)
+	if w == nil {
+		return c
+	}
+	w.ask.on, w.ask.server = true, true
+	w.ask.fn = w.askRead
+	w.ask.pokedFn = w.pokedRead
+	return w
+}
+
+// waitFirst reports whether this Read may send what is held and wait
+// without reading first; under r.mu.
+func (c *Conn) waitFirst() bool {
+	a := &c.ask
+	if a.server {
+		return c.r.short && !a.lost && c.set.Load() == inSet
+	}
+	return int64(time.Since(epoch))-a.last < int64(askIdle)
 }
 
 // hold keeps p for the next Read, under c.w.mu. It reports false when it
@@ -113,14 +173,16 @@ func (c *Conn) hold(p []byte) bool {
 // whole, so the retry cannot repeat it.)
 func (c *Conn) readAsking() (rerr, werr error) {
 	rerr, werr = c.sendAndWait()
-	c.ask.last = int64(time.Since(epoch)) // the idle time starts
+	if !c.ask.server {
+		c.ask.last = int64(time.Since(epoch)) // the idle time starts
+	}
 	return rerr, werr
 }
 
 // sendAndWait is readAsking but for the time stamp.
 func (c *Conn) sendAndWait() (rerr, werr error) {
 	a := &c.ask
-	recent := int64(time.Since(epoch))-a.last < int64(askIdle)
+	first := c.waitFirst()
 	c.w.mu.Lock()
 	wrote := a.wrote
 	a.wrote = false
@@ -128,7 +190,7 @@ func (c *Conn) sendAndWait() (rerr, werr error) {
 	case len(a.held) == 0:
 		c.w.mu.Unlock()
 		return c.rc.Read(c.r.fn), nil
-	case !recent || wrote:
+	case !first || wrote:
 		werr = c.sendLocked(a.held)
 		c.w.mu.Unlock()
 		if werr != nil {
@@ -141,7 +203,11 @@ func (c *Conn) sendAndWait() (rerr, werr error) {
 	a.pending = true
 	rerr = c.rc.Read(a.fn)
 	if !a.pending {
-		return rerr, nil // sent; rerr is the wait's (a deadline, a Close)
+		// Sent; rerr is the wait's (a deadline, a Close).
+		if a.server {
+			rerr = c.afterWait(rerr)
+		}
+		return rerr, nil
 	}
 	// Not all sent, and w.mu still held: the runtime failed before the
 	// callback ran, the send failed, or the send buffer was full.
@@ -200,5 +266,56 @@ func (c *Conn) askRead(fd uintptr) bool {
 	a.held = a.held[:0]
 	a.pending = false
 	w.mu.Unlock()
+	if a.server {
+		c.r.dl.watch() // the sweeper may poke this wait from now on
+	}
+	a.waited++
 	return false
+}
+
+// afterWait ends a server's wait without reading (under r.mu): it takes
+// the wait off the sweeper's watch, and when the sweeper's poke is what
+// ended it, reads as a plain Read does, noting whether a wake-up was
+// lost. rerr is the wait's error, and the result the Read's.
+func (c *Conn) afterWait(rerr error) error {
+	if !c.r.dl.unwatch(c.r.apply) || !errors.Is(rerr, os.ErrDeadlineExceeded) {
+		return rerr // ended by the peer's bytes, a Close, or a deadline
+	}
+	c.ask.poked = true
+	return c.rc.Read(c.ask.pokedFn)
+}
+
+// pokedRead is afterWait's callback: a plain read, whose first call tells
+// whether something was waiting when the poke came.
+func (c *Conn) pokedRead(fd uintptr) bool {
+	done := c.r.read(fd)
+	if c.ask.poked {
+		c.ask.poked = false
+		c.ask.lost = done // bytes, a FIN or an error, whose wake-up was lost
+	}
+	return done
+}
+
+// flush sends what a server's connection holds, for Close and CloseWrite.
+// It waits for w.mu: a Read that took it to send the held bytes may yet
+// fail before sending them (closed under it), so Close must not skip
+// them. w.mu is never held while a Read waits, only while a write waits
+// for room, which its write deadline bounds; fasthttp closes from another
+// goroutine only idle connections (Shutdown), which are not writing.
+func (c *Conn) flush() error {
+	if !c.ask.server {
+		return nil
+	}
+	c.w.mu.Lock()
+	defer c.w.mu.Unlock()
+	return c.sendLocked(c.ask.held)
+}
+
+// CloseWrite shuts down the sending side, as *net.TCPConn's does, after
+// sending what a server's connection holds.
+func (c *Conn) CloseWrite() error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	return c.Conn.(*net.TCPConn).CloseWrite()
 }

@@ -56,6 +56,36 @@ type deadline struct {
 	// set through it, or a lazy one the sweeper handed over), which a
 	// later lazy or zero deadline must clear.
 	armed bool
+
+	// A server's wait without reading (ask.go): blind is the sweeper's
+	// tick count when it began, plus one (0: no such wait); poked, the
+	// sweeper ended it with a deadline in the past, which the reader
+	// clears.
+	blind int64
+	poked bool
+}
+
+// watch puts a wait without reading under the sweeper's eye, unless the
+// runtime holds a deadline, which bounds the wait instead (and which a
+// poke would overwrite).
+func (d *deadline) watch() {
+	d.mu.Lock()
+	if !d.armed {
+		d.blind = sweeper.ticks.Load() + 1
+	}
+	d.mu.Unlock()
+}
+
+// unwatch ends the watch, and reports whether the sweeper poked the wait;
+// it clears the poke's deadline then, unless a real one replaced it.
+func (d *deadline) unwatch(apply func(time.Time) error) (poked bool) {
+	d.mu.Lock()
+	poked, d.blind, d.poked = d.poked, 0, false
+	if poked && !d.armed {
+		apply(time.Time{})
+	}
+	d.mu.Unlock()
+	return poked
 }
 
 // set records or applies t for one direction; apply is the runtime's
@@ -101,14 +131,21 @@ func (d *deadline) set(c *Conn, t time.Time, apply func(time.Time) error) error 
 	return err
 }
 
-// expire hands d's lazy deadline to the runtime if it has passed by now.
-func (d *deadline) expire(now int64, apply func(time.Time) error) {
+// expire hands d's lazy deadline to the runtime if it has passed by now,
+// and pokes a wait without reading that began before the last tick (the
+// sweeper's tick count is tick).
+func (d *deadline) expire(now, tick int64, apply func(time.Time) error) {
 	d.mu.Lock()
-	if d.at != 0 && d.at <= now {
+	switch {
+	case d.at != 0 && d.at <= now:
 		// In the past: the runtime wakes a waiting call with its timeout
 		// error, and fails the next one at once, until a new deadline.
 		apply(epoch.Add(time.Duration(d.at)))
 		d.at, d.armed = 0, true
+	case d.blind != 0 && tick > d.blind && !d.armed:
+		// It has waited a tick at least: wake it the same way.
+		apply(epoch)
+		d.blind, d.poked = 0, true
 	}
 	d.mu.Unlock()
 }
@@ -123,7 +160,8 @@ const (
 // sweeper is the set of Conns with lazy deadlines and the goroutine that
 // expires them.
 var sweeper struct {
-	now atomic.Int64 // ns since epoch, read at the last tick (or join)
+	now   atomic.Int64 // ns since epoch, read at the last tick (or join)
+	ticks atomic.Int64 // ticks so far, for waits without reading
 
 	mu      sync.Mutex
 	conns   map[*Conn]struct{}
@@ -183,6 +221,7 @@ func sweep() {
 func sweepOnce(now int64) bool {
 	s := &sweeper
 	s.now.Store(now)
+	tick := s.ticks.Add(1)
 	s.mu.Lock()
 	if len(s.conns) == 0 {
 		s.running = false
@@ -199,8 +238,8 @@ func sweepOnce(now int64) bool {
 	// Outside the set's lock: a Conn's Close or join does not wait for a
 	// tick. Only the sweeper's goroutine (or a benchmark) uses list.
 	for i, c := range list {
-		c.r.dl.expire(now, c.r.apply)
-		c.w.dl.expire(now, c.w.apply)
+		c.r.dl.expire(now, tick, c.r.apply)
+		c.w.dl.expire(now, tick, c.w.apply)
 		list[i] = nil
 	}
 	return true
@@ -226,8 +265,10 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	return err
 }
 
-// Close closes the connection and takes it out of the sweeper's set.
+// Close closes the connection and takes it out of the sweeper's set; a
+// server's connection first sends the answer it holds (ask.go).
 func (c *Conn) Close() error {
+	c.flush()
 	leave(c)
 	return c.Conn.Close()
 }

@@ -10,3 +10,6 @@ func Wrap(c net.Conn) net.Conn { return c }
 
 // WrapClient returns c.
 func WrapClient(c net.Conn) net.Conn { return c }
+
+// WrapServer returns c.
+func WrapServer(c net.Conn) net.Conn { return c }

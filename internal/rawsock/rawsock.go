@@ -41,7 +41,8 @@
 // underneath stays in the sweeper's set.
 //
 // A client's connection (WrapClient) also sends a request when its answer
-// is read, not when it is written: that saves a read(2) a request that
+// is read, not when it is written, and a server's (WrapServer) an answer
+// when the next request is read: each saves a read(2) a request that
 // would find nothing (ask.go).
 //
 // Errors have net.Conn's shape: a deadline or a closed connection is the
@@ -89,6 +90,9 @@ type op struct {
 	p   []byte
 	n   int
 	err error // an errno, or io.ErrUnexpectedEOF for a write of nothing
+	// short: the last read(2) returned less than it asked for, so the
+	// socket was empty then (a server's guard, ask.go).
+	short bool
 
 	dl    deadline                // this direction's deadline (deadline.go)
 	apply func(t time.Time) error // the runtime's setter for it
@@ -224,7 +228,7 @@ func (o *op) read(fd uintptr) bool {
 		r, e := sysRead(fd, p)
 		switch e {
 		case 0:
-			o.n = r
+			o.n, o.short = r, r < len(p)
 			return true
 		case syscall.EINTR:
 		case syscall.EAGAIN:
