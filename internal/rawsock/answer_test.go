@@ -131,12 +131,13 @@ func TestServerNoRequestIsLost(t *testing.T) {
 // A sender that pipelines: its second request arrives after the server
 // read the first and before it answered, so the wake-up of those bytes
 // is spent before the Read. Waiting first, the Read misses it until the
-// sweeper's poke reads (a few ms here, 100 to 200 ms in production), and
+// sweeper's poke reads (one tick or two: 100 to 200 ms in production, a few ms here), and
 // the connection reads first from then on. The guards read first and so
 // see it at once: a read that filled its buffer (more may have been
 // waiting), a connection without lazy deadlines (the sweeper does not
 // watch it), one that lost a wake-up before.
 func TestServerPipelined(t *testing.T) {
+	pokeSoon(t)
 	for _, tc := range []struct {
 		name     string
 		full     bool // the first request's read fills its buffer
@@ -201,6 +202,7 @@ func TestServerPipelined(t *testing.T) {
 // data, so the read that empties the socket leaves it unseen, and no
 // wake-up follows. The poke finds it; the answer went out before.
 func TestServerHalfClose(t *testing.T) {
+	pokeSoon(t)
 	c, peer := serverPair(t)
 	peer.Write([]byte("req1"))
 	peer.(*net.TCPConn).CloseWrite()
@@ -224,6 +226,7 @@ func TestServerHalfClose(t *testing.T) {
 // next request is read whenever it comes, and the connection still waits
 // first afterwards. A real deadline still ends the wait.
 func TestServerIdle(t *testing.T) {
+	pokeSoon(t)
 	c, peer := serverPair(t)
 	peer.Write([]byte("req1"))
 	request(t, c, "req1")

@@ -42,6 +42,13 @@ var (
 	lazyAfter  = time.Second
 )
 
+// pokeAfter is how many whole ticks a server's wait without reading lasts
+// before the sweeper pokes it (ask.go): one, 100 to 200 ms. Atomic, since
+// tests change it while the sweeper runs.
+var pokeAfter atomic.Int64
+
+func init() { pokeAfter.Store(1) }
+
 // epoch is what lazy deadlines are counted from, in nanoseconds: a
 // time.Time with the monotonic clock, so differences ignore wall-clock
 // steps as the runtime's deadlines do.
@@ -142,8 +149,8 @@ func (d *deadline) expire(now, tick int64, apply func(time.Time) error) {
 		// error, and fails the next one at once, until a new deadline.
 		apply(epoch.Add(time.Duration(d.at)))
 		d.at, d.armed = 0, true
-	case d.blind != 0 && tick > d.blind && !d.armed:
-		// It has waited a tick at least: wake it the same way.
+	case d.blind != 0 && tick-d.blind >= pokeAfter.Load() && !d.armed:
+		// It has waited pokeAfter ticks at least: wake it the same way.
 		apply(epoch)
 		d.blind, d.poked = 0, true
 	}

@@ -15,10 +15,20 @@ import (
 // The package's tests run with short bounds, so that lazy deadlines are
 // tens of milliseconds away rather than seconds: every deadline of 50 ms
 // or more in these tests is kept by the sweeper, nearer ones by the
-// runtime.
+// runtime. The sweeper pokes a server's wait without reading after 40
+// ticks (200 ms), so that a test whose goroutines a loaded machine stalls
+// for a few ticks is not poked; the tests of the poke use pokeSoon.
 func TestMain(m *testing.M) {
 	lazyAfter, sweepEvery = 50*time.Millisecond, 5*time.Millisecond
+	pokeAfter.Store(40)
 	os.Exit(m.Run())
+}
+
+// pokeSoon makes the sweeper poke a wait without reading after one tick,
+// as in production, for the rest of the test.
+func pokeSoon(t *testing.T) {
+	pokeAfter.Store(1)
+	t.Cleanup(func() { pokeAfter.Store(40) })
 }
 
 // lazy reports whether d holds a deadline the runtime does not know yet.
