@@ -145,13 +145,16 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		// No Server header: an edge has no reason to name its software.
 		NoDefaultServerHeader: true,
 		NoDefaultContentType:  true,
-		ReadTimeout:           cfg.Server.ReadTimeout,
-		WriteTimeout:          cfg.Server.WriteTimeout,
-		IdleTimeout:           cfg.Server.IdleTimeout,
-		ReadBufferSize:        cfg.Server.MaxHeaderBytes,
-		MaxRequestBodySize:    t.maxBody,
-		Concurrency:           concurrency,
-		CloseOnShutdown:       true,
+		// ctx.Time() is never asked for (begin stamps the request): no
+		// clock read for it a request.
+		LazyRequestTime:    true,
+		ReadTimeout:        cfg.Server.ReadTimeout,
+		WriteTimeout:       cfg.Server.WriteTimeout,
+		IdleTimeout:        cfg.Server.IdleTimeout,
+		ReadBufferSize:     cfg.Server.MaxHeaderBytes,
+		MaxRequestBodySize: t.maxBody,
+		Concurrency:        concurrency,
+		CloseOnShutdown:    true,
 		// A body is read as sent, never parsed: verify signs the raw bytes,
 		// and a multipart body must not turn into files on disk.
 		DisablePreParseMultipartForm: true,

@@ -196,8 +196,10 @@ func New(t config.Target) (*Client, error) {
 		MaxConns:               t.MaxConns,
 		MaxConnWaitTimeout:     t.Timeout, // a saturated pool errors instead of queueing forever
 		MaxIdleConnDuration:    t.IdleTimeout,
-		ReadTimeout:            t.Timeout,
-		WriteTimeout:           t.Timeout,
+		// No ReadTimeout or WriteTimeout: every send has its own timeout
+		// (DoTimeout, at most t.Timeout), which fasthttp sets as the
+		// connection's read and write deadlines; the two would only repeat
+		// it, each with a clock read a request.
 		MaxResponseBodySize:    t.MaxResponseSize,
 		DisablePathNormalizing: true,
 		ConnPoolStrategy:       fasthttp.LIFO, // hot connections stay hot, spare ones idle out
@@ -309,9 +311,14 @@ var errOutOfTime = errors.New("the attempt used all of its time (twice the targe
 // token, within the same call. Do returns within MaxAttempt.
 func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 	r.Reset()
-	deadline := time.Now().Add(c.MaxAttempt())
+	// The attempt's bound, MaxAttempt from now, matters only with oauth2:
+	// a token's fetch and a second send share it. Without, there is one
+	// send, of the target's timeout, well within it: the clock is left
+	// alone (sendTimeout, left below).
+	var deadline time.Time
 	var tok *token
 	if c.tokens != nil {
+		deadline = time.Now().Add(c.MaxAttempt())
 		var err error
 		if tok, err = c.tokens.get(deadline); err != nil {
 			return c.wrap(d, err)
@@ -349,7 +356,7 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 		return nil
 	}
 	if err != nil {
-		if left := time.Until(deadline); c.hc.IsTLS && left > 0 {
+		if left := c.left(deadline); c.hc.IsTLS && left > 0 {
 			err = refusedTLS(err, c.hc.Addr, c.hc.TLSConfig, min(c.timeout, left))
 		}
 		return c.wrap(d, err)
@@ -365,7 +372,17 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 // more than is left of the attempt's bound (0 or less: the host client
 // does not send and answers fasthttp.ErrTimeout).
 func (c *Client) sendTimeout(deadline time.Time) time.Duration {
-	return min(c.timeout, time.Until(deadline))
+	return min(c.timeout, c.left(deadline))
+}
+
+// left is what is left of the attempt's bound; with no deadline (no
+// oauth2: one send, of at most the target's timeout, which is half the
+// bound), at least the target's timeout.
+func (c *Client) left(deadline time.Time) time.Duration {
+	if deadline.IsZero() {
+		return c.timeout
+	}
+	return time.Until(deadline)
 }
 
 // build writes method, URL, headers and body of d into req: everything Do
