@@ -138,6 +138,13 @@ func (j *Journal) slotNew(id []byte) (*entry, bool) {
 	if !ok {
 		return nil, false
 	}
+	// The newest entry first: an event's records (its answer, its sync
+	// attempts, its chain) come one after another, and the entry just
+	// made is in the cache where the index's slot, at a random place in
+	// a table of twice the ring's size, is not.
+	if i := (j.next + len(j.ring) - 1) % len(j.ring); j.ring[i].used && j.ring[i].id == k {
+		return &j.ring[i], false
+	}
 	if i, ok := j.index.get(&k); ok {
 		return &j.ring[i], false
 	}
