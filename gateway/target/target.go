@@ -188,14 +188,14 @@ func New(t config.Target) (*Client, error) {
 
 	dialer := &fasthttp.TCPDialer{DNSCacheDuration: time.Minute}
 	c.hc = &fasthttp.HostClient{
-		Addr:                   net.JoinHostPort(u.Hostname(), port),
-		Name:                   "hookgate",
-		IsTLS:                  u.Scheme == "https",
-		TLSConfig:              tlsc.target,
-		DialTimeout:            dialRaw(dialer, u.Scheme == "https"),
-		MaxConns:               t.MaxConns,
-		MaxConnWaitTimeout:     t.Timeout, // a saturated pool errors instead of queueing forever
-		MaxIdleConnDuration:    t.IdleTimeout,
+		Addr:                net.JoinHostPort(u.Hostname(), port),
+		Name:                "hookgate",
+		IsTLS:               u.Scheme == "https",
+		TLSConfig:           tlsc.target,
+		DialTimeout:         dialRaw(dialer, u.Scheme == "https"),
+		MaxConns:            t.MaxConns,
+		MaxConnWaitTimeout:  t.Timeout, // a saturated pool errors instead of queueing forever
+		MaxIdleConnDuration: t.IdleTimeout,
 		// No ReadTimeout or WriteTimeout: every send has its own timeout
 		// (DoTimeout, at most t.Timeout), which fasthttp sets as the
 		// connection's read and write deadlines; the two would only repeat
