@@ -563,3 +563,51 @@ func TestLargeBodyExceptionIsPerRequest(t *testing.T) {
 		t.Fatalf("the first request: %v %v, want 200", first, err)
 	}
 }
+
+// TestPipelinedRequestsAnswered: a sender that pipelines gets every
+// answer, in order. Requests sent together are read together; a request
+// sent while the one before it is being answered arrives after the
+// server's read and before its answer, when the connection (which sends
+// an answer when it reads the next request, rawsock.WrapServer) would
+// wait without reading and miss it: the sweeper's poke finds it within
+// 200 ms, long before the 30 s idle timeout that would otherwise end the
+// wait, and the connection reads first from then on.
+func TestPipelinedRequestsAnswered(t *testing.T) {
+	s := startSink(t, sink.Options{Delay: 50 * time.Millisecond})
+	cfg := &config.Config{
+		Server:  testServer(),
+		Targets: []config.Target{targetAt(t, "crm", s.URL())},
+		Routes:  []config.Route{syncRoute("r", "/r", "crm")},
+	}
+	_, base := startGateway(t, cfg, newDeps(t, cfg))
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	const req = "POST /r HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+	br := bufio.NewReader(c)
+	answers := func(n int) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a third of the idle timeout
+		for i := range n {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("answer %d of %d: %v", i+1, n, err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("answer %d of %d: %d, want 200", i+1, n, resp.StatusCode)
+			}
+		}
+	}
+	io.WriteString(c, req+req+req) // together
+	answers(3)
+	for range 3 { // one while the one before is being answered (the sink waits 50 ms)
+		io.WriteString(c, req)
+		time.Sleep(10 * time.Millisecond)
+		io.WriteString(c, req)
+		answers(2)
+	}
+}
