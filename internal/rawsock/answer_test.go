@@ -321,3 +321,87 @@ func TestServerCloseWhileWaiting(t *testing.T) {
 		t.Fatalf("the peer read %q, %v; want the answer, then EOF", b, err)
 	}
 }
+
+// A read deadline the runtime holds (near: an idle_timeout under a
+// second) would be overwritten by a poke, so no poke comes: the Read
+// reads right after its send, and finds a pipelined request whose
+// wake-up was spent, instead of waiting for the deadline.
+func TestServerNearDeadlineReads(t *testing.T) {
+	pokeSoon(t)
+	c, peer := serverPair(t)
+	peer.Write([]byte("req1"))
+	request(t, c, "req1")
+	peer.Write([]byte("req2"))
+	time.Sleep(20 * time.Millisecond) // req2 arrives, its wake-up spent
+	c.Write([]byte("ans1"))
+	c.SetReadDeadline(time.Now().Add(40 * time.Millisecond)) // near (lazyAfter is 50 ms here): the runtime's
+	b := make([]byte, 64)
+	if n, err := c.Read(b); err != nil || string(b[:n]) != "req2" {
+		t.Fatalf("Read = %q, %v; want req2, in the socket already", b[:n], err)
+	}
+	if c.ask.waited != 0 || c.ask.lost {
+		t.Fatalf("waited without reading %d times, lost %v; want neither", c.ask.waited, c.ask.lost)
+	}
+	errs := make(chan error, 1)
+	answered(peer, "ans1", "", errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A Close from another goroutine while a Read sends the held answer into
+// a full send buffer (a sender that does not read; fasthttp's Shutdown
+// counts the connection idle by then) cuts that send short, as it cuts a
+// plain Write short, instead of waiting for the write deadline.
+func TestServerCloseCutsWaitingSend(t *testing.T) {
+	c, peer := serverPair(t)
+	c.Conn.(*net.TCPConn).SetWriteBuffer(4096)
+	peer.(*net.TCPConn).SetReadBuffer(4096)
+	c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := c.Write(make([]byte, 16<<20)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("filling the buffers: %v; want the write deadline", err)
+	}
+	c.SetWriteDeadline(time.Now().Add(time.Hour)) // lazy, as fasthttp's
+	c.SetReadDeadline(time.Now().Add(-time.Second))
+	c.Read(make([]byte, 1)) // ends the write that went out at once: the next is held
+	c.SetReadDeadline(time.Now().Add(time.Hour))
+	if _, err := c.Write(bytes.Repeat([]byte("a"), maxHeld)); err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 64)) // sends: no room, waits for it
+		read <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close waited behind a send waiting for room")
+	}
+	select {
+	case err := <-read:
+		if err == nil {
+			t.Fatal("the Read whose send was cut short returned no error")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Read did not end")
+	}
+}
+
+// After CloseWrite a Write fails, as on the plain connection, instead of
+// being held and dropped.
+func TestServerWriteAfterCloseWrite(t *testing.T) {
+	c, _ := serverPair(t)
+	if err := c.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write([]byte("late")); err == nil {
+		t.Fatal("a Write after CloseWrite succeeded; want EPIPE")
+	}
+}

@@ -68,11 +68,25 @@ import (
 //     pipelines (or half-closes) is delayed once, by at most two ticks.
 //     An idle keep-alive connection costs one such read per idle spell.
 //   - A connection outside the sweeper's set (one without a lazy
-//     deadline, so no poke) or with a deadline the runtime holds (near,
-//     or expired) reads first, as any does.
+//     deadline, so no poke) reads first, as any does; one whose read
+//     deadline the runtime holds (near, as an idle_timeout under a
+//     second makes it, or expired) reads right after its send.
 //   - What is held must still go out when no Read follows: the last
 //     answer before a close, or the one fasthttp's Shutdown sweeps up.
-//     Close and CloseWrite send it first.
+//     Close and CloseWrite send it first. A Close from another goroutine
+//     (Shutdown closing a connection fasthttp counts as idle, whose
+//     answer a Read is sending into a full send buffer: a sender that
+//     does not read) cuts that send short, as it would a plain Write,
+//     rather than wait for the write deadline.
+//   - What it costs where it does not pay: an idle spell longer than a
+//     tick costs a poke (two deadline updates, a wake-up and a read that
+//     finds nothing), more than the read it saved; a request that
+//     arrives just as a poke comes is taken for a lost wake-up, and its
+//     connection reads first from then on, as before this change.
+//   - One answer at a time, as an HTTP/1.1 server: a Write made while a
+//     Read waits is sent by the next Read, and a concurrent
+//     SetReadDeadline does not reach a wait under way (fasthttp does
+//     neither).
 
 // maxHeld bounds what Write holds for the next Read: a larger request
 // (a large body) is written at once, and its answer read as usual; the
@@ -96,6 +110,7 @@ type ask struct {
 	// this request itself (it did not fit).
 	held  []byte
 	wrote bool
+	shut  bool // CloseWrite was called: nothing more is held
 
 	// Under r.mu.
 	last    int64 // a client's: ns since epoch when the last Read returned
@@ -153,11 +168,11 @@ func (c *Conn) waitFirst() bool {
 }
 
 // hold keeps p for the next Read, under c.w.mu. It reports false when it
-// would hold more than maxHeld, or the connection is closed (so that the
-// Write fails as net.Conn's does).
+// would hold more than maxHeld, or the connection is closed or shut for
+// writing (so that the Write fails as net.Conn's does).
 func (c *Conn) hold(p []byte) bool {
 	a := &c.ask
-	if len(a.held)+len(p) > maxHeld || c.set.Load() == closed {
+	if len(a.held)+len(p) > maxHeld || a.shut || c.set.Load() == closed {
 		return false
 	}
 	a.held = append(a.held, p...)
@@ -266,10 +281,13 @@ func (c *Conn) askRead(fd uintptr) bool {
 	a.held = a.held[:0]
 	a.pending = false
 	w.mu.Unlock()
-	if a.server {
-		c.r.dl.watch() // the sweeper may poke this wait from now on
+	if a.server && !c.r.dl.watch() {
+		// The runtime holds the read deadline, so no poke could come
+		// (a near idle_timeout, say): read now, as a plain Read does,
+		// after the send, so that what came before is found.
+		return c.r.read(fd)
 	}
-	a.waited++
+	a.waited++ // the sweeper may poke this wait from now on (a server's)
 	return false
 }
 
@@ -297,25 +315,37 @@ func (c *Conn) pokedRead(fd uintptr) bool {
 }
 
 // flush sends what a server's connection holds, for Close and CloseWrite.
-// It waits for w.mu: a Read that took it to send the held bytes may yet
-// fail before sending them (closed under it), so Close must not skip
-// them. w.mu is never held while a Read waits, only while a write waits
-// for room, which its write deadline bounds; fasthttp closes from another
-// goroutine only idle connections (Shutdown), which are not writing.
+//
+// It must not skip what a Read holds w.mu to send: the Read may yet fail
+// before sending (the descriptor closed under it). Nor may it wait behind
+// a send that waits for room (a sender that does not read): w.mu is held
+// then until the write deadline, and fasthttp's Shutdown, which calls
+// Close for a connection it counts as idle once the answer is handed
+// over, would wait as long. So when w.mu is taken, a write deadline in
+// the past cuts a waiting send short, as Close cuts a plain Write short,
+// while a send in progress in the callback (raw calls do not look at
+// deadlines) completes.
 func (c *Conn) flush() error {
 	if !c.ask.server {
 		return nil
 	}
-	c.w.mu.Lock()
+	if !c.w.mu.TryLock() {
+		c.SetWriteDeadline(epoch.Add(-time.Second))
+		c.w.mu.Lock()
+	}
 	defer c.w.mu.Unlock()
 	return c.sendLocked(c.ask.held)
 }
 
 // CloseWrite shuts down the sending side, as *net.TCPConn's does, after
-// sending what a server's connection holds.
+// sending what a server's connection holds. A Write after it fails, as on
+// the plain connection (EPIPE), instead of being held.
 func (c *Conn) CloseWrite() error {
 	if err := c.flush(); err != nil {
 		return err
 	}
+	c.w.mu.Lock()
+	c.ask.shut = true
+	c.w.mu.Unlock()
 	return c.Conn.(*net.TCPConn).CloseWrite()
 }

@@ -72,15 +72,18 @@ type deadline struct {
 	poked bool
 }
 
-// watch puts a wait without reading under the sweeper's eye, unless the
-// runtime holds a deadline, which bounds the wait instead (and which a
-// poke would overwrite).
-func (d *deadline) watch() {
+// watch puts a wait without reading under the sweeper's eye. It reports
+// false, and watches nothing, when the runtime holds a deadline (a near
+// one, or one expired): a poke would overwrite it, so the caller must
+// read instead of waiting blind.
+func (d *deadline) watch() bool {
 	d.mu.Lock()
-	if !d.armed {
+	ok := !d.armed
+	if ok {
 		d.blind = sweeper.ticks.Load() + 1
 	}
 	d.mu.Unlock()
+	return ok
 }
 
 // unwatch ends the watch, and reports whether the sweeper poked the wait;
