@@ -571,11 +571,21 @@ func TestLargeBodyExceptionIsPerRequest(t *testing.T) {
 // an answer when it reads the next request, rawsock.WrapServer) would
 // wait without reading and miss it: the sweeper's poke finds it within
 // 200 ms, long before the 30 s idle timeout that would otherwise end the
-// wait, and the connection reads first from then on.
+// wait, and the connection reads first from then on. With an idle
+// timeout under a second the runtime holds the deadline, no poke can
+// come, and the connection reads right after sending.
 func TestPipelinedRequestsAnswered(t *testing.T) {
+	for _, idle := range []time.Duration{30 * time.Second, 500 * time.Millisecond} {
+		t.Run("idle "+idle.String(), func(t *testing.T) { pipelined(t, idle) })
+	}
+}
+
+func pipelined(t *testing.T, idle time.Duration) {
 	s := startSink(t, sink.Options{Delay: 50 * time.Millisecond})
+	srv := testServer()
+	srv.IdleTimeout = idle
 	cfg := &config.Config{
-		Server:  testServer(),
+		Server:  srv,
 		Targets: []config.Target{targetAt(t, "crm", s.URL())},
 		Routes:  []config.Route{syncRoute("r", "/r", "crm")},
 	}
@@ -589,7 +599,7 @@ func TestPipelinedRequestsAnswered(t *testing.T) {
 	br := bufio.NewReader(c)
 	answers := func(n int) {
 		t.Helper()
-		c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a third of the idle timeout
+		c.SetReadDeadline(time.Now().Add(10 * time.Second)) // a third of the longer idle timeout
 		for i := range n {
 			resp, err := http.ReadResponse(br, nil)
 			if err != nil {
