@@ -66,13 +66,30 @@ func answered(peer net.Conn, want, next string, errs chan<- error) {
 	errs <- err
 }
 
+// peerGets fails unless the peer reads want next.
+func peerGets(t *testing.T, peer net.Conn, want string) {
+	t.Helper()
+	errs := make(chan error, 1)
+	answered(peer, want, "", errs)
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// firstRequest has the peer send "req1" and the server read it, in a
+// read that empties the socket.
+func firstRequest(t *testing.T, c *Conn, peer net.Conn) {
+	t.Helper()
+	peer.Write([]byte("req1"))
+	request(t, c, "req1")
+}
+
 // A server's answer is held until it reads the next request; that Read
 // sends it and waits without reading, and the request it waits for
 // arrives.
 func TestServerAnswersWhenItReads(t *testing.T) {
 	c, peer := serverPair(t)
-	peer.Write([]byte("req1"))
-	request(t, c, "req1")
+	firstRequest(t, c, peer)
 	if _, err := c.Write([]byte("ans1")); err != nil {
 		t.Fatal(err)
 	}
@@ -177,11 +194,7 @@ func TestServerPipelined(t *testing.T) {
 					t.Fatal(err)
 				}
 				request(t, c, "req2")
-				errs := make(chan error, 1)
-				answered(peer, "ans1", "", errs)
-				if err := <-errs; err != nil {
-					t.Fatal(err)
-				}
+				peerGets(t, peer, "ans1")
 			}
 			if tc.lostOnce {
 				round()
@@ -214,11 +227,7 @@ func TestServerHalfClose(t *testing.T) {
 	if n, err := c.Read(make([]byte, 16)); n != 0 || err != io.EOF {
 		t.Fatalf("Read after the FIN = %d, %v; want io.EOF", n, err)
 	}
-	errs := make(chan error, 1)
-	answered(peer, "ans1", "", errs)
-	if err := <-errs; err != nil {
-		t.Fatal(err)
-	}
+	peerGets(t, peer, "ans1")
 }
 
 // An idle keep-alive connection: the poke reads, finds nothing, and the
@@ -228,8 +237,7 @@ func TestServerHalfClose(t *testing.T) {
 func TestServerIdle(t *testing.T) {
 	pokeSoon(t)
 	c, peer := serverPair(t)
-	peer.Write([]byte("req1"))
-	request(t, c, "req1")
+	firstRequest(t, c, peer)
 	c.Write([]byte("ans1"))
 	errs := make(chan error, 1)
 	go func() {
@@ -309,8 +317,7 @@ func TestServerCloseSendsHeld(t *testing.T) {
 // reached the peer.
 func TestServerCloseWhileWaiting(t *testing.T) {
 	c, peer := serverPair(t)
-	peer.Write([]byte("req1"))
-	request(t, c, "req1")
+	firstRequest(t, c, peer)
 	c.Write([]byte("ans1"))
 	closeEndsRead(t, c)
 	if c.ask.waited != 1 {
@@ -329,8 +336,7 @@ func TestServerCloseWhileWaiting(t *testing.T) {
 func TestServerNearDeadlineReads(t *testing.T) {
 	pokeSoon(t)
 	c, peer := serverPair(t)
-	peer.Write([]byte("req1"))
-	request(t, c, "req1")
+	firstRequest(t, c, peer)
 	peer.Write([]byte("req2"))
 	time.Sleep(20 * time.Millisecond) // req2 arrives, its wake-up spent
 	c.Write([]byte("ans1"))
@@ -342,11 +348,7 @@ func TestServerNearDeadlineReads(t *testing.T) {
 	if c.ask.waited != 0 || c.ask.lost {
 		t.Fatalf("waited without reading %d times, lost %v; want neither", c.ask.waited, c.ask.lost)
 	}
-	errs := make(chan error, 1)
-	answered(peer, "ans1", "", errs)
-	if err := <-errs; err != nil {
-		t.Fatal(err)
-	}
+	peerGets(t, peer, "ans1")
 }
 
 // A Close from another goroutine while a Read sends the held answer into

@@ -116,10 +116,10 @@ type ask struct {
 	last    int64 // a client's: ns since epoch when the last Read returned
 	pending bool  // the callback holds w.mu and has held to send (in w.p)
 	// A server's: the sweeper's poke ended a wait and the next read is
-	// the first after it (poked); one found something at once (lost).
-	poked  bool
-	lost   bool
-	waited int // waits without reading so far, for tests
+	// the first after it (afterPoke); one found something at once (lost).
+	afterPoke bool
+	lost      bool
+	waited    int // waits without reading so far, for tests
 }
 
 // WrapClient is Wrap for a plain TCP connection whose peer speaks only
@@ -299,7 +299,7 @@ func (c *Conn) afterWait(rerr error) error {
 	if !c.r.dl.unwatch(c.r.apply) || !errors.Is(rerr, os.ErrDeadlineExceeded) {
 		return rerr // ended by the peer's bytes, a Close, or a deadline
 	}
-	c.ask.poked = true
+	c.ask.afterPoke = true
 	return c.rc.Read(c.ask.pokedFn)
 }
 
@@ -307,8 +307,8 @@ func (c *Conn) afterWait(rerr error) error {
 // whether something was waiting when the poke came.
 func (c *Conn) pokedRead(fd uintptr) bool {
 	done := c.r.read(fd)
-	if c.ask.poked {
-		c.ask.poked = false
+	if c.ask.afterPoke {
+		c.ask.afterPoke = false
 		c.ask.lost = done // bytes, a FIN or an error, whose wake-up was lost
 	}
 	return done
