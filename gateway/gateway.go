@@ -147,10 +147,10 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 		NoDefaultContentType:  true,
 		// ctx.Time() is never asked for (begin stamps the request): no
 		// clock read for it a request.
-		LazyRequestTime:    true,
-		ReadTimeout:        cfg.Server.ReadTimeout,
-		WriteTimeout:       cfg.Server.WriteTimeout,
-		IdleTimeout:        cfg.Server.IdleTimeout,
+		LazyRequestTime: true,
+		// No ReadTimeout, WriteTimeout or IdleTimeout: the connections
+		// keep them (countedConn.timeouts, listener.go), without reading
+		// the clock each time.
 		ReadBufferSize:     cfg.Server.MaxHeaderBytes,
 		MaxRequestBodySize: t.maxBody,
 		Concurrency:        concurrency,
@@ -188,7 +188,8 @@ func New(cfg *config.Config, deps Deps) (*Gateway, error) {
 // Serve accepts requests on ln until Shutdown. It returns nil after a
 // Shutdown.
 func (g *Gateway) Serve(ln net.Listener) error {
-	ln = &connLimitListener{Listener: ln, max: g.maxConns, perAddr: share(g.maxConns, g.server.PerIPShare), headMax: g.server.MaxHeaderBytes}
+	ln = &connLimitListener{Listener: ln, max: g.maxConns, perAddr: share(g.maxConns, g.server.PerIPShare), headMax: g.server.MaxHeaderBytes,
+		readTimeout: g.server.ReadTimeout, writeTimeout: g.server.WriteTimeout, idleTimeout: g.server.IdleTimeout}
 	return g.srv.Serve(ln)
 }
 

@@ -3,6 +3,7 @@
 package rawsock
 
 import (
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,15 +115,7 @@ func (d *deadline) set(c *Conn, t time.Time, apply func(time.Time) error) error 
 		if now := sweeper.now.Load(); at > now && at-now > int64(lazyAfter) {
 			switch c.set.Load() {
 			case inSet:
-				d.mu.Lock()
-				d.at = at
-				var err error
-				if d.armed {
-					d.armed = false
-					err = apply(time.Time{})
-				}
-				d.mu.Unlock()
-				return err
+				return d.record(at, apply)
 			case notInSet:
 				if join(c) {
 					return d.set(c, t, apply) // decided again by a fresh clock
@@ -139,6 +132,61 @@ func (d *deadline) set(c *Conn, t time.Time, apply func(time.Time) error) error 
 	}
 	d.mu.Unlock()
 	return err
+}
+
+// record keeps at as the lazy deadline, taking back from the runtime one
+// it holds for this direction; c is in the sweeper's set.
+func (d *deadline) record(at int64, apply func(time.Time) error) error {
+	d.mu.Lock()
+	d.at = at
+	var err error
+	if d.armed {
+		d.armed = false
+		err = apply(time.Time{})
+	}
+	d.mu.Unlock()
+	return err
+}
+
+// setIn is set for a deadline after from now (none for after <= 0). A
+// lazy one is counted from the sweeper's clock, which is at most a tick
+// behind while c is in its set (the sweeper runs then), plus a tick: it
+// never fires early, and at most about two ticks late, like a deadline set
+// with the clock. Reading no clock is the point: the clock read is what
+// is left of a lazy deadline's cost, about 60 ns on the benchmark machine
+// right after a system call (benchmarks/README.md, twentieth run).
+func (d *deadline) setIn(c *Conn, after time.Duration, apply func(time.Time) error) error {
+	if after > lazyAfter && c.set.Load() == inSet {
+		return d.record(sweeper.now.Load()+int64(after+sweepEvery), apply)
+	}
+	return d.set(c, in(after), apply)
+}
+
+// in is the deadline after from now; none for after <= 0.
+func in(after time.Duration) time.Time {
+	if after <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(after)
+}
+
+// SetReadTimeout sets c's read deadline after from now, as
+// c.SetReadDeadline(time.Now().Add(after)) would; after <= 0 clears it.
+// For a rawsock connection and a lazy deadline it reads no clock (see
+// deadline.setIn): a server's deadlines move at every request.
+func SetReadTimeout(c net.Conn, after time.Duration) error {
+	if w, ok := c.(*Conn); ok {
+		return w.r.dl.setIn(w, after, w.r.apply)
+	}
+	return c.SetReadDeadline(in(after))
+}
+
+// SetWriteTimeout is SetReadTimeout for the write deadline.
+func SetWriteTimeout(c net.Conn, after time.Duration) error {
+	if w, ok := c.(*Conn); ok {
+		return w.w.dl.setIn(w, after, w.w.apply)
+	}
+	return c.SetWriteDeadline(in(after))
 }
 
 // expire hands d's lazy deadline to the runtime if it has passed by now,

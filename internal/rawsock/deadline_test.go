@@ -356,3 +356,82 @@ func TestDeadlinesTheRuntimeKeeps(t *testing.T) {
 		t.Fatalf("Read after %v: %v; want a timeout at once", time.Since(start), err)
 	}
 }
+
+// SetReadTimeout keeps a far deadline lazily, counted from the sweeper's
+// clock plus a tick (no clock read), so it fires neither before its time
+// nor long after; a near one goes to the runtime at once; after <= 0
+// clears either. SetWriteTimeout does the same for writes.
+func TestTimeouts(t *testing.T) {
+	c, peer := pair(t)
+	rescue(t, peer)
+	c.SetReadDeadline(time.Now().Add(time.Hour)) // joins the sweeper's set
+	start := time.Now()
+	before := sweeper.now.Load() // a tick may come between the two readings
+	if err := SetReadTimeout(c, 200*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	after := sweeper.now.Load()
+	c.r.dl.mu.Lock()
+	at := c.r.dl.at
+	c.r.dl.mu.Unlock()
+	if at == 0 {
+		t.Fatal("a timeout of 200 ms went to the runtime; want it kept lazily")
+	}
+	if d := int64(200*time.Millisecond + sweepEvery); at != before+d && at != after+d {
+		t.Fatalf("the lazy deadline is at %d ns; want the sweeper's clock (%d or %d) plus the timeout and a tick", at, before, after)
+	}
+	_, err := c.Read(make([]byte, 16))
+	took := time.Since(start)
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past a lazy timeout: %v; want a timeout", err)
+	}
+	if took < 200*time.Millisecond || took > 5*time.Second {
+		t.Fatalf("Read timed out after %v; want 200 ms or a few ticks more", took)
+	}
+
+	// A near timeout: the runtime's, at once, replacing the fired one.
+	if err := SetReadTimeout(c, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	if lazy(&c.r.dl) {
+		t.Fatal("a timeout of 10 ms was kept lazily")
+	}
+	if _, err := c.Read(make([]byte, 16)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past a near timeout: %v; want a timeout", err)
+	}
+
+	// None: the next Read waits for data again.
+	SetReadTimeout(c, time.Hour)
+	SetWriteTimeout(c, time.Hour)
+	if !lazy(&c.r.dl) || !lazy(&c.w.dl) {
+		t.Fatal("timeouts of an hour were not kept lazily")
+	}
+	SetReadTimeout(c, 0)
+	SetWriteTimeout(c, 0)
+	if lazy(&c.r.dl) || lazy(&c.w.dl) {
+		t.Fatal("a timeout of 0 left a deadline recorded")
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		peer.Write([]byte("next"))
+	}()
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil || string(buf) != "next" {
+		t.Fatalf("Read with the timeout cleared = %q, %v; want the data", buf, err)
+	}
+}
+
+// A connection rawsock does not wrap gets the deadline from the clock.
+func TestTimeoutsOtherConns(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	SetReadTimeout(a, 20*time.Millisecond)
+	if _, err := a.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read on a pipe past its timeout: %v; want a timeout", err)
+	}
+	SetWriteTimeout(a, 20*time.Millisecond)
+	if _, err := a.Write([]byte("x")); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write on a pipe past its timeout: %v; want a timeout", err)
+	}
+}
