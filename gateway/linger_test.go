@@ -81,18 +81,7 @@ func TestLingeringHoldsItsSlot(t *testing.T) {
 	}
 	defer ln.Close()
 	l := &connLimitListener{Listener: ln, max: 10}
-	accept := func() (client net.Conn, server *countedConn) {
-		t.Helper()
-		client, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := l.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return client, got.(*countedConn)
-	}
+	accept := func() (client net.Conn, server *countedConn) { return acceptOne(t, l) }
 
 	// These close at once: an idle connection, and one Shutdown closes
 	// while it is stalled in its first head (nothing was answered, so
@@ -153,17 +142,8 @@ func TestRefusedConnGetsItsAnswer(t *testing.T) {
 	}
 	defer ln.Close()
 	l := &connLimitListener{Listener: ln, max: 1}
-	held, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer held.Close()
-	first, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer first.Close()
-	go l.Accept() // refuses the next ones; returns when ln closes
+	acceptOne(t, l) // holds the one slot
+	go l.Accept()   // refuses the next ones; returns when ln closes
 
 	request := append([]byte("POST /r HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n"), bytes.Repeat([]byte("x"), 1<<20)...)
 	for round := range 5 {
@@ -209,4 +189,25 @@ func TestCountedUnderTLS(t *testing.T) {
 	if counted(b) != nil {
 		t.Fatal("counted found a countedConn in a connection Serve did not accept")
 	}
+}
+
+// acceptOne dials l's listener and returns the client's end and the
+// connection l accepted; the test's cleanup closes both.
+func acceptOne(t *testing.T, l *connLimitListener) (client net.Conn, server *countedConn) {
+	t.Helper()
+	client, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	got, err := l.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { got.Close() })
+	cc, ok := got.(*countedConn)
+	if !ok {
+		t.Fatalf("Accept returned %T, want *countedConn", got)
+	}
+	return client, cc
 }

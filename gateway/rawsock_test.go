@@ -22,21 +22,7 @@ func TestAcceptedConnsUseRawsock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	l := &connLimitListener{Listener: ln}
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	got, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer got.Close()
-	cc, ok := got.(*countedConn)
-	if !ok {
-		t.Fatalf("Accept returned %T, want *countedConn", got)
-	}
+	c, cc := acceptOne(t, &connLimitListener{Listener: ln})
 	if _, ok := cc.Conn.(*rawsock.Conn); !ok {
 		t.Fatalf("an accepted connection is a %T, want *rawsock.Conn", cc.Conn)
 	}
@@ -46,14 +32,14 @@ func TestAcceptedConnsUseRawsock(t *testing.T) {
 
 	// As a server's connection (rawsock.WrapServer): an answer waits for
 	// the next Read, or goes out with the Close.
-	if _, err := got.Write([]byte("answer")); err != nil {
+	if _, err := cc.Write([]byte("answer")); err != nil {
 		t.Fatal(err)
 	}
 	c.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
 	if n, err := c.Read(make([]byte, 8)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("the client read %d bytes (%v) before the server read or closed; want none", n, err)
 	}
-	got.Close()
+	cc.Close()
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if b, err := io.ReadAll(c); string(b) != "answer" || err != nil {
 		t.Fatalf("the client read %q, %v; want the answer, then EOF", b, err)

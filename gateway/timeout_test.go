@@ -141,18 +141,7 @@ func TestServerWriteTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	l := &connLimitListener{Listener: ln, writeTimeout: timeout}
-	client, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	got, err := l.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer got.Close()
-	cc := got.(*countedConn)
+	client, cc := acceptOne(t, &connLimitListener{Listener: ln, writeTimeout: timeout})
 
 	// An answer's first write, then, a second later, more of it than the
 	// client's buffers take while it reads nothing: the deadline counts
