@@ -6,8 +6,16 @@ import "hash/maphash"
 // over a table twice the ring's size, and backward-shift deletion, so it
 // never allocates after New and never fills up with tombstones (a Go map
 // under constant insert and delete rehashes now and then, which
-// allocates on the request path). Keys are kept in the table, so a probe
-// does not touch the ring.
+// allocates on the request path).
+//
+// A table slot holds the id's 32-bit hash and the ring slot, 8 bytes,
+// not the id: the default table (32,768 slots) is then 256 KiB, which
+// stays in a core's cache, where with the ids it was 1.3 MiB, and every
+// event's lookup, insert and delete went to memory at a random place
+// (benchmarks/README.md, twentieth run). A slot whose hash matches is
+// confirmed against the ring entry's id; with the table's low bits as
+// the home, the rest of the hash keeps false matches to about one in
+// 2^17 probes.
 type index struct {
 	seed  maphash.Seed
 	slots []islot
@@ -16,8 +24,8 @@ type index struct {
 }
 
 type islot struct {
-	k key
-	r int32 // ring slot + 1; 0 is empty
+	h uint32 // the id's hash (hash)
+	r int32  // ring slot + 1; 0 is empty
 }
 
 func newIndex(size int) index {
@@ -28,46 +36,43 @@ func newIndex(size int) index {
 	return index{seed: maphash.MakeSeed(), slots: make([]islot, c), mask: c - 1}
 }
 
-func (x *index) home(k *key) int { return int(maphash.Bytes(x.seed, k[:])) & x.mask }
+func (x *index) hash(k *key) uint32 { return uint32(maphash.Bytes(x.seed, k[:])) }
 
-// find returns the table position holding k, or -1.
-func (x *index) find(k *key) int {
-	for i := x.home(k); x.slots[i].r != 0; i = (i + 1) & x.mask {
-		if x.slots[i].k == *k {
-			return i
+func (x *index) home(h uint32) int { return int(h) & x.mask }
+
+// get returns the ring slot holding k (whose hash is h), looked up in
+// ring.
+func (x *index) get(k *key, h uint32, ring []entry) (int, bool) {
+	for i := x.home(h); x.slots[i].r != 0; i = (i + 1) & x.mask {
+		if s := x.slots[i]; s.h == h && ring[s.r-1].id == *k {
+			return int(s.r - 1), true
 		}
 	}
-	return -1
+	return 0, false
 }
 
-func (x *index) get(k *key) (int, bool) {
-	i := x.find(k)
-	if i < 0 {
-		return 0, false
-	}
-	return int(x.slots[i].r - 1), true
-}
-
-// put adds k (not present) at ring slot r.
-func (x *index) put(k *key, r int) {
-	i := x.home(k)
+// put adds ring slot r, whose id (not present) hashes to h.
+func (x *index) put(h uint32, r int) {
+	i := x.home(h)
 	for x.slots[i].r != 0 {
 		i = (i + 1) & x.mask
 	}
-	x.slots[i] = islot{k: *k, r: int32(r + 1)}
+	x.slots[i] = islot{h: h, r: int32(r + 1)}
 	x.n++
 }
 
-// del removes k, moving later entries of its probe run back so that
-// every entry stays reachable from its home position.
-func (x *index) del(k *key) {
-	i := x.find(k)
-	if i < 0 {
-		return
+// del removes ring slot r, whose id hashes to h, moving later entries of
+// its probe run back so that every entry stays reachable from its home.
+func (x *index) del(h uint32, r int) {
+	i := x.home(h)
+	for ; x.slots[i].r != int32(r+1); i = (i + 1) & x.mask {
+		if x.slots[i].r == 0 {
+			return // not there
+		}
 	}
 	x.n--
 	for j := (i + 1) & x.mask; x.slots[j].r != 0; j = (j + 1) & x.mask {
-		h := x.home(&x.slots[j].k)
+		h := x.home(x.slots[j].h)
 		// Move j into the hole at i unless j's home lies cyclically in
 		// (i, j]: then it must stay where it is.
 		if (i < j && (h <= i || h > j)) || (i > j && h <= i && h > j) {

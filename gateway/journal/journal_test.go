@@ -3,6 +3,7 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -219,5 +220,58 @@ func TestJournalForwarded(t *testing.T) {
 	if len(a0) != 1 || a0[0].Status != 201 || a0[0].Outcome != delivery.AttemptSuccess || len(a1) != 1 || a1[0].Outcome != delivery.AttemptError || a1[0].Status != 0 ||
 		a1[0].Error != "dial tcp 127.0.0.1:9: connection refused" {
 		t.Errorf("attempts = %+v, %+v", a0, a1)
+	}
+}
+
+// Two ids whose hashes are equal: the index tells them apart by the ring
+// entry's id, and deleting one leaves the other found.
+func TestJournalIndexSameHash(t *testing.T) {
+	x := newIndex(4)
+	ring := make([]entry, 4)
+	k0, _ := keyOf(evID(0))
+	k1, _ := keyOf(evID(1))
+	ring[0].id, ring[1].id = k0, k1
+	const h = 5
+	x.put(h, 0)
+	x.put(h, 1)
+	if r, ok := x.get(&k1, h, ring); !ok || r != 1 {
+		t.Fatalf("get(k1) = %d, %v; want slot 1", r, ok)
+	}
+	x.del(h, 0)
+	if _, ok := x.get(&k0, h, ring); ok {
+		t.Fatal("k0 found after its slot was deleted")
+	}
+	if r, ok := x.get(&k1, h, ring); !ok || r != 1 || x.n != 1 {
+		t.Fatalf("get(k1) after deleting k0 = %d, %v (n %d); want slot 1", r, ok, x.n)
+	}
+}
+
+// A delivery whose text outgrows its slot's room reads back whole, and
+// the slot, reused by a later event with a short text, holds only that.
+func TestJournalLongDeliveryText(t *testing.T) {
+	j := New(2)
+	long := evID(1)
+	ds := deliveriesOf(long, "r", "crm")
+	ds[0].Path = []byte("/" + strings.Repeat("p", 200))
+	ds[0].Query = []delivery.KV{{Key: []byte("q"), Value: []byte(strings.Repeat("v", 100))}}
+	j.queued(long, "r", 1, 202, "", ds)
+	got, ok := j.Get(string(long))
+	if !ok || len(got.Deliveries) != 1 {
+		t.Fatalf("event = %+v (found %v)", got, ok)
+	}
+	if d := got.Deliveries[0]; d.Path != string(ds[0].Path) || len(d.Query) != 1 || string(d.Query[0].Value) != strings.Repeat("v", 100) || d.ID != string(long)+".0" {
+		t.Fatalf("delivery = %+v", d)
+	}
+	// Two more events: the first slot comes round again.
+	for i := 2; i <= 3; i++ {
+		id := evID(i)
+		j.queued(id, "r", 1, 202, "", deliveriesOf(id, "r", "sms"))
+	}
+	got, ok = j.Get(string(evID(3)))
+	if !ok || len(got.Deliveries) != 1 {
+		t.Fatalf("event = %+v (found %v)", got, ok)
+	}
+	if d := got.Deliveries[0]; d.Path != "" || d.Query != nil || d.Target != "sms" || d.ID != string(evID(3))+".0" {
+		t.Fatalf("delivery in a reused slot = %+v", d)
 	}
 }

@@ -45,7 +45,7 @@ func (j *Journal) idsAfter(after string, limit int) []string {
 	if after == "" {
 		from, count = (j.next-limit+n)%n, limit
 	} else if k, ok := keyOf([]byte(after)); ok {
-		if i, ok := j.index.get(&k); ok {
+		if i, ok := j.index.get(&k, j.index.hash(&k), j.ring); ok {
 			from = (i + 1) % n
 			count = (j.next - from + n) % n
 		}

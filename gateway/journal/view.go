@@ -62,13 +62,13 @@ func (j *Journal) Get(id string) (Event, bool) {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	i, ok := j.index.get(&k)
+	i, ok := j.index.get(&k, j.index.hash(&k), j.ring)
 	if !ok {
 		return Event{}, false
 	}
 	e := &j.ring[i]
 	v := Event{
-		ID: string(e.id[:e.idLen]), Route: string(e.route), Partial: e.partial,
+		ID: string(e.id[:e.idLen]), Route: e.route, Partial: e.partial,
 		Status: e.status, Code: string(e.code), Deliveries: []Delivery{}, DeliveriesTotal: e.nd,
 	}
 	if e.recv != 0 {
@@ -80,8 +80,8 @@ func (j *Journal) Get(id string) (Event, bool) {
 	}
 	for i := range e.ds {
 		x := &e.ds[i]
-		d := Delivery{ID: string(x.id), Target: string(x.target), Method: string(x.method), Path: string(x.path),
-			Query: queryPairs(x.query), Attempts: []delivery.Attempt{}, AttemptsTotal: x.n}
+		d := Delivery{ID: string(x.field(fID)), Target: string(x.field(fTarget)), Method: string(x.field(fMethod)),
+			Path: string(x.field(fPath)), Query: queryPairs(x.field(fQuery)), Attempts: []delivery.Attempt{}, AttemptsTotal: x.n}
 		if x.notBefore != 0 {
 			t := time.Unix(0, x.notBefore)
 			d.NotBefore = &t
@@ -113,7 +113,7 @@ func (j *Journal) Since() time.Time {
 	return j.start
 }
 
-// queryPairs decodes the length-prefixed pairs dentry.query holds.
+// queryPairs decodes the length-prefixed pairs of dentry.text's query.
 func queryPairs(b []byte) []delivery.KV {
 	var out []delivery.KV
 	next := func() ([]byte, bool) {
