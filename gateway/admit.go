@@ -111,6 +111,9 @@ func (g *Gateway) expect(ctx *fasthttp.RequestCtx) int {
 			t.release()
 			st.reset()
 			g.states.Put(st)
+			if cc := connOf(ctx); cc != nil {
+				cc.interim = true // fasthttp writes the 100 Continue next (listener.go, timeouts)
+			}
 			return fasthttp.StatusContinue
 		}
 		t.release()

@@ -175,8 +175,9 @@ type countedConn struct {
 	headMax int  // past this many bytes, stop scanning (fasthttp answers 431)
 
 	// The timeouts (see timeouts), touched only by the serving goroutine.
-	kept bool // a request was answered: the next one is a keep-alive's
-	arm  bool // the next Write sets the write timeout
+	kept    bool // a request was answered: the next one is a keep-alive's
+	arm     bool // the next Write starts an answer: it sets the write timeout
+	interim bool // the next Write is a 100 Continue (expect): timed on its own
 }
 
 // Why the connection keeps the server's timeouts, not fasthttp: fasthttp
@@ -187,22 +188,30 @@ type countedConn struct {
 // clock read right after a system call misses the TLB, which the call
 // flushed (benchmarks/README.md, twentieth run).
 // The connection sets the same deadlines at the same phases, which
-// fasthttp's ConnState hook and the reads and writes mark, through
+// fasthttp's ConnState hook, expect and the writes mark, through
 // rawsock.SetReadTimeout and SetWriteTimeout, which count a far deadline
-// from the lazy deadlines' clock instead: it fires at most two of their
-// ticks (200 ms) late, as the lazy deadlines do. fasthttp's own timeouts
-// are zero (gateway.go); its behaviour on a deadline is unchanged, since
-// the deadlines are the same.
+// from the lazy deadlines' clock instead: it fires not early, and at most
+// two of their ticks (200 ms) late, as the lazy deadlines do. fasthttp's
+// own timeouts are zero (gateway.go); its behaviour on a deadline is
+// unchanged, since the deadlines are the same.
 //   - read_timeout: from the accept to the end of the first request, and
 //     from the first byte of every later request to its end (or the
 //     body's deadline, which bodyHead sets from the declared length).
 //   - idle_timeout (read_timeout when zero): from an answer to the next
 //     request's first byte.
-//   - write_timeout: from the answer's first write; a 100-continue and
-//     the answer after the body are each timed from their own write, as
-//     fasthttp times them.
+//   - write_timeout: from the answer's first write. A 100 Continue
+//     (expect marks it) is timed from its own write and leaves the answer
+//     after the body to be timed afresh: that answer may come long after,
+//     a body and a target's answer later, and the body may have come with
+//     the head, so no read marks it.
+//
+// A connection Close was called on (Shutdown's, between an answer and
+// StateIdle) is left to its lingering close's own deadline.
 func (c *countedConn) timeouts(s fasthttp.ConnState) {
 	l := c.l
+	if c.closed.Load() {
+		return
+	}
 	switch s {
 	case fasthttp.StateActive:
 		if c.kept {
@@ -243,11 +252,8 @@ func (c *countedConn) Read(p []byte) (int, error) {
 		return 0, errBareLF
 	}
 	n, err := c.Conn.Read(p)
-	if n > 0 {
-		c.arm = true // what is written next answers what was read
-		if c.scan {
-			c.scanHead(p[:n])
-		}
+	if c.scan && n > 0 {
+		c.scanHead(p[:n])
 	}
 	return n, err
 }
@@ -349,8 +355,12 @@ func (c *countedConn) Write(p []byte) (int, error) {
 	if c.phase.Load() == phaseReading {
 		c.phase.Store(phaseAnswered)
 	}
-	if c.arm {
-		c.arm = false
+	if c.arm || c.interim {
+		if c.interim {
+			c.interim = false // the answer after it sets its own
+		} else {
+			c.arm = false
+		}
 		if c.l.writeTimeout > 0 {
 			rawsock.SetWriteTimeout(c.Conn, c.l.writeTimeout)
 		}

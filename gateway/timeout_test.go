@@ -13,20 +13,22 @@ import (
 
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/valyala/fasthttp"
 )
 
 // The server's timeouts are kept by the connections (countedConn.timeouts),
 // not by fasthttp. These run through the real listener with timeouts over
 // a second, which rawsock keeps lazily and counts from its coarse clock:
-// such a deadline must never fire early, and fires at most a few hundred
+// such a deadline does not fire early, and fires at most a few hundred
 // milliseconds late. Every lower bound below is exact but for a margin
 // of 50 ms (the server arms some deadlines just before the client can
-// see why); the upper ones are loose, for a loaded machine.
+// see why); the upper ones leave 2 s for a loaded machine, less than
+// the read and idle timeouts differ, so that neither passes for the other.
 const (
 	timeoutRead  = 1500 * time.Millisecond
-	timeoutIdle  = 2500 * time.Millisecond
+	timeoutIdle  = 4 * time.Second
 	timeoutEarly = 50 * time.Millisecond
-	timeoutLate  = 3 * time.Second
+	timeoutLate  = 2 * time.Second
 )
 
 func TestServerTimeouts(t *testing.T) {
@@ -115,8 +117,9 @@ func TestServerTimeouts(t *testing.T) {
 		c, br := dial(t)
 		answered(t, c, br)
 		// Idle for most of the idle timeout, then a head begins: the read
-		// timeout runs from its first byte, past the idle deadline.
-		time.Sleep(timeoutIdle - 500*time.Millisecond)
+		// timeout runs from its first byte, past the idle deadline (which
+		// would close the connection a second after the head began).
+		time.Sleep(timeoutIdle - time.Second)
 		start := time.Now()
 		io.WriteString(c, partial)
 		if b := closedAfter(t, br, start, timeoutRead); !strings.HasPrefix(b, "HTTP/1.1 408") {
@@ -141,7 +144,7 @@ func TestServerWriteTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	client, cc := acceptOne(t, &connLimitListener{Listener: ln, writeTimeout: timeout})
+	_, cc := acceptOne(t, &connLimitListener{Listener: ln, writeTimeout: timeout})
 
 	// An answer's first write, then, a second later, more of it than the
 	// client's buffers take while it reads nothing: the deadline counts
@@ -161,19 +164,58 @@ func TestServerWriteTimeout(t *testing.T) {
 		t.Fatalf("the write timed out %v after the answer's first write; want %v", took, timeout)
 	}
 
-	// A request read: its answer has the whole timeout again, counted
-	// from its own first write.
-	client.Write([]byte("GET / HTTP/1.1\r\n\r\n"))
-	if _, err := cc.Read(make([]byte, 64)); err != nil {
+	// The next request (fasthttp marks the connection idle, then active
+	// at its first byte), with "Expect: 100-continue": the 100 Continue
+	// is timed on its own, and the answer a second later has the whole
+	// timeout again, counted from its own first write, though nothing was
+	// read in between (the body came with the head).
+	for _, st := range []fasthttp.ConnState{fasthttp.StateIdle, fasthttp.StateActive} {
+		connState(cc, st)
+	}
+	cc.interim = true // as expect marks it
+	if _, err := cc.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
+	time.Sleep(time.Second)
 	start = time.Now()
 	_, err = cc.Write(big)
 	took = time.Since(start)
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("the next answer: %v; want a timeout", err)
+		t.Fatalf("the answer after a 100 Continue: %v; want a timeout", err)
 	}
 	if took < timeout-timeoutEarly || took > timeout+timeoutLate {
-		t.Fatalf("the next answer timed out after %v; want %v", took, timeout)
+		t.Fatalf("the answer after a 100 Continue timed out after %v; want %v from its first write", took, timeout)
+	}
+}
+
+// An answer to "Expect: 100-continue" whose body came with the head, and
+// that is written past write_timeout after the 100 Continue (a slow
+// target), still reaches the sender, here through the close that
+// "Connection: close" asks for, which sends it through the write
+// deadline: timed from the 100 Continue, it had expired (a review's
+// finding).
+func TestExpectContinueAnswerTimedAfresh(t *testing.T) {
+	s := startSink(t, sink.Options{Delay: 1800 * time.Millisecond})
+	srv := testServer()
+	srv.WriteTimeout = 1200 * time.Millisecond
+	cfg := &config.Config{
+		Server:  srv,
+		Targets: []config.Target{targetAt(t, "crm", s.URL())},
+		Routes:  []config.Route{syncRoute("r", "/r", "crm")},
+	}
+	_, base := startGateway(t, cfg, newDeps(t, cfg))
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(c, "POST /r HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: 2\r\n\r\n{}")
+	b, err := io.ReadAll(c)
+	if err != nil && !isReset(err) {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200") {
+		t.Fatalf("the sender read %q; want the 100 Continue, then the target's 200", b)
 	}
 }

@@ -149,10 +149,11 @@ func (d *deadline) record(at int64, apply func(time.Time) error) error {
 }
 
 // setIn is set for a deadline after from now (none for after <= 0). A
-// lazy one is counted from the sweeper's clock, which is at most a tick
-// behind while c is in its set (the sweeper runs then), plus a tick: it
-// never fires early, and at most about two ticks late, like a deadline set
-// with the clock. Reading no clock is the point: the clock read is what
+// lazy one is counted from the sweeper's clock, which is about a tick
+// behind at most while c is in its set (the sweeper runs then), plus a
+// tick: it does not fire early (unless the sweeper itself runs late, and
+// then by no more than that), and at most about two ticks late, like a
+// deadline set with the clock. Reading no clock is the point: the clock read is what
 // is left of a lazy deadline's cost, about 60 ns on the benchmark machine
 // right after a system call (benchmarks/README.md, twentieth run).
 func (d *deadline) setIn(c *Conn, after time.Duration, apply func(time.Time) error) error {
