@@ -581,16 +581,9 @@ func TestPipelinedRequestsAnswered(t *testing.T) {
 }
 
 func pipelined(t *testing.T, idle time.Duration) {
-	s := startSink(t, sink.Options{Delay: 50 * time.Millisecond})
 	srv := testServer()
 	srv.IdleTimeout = idle
-	cfg := &config.Config{
-		Server:  srv,
-		Targets: []config.Target{targetAt(t, "crm", s.URL())},
-		Routes:  []config.Route{syncRoute("r", "/r", "crm")},
-	}
-	_, base := startGateway(t, cfg, newDeps(t, cfg))
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	c, err := net.Dial("tcp", oneRouteGateway(t, srv, startSink(t, sink.Options{Delay: 50 * time.Millisecond})))
 	if err != nil {
 		t.Fatal(err)
 	}

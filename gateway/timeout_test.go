@@ -32,17 +32,10 @@ const (
 )
 
 func TestServerTimeouts(t *testing.T) {
-	s := startSink(t, sink.Options{})
 	srv := testServer()
 	srv.ReadTimeout = timeoutRead
 	srv.IdleTimeout = timeoutIdle
-	cfg := &config.Config{
-		Server:  srv,
-		Targets: []config.Target{targetAt(t, "crm", s.URL())},
-		Routes:  []config.Route{syncRoute("r", "/r", "crm")},
-	}
-	_, base := startGateway(t, cfg, newDeps(t, cfg))
-	addr := strings.TrimPrefix(base, "http://")
+	addr := oneRouteGateway(t, srv, startSink(t, sink.Options{}))
 	const request = "POST /r HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
 	const partial = "POST /r HTTP/1.1\r\nHost: x\r\n"
 
@@ -195,16 +188,10 @@ func TestServerWriteTimeout(t *testing.T) {
 // deadline: timed from the 100 Continue, it had expired (a review's
 // finding).
 func TestExpectContinueAnswerTimedAfresh(t *testing.T) {
-	s := startSink(t, sink.Options{Delay: 1800 * time.Millisecond})
 	srv := testServer()
 	srv.WriteTimeout = 1200 * time.Millisecond
-	cfg := &config.Config{
-		Server:  srv,
-		Targets: []config.Target{targetAt(t, "crm", s.URL())},
-		Routes:  []config.Route{syncRoute("r", "/r", "crm")},
-	}
-	_, base := startGateway(t, cfg, newDeps(t, cfg))
-	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	addr := oneRouteGateway(t, srv, startSink(t, sink.Options{Delay: 1800 * time.Millisecond}))
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,4 +205,17 @@ func TestExpectContinueAnswerTimedAfresh(t *testing.T) {
 	if !strings.HasPrefix(string(b), "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200") {
 		t.Fatalf("the sender read %q; want the 100 Continue, then the target's 200", b)
 	}
+}
+
+// oneRouteGateway starts a gateway on srv with one sync route, POST /r,
+// to the sink s, and returns its address (host:port).
+func oneRouteGateway(t *testing.T, srv config.Server, s *sink.Sink) string {
+	t.Helper()
+	cfg := &config.Config{
+		Server:  srv,
+		Targets: []config.Target{targetAt(t, "crm", s.URL())},
+		Routes:  []config.Route{syncRoute("r", "/r", "crm")},
+	}
+	_, base := startGateway(t, cfg, newDeps(t, cfg))
+	return strings.TrimPrefix(base, "http://")
 }
