@@ -153,9 +153,10 @@ func (d *deadline) record(at int64, apply func(time.Time) error) error {
 // behind at most while c is in its set (the sweeper runs then), plus a
 // tick: it does not fire early (unless the sweeper itself runs late, and
 // then by no more than that), and at most about two ticks late, like a
-// deadline set with the clock. Reading no clock is the point: the clock read is what
-// is left of a lazy deadline's cost, about 60 ns on the benchmark machine
-// right after a system call (benchmarks/README.md, twentieth run).
+// deadline set with the clock. Reading no clock is the point: the clock
+// read is what is left of a lazy deadline's cost, about 60 ns on the
+// benchmark machine right after a system call (benchmarks/README.md,
+// twentieth run).
 func (d *deadline) setIn(c *Conn, after time.Duration, apply func(time.Time) error) error {
 	if after > lazyAfter && c.set.Load() == inSet {
 		return d.record(sweeper.now.Load()+int64(after+sweepEvery), apply)
