@@ -17,12 +17,7 @@ import (
 // sweeper's set, and waits first), and rescued after 10 s.
 func serverPair(t *testing.T) (*Conn, net.Conn) {
 	t.Helper()
-	c, peer := tcpPair(t)
-	w, ok := WrapServer(c).(*Conn)
-	if !ok {
-		t.Fatalf("WrapServer(%T) did not wrap a TCP connection", c)
-	}
-	t.Cleanup(func() { w.Close() })
+	w, peer := wrappedPair(t, "WrapServer", WrapServer)
 	w.SetReadDeadline(time.Now().Add(time.Hour))
 	rescue(t, peer)
 	return w, peer

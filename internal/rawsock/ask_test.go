@@ -21,13 +21,7 @@ func clientPair(t *testing.T) (*Conn, net.Conn) {
 	idle := askIdle
 	askIdle = time.Hour
 	t.Cleanup(func() { askIdle = idle })
-	c, peer := tcpPair(t)
-	w, ok := WrapClient(c).(*Conn)
-	if !ok {
-		t.Fatalf("WrapClient(%T) did not wrap a TCP connection", c)
-	}
-	t.Cleanup(func() { w.Close() })
-	return w, peer
+	return wrappedPair(t, "WrapClient", WrapClient)
 }
 
 // wantAnswer reads len(want) bytes from c, waiting up to 10 s, and fails

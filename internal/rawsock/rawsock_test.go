@@ -20,12 +20,20 @@ import (
 // the first wrapped.
 func pair(t *testing.T) (*Conn, net.Conn) {
 	t.Helper()
+	return wrappedPair(t, "Wrap", Wrap)
+}
+
+// wrappedPair returns both ends of a loopback TCP connection (tcpPair),
+// the first wrapped by wrap (named name, for the failure), and closed
+// with the test, which takes it out of the sweeper's set.
+func wrappedPair(t *testing.T, name string, wrap func(net.Conn) net.Conn) (*Conn, net.Conn) {
+	t.Helper()
 	c, peer := tcpPair(t)
-	w, ok := Wrap(c).(*Conn)
+	w, ok := wrap(c).(*Conn)
 	if !ok {
-		t.Fatalf("Wrap(%T) did not wrap a TCP connection", c)
+		t.Fatalf("%s(%T) did not wrap a TCP connection", name, c)
 	}
-	t.Cleanup(func() { w.Close() }) // takes it out of the sweeper's set
+	t.Cleanup(func() { w.Close() })
 	return w, peer
 }
 
