@@ -29,17 +29,33 @@ func (b Chains) Build(r config.Route) (gateway.Chain, error) {
 	return b.Host.Chain(r.Name, steps, r.Targets)
 }
 
-// loadPlugins reads and loads the plugins of cfg into host. With used set,
-// only the plugins some route's chain names are loaded (try needs one
-// route's, serve needs all).
-func loadPlugins(ctx context.Context, host *transforms.Host, cfg *config.Config, used map[string]bool) error {
+// readPlugins reads the modules of cfg's plugins: with used set, only
+// those some route's chain names (try needs one route's, serve needs all).
+// A build reads each module once and checks, loads and remembers those
+// very bytes, so a .wasm replaced midway cannot leave the host running one
+// module while the server believes it holds another.
+func readPlugins(cfg *config.Config, used map[string]bool) (map[string][]byte, error) {
+	mods := make(map[string][]byte, len(cfg.Plugins))
 	for _, p := range cfg.Plugins {
 		if used != nil && !used[p.Name] {
 			continue
 		}
 		wasm, err := os.ReadFile(p.Wasm)
 		if err != nil {
-			return fmt.Errorf("plugin %q: cannot read %s: %w; build the plugins (make plugins) or fix wasm in the config", p.Name, p.Wasm, err)
+			return nil, fmt.Errorf("plugin %q: cannot read %s: %w; build the plugins (make plugins) or fix wasm in the config", p.Name, p.Wasm, err)
+		}
+		mods[p.Name] = wasm
+	}
+	return mods, nil
+}
+
+// loadPlugins loads the modules in mods, by plugin name, into host, in
+// cfg's order.
+func loadPlugins(ctx context.Context, host *transforms.Host, cfg *config.Config, mods map[string][]byte) error {
+	for _, p := range cfg.Plugins {
+		wasm, ok := mods[p.Name]
+		if !ok {
+			continue
 		}
 		spec := transforms.PluginSpec{Name: p.Name, Wasm: wasm, Instances: p.Instances, Timeout: p.Timeout, MaxMemory: p.MaxMemory, MaxOutput: p.MaxOutput}
 		if err := host.Load(ctx, spec); err != nil {
@@ -55,7 +71,11 @@ func newHost(ctx context.Context, cfg *config.Config, logger *slog.Logger, used 
 	if err != nil {
 		return nil, err
 	}
-	if err := loadPlugins(ctx, host, cfg, used); err != nil {
+	mods, err := readPlugins(cfg, used)
+	if err == nil {
+		err = loadPlugins(ctx, host, cfg, mods)
+	}
+	if err != nil {
 		host.Close(ctx)
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/internal/sink"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 )
@@ -243,5 +244,49 @@ targets = ["crm"]
 	time.Sleep(300 * time.Millisecond)
 	if n := slow.Count(); n != 1 {
 		t.Errorf("the target got %d attempts, want 1 (the one in flight succeeded)", n)
+	}
+}
+
+// TestReloadSeesWasmReplacedMidway: a plugin's .wasm replaced while a
+// reload is loading it (after the read, before the commit) is a change
+// the next reload sees. The server once read the file again to remember
+// what the host held, took the new file for the loaded one, and never
+// loaded it.
+func TestReloadSeesWasmReplacedMidway(t *testing.T) {
+	crm := startSink(t)
+	wasm := copyWasm(t)
+	s, _ := start(t, pluginConfig(crm.URL(), wasm, 1, ""))
+
+	// Reload's own steps (swap), with the file replaced between the
+	// build, which reads and loads it, and the commit.
+	rewrite(t, s, pluginConfig(crm.URL(), wasm, 2, ""))
+	s.mu.Lock()
+	cfg, err := config.Load(s.path)
+	if err != nil {
+		s.mu.Unlock()
+		t.Fatal(err)
+	}
+	next, deps, err := s.build(context.Background(), cfg)
+	if err != nil {
+		s.mu.Unlock()
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wasm, []byte("this is not WebAssembly"), 0o644); err != nil {
+		s.mu.Unlock()
+		t.Fatal(err)
+	}
+	if err := s.gw.Reload(cfg, deps); err != nil {
+		s.mu.Unlock()
+		t.Fatal(err)
+	}
+	s.commit(next)
+	s.mu.Unlock()
+
+	_, err = s.Reload(context.Background(), "test")
+	if err == nil || !strings.Contains(err.Error(), "does not compile") {
+		t.Fatalf("the reload after the .wasm changed = %v, want the new file loaded (and refused: it does not compile)", err)
+	}
+	if st := post(t, s, "/hooks/filtered", `{"score":10}`); st != 200 {
+		t.Errorf("after the refused reload: %d, want 200 from the running plugin", st)
 	}
 }

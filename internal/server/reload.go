@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"fmt"
-	"os"
 	"time"
 
 	"github.com/hookgate/hookgate/gateway"
@@ -28,9 +26,9 @@ import (
 type generation struct {
 	cfg     *config.Config
 	targets *target.Set
-	plugins *transforms.Plugins // what its chains run; nil without [[plugin]]
-	changed map[string]bool     // plugins this build loaded into the host
-	lanes   *dispatch.Lanes     // nil until a config has an async route
+	plugins *transforms.Plugins  // what its chains run; nil without [[plugin]]
+	changed map[string]pluginKey // plugins this build loaded into the host, as it loaded them
+	lanes   *dispatch.Lanes      // nil until a config has an async route
 	// lanesRef is the lanes' reference: dropped once they have stopped, so
 	// the target clients close after the last delivery attempt.
 	lanesRef gateway.Ref
@@ -68,20 +66,25 @@ func (s *Server) build(ctx context.Context, cfg *config.Config) (_ *generation, 
 			s.metrics.SetPluginPool(poolStats(host))
 		}
 		start := time.Now()
-		changed, err := s.changedPlugins(cfg)
+		mods, err := readPlugins(cfg, nil)
 		if err != nil {
 			return nil, deps, err
 		}
-		if s.cur != nil && len(changed) > 0 {
+		g.changed = s.changedPlugins(cfg, mods)
+		for name := range mods {
+			if _, ok := g.changed[name]; !ok {
+				delete(mods, name) // the host holds it as it is
+			}
+		}
+		if s.cur != nil && len(mods) > 0 {
 			// Compile and start the changed plugins in a scratch host
 			// first: a module that does not load then fails here, before
 			// the running host is touched.
-			if err := checkPlugins(ctx, cfg, changed); err != nil {
+			if err := checkPlugins(ctx, cfg, mods); err != nil {
 				return nil, deps, err
 			}
 		}
-		g.changed = changed
-		if err := loadPlugins(ctx, host, cfg, changed); err != nil {
+		if err := loadPlugins(ctx, host, cfg, mods); err != nil {
 			return nil, deps, err
 		}
 		g.plugins = host.Plugins()
@@ -121,7 +124,7 @@ func (s *Server) discard(g *generation) {
 // dropping the old generation's lanes reference once no attempt runs.
 // Call it with s.mu held, right after gateway.New or gateway.Reload.
 func (s *Server) commit(next *generation) {
-	s.remember(next.cfg, next.changed)
+	s.remember(next.changed)
 	s.open[next] = true
 	s.openWG.Add(1)
 	prev := s.cur
@@ -253,43 +256,35 @@ type pluginKey struct {
 	spec config.Plugin
 }
 
-// changedPlugins reads the plugins of cfg and returns the names of those
-// the host does not hold as they are now.
-func (s *Server) changedPlugins(cfg *config.Config) (map[string]bool, error) {
-	changed := map[string]bool{}
+// changedPlugins returns the keys of the plugins whose modules, read in
+// mods, the host does not hold as they are now.
+func (s *Server) changedPlugins(cfg *config.Config, mods map[string][]byte) map[string]pluginKey {
+	changed := map[string]pluginKey{}
 	for _, p := range cfg.Plugins {
-		wasm, err := os.ReadFile(p.Wasm)
-		if err != nil {
-			return nil, fmt.Errorf("plugin %q: cannot read %s: %w; build the plugins (make plugins) or fix wasm in the config", p.Name, p.Wasm, err)
-		}
-		if k, ok := s.loaded[p.Name]; !ok || k != (pluginKey{sha256.Sum256(wasm), p}) {
-			changed[p.Name] = true
+		if k := (pluginKey{sha256.Sum256(mods[p.Name]), p}); s.loaded[p.Name] != k {
+			changed[p.Name] = k
 		}
 	}
-	return changed, nil
+	return changed
 }
 
-// remember records that the host now holds the plugins named in changed
-// as cfg has them.
-func (s *Server) remember(cfg *config.Config, changed map[string]bool) {
+// remember records that the host now holds the plugins in changed as
+// they were read and loaded (never read again here: the file may have
+// been replaced since, and the next reload must see that as a change).
+func (s *Server) remember(changed map[string]pluginKey) {
 	if s.loaded == nil {
 		s.loaded = map[string]pluginKey{}
 	}
-	for _, p := range cfg.Plugins {
-		if !changed[p.Name] {
-			continue
-		}
-		if wasm, err := os.ReadFile(p.Wasm); err == nil {
-			s.loaded[p.Name] = pluginKey{sha256.Sum256(wasm), p}
-		}
+	for name, k := range changed {
+		s.loaded[name] = k
 	}
 }
 
-// checkPlugins compiles and starts the plugins named in only in a
+// checkPlugins compiles and starts the modules in mods in a
 // throwaway host, so a module that does not load is refused before the
 // running host is touched. The compilation cache (transforms.cache_dir)
 // makes the real load that follows cheap.
-func checkPlugins(ctx context.Context, cfg *config.Config, only map[string]bool) error {
+func checkPlugins(ctx context.Context, cfg *config.Config, mods map[string][]byte) error {
 	host, err := transforms.NewHost(ctx, transforms.Options{CacheDir: cfg.Transforms.CacheDir})
 	if err != nil {
 		return err
@@ -297,12 +292,13 @@ func checkPlugins(ctx context.Context, cfg *config.Config, only map[string]bool)
 	defer host.Close(context.Background())
 	var errs []error
 	for _, p := range cfg.Plugins {
-		if !only[p.Name] {
+		wasm, ok := mods[p.Name]
+		if !ok {
 			continue
 		}
 		// One plugin at a time, every failure reported: the person reloading
 		// fixes them all in one go.
-		if err := loadPlugins(ctx, host, cfg, map[string]bool{p.Name: true}); err != nil {
+		if err := loadPlugins(ctx, host, cfg, map[string][]byte{p.Name: wasm}); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -51,7 +51,11 @@ func (t *testRunner) chain(ctx context.Context, cfg *config.Config, rc *config.R
 	for _, s := range rc.Transforms {
 		used[s.Plugin] = true
 	}
-	if err := loadPlugins(ctx, t.host, cfg, used); err != nil {
+	mods, err := readPlugins(cfg, used)
+	if err != nil {
+		return nil, err
+	}
+	if err := loadPlugins(ctx, t.host, cfg, mods); err != nil {
 		return nil, err
 	}
 	// No test is running: plugins replaced by a newer .wasm can go.
