@@ -132,12 +132,35 @@ func (s *Server) live() (*transforms.Host, queue.Engine, *dispatch.Dispatcher) {
 	return s.host.Load(), e, s.dispatcher.Load()
 }
 
-// Start builds the route table and listens. On an error, call Stop to
+// Start listens and builds the route table. On an error, call Stop to
 // undo what was started.
-func (s *Server) Start(ctx context.Context) error {
+//
+// It binds both listeners first: a port in use then fails at once, not
+// after seconds of compiling plugins and opening the queue, and a sender
+// that connects meanwhile waits in the listen backlog and is served once
+// the table is built, rather than refused.
+func (s *Server) Start(ctx context.Context) (err error) {
 	cfg := s.cfg
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ln, err := net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return fmt.Errorf("ingest listener: %w; is another process using %s? change server.listen", err, cfg.Server.Listen)
+	}
+	var aln net.Listener
+	defer func() {
+		if err != nil {
+			ln.Close()
+			if aln != nil {
+				aln.Close()
+			}
+		}
+	}()
+	if cfg.Admin.Listen != "" {
+		if aln, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+			return fmt.Errorf("admin listener: %w; is another process using %s? change admin.listen", err, cfg.Admin.Listen)
+		}
+	}
 	g, deps, err := s.build(ctx, cfg)
 	if err != nil {
 		return err
@@ -150,19 +173,8 @@ func (s *Server) Start(ctx context.Context) error {
 	s.gw = gw
 	s.commit(g)
 	s.logWarnings(cfg)
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		return fmt.Errorf("ingest listener: %w; is another process using %s? change server.listen", err, cfg.Server.Listen)
-	}
-	var aln net.Listener
-	if cfg.Admin.Listen != "" {
-		if aln, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
-			ln.Close()
-			return fmt.Errorf("admin listener: %w; is another process using %s? change admin.listen", err, cfg.Admin.Listen)
-		}
+	if aln != nil {
 		if s.admin, err = admin.New(cfg.Admin, s.log, admin.Describer(gw.Config), s, s.console(gw)); err != nil {
-			ln.Close()
-			aln.Close()
 			return err
 		}
 	}

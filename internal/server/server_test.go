@@ -188,3 +188,84 @@ func TestEventShowsQueryAsSent(t *testing.T) {
 		t.Errorf("url\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestPortInUseFailsFirst: a listen address another process holds fails
+// Start at once, naming the address, before the plugins compile (a
+// garbage one would fail otherwise) or the queue opens.
+func TestPortInUseFailsFirst(t *testing.T) {
+	for _, tt := range []struct{ which, plugin string }{{"ingest", "p"}, {"admin", "p"}, {"ingest", ""}} {
+		which := tt.which
+		t.Run(which+"/plugin="+tt.plugin, func(t *testing.T) {
+			held, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer held.Close()
+			dir := t.TempDir()
+			wasm := filepath.Join(dir, "garbage.wasm")
+			if err := os.WriteFile(wasm, []byte("this is not WebAssembly"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			listen, adminListen := freePort(t), freePort(t)
+			if which == "ingest" {
+				listen = held.Addr().String()
+			} else {
+				adminListen = held.Addr().String()
+			}
+			plugin, transforms := "", ""
+			if tt.plugin != "" {
+				plugin = "[[plugin]]\nname = \"p\"\nwasm = \"" + wasm + "\"\n"
+				transforms = `transforms = [{ plugin = "p" }]`
+			}
+			cfgText := strings.NewReplacer("LISTEN", listen, "ADMIN", adminListen, "PLUGIN", plugin, "TRANSFORMS", transforms).Replace(`
+[server]
+listen = "LISTEN"
+
+[admin]
+listen = "ADMIN"
+
+[queue]
+path = "queue"
+
+PLUGIN
+[[target]]
+name = "crm"
+url = "http://127.0.0.1:1/crm"
+
+[[route]]
+name = "queued"
+path = "/hooks/queued"
+targets = ["crm"]
+TRANSFORMS
+`)
+			path := filepath.Join(dir, "config.toml")
+			if err := os.WriteFile(path, []byte(cfgText), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := New(cfg, Options{Path: path, Version: "test", Logger: slog.New(slog.DiscardHandler)})
+			err = s.Start(context.Background())
+			s.Stop()
+			if err == nil || !strings.Contains(err.Error(), which+" listener") || !strings.Contains(err.Error(), held.Addr().String()) {
+				t.Fatalf("Start = %v, want the %s listener's address in use", err, which)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "queue")); !os.IsNotExist(err) {
+				t.Errorf("the queue was opened before the listeners (stat: %v)", err)
+			}
+			// The other listener was released: its address binds again.
+			other := adminListen
+			if which == "admin" {
+				other = listen
+			}
+			ln, err := net.Listen("tcp", other)
+			if err != nil {
+				t.Errorf("the %s listener was not closed: %v", map[string]string{"ingest": "admin", "admin": "ingest"}[which], err)
+			} else {
+				ln.Close()
+			}
+		})
+	}
+}
