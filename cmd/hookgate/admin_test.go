@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/testport"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 )
 
@@ -31,7 +32,7 @@ type opsServer struct {
 func startOps(t *testing.T, cfgText string, flags ...string) *opsServer {
 	t.Helper()
 	dir := t.TempDir()
-	listen, adminListen := freePort(t), freePort(t)
+	listen, adminListen := testport.Addr(t), testport.Addr(t)
 	cfgText = strings.NewReplacer("LISTEN", listen, "ADMIN", adminListen).Replace(cfgText)
 	path := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(path, []byte(cfgText), 0o644); err != nil {

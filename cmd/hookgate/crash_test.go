@@ -19,6 +19,7 @@ import (
 
 	"github.com/hookgate/hookgate/internal/natstest"
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/testport"
 )
 
 // TestCrashKill9 is the promise "an acknowledged event is never lost"
@@ -75,7 +76,7 @@ func crashKill9(t *testing.T, bin, dir, queue string) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	listen, adminListen := freePort(t), freePort(t)
+	listen, adminListen := testport.Addr(t), testport.Addr(t)
 	cfg := filepath.Join(dir, "config.toml")
 	err = os.WriteFile(cfg, []byte(`
 [server]

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/testport"
 )
 
 // lockedBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
@@ -79,17 +79,6 @@ func TestVersion(t *testing.T) {
 	if len(lines) != 3 || lines[0] != "hookgate dev" || !strings.HasPrefix(lines[1], "go 1.") || !strings.HasPrefix(lines[2], "commit ") {
 		t.Errorf("version output %q", out)
 	}
-}
-
-// freePort returns a loopback address nothing listens on right now.
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // writeConfig writes a config serving one sync route to targetURL.
@@ -185,7 +174,7 @@ func TestServe(t *testing.T) {
 	}
 	defer s.Close()
 	dir := t.TempDir()
-	listen, adminListen := freePort(t), freePort(t)
+	listen, adminListen := testport.Addr(t), testport.Addr(t)
 	path := writeConfig(t, dir, listen, adminListen, s.URL(), "")
 
 	ctx, cancel := context.WithCancel(context.Background())

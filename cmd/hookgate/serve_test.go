@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/testport"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 )
 
@@ -22,7 +23,7 @@ import (
 func startServe(t *testing.T, cfgText string, s *sink.Sink) (base string, stop func() int, stderr *lockedBuffer) {
 	t.Helper()
 	dir := t.TempDir()
-	listen, adminListen := freePort(t), freePort(t)
+	listen, adminListen := testport.Addr(t), testport.Addr(t)
 	cfgText = strings.NewReplacer("LISTEN", listen, "ADMIN", adminListen, "SINK", s.URL()).Replace(cfgText)
 	path := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(path, []byte(cfgText), 0o644); err != nil {

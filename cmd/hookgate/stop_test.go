@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/internal/natstest"
+	"github.com/hookgate/hookgate/internal/testport"
 )
 
 func TestMain(m *testing.M) {
@@ -37,7 +38,7 @@ func TestSIGTERMWhileWaitingForNATS(t *testing.T) {
 	cfg := filepath.Join(dir, "config.toml")
 	err := os.WriteFile(cfg, []byte(`
 [server]
-listen = "`+freePort(t)+`"
+listen = "`+testport.Addr(t)+`"
 
 [queue]
 backend = "nats"

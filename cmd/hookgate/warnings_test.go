@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookgate/hookgate/internal/testport"
 )
 
 // warnRoute is a route whose config works and draws two warnings: a
@@ -63,7 +65,7 @@ func TestCheckPrintsWarnings(t *testing.T) {
 func TestServeLogsWarnings(t *testing.T) {
 	t.Setenv("HOOKGATE_TEST_KEY", "k-123")
 	dir := t.TempDir()
-	listen, adminListen := freePort(t), freePort(t)
+	listen, adminListen := testport.Addr(t), testport.Addr(t)
 	path := writeConfig(t, dir, listen, adminListen, "http://127.0.0.1:9", warnRoute)
 
 	ctx, cancel := context.WithCancel(context.Background())

@@ -33,6 +33,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/testport"
 )
 
 var updateScreenshots = flag.Bool("update-screenshots", false, "write the console's screenshots to docs/")
@@ -270,7 +271,7 @@ targets = ["billing"]
 // posted, without the page being reloaded.
 func TestBrowserOverview(t *testing.T) {
 	s := startSink(t, sink.Options{})
-	h := start(t, strings.NewReplacer("SINK", s.URL(), "DOWN", freePort(t)).Replace(overviewConfig))
+	h := start(t, strings.NewReplacer("SINK", s.URL(), "DOWN", testport.Addr(t)).Replace(overviewConfig))
 	ctx := tab(t, 1280, 800)
 	do(t, ctx, chromedp.Navigate(h.admin+"/ui/"))
 
@@ -752,7 +753,7 @@ targets = ["down"]
 // meanwhile arrives.
 func TestBrowserLiveTail(t *testing.T) {
 	s := startSink(t, sink.Options{})
-	h := start(t, strings.NewReplacer("SINK", s.URL(), "DOWN", freePort(t)).Replace(tailConfig))
+	h := start(t, strings.NewReplacer("SINK", s.URL(), "DOWN", testport.Addr(t)).Replace(tailConfig))
 	ctx := tab(t, 1280, 800)
 	do(t, ctx, chromedp.Navigate(h.admin+"/ui/tail"))
 	until(t, ctx, `document.getElementById("t-state").textContent === "live"`)

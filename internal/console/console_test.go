@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/testport"
 )
 
 // get fetches url without following redirects.
@@ -51,7 +52,7 @@ var (
 // offline in a sidecar.
 func TestPagesAreSelfContained(t *testing.T) {
 	s := startSink(t, sink.Options{})
-	h := start(t, strings.NewReplacer("SINK", s.URL(), "DOWN", freePort(t)).Replace(tailConfig))
+	h := start(t, strings.NewReplacer("SINK", s.URL(), "DOWN", testport.Addr(t)).Replace(tailConfig))
 	h.post(t, "/hooks/orders", `{"a":1}`, nil)
 	wantCSP := "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 	for _, p := range []string{"/ui/", "/ui/events", "/ui/events/evt_nope", "/ui/dead", "/ui/test", "/ui/tail", "/ui/overview/live"} {
@@ -100,7 +101,7 @@ func TestPagesAreSelfContained(t *testing.T) {
 // to 127.0.0.1 (DNS rebinding) cannot read it or act through it.
 func TestOtherHostRefused(t *testing.T) {
 	s := startSink(t, sink.Options{})
-	h := start(t, strings.NewReplacer("SINK", s.URL(), "DOWN", freePort(t)).Replace(tailConfig))
+	h := start(t, strings.NewReplacer("SINK", s.URL(), "DOWN", testport.Addr(t)).Replace(tailConfig))
 	port := h.admin[strings.LastIndex(h.admin, ":")+1:]
 	for host, want := range map[string]int{
 		"attacker.example:" + port: http.StatusMisdirectedRequest,
@@ -123,7 +124,7 @@ func TestOtherHostRefused(t *testing.T) {
 // site, whether or not a token is set.
 func TestFormsNeedCSRFToken(t *testing.T) {
 	s := startSink(t, sink.Options{})
-	h := start(t, strings.NewReplacer("SINK", s.URL(), "DOWN", freePort(t)).Replace(tailConfig))
+	h := start(t, strings.NewReplacer("SINK", s.URL(), "DOWN", testport.Addr(t)).Replace(tailConfig))
 	_, page := get(t, "GET", h.admin+"/ui/test", nil, "")
 	m := regexp.MustCompile(`<meta name="csrf" content="([^"]+)">`).FindStringSubmatch(page)
 	if m == nil {

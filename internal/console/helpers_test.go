@@ -15,6 +15,7 @@ import (
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/internal/server"
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/testport"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 )
 
@@ -25,23 +26,13 @@ type hookgate struct {
 	ingest string // http://127.0.0.1:port of the ingest listener
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // start serves cfgText in-process until the test ends. In cfgText,
 // LISTEN and ADMIN become free loopback ports, HOWXM_WASM the howxm-nps
 // plugin (built once, cached) and CACHE a compilation cache the tests
 // share.
 func start(t *testing.T, cfgText string) *hookgate {
 	t.Helper()
-	listen, adminListen := freePort(t), freePort(t)
+	listen, adminListen := testport.Addr(t), testport.Addr(t)
 	r := strings.NewReplacer("LISTEN", listen, "ADMIN", adminListen, "CACHE", filepath.Join(os.TempDir(), "hookgate-console-test-cache"))
 	cfgText = r.Replace(cfgText)
 	if strings.Contains(cfgText, "HOWXM_WASM") {

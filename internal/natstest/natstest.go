@@ -11,18 +11,13 @@ package natstest
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hookgate/hookgate/internal/testport"
 	"github.com/nats-io/nats-server/v2/server"
 )
 
@@ -55,7 +50,7 @@ type clusterConf struct {
 // to require a token); they run again at every Restart.
 func Start(t testing.TB, configure ...func(*server.Options)) *Server {
 	t.Helper()
-	s := &Server{t: t, name: "single", dir: t.TempDir(), port: freePort(t), configure: configure}
+	s := &Server{t: t, name: "single", dir: t.TempDir(), port: testport.Port(t), configure: configure}
 	s.start()
 	t.Cleanup(s.Shutdown)
 	return s
@@ -163,7 +158,7 @@ func Cluster(t testing.TB, n int, configure ...func(*server.Options)) *Clustered
 	routes := make([]string, n)
 	routePorts := make([]int, n)
 	for i := range routePorts {
-		routePorts[i] = freePort(t)
+		routePorts[i] = testport.Port(t)
 		routes[i] = "nats-route://127.0.0.1:" + strconv.Itoa(routePorts[i])
 	}
 	c := &Clustered{t: t}
@@ -172,7 +167,7 @@ func Cluster(t testing.TB, n int, configure ...func(*server.Options)) *Clustered
 			t:         t,
 			name:      fmt.Sprintf("n%d", i),
 			dir:       t.TempDir(),
-			port:      freePort(t),
+			port:      testport.Port(t),
 			configure: configure,
 			cluster:   &clusterConf{name: "hookgate-test", port: routePorts[i], routes: routes},
 		})
@@ -277,77 +272,4 @@ func (c *Clustered) placeable(leader *server.Server) int {
 		}
 	}
 	return n
-}
-
-// freePort returns a free 127.0.0.1 port below the kernel's ephemeral
-// range. A port from the range (what listening on port 0 gives) can be
-// taken as the source port of any outgoing connection between our check
-// and the server's bind, and with every package's tests running at once
-// that happened: a node never started ("not ready on port ... within
-// 30s"). Below the range, only another explicit bind can take it.
-func freePort(t testing.TB) int {
-	t.Helper()
-	lo := ephemeralLow()
-	for range 100 {
-		port := portFloor + rand.IntN(lo-portFloor)
-		if !reservePort(t, port) {
-			continue // handed to another server of this run: try another
-		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue // taken: try another
-		}
-		l.Close()
-		return port
-	}
-	t.Fatalf("natstest: no free port in [%d, %d) after 100 tries", portFloor, lo)
-	return 0
-}
-
-// reservePort claims port for the rest of the test with an exclusive
-// flock on a file named after it, so no other freePort, in this process or
-// in another test binary running beside it (go test runs packages in
-// parallel), hands it out again while this test may still (re)start a
-// server on it. Between freePort's probe and the server's listen the port
-// is otherwise free for anyone: two servers given the same port left one
-// of them never ready. The kernel drops the lock when the file is closed
-// or the process dies, so nothing stale survives a crashed run.
-func reservePort(t testing.TB, port int) bool {
-	dir := filepath.Join(os.TempDir(), "hookgate-natstest-ports")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatalf("natstest: %v", err)
-	}
-	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDONLY, 0o644)
-	if err != nil {
-		t.Fatalf("natstest: %v", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return false
-	}
-	t.Cleanup(func() { f.Close() })
-	return true
-}
-
-// portFloor is the lowest port freePort picks: clear of the well-known
-// and most registered services' ports.
-const portFloor = 20000
-
-// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
-// default 32768 when it cannot be read, or when it leaves too little room
-// below it).
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 32768
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 2 {
-		return 32768
-	}
-	lo, err := strconv.Atoi(f[0])
-	if err != nil || lo < portFloor+1000 {
-		return 32768
-	}
-	return lo
 }

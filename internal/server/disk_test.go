@@ -19,6 +19,7 @@ import (
 
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/queue/fillfs"
+	"github.com/hookgate/hookgate/internal/testport"
 )
 
 // gatedTarget is a real HTTP server on loopback that holds every request
@@ -63,7 +64,7 @@ func (g *gatedTarget) open() { g.once.Do(func() { close(g.gate) }) }
 // an exit function, a logger).
 func startOnDisk(t *testing.T, cfgText string, opts Options) (*Server, string, string) {
 	t.Helper()
-	listen, adminListen := freePort(t), freePort(t)
+	listen, adminListen := testport.Addr(t), testport.Addr(t)
 	path := filepath.Join(t.TempDir(), "config.toml")
 	cfgText = strings.NewReplacer("LISTEN", listen, "ADMIN", adminListen, "QUEUE", filepath.Join(t.TempDir(), "queue")).Replace(cfgText)
 	if err := os.WriteFile(path, []byte(cfgText), 0o644); err != nil {

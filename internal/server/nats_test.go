@@ -19,6 +19,7 @@ import (
 	"github.com/hookgate/hookgate/gateway/queue"
 	"github.com/hookgate/hookgate/internal/natstest"
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/testport"
 )
 
 // natsGateway is one gateway of a test's fleet: its own listeners and
@@ -69,7 +70,7 @@ func startGateway(t *testing.T, cfgText string) *natsGateway {
 // startGatewayLogged is startGateway with its log lines (text) in log.
 func startGatewayLogged(t *testing.T, cfgText string, log io.Writer) *natsGateway {
 	t.Helper()
-	listen, adminListen := freePort(t), freePort(t)
+	listen, adminListen := testport.Addr(t), testport.Addr(t)
 	path := filepath.Join(t.TempDir(), "config.toml")
 	cfgText = strings.NewReplacer("LISTEN", listen, "ADMIN", adminListen).Replace(cfgText)
 	if err := os.WriteFile(path, []byte(cfgText), 0o644); err != nil {
@@ -480,8 +481,8 @@ func TestNATSUnreachableAtStart(t *testing.T) {
 	url := ns.URL()
 	ns.Shutdown()
 	path := filepath.Join(t.TempDir(), "config.toml")
-	listen := freePort(t)
-	text := strings.NewReplacer("LISTEN", listen, "ADMIN", freePort(t)).Replace(natsConfig(url, "http://127.0.0.1:1", ""))
+	listen := testport.Addr(t)
+	text := strings.NewReplacer("LISTEN", listen, "ADMIN", testport.Addr(t)).Replace(natsConfig(url, "http://127.0.0.1:1", ""))
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -520,7 +521,7 @@ url = "`+refusing.URL()+`/strict"
 
 [[target]]
 name = "down"
-url = "http://`+freePort(t)+`/down"
+url = "http://`+testport.Addr(t)+`/down"
 retry = { initial = "1h", max = "1h", max_attempts = 10 }
 
 [[route]]

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/internal/testport"
 )
 
 // The URL secrets of these tests; .ci/secrets-scan fails `make test` if
@@ -48,7 +49,7 @@ func (s *syncBuffer) String() string {
 // listener's base URL returned too.
 func startLogged(t *testing.T, cfgText string, log io.Writer) (srv *Server, admin, ingest string) {
 	t.Helper()
-	listen, adminListen := freePort(t), freePort(t)
+	listen, adminListen := testport.Addr(t), testport.Addr(t)
 	path := filepath.Join(t.TempDir(), "config.toml")
 	cfgText = strings.NewReplacer("LISTEN", listen, "ADMIN", adminListen).Replace(cfgText)
 	if err := os.WriteFile(path, []byte(cfgText), 0o644); err != nil {
@@ -121,7 +122,7 @@ func leaks(text string) []string {
 func TestURLSecretsNeverShown(t *testing.T) {
 	t.Setenv("HG_TEST_URL_PATH", urlPathSecret)
 	t.Setenv("HG_TEST_URL_QUERY", urlQuerySecret)
-	closed := freePort(t) // nothing listens there once freePort returns
+	closed := testport.Addr(t) // nothing listens there once Addr returns
 	t.Setenv("HG_TEST_URL_WHOLE", "http://"+closed+"/whole/"+urlWholeSecret)
 	var log syncBuffer
 	_, admin, ingest := startLogged(t, `
@@ -297,7 +298,7 @@ verify = { type = "token", header = "X-Hook-Token", secrets = ["${env:HG_TEST_SE
 // hookgate_target_oldest_pending_seconds gauge's unit), never a duration
 // string such as "0s".
 func TestQueueAgeOneNameOneUnit(t *testing.T) {
-	closed := freePort(t)
+	closed := testport.Addr(t)
 	_, admin, ingest := startLogged(t, `
 [server]
 listen = "LISTEN"

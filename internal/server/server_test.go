@@ -17,6 +17,7 @@ import (
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/record"
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/testport"
 )
 
 func startSink(t *testing.T) *sink.Sink {
@@ -29,22 +30,12 @@ func startSink(t *testing.T) *sink.Sink {
 	return s
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // start serves cfgText (LISTEN and ADMIN replaced by free loopback ports)
 // in-process until the test ends, and returns the server and the admin
 // listener's base URL.
 func start(t *testing.T, cfgText string) (*Server, string) {
 	t.Helper()
-	listen, adminListen := freePort(t), freePort(t)
+	listen, adminListen := testport.Addr(t), testport.Addr(t)
 	path := filepath.Join(t.TempDir(), "config.toml")
 	cfgText = strings.NewReplacer("LISTEN", listen, "ADMIN", adminListen).Replace(cfgText)
 	if err := os.WriteFile(path, []byte(cfgText), 0o644); err != nil {
@@ -206,7 +197,7 @@ func TestPortInUseFailsFirst(t *testing.T) {
 			if err := os.WriteFile(wasm, []byte("this is not WebAssembly"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			listen, adminListen := freePort(t), freePort(t)
+			listen, adminListen := testport.Addr(t), testport.Addr(t)
 			if which == "ingest" {
 				listen = held.Addr().String()
 			} else {
