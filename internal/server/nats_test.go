@@ -480,19 +480,9 @@ func TestNATSUnreachableAtStart(t *testing.T) {
 	ns := natstest.Start(t)
 	url := ns.URL()
 	ns.Shutdown()
-	path := filepath.Join(t.TempDir(), "config.toml")
 	listen := testport.Addr(t)
 	text := strings.NewReplacer("LISTEN", listen, "ADMIN", testport.Addr(t)).Replace(natsConfig(url, "http://127.0.0.1:1", ""))
-	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(cfg, Options{Path: path, Version: "test", Logger: slog.New(slog.DiscardHandler)})
-	err = s.Start(context.Background())
-	s.Stop()
+	err := startErr(newServer(t, t.TempDir(), text))
 	if err == nil || !strings.Contains(err.Error(), "cannot reach "+url) || !strings.Contains(err.Error(), "[queue.nats] urls") {
 		t.Fatalf("Start = %v, want it to name %s and what to check", err, url)
 	}

@@ -35,17 +35,8 @@ func startSink(t *testing.T) *sink.Sink {
 // listener's base URL.
 func start(t *testing.T, cfgText string) (*Server, string) {
 	t.Helper()
-	listen, adminListen := testport.Addr(t), testport.Addr(t)
-	path := filepath.Join(t.TempDir(), "config.toml")
-	cfgText = strings.NewReplacer("LISTEN", listen, "ADMIN", adminListen).Replace(cfgText)
-	if err := os.WriteFile(path, []byte(cfgText), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := New(cfg, Options{Path: path, Version: "test", Logger: slog.New(slog.DiscardHandler)})
+	adminListen := testport.Addr(t)
+	s := newServer(t, t.TempDir(), strings.NewReplacer("LISTEN", testport.Addr(t), "ADMIN", adminListen).Replace(cfgText))
 	if err := s.Start(context.Background()); err != nil {
 		s.Stop()
 		t.Fatal(err)
@@ -56,6 +47,28 @@ func start(t *testing.T, cfgText string) (*Server, string) {
 		}
 	})
 	return s, "http://" + adminListen
+}
+
+// newServer writes cfgText to dir/config.toml and returns a Server for
+// it, not started.
+func newServer(t *testing.T, dir, cfgText string) *Server {
+	t.Helper()
+	path := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(path, []byte(cfgText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(cfg, Options{Path: path, Version: "test", Logger: slog.New(slog.DiscardHandler)})
+}
+
+// startErr starts s and stops it again, and returns Start's error.
+func startErr(s *Server) error {
+	err := s.Start(context.Background())
+	s.Stop()
+	return err
 }
 
 func call(t *testing.T, method, url string) (int, map[string]any) {
@@ -229,17 +242,7 @@ path = "/hooks/queued"
 targets = ["crm"]
 TRANSFORMS
 `)
-			path := filepath.Join(dir, "config.toml")
-			if err := os.WriteFile(path, []byte(cfgText), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			cfg, err := config.Load(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := New(cfg, Options{Path: path, Version: "test", Logger: slog.New(slog.DiscardHandler)})
-			err = s.Start(context.Background())
-			s.Stop()
+			err = startErr(newServer(t, dir, cfgText))
 			if err == nil || !strings.Contains(err.Error(), which+" listener") || !strings.Contains(err.Error(), held.Addr().String()) {
 				t.Fatalf("Start = %v, want the %s listener's address in use", err, which)
 			}
