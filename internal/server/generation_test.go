@@ -3,15 +3,19 @@ package server
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/testport"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 )
 
@@ -288,5 +292,73 @@ func TestReloadSeesWasmReplacedMidway(t *testing.T) {
 	}
 	if st := post(t, s, "/hooks/filtered", `{"score":10}`); st != 200 {
 		t.Errorf("after the refused reload: %d, want 200 from the running plugin", st)
+	}
+}
+
+// TestRequestDuringStartWaits: the listeners are bound before the build,
+// so a request sent while the plugins load waits and is answered once
+// they are ready, rather than refused. The plugin's .wasm is a named pipe
+// here: the build waits on it until the test writes the module.
+func TestRequestDuringStartWaits(t *testing.T) {
+	crm := startSink(t)
+	wasm, err := os.ReadFile(plugintest.Build(t, "plugins/filter"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pipe := filepath.Join(dir, "filter.wasm")
+	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var fed sync.Once
+	feed := func() {
+		fed.Do(func() {
+			if err := os.WriteFile(pipe, wasm, 0o644); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	listen := testport.Addr(t)
+	s := newServer(t, dir, strings.NewReplacer("LISTEN", listen, "ADMIN", testport.Addr(t)).Replace(pluginConfig(crm.URL(), pipe, 1, "")))
+	var errStart error
+	started := make(chan struct{})
+	go func() {
+		errStart = s.Start(context.Background())
+		close(started)
+	}()
+	defer func() {
+		feed() // a failed test must not leave Start waiting on the pipe
+		<-started
+		s.Stop()
+	}()
+
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		c, err := net.Dial("tcp", listen)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ingest listener is not bound while the plugins load: %v", err)
+		}
+	}
+	answered := make(chan int, 1)
+	go func() { answered <- post(t, s, "/hooks/filtered", `{"score":10}`) }()
+	select {
+	case st := <-answered:
+		t.Fatalf("answered %d before the plugin was loaded", st)
+	case <-time.After(300 * time.Millisecond):
+	}
+	feed()
+	if <-started; errStart != nil {
+		t.Fatal(errStart)
+	}
+	select {
+	case st := <-answered:
+		if st != 200 {
+			t.Errorf("the request sent during the start got %d, want 200", st)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the request sent during the start was never answered")
 	}
 }
