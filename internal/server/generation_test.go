@@ -2,13 +2,13 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -295,11 +295,12 @@ func TestReloadSeesWasmReplacedMidway(t *testing.T) {
 	}
 }
 
-// TestRequestDuringStartWaits: the listeners are bound before the build,
-// so a request sent while the plugins load waits and is answered once
-// they are ready, rather than refused. The plugin's .wasm is a named pipe
-// here: the build waits on it until the test writes the module.
-func TestRequestDuringStartWaits(t *testing.T) {
+// TestRefusedDuringStart: while Start builds (here it waits on the
+// plugin's .wasm, a named pipe), the ingest port refuses connections,
+// rather than holding them in a backlog with nothing answering; once
+// the build is done it serves. A port in use was checked first
+// (TestPortInUseFailsFirst).
+func TestRefusedDuringStart(t *testing.T) {
 	crm := startSink(t)
 	wasm, err := os.ReadFile(plugintest.Build(t, "plugins/filter"))
 	if err != nil {
@@ -310,14 +311,6 @@ func TestRequestDuringStartWaits(t *testing.T) {
 	if err := syscall.Mkfifo(pipe, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var fed sync.Once
-	feed := func() {
-		fed.Do(func() {
-			if err := os.WriteFile(pipe, wasm, 0o644); err != nil {
-				t.Error(err)
-			}
-		})
-	}
 	listen := testport.Addr(t)
 	s := newServer(t, dir, strings.NewReplacer("LISTEN", listen, "ADMIN", testport.Addr(t)).Replace(pluginConfig(crm.URL(), pipe, 1, "")))
 	var errStart error
@@ -326,39 +319,55 @@ func TestRequestDuringStartWaits(t *testing.T) {
 		errStart = s.Start(context.Background())
 		close(started)
 	}()
+	var w *os.File
 	defer func() {
-		feed() // a failed test must not leave Start waiting on the pipe
-		<-started
+		if w != nil {
+			w.Close() // the build reads an empty module and fails: Start returns
+		}
+		select {
+		case <-started:
+		case <-time.After(time.Minute):
+			t.Error("Start never returned")
+		}
 		s.Stop()
 	}()
 
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		c, err := net.Dial("tcp", listen)
+	// A writer can open the pipe once Start has opened it to read.
+	for deadline := time.Now().Add(30 * time.Second); w == nil; time.Sleep(10 * time.Millisecond) {
+		select {
+		case <-started:
+			t.Fatalf("Start ended before reading the plugin: %v", errStart)
+		default:
+		}
+		f, err := os.OpenFile(pipe, os.O_WRONLY|syscall.O_NONBLOCK, 0)
 		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the ingest listener is not bound while the plugins load: %v", err)
+			w = f
+		} else if !errors.Is(err, syscall.ENXIO) {
+			t.Fatal(err)
+		} else if time.Now().After(deadline) {
+			t.Fatal("Start never opened the plugin's .wasm")
 		}
 	}
-	answered := make(chan int, 1)
-	go func() { answered <- post(t, s, "/hooks/filtered", `{"score":10}`) }()
+	if c, err := net.Dial("tcp", listen); err == nil {
+		c.Close()
+		t.Fatal("the ingest port took a connection while the plugins load")
+	} else if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("connecting while the plugins load: %v, want connection refused", err)
+	}
+	if _, err := w.Write(wasm); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	w = nil
 	select {
-	case st := <-answered:
-		t.Fatalf("answered %d before the plugin was loaded", st)
-	case <-time.After(300 * time.Millisecond):
+	case <-started:
+	case <-time.After(time.Minute):
+		t.Fatal("Start did not finish once the plugin was written")
 	}
-	feed()
-	if <-started; errStart != nil {
+	if errStart != nil {
 		t.Fatal(errStart)
 	}
-	select {
-	case st := <-answered:
-		if st != 200 {
-			t.Errorf("the request sent during the start got %d, want 200", st)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("the request sent during the start was never answered")
+	if st := post(t, s, "/hooks/filtered", `{"score":10}`); st != 200 {
+		t.Errorf("after the start: %d, want 200", st)
 	}
 }

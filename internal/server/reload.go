@@ -70,9 +70,9 @@ func (s *Server) build(ctx context.Context, cfg *config.Config) (_ *generation, 
 		if err != nil {
 			return nil, deps, err
 		}
-		g.changed = s.changedPlugins(cfg, mods)
+		changed := s.changedPlugins(cfg, mods)
 		for name := range mods {
-			if _, ok := g.changed[name]; !ok {
+			if _, ok := changed[name]; !ok {
 				delete(mods, name) // the host holds it as it is
 			}
 		}
@@ -84,6 +84,7 @@ func (s *Server) build(ctx context.Context, cfg *config.Config) (_ *generation, 
 				return nil, deps, err
 			}
 		}
+		g.changed = changed // from here on, a failure forgets them (discard)
 		if err := loadPlugins(ctx, host, cfg, mods); err != nil {
 			return nil, deps, err
 		}

@@ -132,34 +132,14 @@ func (s *Server) live() (*transforms.Host, queue.Engine, *dispatch.Dispatcher) {
 	return s.host.Load(), e, s.dispatcher.Load()
 }
 
-// Start listens and builds the route table. On an error, call Stop to
+// Start builds the route table and listens. On an error, call Stop to
 // undo what was started.
-//
-// It binds both listeners first: a port in use then fails at once, not
-// after seconds of compiling plugins and opening the queue, and a sender
-// that connects meanwhile waits in the listen backlog and is served once
-// the table is built, rather than refused.
-func (s *Server) Start(ctx context.Context) (err error) {
+func (s *Server) Start(ctx context.Context) error {
 	cfg := s.cfg
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ln, err := net.Listen("tcp", cfg.Server.Listen)
-	if err != nil {
-		return fmt.Errorf("ingest listener: %w; is another process using %s? change server.listen", err, cfg.Server.Listen)
-	}
-	var aln net.Listener
-	defer func() {
-		if err != nil {
-			ln.Close()
-			if aln != nil {
-				aln.Close()
-			}
-		}
-	}()
-	if cfg.Admin.Listen != "" {
-		if aln, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
-			return fmt.Errorf("admin listener: %w; is another process using %s? change admin.listen", err, cfg.Admin.Listen)
-		}
+	if err := checkListen(cfg); err != nil {
+		return err
 	}
 	g, deps, err := s.build(ctx, cfg)
 	if err != nil {
@@ -173,8 +153,14 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	s.gw = gw
 	s.commit(g)
 	s.logWarnings(cfg)
+	ln, aln, err := listen(cfg)
+	if err != nil {
+		return err
+	}
 	if aln != nil {
 		if s.admin, err = admin.New(cfg.Admin, s.log, admin.Describer(gw.Config), s, s.console(gw)); err != nil {
+			ln.Close()
+			aln.Close()
 			return err
 		}
 	}
@@ -193,6 +179,39 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		s.admin.SetCheck(s.queueHealth)
 		s.admin.SetReady(true)
 		s.log.Info("listening", "listener", "admin", "addr", aln.Addr().String())
+	}
+	return nil
+}
+
+// listen binds the ingest listener and, when configured, the admin one.
+func listen(cfg *config.Config) (ln, aln net.Listener, err error) {
+	if ln, err = net.Listen("tcp", cfg.Server.Listen); err != nil {
+		return nil, nil, fmt.Errorf("ingest listener: %w; is another process using %s? change server.listen", err, cfg.Server.Listen)
+	}
+	if cfg.Admin.Listen != "" {
+		if aln, err = net.Listen("tcp", cfg.Admin.Listen); err != nil {
+			ln.Close()
+			return nil, nil, fmt.Errorf("admin listener: %w; is another process using %s? change admin.listen", err, cfg.Admin.Listen)
+		}
+	}
+	return ln, aln, nil
+}
+
+// checkListen binds the listen addresses and lets them go again, so that
+// a port in use fails Start at once, not after seconds of compiling
+// plugins, opening the queue or waiting for NATS. They are not kept
+// through the build: a bound listener would hold senders, and pass TCP
+// health checks, with nothing answering for as long as the build takes,
+// then reset them all if it fails; refused, a sender retries. A port
+// taken in between fails at the real bind, as before.
+func checkListen(cfg *config.Config) error {
+	ln, aln, err := listen(cfg)
+	if err != nil {
+		return err
+	}
+	ln.Close()
+	if aln != nil {
+		aln.Close()
 	}
 	return nil
 }

@@ -59,9 +59,12 @@ func Addr(t testing.TB) string {
 // nothing stale survives a crashed run.
 func reserve(t testing.TB, port int) bool {
 	dir := filepath.Join(os.TempDir(), "hookgate-test-ports")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		t.Fatalf("testport: %v", err)
 	}
+	// Like /tmp itself: every user's tests create their ports' files here.
+	// Only the directory's owner can set this; for the others it is set.
+	_ = os.Chmod(dir, 0o777|os.ModeSticky)
 	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDONLY, 0o644)
 	if err != nil {
 		t.Fatalf("testport: %v", err)
