@@ -43,6 +43,15 @@ const (
 	DefaultTimeout   = 100 * time.Millisecond
 	DefaultMaxMemory = 64 << 20
 	DefaultMaxOutput = 1 << 20
+	// MinStartTimeout is the least a default StartTimeout gives an
+	// instance's start. A Go guest's runtime takes about 10 ms to start
+	// alone, but a replacement starts while the machine is busy: with
+	// the race detector's pass of every package on two cores, CI saw a
+	// start take 850 ms, and once more than a second, the floor then.
+	// A start that fails for want of time leaves the plugin an instance
+	// short, and the next event fails starting one; a module that never
+	// finishes starting only holds its Load this long.
+	MinStartTimeout = 5 * time.Second
 	// MinMaxMemory is the smallest max_memory Load accepts. A Go guest's
 	// runtime takes a few MiB of linear memory before it handles anything
 	// (see RATIONALE.md for the measurement); below this it cannot start.
@@ -92,6 +101,11 @@ type PluginSpec struct {
 	Timeout   time.Duration // wall time per call; 0 means DefaultTimeout
 	MaxMemory int64         // linear memory cap in bytes, rounded up to 64 KiB pages; 0 means DefaultMaxMemory
 	MaxOutput int64         // bytes a call may produce; 0 means DefaultMaxOutput
+	// StartTimeout bounds a new instance's start (_initialize or the start
+	// function, a Go guest's runtime starting and its init functions), at
+	// Load and for every replacement; 0 means ten timeouts, at least
+	// MinStartTimeout. Raise it for a plugin whose init does real work.
+	StartTimeout time.Duration
 }
 
 // CallObserver records plugin calls: d is the call's wall time, kind is ""
@@ -224,6 +238,9 @@ func normalize(spec PluginSpec) (PluginSpec, error) {
 	}
 	if spec.MaxOutput <= 0 {
 		spec.MaxOutput = DefaultMaxOutput
+	}
+	if spec.StartTimeout <= 0 {
+		spec.StartTimeout = max(10*spec.Timeout, MinStartTimeout)
 	}
 	return spec, nil
 }
@@ -425,7 +442,8 @@ type plugin struct {
 
 func (p *plugin) sameLimits(s PluginSpec) bool {
 	return p.spec.Instances == s.Instances && p.spec.Timeout == s.Timeout &&
-		p.spec.MaxMemory == s.MaxMemory && p.spec.MaxOutput == s.MaxOutput
+		p.spec.MaxMemory == s.MaxMemory && p.spec.MaxOutput == s.MaxOutput &&
+		p.spec.StartTimeout == s.StartTimeout
 }
 
 // close stops the plugin: new calls fail with ErrClosed, calls in flight

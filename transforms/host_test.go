@@ -50,17 +50,7 @@ func guestWasm(t testing.TB, name string) []byte {
 
 func load(t testing.TB, h *Host, spec PluginSpec) {
 	t.Helper()
-	err := h.Load(context.Background(), spec)
-	if err != nil && strings.Contains(err.Error(), "did not finish within") {
-		// A well-behaved Go guest's start (the Go runtime starting) once
-		// overran the host's 1 s floor in CI, on two cores running the
-		// race detector's pass of every package at once: load once more.
-		// A guest that never returns from its start fails again; the
-		// tests of those call h.Load themselves (TestLoadRunaways).
-		t.Logf("Load(%s): %v; loading again", spec.Name, err)
-		err = h.Load(context.Background(), spec)
-	}
-	if err != nil {
+	if err := h.Load(context.Background(), spec); err != nil {
 		t.Fatalf("Load(%s): %v", spec.Name, err)
 	}
 }

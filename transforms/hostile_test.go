@@ -62,8 +62,8 @@ func TestLoadRefuses(t *testing.T) {
 			wantErr: `plugin "x": failed to start: module[x#1] function[_initialize] failed: wasm error: unreachable`},
 		{name: "_initialize loops",
 			wasm:    wasmModule{memory: true, funcs: []wasmFunc{handle, fn("_initialize", nil, nil, opLoopForever)}}.encode(),
-			spec:    PluginSpec{Timeout: time.Millisecond},
-			wantErr: `plugin "x": failed to start: _initialize or the start function did not finish within 1s`},
+			spec:    PluginSpec{Timeout: time.Millisecond, StartTimeout: 300 * time.Millisecond},
+			wantErr: `plugin "x": failed to start: _initialize or the start function did not finish within 300ms`},
 		// A guest must not touch the budget counter the instrumenter
 		// appends (its index is the module's global count), nor call the
 		// host's yield itself: either would let it renew its own budget.
@@ -598,7 +598,7 @@ func statsOf(h *Host, plugin string) PluginStats {
 // plus what a Load of a well-behaved module from the same producer takes.
 func TestLoadRunaways(t *testing.T) {
 	const want = `plugin "x": failed to start: _initialize or the start function did not finish within 1s`
-	const initTimeout = time.Second // the host's floor for instantiation, whatever the plugin's timeout
+	const initTimeout = time.Second // the plugins' StartTimeout
 	goGuest := func(name string) func(t testing.TB) []byte {
 		return func(t testing.TB) []byte { return guestWasm(t, name) }
 	}
@@ -620,7 +620,7 @@ func TestLoadRunaways(t *testing.T) {
 		for range 2 {
 			h := newTestHost(t)
 			start := time.Now()
-			err = h.Load(context.Background(), PluginSpec{Name: "x", Wasm: wasm, Instances: 1, Timeout: 100 * time.Millisecond})
+			err = h.Load(context.Background(), PluginSpec{Name: "x", Wasm: wasm, Instances: 1, Timeout: 100 * time.Millisecond, StartTimeout: initTimeout})
 			took = time.Since(start)
 		}
 		return err, took

@@ -75,9 +75,10 @@ func (p *plugin) newInstance(ctx context.Context) (*instance, error) {
 	return in, nil
 }
 
-// initTimeout bounds starting an instance: ten calls' worth, at least a
-// second, since a Go runtime starting up does more than a call.
-func (p *plugin) initTimeout() time.Duration { return max(10*p.spec.Timeout, time.Second) }
+// initTimeout bounds starting an instance: the spec's StartTimeout, by
+// default ten calls' worth and at least MinStartTimeout, since a Go
+// runtime starting up does more than a call.
+func (p *plugin) initTimeout() time.Duration { return p.spec.StartTimeout }
 
 // wazeroModuleConfig is an instance's module config: its name, its own
 // stdout and stderr, real clocks and randomness (Go seeds its maps from

@@ -180,6 +180,11 @@ func TestLoadAgain(t *testing.T) {
 	if err := h.CloseRetired(context.Background()); err != nil || !first.dead.Load() || second.dead.Load() {
 		t.Fatalf("CloseRetired: %v; old closed %v, new closed %v", err, first.dead.Load(), second.dead.Load())
 	}
+	spec.StartTimeout = time.Minute
+	load(t, h, spec)
+	if third := h.plugins["tiny"]; third == second || third.initTimeout() != time.Minute {
+		t.Fatalf("a new start_timeout: replaced %v, start bound %v; want a new plugin starting within 1m", third != second, third.initTimeout())
+	}
 }
 
 func TestConfigIDsNeverReused(t *testing.T) {
@@ -348,8 +353,8 @@ func TestFailedStartIsCounted(t *testing.T) {
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const timeout = 50 * time.Millisecond // the start's bound: 1 s
-	load(t, h, PluginSpec{Name: "late", Wasm: plugintest.Wat(t, path), Instances: 1, Timeout: timeout})
+	const timeout = 50 * time.Millisecond
+	load(t, h, PluginSpec{Name: "late", Wasm: plugintest.Wat(t, path), Instances: 1, Timeout: timeout, StartTimeout: time.Second})
 	if time.Now().After(deadline) {
 		t.Fatal("loading took past the deadline: the loaded instance could not start")
 	}
@@ -376,5 +381,21 @@ func TestFailedStartIsCounted(t *testing.T) {
 	rec.mu.Unlock()
 	if want := "late:" + abi.KindTimeout + " late:" + abi.KindFailed; calls != want {
 		t.Errorf("observed %q; want %q", calls, want)
+	}
+}
+
+// TestDefaultStartTimeout: without a StartTimeout a start gets ten calls'
+// worth of time, and never less than MinStartTimeout; a given one is kept.
+func TestDefaultStartTimeout(t *testing.T) {
+	for _, tt := range []struct{ timeout, start, want time.Duration }{
+		{0, 0, MinStartTimeout}, // DefaultTimeout, 100 ms: ten of them are under the floor
+		{50 * time.Millisecond, 0, MinStartTimeout},
+		{2 * time.Second, 0, 20 * time.Second},
+		{2 * time.Second, 300 * time.Millisecond, 300 * time.Millisecond},
+	} {
+		spec, err := normalize(PluginSpec{Name: "x", Wasm: []byte{1}, Timeout: tt.timeout, StartTimeout: tt.start})
+		if err != nil || spec.StartTimeout != tt.want {
+			t.Errorf("timeout %v, start_timeout %v: got %v, %v; want %v", tt.timeout, tt.start, spec.StartTimeout, err, tt.want)
+		}
 	}
 }

@@ -409,11 +409,11 @@ transforms = [{ plugin = "filter", config = { rules = [{ path = "score", op = "l
 			t.Fatal(err)
 		}
 		for _, bad := range []struct{ name, wasm, want string }{
-			{"init-loop", wat("init_loop"), "did not finish within"},
-			{"start-loop", wat("start_loop"), "did not finish within"},
+			{"init-loop", wat("init_loop"), "did not finish within 1s"},
+			{"start-loop", wat("start_loop"), "did not finish within 1s"},
 			{"imports-interrupt", wat("imports_interrupt"), "hookgate_interrupt"},
 		} {
-			extra := fmt.Sprintf("\n[[plugin]]\nname = %q\nwasm = %q\ninstances = 1\ntimeout = \"100ms\"\n", bad.name, bad.wasm)
+			extra := fmt.Sprintf("\n[[plugin]]\nname = %q\nwasm = %q\ninstances = 1\ntimeout = \"100ms\"\nstart_timeout = \"1s\"\n", bad.name, bad.wasm)
 			if err := os.WriteFile(o.path, append(append([]byte(nil), cfg...), extra...), 0o644); err != nil {
 				t.Fatal(err)
 			}

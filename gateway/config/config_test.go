@@ -333,3 +333,19 @@ func TestPerIPShare(t *testing.T) {
 		}
 	}
 }
+
+// TestPluginStartTimeout: start_timeout is read as given; without it the
+// field is 0, which the host turns into ten timeouts (at least 5s).
+func TestPluginStartTimeout(t *testing.T) {
+	c, err := parseIn(t, targetsTOML+"[[plugin]]\nname = \"filter\"\nwasm = \"filter.wasm\"\nstart_timeout = \"5s\"\n"+
+		"[[plugin]]\nname = \"plain\"\nwasm = \"filter.wasm\"\n"+routeTOML, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Plugins[0].StartTimeout; got != 5*time.Second {
+		t.Errorf("start_timeout = %v, want 5s", got)
+	}
+	if got := c.Plugins[1].StartTimeout; got != 0 {
+		t.Errorf("default start_timeout = %v, want 0 (the host's default)", got)
+	}
+}

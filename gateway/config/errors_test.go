@@ -190,6 +190,15 @@ url = "http://127.0.0.1:9000/other"
 			},
 		},
 		{
+			name: "plugin start_timeout zero or not a duration",
+			src: targetsTOML + "[[plugin]]\nname = \"filter\"\nwasm = \"filter.wasm\"\nstart_timeout = \"0s\"\n" +
+				"[[plugin]]\nname = \"slow\"\nwasm = \"filter.wasm\"\nstart_timeout = 5\n" + routeTOML,
+			want: []string{
+				`plugin "filter": start_timeout: must be more than 0s`,
+				`plugin "slow": start_timeout: 5 is not a duration (use a string such as "5s", "250ms")`,
+			},
+		},
+		{
 			name: "bad size",
 			src:  "[server]\nmax_body = \"lots\"\n" + targetsTOML + routeTOML,
 			want: []string{`server: max_body: "lots" is not a size (use e.g. "1MiB", "512KiB", "64KB" or a number of bytes)`},

@@ -322,10 +322,12 @@ func (t *table) duration(key string, def time.Duration) time.Duration {
 	return d
 }
 
-// positive reads a duration that must be more than zero.
+// positive reads a duration that must be more than zero. A value that is
+// not a duration at all is reported once, as such.
 func (t *table) positive(key string, def time.Duration) time.Duration {
+	reported := len(t.p.problems)
 	d := t.duration(key, def)
-	if d == 0 {
+	if d == 0 && len(t.p.problems) == reported {
 		t.errf(key, "must be more than 0s")
 		return def
 	}

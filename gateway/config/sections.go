@@ -275,6 +275,9 @@ func (p *parser) plugin(i int, m map[string]any, checkWasm bool) Plugin {
 		MaxMemory: t.bytes("max_memory", DefaultPluginMaxMemory, maxWasmMemory),
 		MaxOutput: t.bytes("max_output", DefaultPluginMaxOutput, math.MaxInt32),
 	}
+	if t.has("start_timeout") {
+		pl.StartTimeout = t.positive("start_timeout", 0)
+	}
 	// Memory is granted in whole pages; round up so the limit is exact.
 	pl.MaxMemory = (pl.MaxMemory + wasmPageSize - 1) / wasmPageSize * wasmPageSize
 	wasm := t.str("wasm", "")

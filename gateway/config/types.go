@@ -287,6 +287,10 @@ type Plugin struct {
 	Timeout   time.Duration // timeout = "100ms": wall time per call
 	MaxMemory int64         // max_memory = "64MiB": rounded up to 64 KiB pages
 	MaxOutput int64         // max_output = "1MiB": bytes a call may produce in all
+	// start_timeout = "10s": wall time for a new instance's start (its
+	// _initialize, a Go guest's runtime and init functions); 0, the
+	// default, means ten timeouts and at least 5s (the host's rule).
+	StartTimeout time.Duration
 }
 
 // Route modes.

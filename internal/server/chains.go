@@ -57,7 +57,7 @@ func loadPlugins(ctx context.Context, host *transforms.Host, cfg *config.Config,
 		if !ok {
 			continue
 		}
-		spec := transforms.PluginSpec{Name: p.Name, Wasm: wasm, Instances: p.Instances, Timeout: p.Timeout, MaxMemory: p.MaxMemory, MaxOutput: p.MaxOutput}
+		spec := transforms.PluginSpec{Name: p.Name, Wasm: wasm, Instances: p.Instances, Timeout: p.Timeout, MaxMemory: p.MaxMemory, MaxOutput: p.MaxOutput, StartTimeout: p.StartTimeout}
 		if err := host.Load(ctx, spec); err != nil {
 			return err
 		}
