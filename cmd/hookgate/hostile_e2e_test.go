@@ -114,12 +114,14 @@ name = "tree"
 wasm = "%[2]s"
 instances = 2
 timeout = "%[6]s"
+start_timeout = "%[7]s"
 
 [[plugin]]
 name = "spin"
 wasm = "%[3]s"
 instances = 2
 timeout = "%[6]s"
+start_timeout = "%[7]s"
 
 # The GC check needs a runaway that is certainly still running when the
 # collection starts: the call tree, which wazero's termination mode could
@@ -178,7 +180,7 @@ mode = "sync"
 json = true
 targets = ["crm"]
 transforms = [{ plugin = "filter", config = { rules = [{ path = "score", op = "lte", value = 6 }] } }]
-`, crm.URL(), tree, hostile, filter, recurse, pluginTimeout)+more.String(), "CACHE", sharedCacheDir()))
+`, crm.URL(), tree, hostile, filter, recurse, pluginTimeout, instanceStart)+more.String(), "CACHE", sharedCacheDir()))
 
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}}
 	send := func(path string) (status int, body string, took time.Duration, err error) {

@@ -9,10 +9,10 @@ import "time"
 const (
 	// pluginTimeout is the runaway plugins' timeout.
 	pluginTimeout = 100 * time.Millisecond
-	// instanceStart bounds how long a plugin instance (a runaway's
-	// replacement) may take to start: the pool's own bound, ten timeouts
-	// or a second (transforms/pool.go, initTimeout). A Go guest starts in
-	// about 3 ms (transforms' BenchmarkInstance).
+	// instanceStart is the runaways' start_timeout: how long an instance
+	// (a runaway's replacement) may take to start, and so how long past
+	// its timeout a caller may wait for it. A Go guest starts in about
+	// 3 ms (transforms' BenchmarkInstance).
 	instanceStart = time.Second
 	// slow scales the test's other bounds (a health check's longest wait,
 	// a collection's length).
