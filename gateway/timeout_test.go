@@ -21,13 +21,15 @@ import (
 // a second, which rawsock keeps lazily and counts from its coarse clock:
 // such a deadline does not fire early, and fires at most a few hundred
 // milliseconds late. Every lower bound below is exact but for a margin
-// of 50 ms (the server arms some deadlines just before the client can
-// see why); the upper ones leave 2 s for a loaded machine, less than
-// the read and idle timeouts differ, so that neither passes for the other.
+// of 300 ms: the server arms some deadlines just before the client can
+// see why, and the coarse clock runs behind by as long as a loaded
+// machine delays the sweeper's tick. The upper ones leave 2 s for a
+// loaded machine. Both are less than the read and idle timeouts differ,
+// so that neither passes for the other.
 const (
 	timeoutRead  = 1500 * time.Millisecond
 	timeoutIdle  = 4 * time.Second
-	timeoutEarly = 50 * time.Millisecond
+	timeoutEarly = 300 * time.Millisecond
 	timeoutLate  = 2 * time.Second
 )
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/testport"
 )
 
 // strictTarget is a target on rawURL whose every failure would show: one
@@ -58,7 +59,8 @@ func deliverOneByOne(t *testing.T, r *rig, s *sink.Sink, tgt, prefix string, n i
 // such failures opened the breaker, and the target, healthy all along,
 // got nothing until the cool-down.
 func TestTargetRestartResumesAtOnce(t *testing.T) {
-	old, err := sink.Start("127.0.0.1:0", sink.Options{Delay: 50 * time.Millisecond})
+	// A reserved port, so no other test takes it between the two Starts.
+	old, err := sink.Start(testport.Addr(t), sink.Options{Delay: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

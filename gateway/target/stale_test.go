@@ -14,6 +14,7 @@ import (
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/testport"
 )
 
 // fillPool makes n requests at once through c, so that c's pool holds
@@ -45,7 +46,8 @@ func fillPool(t *testing.T, c *Client, n int) {
 // a pool of several idle connections failed several deliveries in a row.
 func TestTargetRestartDoesNotFailDeliveries(t *testing.T) {
 	const pooled = 6
-	before, err := sink.Start("127.0.0.1:0", sink.Options{Delay: 50 * time.Millisecond, Discard: true})
+	// A reserved port, so no other test takes it between the two Starts.
+	before, err := sink.Start(testport.Addr(t), sink.Options{Delay: 50 * time.Millisecond, Discard: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,6 +31,17 @@ func pokeSoon(t *testing.T) {
 	t.Cleanup(func() { pokeAfter.Store(40) })
 }
 
+// freshTick waits for the sweeper's next tick, so that its clock is as
+// fresh as it gets for the next few milliseconds.
+func freshTick(t *testing.T) {
+	t.Helper()
+	for n, deadline := sweeper.ticks.Load(), time.Now().Add(5*time.Second); sweeper.ticks.Load() == n; time.Sleep(50 * time.Microsecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the sweeper did not tick for 5 s; is any Conn in its set?")
+		}
+	}
+}
+
 // lazy reports whether d holds a deadline the runtime does not know yet.
 func lazy(d *deadline) bool {
 	d.mu.Lock()
@@ -339,20 +350,23 @@ func TestDeadlinesTheRuntimeKeeps(t *testing.T) {
 	if lazy(&c.r.dl) {
 		t.Fatal("a wall-clock deadline was kept lazily")
 	}
+	start := time.Now() // before the deadline is read off the clock
 	c.SetReadDeadline(time.Now().Add(3 * lazyAfter).Round(0))
-	start := time.Now()
 	if _, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("Read: %v; want a timeout", err)
 	}
 	if took := time.Since(start); took < 3*lazyAfter {
 		t.Fatalf("the wall-clock deadline fired after %v; want %v", took, 3*lazyAfter)
 	}
+	// A past deadline goes to the runtime, which fails the Read at once
+	// (the bound below is for a loaded machine; that it is not the
+	// sweeper's is what lazy checks).
 	c.SetReadDeadline(time.Now().Add(-time.Hour))
 	if lazy(&c.r.dl) {
 		t.Fatal("a past deadline was kept lazily")
 	}
 	start = time.Now()
-	if _, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > sweepEvery {
+	if _, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) || time.Since(start) > time.Second {
 		t.Fatalf("Read after %v: %v; want a timeout at once", time.Since(start), err)
 	}
 }
@@ -377,7 +391,7 @@ func TestTimeouts(t *testing.T) {
 	if at == 0 {
 		t.Fatal("a timeout of 200 ms went to the runtime; want it kept lazily")
 	}
-	if d := int64(200*time.Millisecond + sweepEvery); at != before+d && at != after+d {
+	if d := int64(200*time.Millisecond + sweepEvery); at < before+d || at > after+d {
 		t.Fatalf("the lazy deadline is at %d ns; want the sweeper's clock (%d or %d) plus the timeout and a tick", at, before, after)
 	}
 	_, err := c.Read(make([]byte, 16))
