@@ -355,7 +355,8 @@ transforms = [{ plugin = "filter", config = { rules = [{ path = "score", op = "l
 		runtime.GC()
 		gc := time.Since(start)
 		t.Logf("runtime.GC() during a runaway call took %v", gc)
-		if bound := slow * 200 * time.Millisecond; gc >= bound {
+		// A collection that waited for the guest would take its 3 s.
+		if bound := slow * 500 * time.Millisecond; gc >= bound {
 			t.Errorf("runtime.GC() took %v while a plugin ran away; want < %v", gc, bound)
 		}
 		select {
@@ -452,7 +453,11 @@ transforms = [{ plugin = "filter", config = { rules = [{ path = "score", op = "l
 		t.Fatal("no health check ran")
 	}
 	t.Logf("%d health checks over %v: median %v, max %v; %d good requests", len(polls), ran.Round(time.Millisecond), polls[len(polls)/2], polls[len(polls)-1], good)
-	if bound := slow * 500 * time.Millisecond; polls[len(polls)-1] > bound {
+	// A stop-the-world that waited for a runaway would hold every check
+	// for as long as the runaway ran: 3 s for long-tree, under the GC
+	// subtest. The bound is below that and leaves the rest to a loaded
+	// machine (the GC subtest times the collection itself).
+	if bound := 2 * time.Second; polls[len(polls)-1] > bound {
 		t.Errorf("a health check took %v, started at %v; want none over %v (subtests started: %s)",
 			polls[len(polls)-1], slowAt.Sub(testStart).Round(time.Millisecond), bound, strings.Join(phases, ", "))
 	}

@@ -14,7 +14,7 @@ const (
 	// its timeout a caller may wait for it. A Go guest starts in about
 	// 3 ms (transforms' BenchmarkInstance).
 	instanceStart = time.Second
-	// slow scales the test's other bounds (a health check's longest wait,
+	// slow scales the test's other bounds (a runaway's answer past its timeout,
 	// a collection's length).
 	slow = 1
 )
