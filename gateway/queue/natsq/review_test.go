@@ -391,7 +391,9 @@ func TestEarlyRedeliveryOfARetryPutBack(t *testing.T) {
 // lease and put the message back under it.
 func TestStaleHolderCannotEndTheNewClaim(t *testing.T) {
 	s := natstest.Start(t)
-	const ackWait = time.Second
+	// The new claim's lease is renewed every AckWait/4: 2 s leaves 1.5 s
+	// for a late renewal on a loaded machine (1 s left 750 ms).
+	const ackWait = 2 * time.Second
 	e := openEngine(t, []string{s.URL()}, Options{AckWait: ackWait})
 	if err := e.Enqueue([]delivery.Delivery{dlv("stale.0", "crm", "r", "x")}); err != nil {
 		t.Fatal(err)
