@@ -49,8 +49,9 @@ const (
 	// the race detector's pass of every package on two cores, CI saw a
 	// start take 850 ms, and once more than a second, the floor then.
 	// A start that fails for want of time leaves the plugin an instance
-	// short, and the next event fails starting one; a module that never
-	// finishes starting only holds its Load this long.
+	// short, and the next event fails starting one. Only a start that
+	// never ends is waited for this long: by its Load, or by the callers
+	// waiting for a replacement (they then fail as busy).
 	MinStartTimeout = 5 * time.Second
 	// MinMaxMemory is the smallest max_memory Load accepts. A Go guest's
 	// runtime takes a few MiB of linear memory before it handles anything
