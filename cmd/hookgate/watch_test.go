@@ -124,7 +124,8 @@ func TestReloadUnderLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			p := paths[g]
-			deadline := time.Now().Add(60 * time.Second) // a bound for a failed test: stop ends them
+			// A bound for a failed test: stop ends the senders.
+			deadline := time.Now().Add(60 * time.Second)
 			for i := 0; i < 100000 && time.Now().Before(deadline); i++ { // bounded in time and count
 				select {
 				case <-stop:
