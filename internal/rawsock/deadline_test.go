@@ -15,12 +15,13 @@ import (
 // The package's tests run with short bounds, so that lazy deadlines are
 // tens of milliseconds away rather than seconds: every deadline of 50 ms
 // or more in these tests is kept by the sweeper, nearer ones by the
-// runtime. The sweeper pokes a server's wait without reading after 40
-// ticks (200 ms), so that a test whose goroutines a loaded machine stalls
-// for a few ticks is not poked; the tests of the poke use pokeSoon.
+// runtime. The sweeper pokes a server's wait without reading after 200
+// ticks (1 s), so that a test whose goroutines a loaded machine stalls
+// for a while is not poked (the tests count the waits exactly); the tests
+// of the poke use pokeSoon.
 func TestMain(m *testing.M) {
 	lazyAfter, sweepEvery = 50*time.Millisecond, 5*time.Millisecond
-	pokeAfter.Store(40)
+	pokeAfter.Store(200)
 	os.Exit(m.Run())
 }
 
@@ -28,7 +29,7 @@ func TestMain(m *testing.M) {
 // as in production, for the rest of the test.
 func pokeSoon(t *testing.T) {
 	pokeAfter.Store(1)
-	t.Cleanup(func() { pokeAfter.Store(40) })
+	t.Cleanup(func() { pokeAfter.Store(200) })
 }
 
 // freshTick waits for the sweeper's next tick, so that its clock is as
