@@ -1,9 +1,97 @@
 package queue
 
-import "github.com/cockroachdb/pebble/v2"
+import (
+	"cmp"
+	"runtime"
+	"slices"
 
-// appendAckDeletes adds to b the deletes of delivery seq, acked after
-// attempts failed attempts.
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// ackedEntry is an ack whose deletes are not committed yet.
+type ackedEntry struct {
+	seq      uint64
+	attempts int
+}
+
+// maxAckRounds bounds how many commits one Ack makes for the acks that
+// keep arriving while it commits; what is left goes with the next Ack,
+// or at the latest with the store's next tick (health.go, watch).
+const maxAckRounds = 4
+
+// queueAck queues the deletes of an ack already applied in memory, and
+// commits the queue unless another Ack is committing it already: that
+// one takes this ack too. The Ack that commits yields first, so the
+// workers already runnable (their answers came in together) queue theirs
+// for the same commit, which then costs one trip through Pebble's commit
+// pipeline for all of them, and whose sorted deletes walk the memtable's
+// skip list forwards (appendAckDeletes). A lone ack yields to nobody and
+// commits at once. It yields only with one P (GOMAXPROCS=1, a sidecar's
+// usual core): with more, the workers queue their acks while it commits,
+// and a yield would hand its P to Pebble's log writer, which another P
+// runs otherwise (BenchmarkClaimAck).
+func (s *Store) queueAck(seq uint64, attempts int) error {
+	if f := s.failure.Load(); f != nil {
+		return f // nothing is written any more
+	}
+	s.ackMu.Lock()
+	s.acks = append(s.acks, ackedEntry{seq, attempts})
+	lead := !s.ackLeader
+	s.ackLeader = true
+	s.ackMu.Unlock()
+	if !lead {
+		return nil
+	}
+	if runtime.GOMAXPROCS(0) == 1 {
+		// With more Ps the other workers run alongside and queue their
+		// acks while this one commits; with one, only if it yields.
+		runtime.Gosched()
+	}
+	var err error
+	for range maxAckRounds {
+		if err = s.flushAcks(); err != nil {
+			break
+		}
+		s.ackMu.Lock()
+		done := len(s.acks) == 0
+		if done {
+			s.ackLeader = false
+		}
+		s.ackMu.Unlock()
+		if done {
+			return nil
+		}
+	}
+	s.ackMu.Lock()
+	s.ackLeader = false
+	s.ackMu.Unlock()
+	return err
+}
+
+// flushAcks commits the queued acks' deletes in one batch; s.life held
+// (shared, or exclusively by Close).
+func (s *Store) flushAcks() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.ackMu.Lock()
+	acks := s.acks
+	s.acks = s.ackSpare[:0]
+	s.ackMu.Unlock()
+	if len(acks) == 0 {
+		s.ackSpare = acks
+		return nil
+	}
+	b := s.db.NewBatch()
+	appendAckDeletes(b, acks)
+	err := s.commit(b, pebble.NoSync)
+	s.ackSpare = acks[:0]
+	return err
+}
+
+// appendAckDeletes sorts acks by sequence and adds their deletes to b:
+// the records, then the pending states, then the attempts. In that order
+// each insert into the memtable's skip list starts its search where the
+// one before it ended, instead of at the top.
 //
 // The record, the pending state of a delivery never retried and each
 // attempt are written exactly once, so they are removed with
@@ -16,16 +104,24 @@ import "github.com/cockroachdb/pebble/v2"
 // written again after dead-lettering removed the first one with a plain
 // Delete (dead.go, writeDead); Pebble allows a single delete of a key
 // written once since a plain delete, so its ack may single-delete it.
-func appendAckDeletes(b *pebble.Batch, seq uint64, attempts int) {
-	dk, pk := keyOf(kindRecord, seq), keyOf(kindPending, seq)
-	b.SingleDelete(dk[:], nil)
-	if attempts == 0 {
-		b.SingleDelete(pk[:], nil)
-	} else {
-		b.Delete(pk[:], nil)
+func appendAckDeletes(b *pebble.Batch, acks []ackedEntry) {
+	slices.SortFunc(acks, func(a, b ackedEntry) int { return cmp.Compare(a.seq, b.seq) })
+	for _, a := range acks {
+		dk := keyOf(kindRecord, a.seq)
+		b.SingleDelete(dk[:], nil)
 	}
-	for n := 0; n < attempts; n++ {
-		ak := attemptKeyOf(seq, n)
-		b.SingleDelete(ak[:], nil)
+	for _, a := range acks {
+		pk := keyOf(kindPending, a.seq)
+		if a.attempts == 0 {
+			b.SingleDelete(pk[:], nil)
+		} else {
+			b.Delete(pk[:], nil)
+		}
+	}
+	for _, a := range acks {
+		for n := 0; n < a.attempts; n++ {
+			ak := attemptKeyOf(a.seq, n)
+			b.SingleDelete(ak[:], nil)
+		}
 	}
 }

@@ -215,13 +215,14 @@ func (s *Store) watch(every time.Duration) {
 		case <-t.C:
 		}
 		s.measure()
-		if s.syncOpt == pebble.NoSync {
-			s.life.RLock()
-			if !s.closed {
+		s.life.RLock()
+		if !s.closed {
+			s.flushAcks() // any an Ack left (acks.go, maxAckRounds)
+			if s.syncOpt == pebble.NoSync {
 				s.syncLog()
 			}
-			s.life.RUnlock()
 		}
+		s.life.RUnlock()
 	}
 }
 

@@ -177,8 +177,9 @@ func (s *Store) lookup(ref Ref) (*entry, error) {
 	return e, nil
 }
 
-// Ack removes a sent delivery. It does not wait for an fsync: a crash
-// right after can only make the delivery be sent again.
+// Ack removes a sent delivery. It does not wait for its deletes to be
+// written: they are committed with the acks around it (acks.go), and a
+// crash before that can only make the delivery be sent again.
 func (s *Store) Ack(ref Ref) error {
 	s.life.RLock()
 	defer s.life.RUnlock()
@@ -195,9 +196,7 @@ func (s *Store) Ack(ref Ref) error {
 	s.drop(e)
 	s.mu.Unlock()
 
-	b := s.db.NewBatch()
-	appendAckDeletes(b, seq, attempts)
-	if err := s.commit(b, pebble.NoSync); err != nil {
+	if err := s.queueAck(seq, attempts); err != nil {
 		return fmt.Errorf("queue: ack %d: %w", seq, err)
 	}
 	return nil

@@ -188,6 +188,16 @@ type Store struct {
 	failure atomic.Pointer[failure] // set once Pebble failed a write
 
 	recent *recent // the latest records, for claims (recent.go)
+
+	// Acks applied in memory whose deletes wait for their commit
+	// (acks.go): acks and ackLeader (an Ack is committing them) under
+	// ackMu; flushMu held by each commit of acks, and ackSpare, the
+	// buffer the next one swaps in, with it.
+	ackMu     sync.Mutex
+	acks      []ackedEntry
+	ackLeader bool
+	flushMu   sync.Mutex
+	ackSpare  []ackedEntry
 }
 
 var _ Engine = (*Store)(nil)
@@ -358,6 +368,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	// Ack, Retry and batch-mode Enqueue do not wait for the fsync; make
 	// them durable before the process goes.
+	ackErr := s.flushAcks()
 	syncErr := s.syncLog()
 	if f := s.failure.Load(); f != nil { // that very sync failed
 		return fmt.Errorf("queue: close: %w", f)
@@ -369,6 +380,9 @@ func (s *Store) Close() error {
 	}
 	if syncErr != nil {
 		return fmt.Errorf("queue: close: sync log: %w", syncErr)
+	}
+	if ackErr != nil {
+		return fmt.Errorf("queue: close: acks: %w", ackErr)
 	}
 	return nil
 }
