@@ -72,7 +72,14 @@ func (s *Store) failPanic(v any) error {
 // write found at a rotation) fails the store and comes back as its error;
 // the batch is then left to the garbage collector, since Pebble may still
 // hold it. Every write goes through here.
-func (s *Store) commit(b *pebble.Batch, o *pebble.WriteOptions) (err error) {
+func (s *Store) commit(b *pebble.Batch, o *pebble.WriteOptions) error {
+	return s.commitFor(b, o, 1)
+}
+
+// commitFor is commit for a batch that callers Enqueue calls wait on (a
+// group: enqueue.go), each counted in s.waiting, which is how the log's
+// fsync knows that other requests are under way (handoff_linux.go).
+func (s *Store) commitFor(b *pebble.Batch, o *pebble.WriteOptions, callers int) (err error) {
 	if f := s.failure.Load(); f != nil {
 		b.Close()
 		return f
@@ -83,8 +90,8 @@ func (s *Store) commit(b *pebble.Batch, o *pebble.WriteOptions) (err error) {
 		}
 	}()
 	if o.Sync {
-		s.waiting.Add(1)
-		defer s.waiting.Add(-1)
+		s.waiting.Add(int32(callers))
+		defer s.waiting.Add(-int32(callers))
 	}
 	err = b.Commit(o)
 	b.Close()

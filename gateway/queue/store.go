@@ -144,8 +144,9 @@ type Store struct {
 	lock    *pebble.Lock
 	opts    Options
 	syncOpt *pebble.WriteOptions
-	// waiting counts the synced commits under way: how many wait for the
-	// log's next fsync, which decides how it is made (handoff_linux.go).
+	// waiting counts the callers of the synced commits under way: how
+	// many wait for the log's next fsync, which decides how it is made
+	// (handoff_linux.go).
 	waiting *atomic.Int32
 	log     *slog.Logger
 	seq     atomic.Uint64
@@ -188,6 +189,13 @@ type Store struct {
 	failure atomic.Pointer[failure] // set once Pebble failed a write
 
 	recent *recent // the latest records, for claims (recent.go)
+
+	// Enqueue calls committed together (enqueue.go): the group taking
+	// members (nil: the next call leads a new one) and spare groups.
+	groupMu    sync.Mutex
+	group      *enqGroup
+	freeGroups []*enqGroup
+	batches    atomic.Uint64 // Enqueue batches committed, for tests
 
 	// Acks applied in memory whose deletes wait for their commit
 	// (acks.go): acks and ackLeader (an Ack is committing them) under
@@ -417,27 +425,7 @@ func (s *Store) Enqueue(ds []delivery.Delivery) error {
 		s.giveSpace(size)
 		return err
 	}
-	b := s.db.NewBatch()
-	s.recent.mu.Lock()
-	for i := range ds {
-		d := &ds[i]
-		seq := first + uint64(i)
-		k := keyOf(kindRecord, seq)
-		op := b.SetDeferred(len(k), recordLen(d))
-		copy(op.Key, k[:])
-		encodeRecord(op.Value, d)
-		s.recent.put(seq, op.Value)
-		op.Finish()
-		k[0] = kindPending
-		rl := int64(len(op.Value))
-		o := orderOf(d.Ordered, d.OrderKey, seq)
-		op = b.SetDeferred(len(k), pendingLen(d.Target, dueOf(d, now), now, rl, 0, &o))
-		copy(op.Key, k[:])
-		appendPending(op.Value[:0], d.Target, dueOf(d, now), now, rl, 0, &o)
-		op.Finish()
-	}
-	s.recent.mu.Unlock()
-	err = s.commit(b, s.syncOpt)
+	err = s.write(ds, first, now, size)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()

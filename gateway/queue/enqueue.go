@@ -1,0 +1,155 @@
+package queue
+
+import (
+	"runtime"
+	"slices"
+	"sync"
+
+	"github.com/hookgate/hookgate/delivery"
+)
+
+// Enqueue calls that arrive together share one Pebble batch: the first
+// one in leads a group, yields so the ingest handlers already runnable
+// reach Enqueue and join it, then writes every member's deliveries in one
+// batch, commits it, and wakes them. RATIONALE.md, "Enqueue calls
+// committed together", has the measurements.
+
+// maxGroupBytes bounds a group's records: a call that would take it past
+// this commits on its own, and so does every call this large, so a burst
+// of large events never makes one huge batch (a batch of half a memtable
+// or more is flushed at once; memTableSize).
+const maxGroupBytes = 1 << 20
+
+// enqCall is one Enqueue call in a group: its deliveries, their first
+// sequence number, and the time they were enqueued.
+type enqCall struct {
+	ds    []delivery.Delivery
+	first uint64
+	now   int64
+}
+
+// enqGroup is the Enqueue calls committed in one batch. Its fields are
+// under Store.groupMu; calls is the leader's alone once the group is
+// closed.
+type enqGroup struct {
+	calls []enqCall
+	bytes int64
+	done  bool  // committed (or failed): err is the outcome
+	err   error // the commit's
+	cond  sync.Cond
+	left  int // members that have not read the outcome yet
+}
+
+// write stores the deliveries of one Enqueue call, numbered from first,
+// and returns the commit's error.
+func (s *Store) write(ds []delivery.Delivery, first uint64, now, size int64) error {
+	call := enqCall{ds: ds, first: first, now: now}
+	s.groupMu.Lock()
+	g := s.group
+	if size > maxGroupBytes || (g != nil && g.bytes+size > maxGroupBytes) {
+		s.groupMu.Unlock()
+		return s.commitCalls([]enqCall{call})
+	}
+	lead := g == nil
+	if lead {
+		g = s.newGroup()
+		s.group = g
+	}
+	g.calls = append(g.calls, call)
+	g.bytes += size
+	g.left++
+	if lead {
+		s.groupMu.Unlock()
+		if runtime.GOMAXPROCS(0) == 1 {
+			// With more Ps the other handlers run alongside and join
+			// while this one yields nothing; with one, only if it yields.
+			runtime.Gosched()
+		}
+		s.groupMu.Lock()
+		s.group = nil // closed: later calls start the next group
+		s.groupMu.Unlock()
+		err := s.commitCalls(g.calls)
+		s.groupMu.Lock()
+		g.done, g.err = true, err
+		g.cond.Broadcast()
+	}
+	for !g.done {
+		g.cond.Wait()
+	}
+	err := g.err
+	g.left--
+	if g.left == 0 {
+		s.freeGroup(g)
+	}
+	s.groupMu.Unlock()
+	return err
+}
+
+// newGroup takes a group from the free list; s.groupMu held.
+func (s *Store) newGroup() *enqGroup {
+	if n := len(s.freeGroups); n > 0 {
+		g := s.freeGroups[n-1]
+		s.freeGroups = s.freeGroups[:n-1]
+		return g
+	}
+	g := &enqGroup{}
+	g.cond.L = &s.groupMu
+	return g
+}
+
+// freeGroup returns g, whose members have all read its outcome, to the
+// free list; s.groupMu held.
+func (s *Store) freeGroup(g *enqGroup) {
+	clear(g.calls) // let go of the callers' deliveries
+	g.calls, g.bytes, g.done, g.err = g.calls[:0], 0, false, nil
+	if len(s.freeGroups) < 64 {
+		s.freeGroups = append(s.freeGroups, g)
+	}
+}
+
+// commitCalls writes the deliveries of calls in one batch and commits it.
+// The records go first, then the pending states, each in sequence order
+// (calls sorted by their first number), so each memtable insert starts
+// its skip list search where the one before it ended (as the acks'
+// deletes do, acks.go).
+func (s *Store) commitCalls(calls []enqCall) error {
+	if len(calls) > 1 {
+		slices.SortFunc(calls, func(a, b enqCall) int {
+			if a.first < b.first {
+				return -1
+			}
+			return 1 // numbers are never shared
+		})
+	}
+	b := s.db.NewBatch()
+	s.recent.mu.Lock()
+	for _, c := range calls {
+		for i := range c.ds {
+			d := &c.ds[i]
+			seq := c.first + uint64(i)
+			k := keyOf(kindRecord, seq)
+			op := b.SetDeferred(len(k), recordLen(d))
+			copy(op.Key, k[:])
+			encodeRecord(op.Value, d)
+			s.recent.put(seq, op.Value)
+			op.Finish()
+		}
+	}
+	s.recent.mu.Unlock()
+	for _, c := range calls {
+		for i := range c.ds {
+			d := &c.ds[i]
+			seq := c.first + uint64(i)
+			k := keyOf(kindPending, seq)
+			rl := int64(recordLen(d))
+			o := orderOf(d.Ordered, d.OrderKey, seq)
+			due := dueOf(d, c.now)
+			op := b.SetDeferred(len(k), pendingLen(d.Target, due, c.now, rl, 0, &o))
+			copy(op.Key, k[:])
+			appendPending(op.Value[:0], d.Target, due, c.now, rl, 0, &o)
+			op.Finish()
+		}
+	}
+	s.batches.Add(1)
+	return s.commitFor(b, s.syncOpt, len(calls))
+}
