@@ -9,7 +9,7 @@
 //
 //  1. Durability. Enqueue returns nil only once every delivery it was given
 //     is stored: with sync "always", fsynced (concurrent Enqueue calls share
-//     one fsync: group commit); with sync "batch", written to the store's
+//     a batch and one fsync: group commit); with sync "batch", written to the store's
 //     log without waiting for the fsync, so a crash or power loss can lose
 //     the last few milliseconds of acknowledged deliveries in exchange for
 //     throughput. The deliveries of one Enqueue call are stored atomically:
