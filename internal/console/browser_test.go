@@ -121,9 +121,28 @@ func eval(t *testing.T, ctx context.Context, js string) {
 }
 
 // text is the text of the first element matching css.
+//
+// It reads through JavaScript, polled across page loads like until:
+// chromedp's DOM queries use node ids from its copy of the document,
+// which a page that has just replaced itself (a replay's redirect) can
+// leave stale for a moment ("No node with given id found").
 func text(t *testing.T, ctx context.Context, css string) string {
 	t.Helper()
-	return strings.TrimSpace(run(t, ctx, chromedp.TextContent(chromedp.CSS(css))))
+	expr := `(function () { const e = document.querySelector(` + strconv.Quote(css) + `); return e ? [e.textContent] : []; })()`
+	deadline := time.Now().Add(25 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var got []string
+		got, err = chromedp.Run(c, chromedp.Evaluate[[]string](expr))
+		cancel()
+		if err == nil && len(got) == 1 {
+			return strings.TrimSpace(got[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("no %s on the page within 25s (last error: %v)", css, err)
+	return ""
 }
 
 // until waits until the JavaScript expression is true, across page
@@ -417,7 +436,7 @@ func TestBrowserReplayDeadLetters(t *testing.T) {
 	eval(t, ctx, `window.__oldPage = true`)
 	do(t, ctx, chromedp.Click(chromedp.CSS(`#dead tbody tr:first-child input[type=checkbox]`)),
 		chromedp.Click(chromedp.CSS(`#selected p button`)))
-	until(t, ctx, `window.__oldPage === undefined && location.search.includes("replayed=1") && (document.querySelector(".note.ok") || {}).textContent?.includes("Replayed 1 dead letter")`)
+	until(t, ctx, `window.__oldPage === undefined && document.readyState === "complete" && location.search.includes("replayed=1") && (document.querySelector(".note.ok") || {}).textContent?.includes("Replayed 1 dead letter")`)
 	if _, err := s.Wait(6, 20*time.Second); err != nil {
 		t.Fatalf("the selected dead letter did not reach the target: %v", err)
 	}
@@ -430,7 +449,7 @@ func TestBrowserReplayDeadLetters(t *testing.T) {
 		t.Fatalf("replay-all button says %q", got)
 	}
 	do(t, ctx, chromedp.Click(chromedp.CSS("form[data-replay-all] button")))
-	until(t, ctx, `location.search.includes("replayed=2") && (document.querySelector(".note.ok") || {}).textContent?.includes("Replayed 2 dead letters")`)
+	until(t, ctx, `document.readyState === "complete" && location.search.includes("replayed=2") && (document.querySelector(".note.ok") || {}).textContent?.includes("Replayed 2 dead letters")`)
 	if _, err := s.Wait(8, 20*time.Second); err != nil {
 		t.Fatalf("the replayed dead letters did not all reach the target: %v", err)
 	}
