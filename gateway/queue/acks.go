@@ -30,6 +30,10 @@ const maxAckRounds = 4
 // usual core): with more, the workers queue their acks while it commits,
 // and a yield would hand its P to Pebble's log writer, which another P
 // runs otherwise (BenchmarkClaimAck).
+//
+// An Ack whose deletes another Ack commits returns nil: its delivery is
+// gone from memory either way, and a commit that fails fails the store
+// (health.go), which every later write then reports.
 func (s *Store) queueAck(seq uint64, attempts int) error {
 	if f := s.failure.Load(); f != nil {
 		return f // nothing is written any more
@@ -42,30 +46,38 @@ func (s *Store) queueAck(seq uint64, attempts int) error {
 	if !lead {
 		return nil
 	}
-	if runtime.GOMAXPROCS(0) == 1 {
+	leading := true
+	defer func() {
+		// However this Ack leaves (an error, the rounds used up, a
+		// panic), the next one must be able to lead, or no ack would be
+		// committed before the next tick.
+		if leading {
+			s.ackMu.Lock()
+			s.ackLeader = false
+			s.ackMu.Unlock()
+		}
+	}()
+	if s.oneP.Load() {
 		// With more Ps the other workers run alongside and queue their
 		// acks while this one commits; with one, only if it yields.
 		runtime.Gosched()
 	}
-	var err error
 	for range maxAckRounds {
-		if err = s.flushAcks(); err != nil {
-			break
+		if err := s.flushAcks(); err != nil {
+			return err
 		}
 		s.ackMu.Lock()
 		done := len(s.acks) == 0
 		if done {
-			s.ackLeader = false
+			// Before letting go of ackMu, so an ack queued next leads.
+			s.ackLeader, leading = false, false
 		}
 		s.ackMu.Unlock()
 		if done {
 			return nil
 		}
 	}
-	s.ackMu.Lock()
-	s.ackLeader = false
-	s.ackMu.Unlock()
-	return err
+	return nil
 }
 
 // flushAcks commits the queued acks' deletes in one batch; s.life held
@@ -73,6 +85,11 @@ func (s *Store) queueAck(seq uint64, attempts int) error {
 func (s *Store) flushAcks() error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
+	return s.flushAcksLocked()
+}
+
+// flushAcksLocked is flushAcks with s.flushMu held.
+func (s *Store) flushAcksLocked() error {
 	s.ackMu.Lock()
 	acks := s.acks
 	s.acks = s.ackSpare[:0]

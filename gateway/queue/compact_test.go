@@ -60,9 +60,10 @@ func TestAckedLeavesNothingToCompact(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The acks' deletes reach the memtable in their own commit (acks.go),
-	// which a quiet store makes at once; a flush that came first would
-	// write the records, as it does for any delivery acked late.
+	// An Ack alone commits its deletes at once (acks.go); this commits
+	// any the leaders' rounds left, so every delete is in the memtable
+	// before the flush (a flush that came first would write the records,
+	// as it does for any delivery acked late).
 	if err := s.flushAcks(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"cmp"
+	"errors"
 	"runtime"
 	"slices"
 	"sync"
@@ -17,8 +19,10 @@ import (
 // maxGroupBytes bounds a group's records: a call that would take it past
 // this commits on its own, and so does every call this large, so a burst
 // of large events never makes one huge batch (a batch of half a memtable
-// or more is flushed at once; memTableSize).
-const maxGroupBytes = 1 << 20
+// or more is flushed at once; memTableSize). It stays below 1 MiB, the
+// largest batch Pebble keeps in its pool for reuse, with room for the
+// keys and pending states that come on top of the records.
+const maxGroupBytes = 768 << 10
 
 // enqCall is one Enqueue call in a group: its deliveries, their first
 // sequence number, and the time they were enqueued.
@@ -60,18 +64,8 @@ func (s *Store) write(ds []delivery.Delivery, first uint64, now, size int64) err
 	g.left++
 	if lead {
 		s.groupMu.Unlock()
-		if runtime.GOMAXPROCS(0) == 1 {
-			// With more Ps the other handlers run alongside and join
-			// while this one yields nothing; with one, only if it yields.
-			runtime.Gosched()
-		}
+		s.lead(g)
 		s.groupMu.Lock()
-		s.group = nil // closed: later calls start the next group
-		s.groupMu.Unlock()
-		err := s.commitCalls(g.calls)
-		s.groupMu.Lock()
-		g.done, g.err = true, err
-		g.cond.Broadcast()
 	}
 	for !g.done {
 		g.cond.Wait()
@@ -83,6 +77,43 @@ func (s *Store) write(ds []delivery.Delivery, first uint64, now, size int64) err
 	}
 	s.groupMu.Unlock()
 	return err
+}
+
+// errLeaderPanicked is what a group's members get when the call that led
+// it panicked before its commit returned.
+var errLeaderPanicked = errors.New("queue: enqueue: the write of this group failed")
+
+// lead writes and commits group g, which its caller leads, and tells its
+// members the outcome. s.groupMu not held.
+func (s *Store) lead(g *enqGroup) {
+	settled := false
+	defer func() {
+		// A panic (an encoding bug, Pebble outside the commit) must not
+		// leave the members waiting forever; it goes on up the leader's
+		// stack.
+		if !settled {
+			s.groupMu.Lock()
+			if s.group == g {
+				s.group = nil
+			}
+			g.done, g.err = true, errLeaderPanicked
+			g.cond.Broadcast()
+			s.groupMu.Unlock()
+		}
+	}()
+	if s.oneP.Load() {
+		// With more Ps the other handlers run alongside and join
+		// while this one yields nothing; with one, only if it yields.
+		runtime.Gosched()
+	}
+	s.groupMu.Lock()
+	s.group = nil // closed: later calls start the next group
+	s.groupMu.Unlock()
+	err := s.commitCalls(g.calls)
+	s.groupMu.Lock()
+	g.done, g.err, settled = true, err, true
+	g.cond.Broadcast()
+	s.groupMu.Unlock()
 }
 
 // newGroup takes a group from the free list; s.groupMu held.
@@ -114,16 +145,13 @@ func (s *Store) freeGroup(g *enqGroup) {
 // deletes do, acks.go).
 func (s *Store) commitCalls(calls []enqCall) error {
 	if len(calls) > 1 {
-		slices.SortFunc(calls, func(a, b enqCall) int {
-			if a.first < b.first {
-				return -1
-			}
-			return 1 // numbers are never shared
-		})
+		slices.SortFunc(calls, func(a, b enqCall) int { return cmp.Compare(a.first, b.first) })
 	}
 	b := s.db.NewBatch()
-	s.recent.mu.Lock()
 	for _, c := range calls {
+		// Locked per call, so a Claim decoding a recent record waits
+		// for one call's encoding at most, not a whole group's.
+		s.recent.mu.Lock()
 		for i := range c.ds {
 			d := &c.ds[i]
 			seq := c.first + uint64(i)
@@ -134,8 +162,8 @@ func (s *Store) commitCalls(calls []enqCall) error {
 			s.recent.put(seq, op.Value)
 			op.Finish()
 		}
+		s.recent.mu.Unlock()
 	}
-	s.recent.mu.Unlock()
 	for _, c := range calls {
 		for i := range c.ds {
 			d := &c.ds[i]

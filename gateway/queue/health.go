@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -222,9 +223,17 @@ func (s *Store) watch(every time.Duration) {
 		case <-t.C:
 		}
 		s.measure()
+		s.oneP.Store(runtime.GOMAXPROCS(0) == 1) // it may change at run time
 		s.life.RLock()
-		if !s.closed {
-			s.flushAcks() // any an Ack left (acks.go, maxAckRounds)
+		if !s.closed && s.failure.Load() == nil {
+			// The acks an Ack left (acks.go, maxAckRounds), unless a
+			// commit of acks is under way: its Ack takes them next, and
+			// a tick waiting behind it would only delay the next
+			// measurement.
+			if s.flushMu.TryLock() {
+				s.flushAcksLocked()
+				s.flushMu.Unlock()
+			}
 			if s.syncOpt == pebble.NoSync {
 				s.syncLog()
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -190,6 +191,11 @@ type Store struct {
 
 	recent *recent // the latest records, for claims (recent.go)
 
+	// oneP is GOMAXPROCS == 1, read at Open and at each tick (watch):
+	// Enqueue's and Ack's leaders yield only then (enqueue.go, acks.go),
+	// and runtime.GOMAXPROCS takes the scheduler's lock at each call.
+	oneP atomic.Bool
+
 	// Enqueue calls committed together (enqueue.go): the group taking
 	// members (nil: the next call leads a new one) and spare groups.
 	groupMu    sync.Mutex
@@ -266,6 +272,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("queue: open %s: %w", opts.Path, err)
 	}
 	s.measure()
+	s.oneP.Store(runtime.GOMAXPROCS(0) == 1)
 	go s.watch(spaceEvery)
 	return s, nil
 }
