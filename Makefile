@@ -66,8 +66,10 @@ plugins/bin/howxm-nps-as.wasm: tools FORCE
 check: build plugins
 	./hookgate check --config $(CONFIG)
 
-# bench: the load harness (see benchmarks/README.md) and the Go benchmarks.
+# bench: the load harness (see benchmarks/README.md) and the Go benchmarks;
+# it installs nginx, the reference row, when missing (.ci/tools bench).
 bench:
+	@bash .ci/tools bench
 	$(GO) run ./benchmarks --duration 10s --rounds 3 --conns 64
 
 clean:
