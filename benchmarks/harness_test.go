@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -632,5 +633,44 @@ func shortRun(scenarios ...string) Options {
 		Scenarios: scenarios, Payload: filepath.Join("..", "testdata", "howxm_entry_submitted.json"),
 		Pin: "off", QueueSync: "always", Drain: 30 * time.Second, Timeout: 5 * time.Second,
 		Command: "test",
+	}
+}
+
+// TestProbeSaysWhatTheChildDid: a server that closes the probe's
+// connection without answering makes the probe fail with the child's
+// state and its last lines, whether it exited or still runs, so a
+// scenario skipped in CI says why.
+func TestProbeSaysWhatTheChildDid(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close() // no answer
+		}
+	}()
+	url := "http://" + ln.Addr().String() + "/hooks/bench"
+	logPath := filepath.Join(t.TempDir(), "hg.log")
+	if err := os.WriteFile(logPath, []byte("starting\nqueue: nats: connect refused\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	exited := &Child{Name: "async-nats-0", Log: logPath, done: make(chan struct{}), err: errors.New("exit status 1")}
+	close(exited.done)
+	_, err = probe(url, []byte(`{}`), true, exited)
+	if err == nil || !strings.Contains(err.Error(), "async-nats-0 exited (exit status 1); it last printed: starting | queue: nats: connect refused") {
+		t.Fatalf("probe of a child that exited: %v", err)
+	}
+
+	running := &Child{Name: "async-0", Log: logPath, done: make(chan struct{})}
+	_, err = probe(url, []byte(`{}`), true, running)
+	if err == nil || !strings.Contains(err.Error(), "async-0 is still running; it last printed: starting | queue: nats: connect refused") {
+		t.Fatalf("probe of a child still running: %v", err)
 	}
 }

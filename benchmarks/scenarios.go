@@ -136,7 +136,7 @@ func startDirect(env *Env, _ int) (*Running, error) {
 		return nil, err
 	}
 	r := &Running{URL: "http://" + addr + "/hooks/bench", Measured: sink, Sink: sink, SinkAddr: addr, children: []*Child{sink}}
-	if _, err := probe(r.URL, env.Payload, false); err != nil {
+	if _, err := probe(r.URL, env.Payload, false, sink); err != nil {
 		r.Stop()
 		return nil, err
 	}
@@ -244,7 +244,7 @@ func startNginx(env *Env, round int) (*Running, error) {
 		return nil, err
 	}
 	r.URL = "http://" + listen + "/hooks/bench"
-	if _, err := probe(r.URL, env.Payload, false); err != nil {
+	if _, err := probe(r.URL, env.Payload, false, ng); err != nil {
 		r.Stop()
 		return nil, err
 	}
@@ -421,7 +421,7 @@ func hookgateScenario(name, title string, p plan) Scenario {
 			return nil, err
 		}
 		r.URL = "http://" + listen + "/hooks/bench"
-		if r.ProbeID, err = probe(r.URL, env.Payload, r.Async); err != nil {
+		if r.ProbeID, err = probe(r.URL, env.Payload, r.Async, hg); err != nil {
 			r.Stop()
 			return nil, err
 		}
@@ -477,10 +477,17 @@ func hookgateConfig(env *Env, p plan, wasm map[string]string, listen, admin, sin
 	return b.String()
 }
 
-// probe sends one request and wants a 2xx (202 for async): a scenario
-// whose feature is missing fails here and is skipped, never measured. It
-// returns the event id the answer named, if any.
-func probe(url string, body []byte, async bool) (string, error) {
+// probe sends one request to the server child c runs and wants a 2xx
+// (202 for async): a scenario whose feature is missing fails here and is
+// skipped, never measured. It returns the event id the answer named, if
+// any.
+//
+// It dials afresh: a client shared across scenarios could hold an idle
+// connection to an earlier child that listened on the same port (ports
+// are picked free and come back), and a POST sent on it fails as closed
+// before its answer. A request that fails all the same says whether the
+// child is still running, and what it last printed.
+func probe(url string, body []byte, async bool, c *Child) (string, error) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -488,9 +495,11 @@ func probe(url string, body []byte, async bool) (string, error) {
 	req.SetRequestURI(url)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
+	req.SetConnectionClose()
 	req.SetBody(body)
-	if err := fasthttp.DoTimeout(req, resp, 10*time.Second); err != nil {
-		return "", fmt.Errorf("probe request to %s failed: %v", url, err)
+	client := &fasthttp.Client{}
+	if err := client.DoTimeout(req, resp, 10*time.Second); err != nil {
+		return "", fmt.Errorf("probe request to %s failed: %v (%s)", url, err, childState(c))
 	}
 	code := resp.StatusCode()
 	want := code >= 200 && code < 300
@@ -501,6 +510,22 @@ func probe(url string, body []byte, async bool) (string, error) {
 		return "", fmt.Errorf("probe request to %s answered %d %s", url, code, firstLine(string(resp.Body())))
 	}
 	return string(resp.Header.Peek(eventIDHeader)), nil
+}
+
+// childState says whether c exited, waiting up to a second for an exit
+// under way, with what it last printed.
+func childState(c *Child) string {
+	for deadline := time.Now().Add(time.Second); !c.Exited() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	last := c.lastLines()
+	if last == "" {
+		last = "nothing"
+	}
+	if c.Exited() {
+		return fmt.Sprintf("%s exited (%v); it last printed: %s", c.Name, c.err, last)
+	}
+	return fmt.Sprintf("%s is still running; it last printed: %s", c.Name, last)
 }
 
 func firstLine(s string) string {
