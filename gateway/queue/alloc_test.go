@@ -7,6 +7,8 @@
 package queue
 
 import (
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -77,5 +79,82 @@ func TestOrderedEnqueueAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(200, cycle); n > 0 {
 		t.Fatalf("enqueue+claim+ack of one ordered event allocates %.1f times", n)
+	}
+}
+
+// TestSharedCommitsAllocs: Enqueue calls that share a batch, and acks
+// that share a commit (enqueue.go, acks.go), allocate nothing once warm
+// either: the groups come from a free list, the batches from Pebble's
+// pool, the acks' buffers are swapped, and the waiting is done on a
+// sync.Cond. On one P, 16 senders start together, so their calls are
+// grouped (the batch count proves it), and so are the 32 acks after.
+func TestSharedCommitsAllocs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	s := openTest(t, t.TempDir(), Options{Sync: SyncBatch})
+	defer s.Close()
+	const senders = 16
+	var wg sync.WaitGroup
+	enqueue := make(chan struct{})
+	ack := make(chan []Leased)
+	for range senders {
+		ev := benchEvent()
+		go func() {
+			for range enqueue {
+				if err := s.Enqueue(ev); err != nil {
+					t.Error(err)
+				}
+				wg.Done()
+			}
+		}()
+		go func() {
+			for ls := range ack {
+				for i := range ls {
+					if err := s.Ack(ls[i].Ref); err != nil {
+						t.Error(err)
+					}
+				}
+				wg.Done()
+			}
+		}()
+	}
+	defer close(enqueue)
+	defer close(ack)
+	ls := make([]Leased, 0, senders)
+	round := func() {
+		wg.Add(senders)
+		for range senders {
+			enqueue <- struct{}{}
+		}
+		wg.Wait()
+		for _, target := range []string{"crm", "survey"} {
+			ls, _ = s.Claim(ls, target, time.Now(), senders, time.Minute)
+			if len(ls) != senders {
+				t.Fatalf("claimed %d of %s's %d deliveries", len(ls), target, senders)
+			}
+			wg.Add(senders)
+			for i := range ls {
+				ack <- ls[i : i+1]
+			}
+			wg.Wait()
+		}
+	}
+	for range 50 { // warm up: pools, free lists, maps, interned names
+		round()
+	}
+	before := s.batches.Load()
+	const rounds = 100
+	if n := testing.AllocsPerRun(rounds, round); n > 0 {
+		t.Fatalf("a round of %d concurrent Enqueue calls and their %d acks allocates %.1f times", senders, 2*senders, n)
+	}
+	batches := s.batches.Load() - before
+	if batches >= (rounds+1)*senders/2 {
+		t.Fatalf("%d calls in %d batches: the test did not exercise shared batches", (rounds+1)*senders, batches)
+	}
+	t.Logf("%d calls in %d batches", (rounds+1)*senders, batches)
+	s.mu.Lock()
+	depth := s.depth
+	s.mu.Unlock()
+	if depth != 0 {
+		t.Fatalf("%d deliveries left after every one was acked", depth)
 	}
 }
