@@ -34,6 +34,39 @@ func (c *claimCounter) Claim(dst []queue.Leased, target string, now time.Time, m
 	return dst, err
 }
 
+// startCounted starts a dispatcher for the one target cfg on a real
+// store, whose Claim calls are counted, with n deliveries ready before it
+// starts; all of it is stopped at the end of the test.
+func startCounted(t *testing.T, cfg config.Target, poll time.Duration, n int) (*queue.Store, *claimCounter) {
+	t.Helper()
+	st, err := queue.Open(queue.Options{Path: t.TempDir(), Sync: queue.SyncBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	set, err := target.NewSet([]config.Target{cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(set.Close)
+	cc := &claimCounter{Engine: st}
+	d := New(cc, set, []config.Target{cfg}, Options{Poll: poll})
+	ds := make([]delivery.Delivery, n)
+	for i := range ds {
+		ds[i] = del(fmt.Sprintf("evt_%d.0", i), cfg.Name)
+	}
+	if err := d.Enqueue(ds); err != nil {
+		t.Fatal(err)
+	}
+	d.Start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d.Stop(ctx)
+	})
+	return st, cc
+}
+
 // TestClaimsInBatches: a lane whose workers are all idle claims the ready
 // deliveries for all of them in one call to the store (one lock, one
 // wake of the feeder), not one call per delivery, and each is sent once.
@@ -41,32 +74,8 @@ func TestClaimsInBatches(t *testing.T) {
 	s := startSink(t, sink.Options{})
 	cfg := targetFor("crm", s)
 	cfg.MaxConns = 8
-	st, err := queue.Open(queue.Options{Path: t.TempDir(), Sync: queue.SyncBatch})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	set, err := target.NewSet([]config.Target{cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer set.Close()
-	cc := &claimCounter{Engine: st}
-	d := New(cc, set, []config.Target{cfg}, Options{Poll: 50 * time.Millisecond})
-	ds := make([]delivery.Delivery, 8)
-	for i := range ds {
-		ds[i] = del(fmt.Sprintf("evt_%d.0", i), "crm")
-	}
 	// Stored before the lane starts: its 8 idle workers find 8 ready.
-	if err := d.Enqueue(ds); err != nil {
-		t.Fatal(err)
-	}
-	d.Start()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		d.Stop(ctx)
-	}()
+	_, cc := startCounted(t, cfg, 50*time.Millisecond, 8)
 	reqs, err := s.Wait(8, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -116,31 +125,7 @@ func TestWorkersFreedTogetherClaimTogether(t *testing.T) {
 	}
 	cfg := config.Target{Name: "crm", URL: u, Timeout: 5 * time.Second, MaxConns: workers, IDHeader: idHeader,
 		Retry: config.Retry{MaxAttempts: 5, Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond, MaxAge: time.Hour}}
-	st, err := queue.Open(queue.Options{Path: t.TempDir(), Sync: queue.SyncBatch})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	set, err := target.NewSet([]config.Target{cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer set.Close()
-	cc := &claimCounter{Engine: st}
-	d := New(cc, set, []config.Target{cfg}, Options{Poll: time.Hour})
-	ds := make([]delivery.Delivery, 2*workers)
-	for i := range ds {
-		ds[i] = del(fmt.Sprintf("evt_%d.0", i), "crm")
-	}
-	if err := d.Enqueue(ds); err != nil {
-		t.Fatal(err)
-	}
-	d.Start()
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		d.Stop(ctx)
-	}()
+	st, cc := startCounted(t, cfg, time.Hour, 2*workers)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if n := st.Stats()["crm"].Depth; n == 0 {
