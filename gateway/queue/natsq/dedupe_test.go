@@ -453,6 +453,23 @@ func TestDedupeCluster(t *testing.T) {
 		// stream"), which a gateway answers with a 503 to retry.
 		waitStreamLeader(t, js, "KV_hookgate_dedupe", 3)
 	}
+	// A leader the stream info names may still not answer every node's
+	// requests for a moment (CI saw round 0's claim get "no response from
+	// stream" after waitStreamLeader): each gateway first makes a claim of
+	// its own until one is answered, as a sender retries a 503.
+	for g := range ds {
+		deadline := time.Now().Add(failAfter)
+		for {
+			_, _, err := ds[g].Begin("howxm", []byte(fmt.Sprintf("warmup_%d", g)), []byte(fmt.Sprintf("evt_warmup_%d", g)))
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("gateway %d: no claim answered within %v: %v", g, failAfter, err)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
 	for i := range 20 {
 		key := fmt.Sprintf("msg_%d", i)
 		var (
