@@ -221,7 +221,26 @@ func TestHookgateConfigParses(t *testing.T) {
 			} else if q.Backend != config.QueueBackendPebble || q.Path != filepath.Join(dir, "queue") {
 				t.Fatalf("queue backend %q at %q: want the embedded pebble store at %s", q.Backend, q.Path, filepath.Join(dir, "queue"))
 			}
+			for _, n := range tt.targets {
+				if p := cfg.Target(n).Pipeline; p != 0 {
+					t.Fatalf("target %s: pipeline %d without --pipeline, want 0", n, p)
+				}
+			}
 		})
+	}
+
+	// --pipeline sets pipeline on every target.
+	piped := *env
+	piped.Pipeline = 8
+	text := hookgateConfig(&piped, plan{mode: "sync", targets: 2}, wasm, "127.0.0.1:18080", "", "127.0.0.1:19000", filepath.Join(dir, "queue"), "")
+	cfg, err := config.Parse([]byte(text), filepath.Join(dir, "piped.toml"), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	for _, n := range []string{"sink", "sink2"} {
+		if tg := cfg.Target(n); tg.Pipeline != 8 || tg.MaxConns != 128 {
+			t.Errorf("--pipeline 8: target %s has pipeline %d, max_conns %d; want 8, 128", n, tg.Pipeline, tg.MaxConns)
+		}
 	}
 }
 
@@ -672,5 +691,16 @@ func TestProbeSaysWhatTheChildDid(t *testing.T) {
 	_, err = probe(url, []byte(`{}`), true, running)
 	if err == nil || !strings.Contains(err.Error(), "async-0 is still running; it last printed: starting | queue: nats: connect refused") {
 		t.Fatalf("probe of a child still running: %v", err)
+	}
+}
+
+// --pipeline past the targets' max_conns is refused before anything runs,
+// naming the bound.
+func TestPipelineFlagBound(t *testing.T) {
+	for _, args := range [][]string{{"--pipeline", "129"}, {"--pipeline", "-1"}, {"--conns", "100", "--pipeline", "201"}} {
+		var stderr bytes.Buffer
+		if code := mainErr(args, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "--pipeline must be between 0 and the targets' max_conns") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and the bound", args, code, stderr.String())
+		}
 	}
 }

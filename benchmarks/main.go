@@ -74,6 +74,7 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Markdown, "markdown", "", "also write the markdown table to FILE")
 	fs.StringVar(&o.Pin, "pin", "auto", "auto: split the CPUs between load generator and servers with taskset; off: don't")
 	fs.StringVar(&o.QueueSync, "queue-sync", "always", "async scenario's [queue] sync: always or batch")
+	fs.IntVar(&o.Pipeline, "pipeline", 0, "the targets' pipeline setting (HTTP/1.1 pipelining over N connections) in every hookgate scenario; 0, the default, leaves it off")
 	fs.DurationVar(&o.Drain, "drain", 30*time.Second, "async: longest wait for the queue to drain after the load")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per request timeout")
 	fs.StringVar(&o.Perf, "perf", "", "profile the server under test with Linux perf during round 1 of each scenario; reports go to DIR")
@@ -175,6 +176,8 @@ func checkOptions(o *Options) error {
 		return errors.New("--pin is auto or off")
 	case o.QueueSync != "always" && o.QueueSync != "batch":
 		return errors.New("--queue-sync is always or batch")
+	case o.Pipeline < 0 || o.Pipeline > 2*max(o.Conns, 32):
+		return fmt.Errorf("--pipeline must be between 0 and the targets' max_conns, %d", 2*max(o.Conns, 32))
 	case o.Drain < 0 || o.Drain > 5*time.Minute:
 		return errors.New("--drain must be between 0 and 5m")
 	case o.Timeout <= 0:

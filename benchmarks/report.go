@@ -25,6 +25,7 @@ type Report struct {
 	Rate     float64       `json:"rate,omitempty"`
 	UserMode bool          `json:"user_mode,omitempty"`
 	Perf     string        `json:"perf_dir,omitempty"`
+	Pipeline int           `json:"pipeline,omitempty"` // --pipeline: the targets' pipeline setting
 	// /proc/loadavg before and after: on a shared machine, how much else
 	// was running says how far to trust the spread.
 	LoadBefore string `json:"loadavg_before"`
@@ -195,6 +196,9 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	p("- load: %s; payload %s; %d round(s) of %v after %v warm-up, scenarios interleaved round robin\n",
 		r.Load, r.Payload, r.Rounds, r.Duration, r.Warmup)
 	p("- command: `%s`\n", r.Command)
+	if r.Pipeline > 0 {
+		p("- hookgate's targets: `pipeline = %d` (HTTP/1.1 pipelining; nginx does not pipeline to its upstream)\n", r.Pipeline)
+	}
 	if r.Perf != "" {
 		p("- round 1 of every scenario ran under `perf record` (reports in %s); its figures carry the sampling cost\n", r.Perf)
 	}

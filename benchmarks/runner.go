@@ -28,6 +28,7 @@ type Options struct {
 	Markdown  string
 	Pin       string // "auto" | "off"
 	QueueSync string
+	Pipeline  int           // the targets' pipeline setting in every hookgate scenario; 0 = off
 	Drain     time.Duration // async: how long to wait for the queue to drain
 	Timeout   time.Duration // per request
 	Perf      string        // profile the first round of each scenario into this dir
@@ -82,6 +83,7 @@ func run(o Options, split CoreSplit) (*Report, error) {
 		Conns:      o.Conns,
 		Rate:       o.Rate,
 		Perf:       o.Perf,
+		Pipeline:   o.Pipeline,
 		LoadBefore: loadAvg(),
 	}
 	defer func() { rep.LoadAfter = loadAvg() }()
@@ -90,7 +92,7 @@ func run(o Options, split CoreSplit) (*Report, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	env := &Env{Dir: dir, Split: split, Conns: o.Conns, Payload: payload, QueueSync: o.QueueSync, Baseline: o.Baseline, BaselineSrc: o.BaselineSrc, Pprof: o.Pprof != ""}
+	env := &Env{Dir: dir, Split: split, Conns: o.Conns, Payload: payload, QueueSync: o.QueueSync, Pipeline: o.Pipeline, Baseline: o.Baseline, BaselineSrc: o.BaselineSrc, Pprof: o.Pprof != ""}
 
 	if o.Target != "" {
 		return runUser(o, rep, env)

@@ -59,10 +59,11 @@ type TargetInfo struct {
 	Timeout  string            `json:"timeout"`
 	MaxConns int               `json:"max_conns"`
 	// How its deliveries go, left out when not set: disable_after
-	// (auto-disable), order ("fifo") and order_key.
+	// (auto-disable), order ("fifo"), order_key and pipeline.
 	DisableAfter string `json:"disable_after,omitempty"`
 	Order        string `json:"order,omitempty"`
 	OrderKey     string `json:"order_key,omitempty"`
+	Pipeline     int    `json:"pipeline,omitempty"`
 }
 
 // RoutesResponse is the body of GET /admin/routes.
@@ -101,7 +102,7 @@ func Describe(cfg *config.Config) RoutesResponse {
 	for _, t := range cfg.Targets {
 		ti := TargetInfo{Name: t.Name, Method: t.Method, Headers: shownHeaders(t.Headers), Query: shownQuery(t.Query), Auth: t.Auth.Type,
 			Timeout: durationString(t.Timeout), MaxConns: t.MaxConns,
-			DisableAfter: durationString(t.DisableAfter), Order: t.Order, OrderKey: t.OrderKey}
+			DisableAfter: durationString(t.DisableAfter), Order: t.Order, OrderKey: t.OrderKey, Pipeline: t.Pipeline}
 		if t.URL != nil {
 			ti.URL = t.PrintableURL().String()
 		}

@@ -35,6 +35,7 @@ func (p *parser) target(i int, m map[string]any) Target {
 		DisableAfter:    t.duration("disable_after", DefaultDisableAfter),
 		Order:           t.str("order", ""),
 		OrderKey:        t.str("order_key", ""),
+		Pipeline:        t.intOf("pipeline", 0, 0),
 	}
 	p.order(t, &tg) // order.go
 	if tg.TLS.IsSet() && u != nil && u.Scheme != "https" {
@@ -63,6 +64,9 @@ func (p *parser) target(i int, m map[string]any) Target {
 	}
 	if tg.IDHeader != "" && (!validHeaderName(tg.IDHeader) || ownedHeader(tg.IDHeader)) {
 		t.errf("id_header", "%q cannot carry the delivery id (use a header name such as %q; \"\" turns it off)", tg.IDHeader, DefaultIDHeader)
+	}
+	if tg.Pipeline > tg.MaxConns {
+		t.errf("pipeline", "%d connections is more than max_conns = %d (pipeline is how many of the target's connections carry pipelined requests; lower it or raise max_conns)", tg.Pipeline, tg.MaxConns)
 	}
 	if tg.RateLimit < 0 {
 		t.errf("rate_limit", "must not be negative (0 means unlimited)")

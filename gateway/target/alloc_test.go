@@ -39,3 +39,32 @@ func TestDoAllocatesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestPipelinedDoAllocatesNothing: the same over a pipelined connection
+// (pipeline = 1), whose requests, answers and timers are pooled.
+func TestPipelinedDoAllocatesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("allocation counts need a build without -race")
+	}
+	s := startSink(t, sink.Options{Discard: true})
+	tc := forwardCases[0]
+	tc.target.URL = mustURL(t, s.URL()+"/crm?static=1")
+	tc.target.Pipeline = 1
+	c := newClient(t, tc.target)
+	d := forwardDelivery()
+	var r Result
+	do := func() {
+		if err := c.Do(d, &r); err != nil || r.Status != 200 {
+			t.Fatalf("Do: %v, status %d", err, r.Status)
+		}
+	}
+	for range 100 {
+		do()
+	}
+	if got := testing.AllocsPerRun(500, do); got != 0 {
+		t.Errorf("allocs per Do = %v, want 0", got)
+	}
+	if s.Conns() != 1 {
+		t.Errorf("%d connections, want the one pipelined connection", s.Conns())
+	}
+}

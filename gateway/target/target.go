@@ -87,6 +87,7 @@ func (r *Result) Reset() {
 type Client struct {
 	cfg     config.Target
 	hc      *fasthttp.HostClient
+	pc      *fasthttp.PipelineClient // pipeline > 0: every request goes this way (see send)
 	timeout time.Duration
 
 	method []byte
@@ -206,6 +207,28 @@ func New(t config.Target) (*Client, error) {
 		SecureErrorLogMessage:  true,
 	}
 	c.hc.RetryIfErr = c.retryLostConn
+	if t.Pipeline > 0 {
+		c.pc = &fasthttp.PipelineClient{
+			Addr:      c.hc.Addr,
+			Name:      "hookgate",
+			IsTLS:     c.hc.IsTLS,
+			TLSConfig: c.hc.TLSConfig,
+			Dial:      dialer.Dial,
+			MaxConns:  t.Pipeline,
+			// All of max_conns may wait on one connection: the workers
+			// and the sync routes bound what is in flight, not this.
+			MaxPendingRequests: t.MaxConns,
+			// A connection whose answers stop is closed after timeout
+			// (and its requests fail with it) rather than kept with
+			// every later request queued behind the silent one.
+			ReadTimeout:            t.Timeout,
+			WriteTimeout:           t.Timeout,
+			MaxIdleConnDuration:    t.IdleTimeout,
+			MaxResponseBodySize:    t.MaxResponseSize,
+			DisablePathNormalizing: true,
+			Logger:                 quiet{}, // errors reach the caller; the log would repeat them, address and all
+		}
+	}
 	return c, nil
 }
 
@@ -263,6 +286,32 @@ func connLost(err error) bool {
 	return errors.As(err, &op) && op.Op == "write" &&
 		(errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET))
 }
+
+// send makes one round trip, pipelined when the target has pipeline set.
+//
+// Why pipelining pays: a target that is woken for each request costs a
+// wake-up per request, on its side and (on a shared core) on hookgate's;
+// pipelined requests go out several to a write and are read several to
+// a wake-up (benchmarks/README.md, twenty-fifth run). Why it is not the
+// default: HTTP/1.1 servers must take pipelined requests, but some
+// proxies and appliances do not, and one slow answer holds up the ones
+// behind it on its connection. The pipelined path also gives up what the
+// host client adds: the at-once retry of a stale pooled connection
+// (retryLostConn; a lost connection fails its requests, and queued
+// deliveries are retried with backoff) and DropIdle (a pipeline's idle
+// connections close after idle_timeout).
+func (c *Client) send(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error {
+	if c.pc != nil {
+		return c.pc.DoTimeout(req, resp, timeout)
+	}
+	return c.hc.DoTimeout(req, resp, timeout)
+}
+
+// quiet is the pipeline's logger: what it would log, the caller gets as
+// an error.
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}
 
 // Name is the target's name.
 func (c *Client) Name() string { return c.cfg.Name }
@@ -335,7 +384,7 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 		req.Header.SetBytesKV(headerAuthorization, tok.header)
 	}
 
-	err := c.hc.DoTimeout(req, resp, c.sendTimeout(deadline))
+	err := c.send(req, resp, c.sendTimeout(deadline))
 	if err == nil && tok != nil && resp.StatusCode() == fasthttp.StatusUnauthorized && c.tokens.refused(tok) {
 		// The token may have been revoked or rotated before it expired:
 		// the same request again, with the token that replaces it.
@@ -344,7 +393,7 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 		}
 		req.Header.SetBytesKV(headerAuthorization, tok.header)
 		resp.Reset()
-		if err = c.hc.DoTimeout(req, resp, c.sendTimeout(deadline)); errors.Is(err, fasthttp.ErrTimeout) && !time.Now().Before(deadline) {
+		if err = c.send(req, resp, c.sendTimeout(deadline)); errors.Is(err, fasthttp.ErrTimeout) && !time.Now().Before(deadline) {
 			err = errOutOfTime
 		}
 	}
