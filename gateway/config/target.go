@@ -66,7 +66,7 @@ func (p *parser) target(i int, m map[string]any) Target {
 		t.errf("id_header", "%q cannot carry the delivery id (use a header name such as %q; \"\" turns it off)", tg.IDHeader, DefaultIDHeader)
 	}
 	if tg.Pipeline > tg.MaxConns {
-		t.errf("pipeline", "%d connections is more than max_conns = %d (pipeline is how many of the target's connections carry pipelined requests; lower it or raise max_conns)", tg.Pipeline, tg.MaxConns)
+		t.errf("pipeline", "%d connections is more than max_conns = %d, the most connections to the target; lower it or raise max_conns", tg.Pipeline, tg.MaxConns)
 	}
 	if tg.RateLimit < 0 {
 		t.errf("rate_limit", "must not be negative (0 means unlimited)")

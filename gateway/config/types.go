@@ -151,13 +151,13 @@ type Target struct {
 	// changes the target. 0 never disables.
 	DisableAfter time.Duration
 	// pipeline = 0: with N > 0, requests to the target are pipelined
-	// (HTTP/1.1) over at most N connections: several go out in one write
-	// and their answers come back in one read, in order, instead of one
+	// (HTTP/1.1) over N connections: several go out in one write and
+	// their answers come back in one read, in order, instead of one
 	// request per connection at a time. 0 (the default) does not pipeline.
-	// For targets known to answer pipelined requests, in order and
+	// For targets known to answer pipelined requests in order and
 	// promptly: a slow answer holds up the ones behind it on its
-	// connection, and a connection lost with requests on it fails them
-	// all (queued deliveries are retried; sync senders get an error).
+	// connection. Requests on a connection that is lost are sent once
+	// more at once, unpipelined (gateway/target/pipeline.go).
 	Pipeline int
 	// order = "fifo": deliveries with the same key are attempted one at a
 	// time, in ingest order, and one that fails holds up only its own key

@@ -18,6 +18,7 @@ func TestPipelinedTargetDeliversEach(t *testing.T) {
 	s := startSink(t, sink.Options{})
 	cfg := targetFor("crm", s)
 	cfg.MaxConns, cfg.Pipeline = 16, 2
+	cfg.Timeout = 10 * time.Second // no send times out and is retried on a loaded machine
 	r := start(t, "", cfg)
 	ds := make([]delivery.Delivery, n)
 	for i := range ds {

@@ -128,12 +128,13 @@ type bearerTarget struct {
 	accept map[string]bool
 	seen   map[string]int // Authorization value -> requests
 	status map[int]int    // answered status -> count
+	bodies []string       // the bodies of the requests answered 200
 }
 
 func startBearerTarget(t testing.TB) *bearerTarget {
 	b := &bearerTarget{seen: map[string]int{}, status: map[int]int{}}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.Copy(io.Discard, r.Body)
+		body, _ := io.ReadAll(r.Body)
 		auth := r.Header.Get("Authorization")
 		b.mu.Lock()
 		b.seen[auth]++
@@ -142,6 +143,9 @@ func startBearerTarget(t testing.TB) *bearerTarget {
 			st = 401
 		}
 		b.status[st]++
+		if st == 200 {
+			b.bodies = append(b.bodies, string(body))
+		}
 		b.mu.Unlock()
 		w.WriteHeader(st)
 	}))
@@ -587,5 +591,28 @@ func TestOAuth2NeverShown(t *testing.T) {
 	}
 	if s := base64.StdEncoding.EncodeToString([]byte(oatClientID + ":" + oatClientSecret)); strings.Contains(fmt.Sprintf("%+v", got), s) {
 		t.Error("Describe shows the Basic credentials")
+	}
+}
+
+// TestOAuth2RefetchOn401Pipelined: with pipeline set, the second send
+// after a 401 carries the body again (the pipeline takes the request's
+// body on the first send), so the target does not take an empty request
+// as the delivery.
+func TestOAuth2RefetchOn401Pipelined(t *testing.T) {
+	e := startTokenEndpoint(t)
+	b := startBearerTarget(t)
+	tc := oauthTarget(t, b.srv.URL+"/crm", e, "")
+	tc.Pipeline = 1
+	c := newClient(t, tc)
+	doOK(t, c)
+	b.only(2) // token 1 revoked: the next delivery's first send gets a 401
+	var r Result
+	if err := c.Do(&delivery.Delivery{ID: []byte("evt_2.0"), Body: []byte(`{"n":2}`)}, &r); err != nil || r.Status != 200 {
+		t.Fatalf("Do after the revocation: %v, status %d", err, r.Status)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if got := strings.Join(b.bodies, " "); got != `{"a":1} {"n":2}` {
+		t.Errorf("the target took bodies %s, want {\"a\":1} {\"n\":2}", got)
 	}
 }

@@ -6,10 +6,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
@@ -27,6 +32,7 @@ type pipelineServer struct {
 	conns       atomic.Int32
 	mu          sync.Mutex
 	open        []net.Conn    // closed at cleanup: a pipelined connection idles until idle_timeout
+	later       []string      // the keys read on the later connections
 	firstRead   chan []string // the keys read on the first connection before any answer
 	want, reply int
 }
@@ -103,6 +109,9 @@ func (s *pipelineServer) serve(c net.Conn, first bool) {
 		if !ok {
 			return
 		}
+		s.mu.Lock()
+		s.later = append(s.later, k)
+		s.mu.Unlock()
 		answer(k)
 	}
 }
@@ -146,9 +155,9 @@ func TestPipelineSendsWithoutWaiting(t *testing.T) {
 }
 
 // TestPipelineConnectionLost: a target that answers one of four pipelined
-// requests and closes fails the other three at once, with an error naming
-// the target, not at the timeout; the next request goes out on a fresh
-// connection.
+// requests and closes the connection: the other three are sent once more
+// at once, each on a fresh connection of the host client's, and all four
+// get their own answers, without waiting for the timeout.
 func TestPipelineConnectionLost(t *testing.T) {
 	const n = 4
 	s := startPipelineServer(t, n, 1)
@@ -160,26 +169,119 @@ func TestPipelineConnectionLost(t *testing.T) {
 		t.Fatalf("the server read %q before answering, want %d requests", keys, n)
 	}
 	for i := range n {
-		k := fmt.Sprintf("k%d", i)
-		switch {
-		case k == keys[0] && (errs[i] != nil || string(rs[i].Body) != k):
-			t.Errorf("%s, answered first: body %q, err %v", k, rs[i].Body, errs[i])
-		case k != keys[0] && errs[i] == nil:
-			t.Errorf("%s, never answered: status %d and no error", k, rs[i].Status)
-		case k != keys[0]:
-			if e, ok := errs[i].(*Error); !ok || e.Target != "crm" {
-				t.Errorf("%s: error %v (%T), want a *target.Error naming the target", k, errs[i], errs[i])
-			}
+		if k := fmt.Sprintf("k%d", i); errs[i] != nil || rs[i].Status != 200 || string(rs[i].Body) != k {
+			t.Errorf("%s: status %d, body %q, err %v; want 200 with its own key", k, rs[i].Status, rs[i].Body, errs[i])
 		}
 	}
 	if d := time.Since(start); d > 4*time.Second {
-		t.Errorf("the lost requests took %v to fail: they waited for the timeout", d)
+		t.Errorf("the lost requests took %v: they waited for the timeout", d)
 	}
+	s.mu.Lock()
+	later := slices.Sorted(slices.Values(s.later))
+	s.mu.Unlock()
+	if want := slices.Sorted(slices.Values(keys[1:])); !slices.Equal(later, want) {
+		t.Errorf("sent again: %q, want each unanswered one once: %q", later, want)
+	}
+}
+
+// TestConnectionClose: a real HTTP/1.1 server that closes the
+// connection after every third answer ("Connection: close", as a
+// keep-alive request limit does), under 60 requests at once on a pool of
+// 16. Pipelined, the requests behind a closing answer are dropped and each
+// is sent once more; not pipelined, a request waiting for the full pool
+// gets a fresh connection when one closes (fasthttp dials it with no
+// timeout, which dialRaw must not take as a deadline already past). Both
+// ways all 60 get their own answers.
+func TestConnectionClose(t *testing.T) {
+	var served atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if served.Add(1)%3 == 0 {
+			w.Header().Set("Connection", "close")
+		}
+		io.WriteString(w, r.Header.Get("Idempotency-Key"))
+	}))
+	t.Cleanup(srv.Close)
+	for _, pipeline := range []int{0, 2} {
+		const n = 60
+		rs, errs := sendAll(pipelined(t, srv.URL+"/in", pipeline), n)
+		for i := range n {
+			if k := fmt.Sprintf("k%d", i); errs[i] != nil || rs[i].Status != 200 || string(rs[i].Body) != k {
+				t.Errorf("pipeline = %d, %s: status %d, body %q, err %v; want 200 with its own key", pipeline, k, rs[i].Status, rs[i].Body, errs[i])
+			}
+		}
+	}
+}
+
+// TestPipelineDialRefused: a target that refuses connections gets its
+// refusal reported as such (a 502's "connection refused", not a 504's
+// "timed out"): the first request once its timeout is up, the next ones
+// at once, by the host client's own dial.
+func TestPipelineDialRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String() + "/in"
+	ln.Close() // nothing listens there now
+	c := newClient(t, config.Target{URL: mustURL(t, url), MaxConns: 4, Pipeline: 1, Timeout: 500 * time.Millisecond})
+	for i, within := range []time.Duration{3 * time.Second, 400 * time.Millisecond} {
+		start := time.Now()
+		var r Result
+		err := c.Do(&delivery.Delivery{Body: []byte(`{}`)}, &r)
+		if err == nil || !strings.Contains(err.Error(), "refused") || strings.Contains(err.Error(), "timed out") {
+			t.Errorf("request %d: %v; want the refused dial", i, err)
+		}
+		if d := time.Since(start); d > within {
+			t.Errorf("request %d took %v, want within %v", i, d, within)
+		}
+	}
+}
+
+// TestPipelinedRequestOwnsItsBody: a pipelined request carries a copy of
+// the delivery's body. The pipeline's writer may still be sending a
+// request after Do returned on its timeout (it took it from the queue just
+// before the deadline, and the target reads slowly), when the dispatcher
+// already reuses the delivery's buffer for its next delivery: a borrowed
+// body would send that one's bytes under this one's headers. The host
+// client's request, done with before Do returns, borrows the body.
+func TestPipelinedRequestOwnsItsBody(t *testing.T) {
+	for _, n := range []int{0, 1} {
+		c := pipelined(t, "http://127.0.0.1:9/in", n)
+		d := &delivery.Delivery{Body: []byte(`{"a":1}`)}
+		req := fasthttp.AcquireRequest()
+		c.build(d, req, false)
+		if borrowed := &req.Body()[0] == &d.Body[0]; borrowed != (n == 0) {
+			t.Errorf("pipeline = %d: the request borrows the body: %v, want %v", n, borrowed, n == 0)
+		}
+		if string(req.Body()) != `{"a":1}` {
+			t.Errorf("pipeline = %d: body %q", n, req.Body())
+		}
+		fasthttp.ReleaseRequest(req)
+	}
+}
+
+// TestPipelineDropIdle: DropIdle (a breaker's probe) and Close close the
+// pipeline's idle connections too, which the pipeline itself would keep
+// until idle_timeout; the next request dials a fresh one.
+func TestPipelineDropIdle(t *testing.T) {
+	s := startPipelineServer(t, 1, 1)
+	c := pipelined(t, s.url(), 1)
 	var r Result
-	if err := c.Do(&delivery.Delivery{ID: []byte("after")}, &r); err != nil || string(r.Body) != "after" {
-		t.Fatalf("the next request: body %q, err %v", r.Body, err)
+	for i, want := range []int32{1, 2} {
+		if err := c.Do(&delivery.Delivery{ID: []byte("k")}, &r); err != nil || string(r.Body) != "k" {
+			t.Fatalf("request %d: body %q, err %v", i, r.Body, err)
+		}
+		if got := s.conns.Load(); got != want {
+			t.Fatalf("request %d: %d connections, want %d", i, got, want)
+		}
+		c.DropIdle()
 	}
-	if got := s.conns.Load(); got != 2 {
-		t.Errorf("%d connections, want 2 (the lost one and a fresh one)", got)
+	c.Close()
+	c.pl.mu.Lock()
+	open := len(c.pl.conns)
+	c.pl.mu.Unlock()
+	if open != 0 {
+		t.Errorf("%d pipelined connections open after Close, want 0", open)
 	}
 }

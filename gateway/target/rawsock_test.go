@@ -37,7 +37,7 @@ func TestDialRawWraps(t *testing.T) {
 			_, err = c.Read(make([]byte, 1))
 			got <- err
 		}()
-		c, err := dialRaw(&fasthttp.TCPDialer{}, isTLS)(ln.Addr().String(), time.Second)
+		c, err := dialRaw(&fasthttp.TCPDialer{}, isTLS, time.Second)(ln.Addr().String(), time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -87,7 +87,7 @@ func (r *Result) Reset() {
 type Client struct {
 	cfg     config.Target
 	hc      *fasthttp.HostClient
-	pc      *fasthttp.PipelineClient // pipeline > 0: every request goes this way (see send)
+	pl      *pipeline // pipeline > 0: every request goes this way (pipeline.go)
 	timeout time.Duration
 
 	method []byte
@@ -193,7 +193,7 @@ func New(t config.Target) (*Client, error) {
 		Name:                "hookgate",
 		IsTLS:               u.Scheme == "https",
 		TLSConfig:           tlsc.target,
-		DialTimeout:         dialRaw(dialer, u.Scheme == "https"),
+		DialTimeout:         dialRaw(dialer, u.Scheme == "https", t.Timeout),
 		MaxConns:            t.MaxConns,
 		MaxConnWaitTimeout:  t.Timeout, // a saturated pool errors instead of queueing forever
 		MaxIdleConnDuration: t.IdleTimeout,
@@ -208,26 +208,7 @@ func New(t config.Target) (*Client, error) {
 	}
 	c.hc.RetryIfErr = c.retryLostConn
 	if t.Pipeline > 0 {
-		c.pc = &fasthttp.PipelineClient{
-			Addr:      c.hc.Addr,
-			Name:      "hookgate",
-			IsTLS:     c.hc.IsTLS,
-			TLSConfig: c.hc.TLSConfig,
-			Dial:      dialer.Dial,
-			MaxConns:  t.Pipeline,
-			// All of max_conns may wait on one connection: the workers
-			// and the sync routes bound what is in flight, not this.
-			MaxPendingRequests: t.MaxConns,
-			// A connection whose answers stop is closed after timeout
-			// (and its requests fail with it) rather than kept with
-			// every later request queued behind the silent one.
-			ReadTimeout:            t.Timeout,
-			WriteTimeout:           t.Timeout,
-			MaxIdleConnDuration:    t.IdleTimeout,
-			MaxResponseBodySize:    t.MaxResponseSize,
-			DisablePathNormalizing: true,
-			Logger:                 quiet{}, // errors reach the caller; the log would repeat them, address and all
-		}
+		c.pl = newPipeline(c.hc.Addr, t.Pipeline, t.MaxConns, t.Timeout, t.IdleTimeout, t.MaxResponseSize, dialer, tlsc.target, u.Hostname())
 	}
 	return c, nil
 }
@@ -287,31 +268,14 @@ func connLost(err error) bool {
 		(errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET))
 }
 
-// send makes one round trip, pipelined when the target has pipeline set.
-//
-// Why pipelining pays: a target that is woken for each request costs a
-// wake-up per request, on its side and (on a shared core) on hookgate's;
-// pipelined requests go out several to a write and are read several to
-// a wake-up (benchmarks/README.md, twenty-fifth run). Why it is not the
-// default: HTTP/1.1 servers must take pipelined requests, but some
-// proxies and appliances do not, and one slow answer holds up the ones
-// behind it on its connection. The pipelined path also gives up what the
-// host client adds: the at-once retry of a stale pooled connection
-// (retryLostConn; a lost connection fails its requests, and queued
-// deliveries are retried with backoff) and DropIdle (a pipeline's idle
-// connections close after idle_timeout).
-func (c *Client) send(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error {
-	if c.pc != nil {
-		return c.pc.DoTimeout(req, resp, timeout)
+// send makes one round trip for req, whose body is body: pipelined when
+// the target has pipeline set (pipeline.go).
+func (c *Client) send(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration, body []byte) error {
+	if c.pl != nil {
+		return c.sendPipelined(req, resp, timeout, body)
 	}
 	return c.hc.DoTimeout(req, resp, timeout)
 }
-
-// quiet is the pipeline's logger: what it would log, the caller gets as
-// an error.
-type quiet struct{}
-
-func (quiet) Printf(string, ...any) {}
 
 // Name is the target's name.
 func (c *Client) Name() string { return c.cfg.Name }
@@ -332,7 +296,12 @@ func (c *Client) Close() {
 // DropIdle closes the pooled idle connections, so that the next Do dials a
 // fresh one: for an attempt that must test the target itself, such as a
 // circuit breaker's probe, not a connection that may have gone silent.
-func (c *Client) DropIdle() { c.hc.CloseIdleConnections() }
+func (c *Client) DropIdle() {
+	c.hc.CloseIdleConnections()
+	if c.pl != nil {
+		c.pl.closeIdle()
+	}
+}
 
 var (
 	headerRetryAfter = []byte("Retry-After")
@@ -384,7 +353,7 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 		req.Header.SetBytesKV(headerAuthorization, tok.header)
 	}
 
-	err := c.send(req, resp, c.sendTimeout(deadline))
+	err := c.send(req, resp, c.sendTimeout(deadline), d.Body)
 	if err == nil && tok != nil && resp.StatusCode() == fasthttp.StatusUnauthorized && c.tokens.refused(tok) {
 		// The token may have been revoked or rotated before it expired:
 		// the same request again, with the token that replaces it.
@@ -392,8 +361,11 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 			return c.wrap(d, err)
 		}
 		req.Header.SetBytesKV(headerAuthorization, tok.header)
+		if c.pl != nil {
+			req.SetBody(d.Body) // the pipeline took it (see build)
+		}
 		resp.Reset()
-		if err = c.send(req, resp, c.sendTimeout(deadline)); errors.Is(err, fasthttp.ErrTimeout) && !time.Now().Before(deadline) {
+		if err = c.send(req, resp, c.sendTimeout(deadline), d.Body); errors.Is(err, fasthttp.ErrTimeout) && !time.Now().Before(deadline) {
 			err = errOutOfTime
 		}
 	}
@@ -486,9 +458,17 @@ func (c *Client) build(d *delivery.Delivery, req *fasthttp.Request, show bool) {
 		if len(req.Header.ContentType()) == 0 {
 			req.Header.SetContentTypeBytes(contentTypeJSON)
 		}
-		// The request is released before Do returns, so it may borrow
-		// the body instead of copying it.
-		req.SetBodyRaw(d.Body)
+		if c.pl == nil {
+			// The request is released before Do returns, so it may
+			// borrow the body instead of copying it.
+			req.SetBodyRaw(d.Body)
+		} else {
+			// The pipeline takes the request's body (it swaps it into its
+			// own copy), and its writer may still be sending it after Do
+			// has returned on a timeout, when the caller reuses d.Body
+			// for its next delivery: so the request owns a copy.
+			req.SetBody(d.Body)
+		}
 	}
 	if len(c.idHeader) > 0 && len(d.ID) > 0 {
 		req.Header.SetBytesKV(c.idHeader, d.ID)
@@ -618,8 +598,14 @@ func (s *Set) Close() {
 // the read that would find nothing (rawsock/ask.go; fasthttp reads after
 // every request it writes). Not under TLS, which writes alerts no read
 // follows.
-func dialRaw(d *fasthttp.TCPDialer, isTLS bool) fasthttp.DialFuncWithTimeout {
+func dialRaw(d *fasthttp.TCPDialer, isTLS bool, fallback time.Duration) fasthttp.DialFuncWithTimeout {
 	return func(addr string, timeout time.Duration) (net.Conn, error) {
+		if timeout <= 0 {
+			// fasthttp dials for a request waiting on a full pool with no
+			// timeout (HostClient.dialConnFor); the dialer would take 0
+			// as a deadline already past and fail at once.
+			timeout = fallback
+		}
 		c, err := d.DialTimeout(addr, timeout)
 		if err != nil {
 			return nil, err

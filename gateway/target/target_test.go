@@ -337,8 +337,12 @@ func TestPoolSaturated(t *testing.T) {
 			t.Errorf("request %d: err = %v, want ErrTimeout", i, err)
 		}
 	}
-	if got := s.Conns(); got != 1 {
-		t.Errorf("connections = %d, want 1", got)
+	// A connection closed by a request's timeout is replaced for a
+	// request waiting on the full pool (fasthttp dials it anew), one at a
+	// time: at most one per request (TestMaxConnsRespected checks that
+	// they never overlap).
+	if got := s.Conns(); got < 1 || got > len(errs) {
+		t.Errorf("connections = %d, want 1 to %d", got, len(errs))
 	}
 }
 
