@@ -5,12 +5,13 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/hookgate/hookgate/internal/connset"
 )
 
 // pipeline is a target's pipelined transport (config pipeline = N): its
@@ -52,8 +53,7 @@ type pipeline struct {
 
 	failed atomic.Pointer[dialFailure] // the last dial's failure; nil after a success
 
-	mu    sync.Mutex
-	conns map[*pipeConn]struct{} // open, for closeIdle
+	conns connset.Set // open, for closeIdle
 }
 
 type pipelineCfg struct {
@@ -73,7 +73,7 @@ type dialFailure struct {
 const dialBackoff = time.Second
 
 func newPipeline(addr string, n, maxConns int, timeout, idle time.Duration, maxResponse int, dialer *fasthttp.TCPDialer, tlsCfg *tls.Config, host string) *pipeline {
-	p := &pipeline{dialer: dialer, timeout: timeout, conns: map[*pipeConn]struct{}{}}
+	p := &pipeline{dialer: dialer, timeout: timeout}
 	if tlsCfg != nil {
 		p.tls = tlsCfg.Clone()
 		if p.tls.ServerName == "" {
@@ -127,11 +127,7 @@ func (p *pipeline) dial(addr string) (net.Conn, error) {
 		return nil, err
 	}
 	p.failed.Store(nil)
-	pcn := &pipeConn{Conn: conn, p: p}
-	p.mu.Lock()
-	p.conns[pcn] = struct{}{}
-	p.mu.Unlock()
-	return pcn, nil
+	return p.conns.Add(conn), nil
 }
 
 // failedDial is the last dial's failure if it came at or after since.
@@ -149,37 +145,11 @@ func (p *pipeline) closeIdle() {
 	if p.pc.Load().PendingRequests() > 0 {
 		return
 	}
-	p.mu.Lock()
-	if len(p.conns) == 0 {
-		p.mu.Unlock()
+	if p.conns.Len() == 0 {
 		return
 	}
 	p.pc.Store(p.newClient())
-	conns := make([]*pipeConn, 0, len(p.conns))
-	for c := range p.conns {
-		conns = append(conns, c)
-	}
-	p.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
-}
-
-// pipeConn is a pipelined connection, forgotten by its pipeline when it
-// closes.
-type pipeConn struct {
-	net.Conn
-	p    *pipeline
-	once sync.Once
-}
-
-func (c *pipeConn) Close() error {
-	c.once.Do(func() {
-		c.p.mu.Lock()
-		delete(c.p.conns, c)
-		c.p.mu.Unlock()
-	})
-	return c.Conn.Close()
+	p.conns.CloseAll()
 }
 
 // errPipelineStopped is fasthttp's unexported error for the requests of a

@@ -278,10 +278,7 @@ func TestPipelineDropIdle(t *testing.T) {
 		c.DropIdle()
 	}
 	c.Close()
-	c.pl.mu.Lock()
-	open := len(c.pl.conns)
-	c.pl.mu.Unlock()
-	if open != 0 {
+	if open := c.pl.conns.Len(); open != 0 {
 		t.Errorf("%d pipelined connections open after Close, want 0", open)
 	}
 }

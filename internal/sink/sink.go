@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/hookgate/hookgate/internal/connset"
 )
 
 // Options says how a sink answers and where it reports.
@@ -121,7 +123,7 @@ func Start(addr string, opts Options) (*Sink, error) {
 		opts:    opts,
 		body:    []byte(opts.Body),
 		retry:   []byte(opts.RetryAfter),
-		ln:      &countingListener{Listener: ln, conns: map[net.Conn]struct{}{}},
+		ln:      &countingListener{Listener: ln},
 		served:  make(chan struct{}),
 		closing: make(chan struct{}),
 		arrived: make(chan struct{}),
@@ -301,8 +303,7 @@ func (s *Sink) record(ctx *fasthttp.RequestCtx) {
 type countingListener struct {
 	net.Listener
 	accepted atomic.Int64
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{}
+	conns    connset.Set
 }
 
 func (l *countingListener) Accept() (net.Conn, error) {
@@ -311,36 +312,7 @@ func (l *countingListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	l.accepted.Add(1)
-	tc := &trackedConn{Conn: c, l: l}
-	l.mu.Lock()
-	l.conns[tc] = struct{}{}
-	l.mu.Unlock()
-	return tc, nil
+	return l.conns.Add(c), nil
 }
 
-func (l *countingListener) closeAll() {
-	l.mu.Lock()
-	conns := make([]net.Conn, 0, len(l.conns))
-	for c := range l.conns {
-		conns = append(conns, c)
-	}
-	l.mu.Unlock()
-	for _, c := range conns {
-		_ = c.Close()
-	}
-}
-
-type trackedConn struct {
-	net.Conn
-	l    *countingListener
-	once sync.Once
-}
-
-func (c *trackedConn) Close() error {
-	c.once.Do(func() {
-		c.l.mu.Lock()
-		delete(c.l.conns, c)
-		c.l.mu.Unlock()
-	})
-	return c.Conn.Close()
-}
+func (l *countingListener) closeAll() { l.conns.CloseAll() }
