@@ -72,10 +72,15 @@ type dialFailure struct {
 // client: fasthttp's pipeline waits a second before it dials again.
 const dialBackoff = time.Second
 
-func newPipeline(addr string, n, maxConns int, timeout, idle time.Duration, maxResponse int, dialer *fasthttp.TCPDialer, tlsCfg *tls.Config, host string) *pipeline {
+// newPipeline: isTLS for an https target, whose tlsCfg is nil without a
+// tls table (Go's defaults, as the host client takes them).
+func newPipeline(addr string, n, maxConns int, timeout, idle time.Duration, maxResponse int, dialer *fasthttp.TCPDialer, isTLS bool, tlsCfg *tls.Config, host string) *pipeline {
 	p := &pipeline{dialer: dialer, timeout: timeout}
-	if tlsCfg != nil {
-		p.tls = tlsCfg.Clone()
+	if isTLS {
+		p.tls = &tls.Config{MinVersion: tls.VersionTLS12}
+		if tlsCfg != nil {
+			p.tls = tlsCfg.Clone()
+		}
 		if p.tls.ServerName == "" {
 			p.tls.ServerName = host
 		}

@@ -2,6 +2,7 @@ package target
 
 import (
 	"bufio"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -280,5 +281,29 @@ func TestPipelineDropIdle(t *testing.T) {
 	c.Close()
 	if open := c.pl.conns.Len(); open != 0 {
 		t.Errorf("%d pipelined connections open after Close, want 0", open)
+	}
+}
+
+// TestPipelineHTTPS: a pipelined https target speaks TLS, with a tls
+// table (its CA trusted: the request goes through) and without one (Go's
+// defaults: the test server's certificate is refused, and the refusal is
+// the error, where plaintext would have got the server's 400).
+func TestPipelineHTTPS(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(202)
+	}))
+	t.Cleanup(srv.Close)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	trusted := newClient(t, config.Target{URL: mustURL(t, srv.URL+"/in"), Pipeline: 1, MaxConns: 4, Timeout: 5 * time.Second,
+		TLS: config.TLS{CA: config.PEM{Text: string(certPEM)}}})
+	var r Result
+	if err := trusted.Do(&delivery.Delivery{Body: []byte("{}")}, &r); err != nil || r.Status != 202 {
+		t.Fatalf("with the CA trusted: status %d, err %v", r.Status, err)
+	}
+	untrusted := newClient(t, config.Target{URL: mustURL(t, srv.URL+"/in"), Pipeline: 1, MaxConns: 4, Timeout: time.Second})
+	err := untrusted.Do(&delivery.Delivery{Body: []byte("{}")}, &r)
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("without a tls table: status %d, err %v; want the certificate refused", r.Status, err)
 	}
 }

@@ -208,7 +208,7 @@ func New(t config.Target) (*Client, error) {
 	}
 	c.hc.RetryIfErr = c.retryLostConn
 	if t.Pipeline > 0 {
-		c.pl = newPipeline(c.hc.Addr, t.Pipeline, t.MaxConns, t.Timeout, t.IdleTimeout, t.MaxResponseSize, dialer, tlsc.target, u.Hostname())
+		c.pl = newPipeline(c.hc.Addr, t.Pipeline, t.MaxConns, t.Timeout, t.IdleTimeout, t.MaxResponseSize, dialer, c.hc.IsTLS, tlsc.target, u.Hostname())
 	}
 	return c, nil
 }
