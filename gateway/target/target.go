@@ -208,7 +208,7 @@ func New(t config.Target) (*Client, error) {
 	}
 	c.hc.RetryIfErr = c.retryLostConn
 	if t.Pipeline > 0 {
-		c.pl = newPipeline(c.hc.Addr, t.Pipeline, t.MaxConns, t.Timeout, t.IdleTimeout, t.MaxResponseSize, dialer, c.hc.IsTLS, tlsc.target, u.Hostname())
+		c.pl = newPipeline(c.hc.Addr, t.Pipeline, t.Timeout, t.IdleTimeout, t.MaxResponseSize, dialer, c.hc.IsTLS, tlsc.target, u.Hostname())
 	}
 	return c, nil
 }
@@ -268,11 +268,11 @@ func connLost(err error) bool {
 		(errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET))
 }
 
-// send makes one round trip for req, whose body is body: pipelined when
+// send makes one round trip for req: pipelined when
 // the target has pipeline set (pipeline.go).
-func (c *Client) send(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration, body []byte) error {
+func (c *Client) send(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error {
 	if c.pl != nil {
-		return c.sendPipelined(req, resp, timeout, body)
+		return c.sendPipelined(req, resp, timeout)
 	}
 	return c.hc.DoTimeout(req, resp, timeout)
 }
@@ -353,7 +353,7 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 		req.Header.SetBytesKV(headerAuthorization, tok.header)
 	}
 
-	err := c.send(req, resp, c.sendTimeout(deadline), d.Body)
+	err := c.send(req, resp, c.sendTimeout(deadline))
 	if err == nil && tok != nil && resp.StatusCode() == fasthttp.StatusUnauthorized && c.tokens.refused(tok) {
 		// The token may have been revoked or rotated before it expired:
 		// the same request again, with the token that replaces it.
@@ -361,11 +361,8 @@ func (c *Client) Do(d *delivery.Delivery, r *Result) error {
 			return c.wrap(d, err)
 		}
 		req.Header.SetBytesKV(headerAuthorization, tok.header)
-		if c.pl != nil {
-			req.SetBody(d.Body) // the pipeline took it (see build)
-		}
 		resp.Reset()
-		if err = c.send(req, resp, c.sendTimeout(deadline), d.Body); errors.Is(err, fasthttp.ErrTimeout) && !time.Now().Before(deadline) {
+		if err = c.send(req, resp, c.sendTimeout(deadline)); errors.Is(err, fasthttp.ErrTimeout) && !time.Now().Before(deadline) {
 			err = errOutOfTime
 		}
 	}
@@ -458,17 +455,10 @@ func (c *Client) build(d *delivery.Delivery, req *fasthttp.Request, show bool) {
 		if len(req.Header.ContentType()) == 0 {
 			req.Header.SetContentTypeBytes(contentTypeJSON)
 		}
-		if c.pl == nil {
-			// The request is released before Do returns, so it may
-			// borrow the body instead of copying it.
-			req.SetBodyRaw(d.Body)
-		} else {
-			// The pipeline takes the request's body (it swaps it into its
-			// own copy), and its writer may still be sending it after Do
-			// has returned on a timeout, when the caller reuses d.Body
-			// for its next delivery: so the request owns a copy.
-			req.SetBody(d.Body)
-		}
+		// The request is released before Do returns, and both ways of
+		// sending are done with it by then (the pipeline copies it into
+		// its connection's buffer), so it borrows the body.
+		req.SetBodyRaw(d.Body)
 	}
 	if len(c.idHeader) > 0 && len(d.ID) > 0 {
 		req.Header.SetBytesKV(c.idHeader, d.ID)
