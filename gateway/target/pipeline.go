@@ -46,10 +46,19 @@ import (
 //     to the next sender waiting. So an answer costs no copy, and a
 //     sender no more than one wake-up.
 //   - No timers: an answer is read with its sender's deadline as the
-//     connection's read deadline, and the senders behind it, whose
-//     deadlines come later, wait for the leader. The leader's read never
-//     waits on the writing: a sender stuck writing (a target that stopped
-//     reading) holds no lock the reads need.
+//     connection's read deadline, and the senders behind it wait for the
+//     leader. A request whose deadline comes more than deadlineSlack
+//     before the latest of those on the connection (an oauth2 resend,
+//     with what is left of its attempt) goes unpipelined instead, so
+//     that it does not wait past its own.
+//   - What a connection has unanswered stays under maxUnanswered bytes of
+//     requests (a request alone on its connection may be larger), which
+//     any TCP receive window takes: so a write never waits for the target
+//     to read, and the reads of the answers, whatever their size, never
+//     wait behind a write. (A target that stops reading because it is
+//     blocked writing answers that nobody reads would otherwise stall
+//     both until the timeout.) A request that does not fit goes
+//     unpipelined.
 //
 // What pipelining gets wrong, and how it is kept from the caller:
 //   - A connection lost with requests on it (the target closed it after
@@ -87,6 +96,16 @@ type dialFailure struct {
 	at  time.Time
 }
 
+// maxUnanswered bounds the bytes of requests a pipelined connection has
+// sent or holds and not seen answered, when more than one: well under the
+// smallest receive window a TCP peer starts with (64 KiB).
+const maxUnanswered = 32 << 10
+
+// deadlineSlack is how much earlier than the latest on a connection a
+// request's deadline may come and still join it: senders that started
+// together reach it in any order.
+const deadlineSlack = 20 * time.Millisecond
+
 // dialBackoff is how long after a failed dial requests go by the host
 // client, so that a target that is down is not dialed twice for each
 // request.
@@ -120,13 +139,15 @@ type plConn struct {
 	broken   atomic.Bool  // closed; no request may join
 	idleAt   atomic.Int64 // when q last emptied, unix ns
 
-	mu       sync.Mutex
-	bw       *bufio.Writer // writes into pend
-	pend     []byte        // requests written, not yet sent
-	out      []byte        // what the flusher is sending (swapped with pend)
-	flushing bool          // a sender is sending; it sends what joins pend meanwhile
-	q        []*plWait     // the requests written and not answered, in order
-	lead     bool          // a sender is reading the answers (len(q) > 0)
+	mu         sync.Mutex
+	bw         *bufio.Writer // writes into pend
+	pend       []byte        // requests written, not yet sent
+	out        []byte        // what the flusher is sending (swapped with pend)
+	flushing   bool          // a sender is sending; it sends what joins pend meanwhile
+	q          []*plWait     // the requests written and not answered, in order
+	unanswered int           // the bytes of q's requests
+	latest     time.Time     // the latest deadline in q
+	lead       bool          // a sender is reading the answers (len(q) > 0)
 }
 
 // plWait is a sender waiting for its answer.
@@ -134,6 +155,7 @@ type plWait struct {
 	resp     *fasthttp.Response
 	skipBody bool
 	deadline time.Time
+	size     int // the request's bytes
 	err      error
 	signal   chan bool // true: lead the reads from here; false: answered (err set)
 }
@@ -154,11 +176,17 @@ var (
 	errLost = errors.New("pipelined connection lost before the answer")
 	// errBroken: the connection picked broke before the request joined.
 	errBroken = errors.New("pipelined connection closed")
+	// errUnpipelined: the request is to go by the host client (see
+	// pipeline: its deadline, its size, or a Connection: close).
+	errUnpipelined = errors.New("request not pipelined")
 )
 
 // do sends req on one of the pipeline's connections and reads its answer
 // into resp, by deadline.
 func (p *pipeline) do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+	if req.ConnectionClose() {
+		return errUnpipelined // it would end the connection under the ones behind it
+	}
 	req.URI().DisablePathNormalizing = true
 	w := plWaits.Get().(*plWait)
 	w.resp, w.skipBody, w.deadline, w.err = resp, req.Header.IsHead(), deadline, nil
@@ -170,7 +198,7 @@ func (p *pipeline) do(req *fasthttp.Request, resp *fasthttp.Response, deadline t
 	var lead bool
 	for tries := 0; ; tries++ {
 		var err error
-		if pc, err = p.pick(); err != nil {
+		if pc, err = p.pick(deadline); err != nil {
 			return err
 		}
 		lead, err = pc.enqueue(req, w)
@@ -201,7 +229,7 @@ func (p *pipeline) do(req *fasthttp.Request, resp *fasthttp.Response, deadline t
 
 // pick is the connection with the fewest requests in flight, a new one if
 // those open all have some and fewer than n are open.
-func (p *pipeline) pick() (*plConn, error) {
+func (p *pipeline) pick(deadline time.Time) (*plConn, error) {
 	var start time.Time
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -224,7 +252,7 @@ func (p *pipeline) pick() (*plConn, error) {
 		if len(p.conns)+p.dialing < p.n {
 			p.dialing++
 			p.mu.Unlock()
-			pc, err := p.dial()
+			pc, err := p.dial(deadline)
 			p.mu.Lock()
 			p.dialing--
 			p.dialed.Broadcast()
@@ -251,16 +279,17 @@ func (p *pipeline) pick() (*plConn, error) {
 	}
 }
 
-// dial opens a pipelined connection, TLS handshake included.
-func (p *pipeline) dial() (*plConn, error) {
-	conn, err := p.dialer.DialTimeout(p.addr, p.timeout)
+// dial opens a pipelined connection, TLS handshake included, by
+// deadline (the sender's).
+func (p *pipeline) dial(deadline time.Time) (*plConn, error) {
+	conn, err := p.dialer.DialTimeout(p.addr, min(p.timeout, time.Until(deadline)))
 	var raw net.Conn
 	if err == nil {
 		conn = rawsock.Wrap(conn)
 		raw = conn
 		if p.tls != nil {
 			tc := tls.Client(conn, p.tls)
-			_ = tc.SetDeadline(time.Now().Add(p.timeout))
+			_ = tc.SetDeadline(deadline)
 			if err = tc.Handshake(); err != nil {
 				conn.Close()
 			} else {
@@ -348,18 +377,29 @@ func (pc *plConn) enqueue(req *fasthttp.Request, w *plWait) (lead bool, err erro
 	if pc.broken.Load() {
 		return false, errBroken
 	}
+	if len(pc.q) > 0 && w.deadline.Add(deadlineSlack).Before(pc.latest) {
+		return false, errUnpipelined
+	}
 	mark := len(pc.pend)
 	if err = req.Write(pc.bw); err == nil {
 		err = pc.bw.Flush() // into pend
 	}
+	w.size = len(pc.pend) - mark
+	if err == nil && len(pc.q) > 0 && pc.unanswered+w.size > maxUnanswered {
+		err = errUnpipelined
+	}
 	if err != nil {
-		// Only a request that cannot be written (a body stream's error)
-		// fails here: take back what it left in pend.
+		// A request that does not fit, or cannot be written (a body
+		// stream's error): take back what it left in pend.
 		pc.bw.Reset(pendWriter{pc})
 		pc.pend = pc.pend[:mark]
 		return false, err
 	}
 	pc.q = append(pc.q, w)
+	if len(pc.q) == 1 || w.deadline.After(pc.latest) {
+		pc.latest = w.deadline
+	}
+	pc.unanswered += w.size
 	pc.inFlight.Add(1)
 	lead = !pc.lead
 	pc.lead = true
@@ -388,6 +428,9 @@ func (pc *plConn) flush(deadline time.Time) {
 		}
 	}
 	pc.pend = pc.pend[:0]
+	if cap(pc.out) > 2*maxUnanswered {
+		pc.out = nil // a large request alone: its buffer is not kept
+	}
 	pc.flushing = false
 	pc.mu.Unlock()
 }
@@ -411,13 +454,17 @@ func (pc *plConn) readAnswers(me *plWait) {
 		n := copy(pc.q, pc.q[1:])
 		pc.q[n] = nil
 		pc.q = pc.q[:n]
+		pc.unanswered -= head.size
 		pc.inFlight.Add(-1)
 		var rest []*plWait
-		if err != nil || head.resp.ConnectionClose() {
+		// After a 101 the connection speaks another protocol: what
+		// follows is no answer to the requests behind.
+		if err != nil || head.resp.ConnectionClose() || head.resp.StatusCode() == fasthttp.StatusSwitchingProtocols {
 			pc.breakLocked()
 			rest = append(rest, pc.q...)
 			clear(pc.q)
 			pc.q = pc.q[:0]
+			pc.unanswered = 0
 			pc.inFlight.Store(0)
 		}
 		var next *plWait
@@ -485,11 +532,19 @@ func lostOnPipeline(err error) bool {
 // the resend and the dial's errors.
 func (c *Client) sendPipelined(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration) error {
 	p := c.pl
+	if timeout <= 0 {
+		// An oauth2 resend with no time left: queued, its write would
+		// fail on its deadline and close the connection under the others.
+		return fasthttp.ErrTimeout
+	}
 	start := time.Now()
 	if p.failedDial(start.Add(-dialBackoff)) != nil {
 		return c.hc.DoTimeout(req, resp, timeout)
 	}
 	err := p.do(req, resp, start.Add(timeout))
+	if err == errUnpipelined {
+		return c.hc.DoTimeout(req, resp, timeout-time.Since(start))
+	}
 	if !lostOnPipeline(err) {
 		return err
 	}

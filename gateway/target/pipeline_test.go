@@ -3,6 +3,7 @@ package target
 import (
 	"bufio"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
@@ -404,4 +407,164 @@ func TestPipelineAnswersNeverMismatch(t *testing.T) {
 	if ok.Load() < senders*each/2 || late.Load() != senders*each/5 {
 		t.Errorf("%d answered, %d late ones timed out; want most answered and all %d late ones timed out", ok.Load(), late.Load(), senders*each/5)
 	}
+}
+
+// sendOne sends the delivery keyed key through the pipelined path with
+// the given time, and returns the answer's status and body.
+func sendOne(c *Client, key string, timeout time.Duration) (int, string, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	c.build(&delivery.Delivery{ID: []byte(key), Body: []byte(`{}`)}, req, false)
+	err := c.sendPipelined(req, resp, timeout)
+	return resp.StatusCode(), string(resp.Body()), err
+}
+
+// keyServer answers each request with its Idempotency-Key, one at a time
+// per connection, those whose key starts with "slow" after delay, and
+// counts the requests per key.
+func keyServer(t *testing.T, delay time.Duration) (url string, seen func(key string) int) {
+	var mu sync.Mutex
+	n := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		k := r.Header.Get("Idempotency-Key")
+		mu.Lock()
+		n[k]++
+		mu.Unlock()
+		if strings.HasPrefix(k, "slow") {
+			time.Sleep(delay)
+		}
+		io.WriteString(w, k)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/in", func(key string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return n[key]
+	}
+}
+
+// TestPipelineShortDeadlineNotQueued: a request with much less time left
+// than the one in flight on the connection (an oauth2 resend) goes
+// unpipelined rather than wait behind it past its own deadline.
+func TestPipelineShortDeadlineNotQueued(t *testing.T) {
+	url, _ := keyServer(t, 900*time.Millisecond)
+	c := newClient(t, config.Target{URL: mustURL(t, url), MaxConns: 4, Pipeline: 1, Timeout: 2 * time.Second, IDHeader: "Idempotency-Key"})
+	if _, _, err := sendOne(c, "warm", time.Second); err != nil {
+		t.Fatal(err)
+	}
+	slow := make(chan error, 1)
+	go func() { _, _, err := sendOne(c, "slow", 2*time.Second); slow <- err }()
+	time.Sleep(100 * time.Millisecond) // slow is on the pipelined connection
+	start := time.Now()
+	status, body, err := sendOne(c, "fast", 300*time.Millisecond)
+	if d := time.Since(start); err != nil || status != 200 || body != "fast" || d > 250*time.Millisecond {
+		t.Errorf("fast: status %d, body %q, err %v after %v; want its own answer at once, not after slow's", status, body, err, d)
+	}
+	if err := <-slow; err != nil {
+		t.Errorf("slow: %v", err)
+	}
+}
+
+// TestPipelineNoTimeLeft: a send with no time left (an oauth2 resend
+// after a slow token) fails at once, and leaves the connection, and the
+// request in flight on it, alone. Queued, its write would have failed on
+// its deadline and closed the connection: the one in flight sent twice.
+func TestPipelineNoTimeLeft(t *testing.T) {
+	url, seen := keyServer(t, 300*time.Millisecond)
+	c := newClient(t, config.Target{URL: mustURL(t, url), MaxConns: 4, Pipeline: 1, Timeout: 2 * time.Second, IDHeader: "Idempotency-Key"})
+	slow := make(chan error, 1)
+	go func() { _, _, err := sendOne(c, "slow", 2*time.Second); slow <- err }()
+	time.Sleep(100 * time.Millisecond)
+	if _, _, err := sendOne(c, "none", 0); !errors.Is(err, fasthttp.ErrTimeout) {
+		t.Errorf("no time left: %v, want a timeout", err)
+	}
+	if err := <-slow; err != nil {
+		t.Errorf("slow: %v", err)
+	}
+	if n := seen("slow"); n != 1 {
+		t.Errorf("slow reached the target %d times, want once", n)
+	}
+	if n := seen("none"); n != 0 {
+		t.Errorf("the request with no time left reached the target %d times", n)
+	}
+}
+
+// TestPipelineLargeRequestsAndAnswers: 48 senders at once with 512 KiB
+// bodies against a target answering 900 KiB each, on one pipelined
+// connection. Queued together, the requests would fill the socket
+// buffers while their sender waited to write them, the target would stop
+// reading while its answers went unread, and all 48 would time out. A
+// connection holds at most maxUnanswered bytes of requests, and the rest
+// go unpipelined: all get through.
+func TestPipelineLargeRequestsAndAnswers(t *testing.T) {
+	answer := strings.Repeat("x", 900<<10)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, answer)
+	}))
+	t.Cleanup(srv.Close)
+	c := newClient(t, config.Target{URL: mustURL(t, srv.URL+"/in"), MaxConns: 64, Pipeline: 1, Timeout: 5 * time.Second, MaxResponseSize: 1 << 20})
+	body := []byte(`"` + strings.Repeat("y", 512<<10) + `"`)
+	var wg sync.WaitGroup
+	errs := make([]error, 48)
+	for i := range errs {
+		wg.Go(func() {
+			var r Result
+			errs[i] = c.Do(&delivery.Delivery{Body: body}, &r)
+			if errs[i] == nil && (r.Status != 200 || len(r.Body) != len(answer)) {
+				errs[i] = fmt.Errorf("status %d, %d bytes", r.Status, len(r.Body))
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("sender %d: %v", i, err)
+		}
+	}
+}
+
+// TestPipeline101EndsConnection: after a 101 the connection speaks
+// another protocol, whose bytes are no answer to the request behind: it
+// is closed, and the request sent again, never handed those bytes.
+func TestPipeline101EndsConnection(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r, err := http.ReadRequest(bufio.NewReader(c))
+				if err != nil {
+					return
+				}
+				io.Copy(io.Discard, r.Body)
+				time.Sleep(50 * time.Millisecond) // the second request is queued behind by now
+				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n"+
+					"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nalien")
+				time.Sleep(time.Second)
+			}()
+		}
+	}()
+	c := newClient(t, config.Target{URL: mustURL(t, "http://"+ln.Addr().String()+"/in"), MaxConns: 4, Pipeline: 1, Timeout: 500 * time.Millisecond, IDHeader: "Idempotency-Key"})
+	var wg sync.WaitGroup
+	for _, k := range []string{"k1", "k2"} {
+		wg.Go(func() {
+			if status, body, err := sendOne(c, k, 500*time.Millisecond); body == "alien" {
+				t.Errorf("%s got the upgraded stream's bytes as its answer (status %d, err %v)", k, status, err)
+			}
+		})
+		time.Sleep(10 * time.Millisecond)
+	}
+	wg.Wait()
 }
