@@ -47,18 +47,15 @@ import (
 //     sender no more than one wake-up.
 //   - No timers: an answer is read with its sender's deadline as the
 //     connection's read deadline, and the senders behind it wait for the
-//     leader. A request whose deadline comes more than deadlineSlack
-//     before the latest of those on the connection (an oauth2 resend,
-//     with what is left of its attempt) goes unpipelined instead, so
-//     that it does not wait past its own.
-//   - What a connection has unanswered stays under maxUnanswered bytes of
-//     requests (a request alone on its connection may be larger), which
-//     any TCP receive window takes: so a write never waits for the target
-//     to read, and the reads of the answers, whatever their size, never
-//     wait behind a write. (A target that stops reading because it is
-//     blocked writing answers that nobody reads would otherwise stall
-//     both until the timeout.) A request that does not fit goes
-//     unpipelined.
+//     leader. Their deadlines are about the same: each is the target's
+//     timeout from when its sender started, and the order senders reach
+//     a connection in is about the order they started in. A request with
+//     less time than the target's timeout (an oauth2 resend, with what is
+//     left of its attempt) joins only a connection with nothing in
+//     flight, and goes unpipelined otherwise, so that it does not wait
+//     past its deadline for the answers ahead of it.
+//   - No sender waits for room in the send buffer (flush): the target
+//     may have stopped reading requests until its answers are read.
 //
 // What pipelining gets wrong, and how it is kept from the caller:
 //   - A connection lost with requests on it (the target closed it after
@@ -96,15 +93,8 @@ type dialFailure struct {
 	at  time.Time
 }
 
-// maxUnanswered bounds the bytes of requests a pipelined connection has
-// sent or holds and not seen answered, when more than one: well under the
-// smallest receive window a TCP peer starts with (64 KiB).
-const maxUnanswered = 32 << 10
-
-// deadlineSlack is how much earlier than the latest on a connection a
-// request's deadline may come and still join it: senders that started
-// together reach it in any order.
-const deadlineSlack = 20 * time.Millisecond
+// maxKept bounds the send buffer a connection keeps between flushes.
+const maxKept = 256 << 10
 
 // dialBackoff is how long after a failed dial requests go by the host
 // client, so that a target that is down is not dialed twice for each
@@ -133,21 +123,25 @@ type plConn struct {
 	p   *pipeline
 	c   net.Conn      // over TLS for an https target
 	raw net.Conn      // the socket: closed without TLS's close_notify, which could wait on a target that stopped reading
+	try tryWriter     // the socket's writes that do not wait; nil over TLS
 	br  *bufio.Reader // the leader's
 
 	inFlight atomic.Int32 // len(q), read by pick without the lock
 	broken   atomic.Bool  // closed; no request may join
 	idleAt   atomic.Int64 // when q last emptied, unix ns
 
-	mu         sync.Mutex
-	bw         *bufio.Writer // writes into pend
-	pend       []byte        // requests written, not yet sent
-	out        []byte        // what the flusher is sending (swapped with pend)
-	flushing   bool          // a sender is sending; it sends what joins pend meanwhile
-	q          []*plWait     // the requests written and not answered, in order
-	unanswered int           // the bytes of q's requests
-	latest     time.Time     // the latest deadline in q
-	lead       bool          // a sender is reading the answers (len(q) > 0)
+	mu       sync.Mutex
+	bw       *bufio.Writer // writes into pend
+	pend     []byte        // requests written, not yet sent
+	out      []byte        // what the flusher is sending (swapped with pend)
+	flushing bool          // a sender is sending; it sends what joins pend meanwhile
+	q        []*plWait     // the requests written and not answered, in order
+	lead     bool          // a sender is reading the answers (len(q) > 0)
+}
+
+// tryWriter is a rawsock connection's TryWrite.
+type tryWriter interface {
+	TryWrite(p []byte) (int, error)
 }
 
 // plWait is a sender waiting for its answer.
@@ -155,7 +149,7 @@ type plWait struct {
 	resp     *fasthttp.Response
 	skipBody bool
 	deadline time.Time
-	size     int // the request's bytes
+	short    bool // less time than the target's timeout: alone on a connection only
 	err      error
 	signal   chan bool // true: lead the reads from here; false: answered (err set)
 }
@@ -177,19 +171,20 @@ var (
 	// errBroken: the connection picked broke before the request joined.
 	errBroken = errors.New("pipelined connection closed")
 	// errUnpipelined: the request is to go by the host client (see
-	// pipeline: its deadline, its size, or a Connection: close).
+	// pipeline: its deadline, or a Connection: close).
 	errUnpipelined = errors.New("request not pipelined")
 )
 
 // do sends req on one of the pipeline's connections and reads its answer
 // into resp, by deadline.
-func (p *pipeline) do(req *fasthttp.Request, resp *fasthttp.Response, deadline time.Time) error {
+func (p *pipeline) do(req *fasthttp.Request, resp *fasthttp.Response, timeout time.Duration, deadline time.Time) error {
 	if req.ConnectionClose() {
 		return errUnpipelined // it would end the connection under the ones behind it
 	}
 	req.URI().DisablePathNormalizing = true
 	w := plWaits.Get().(*plWait)
 	w.resp, w.skipBody, w.deadline, w.err = resp, req.Header.IsHead(), deadline, nil
+	w.short = timeout < p.timeout
 	defer func() {
 		w.resp = nil
 		plWaits.Put(w)
@@ -303,7 +298,8 @@ func (p *pipeline) dial(deadline time.Time) (*plConn, error) {
 		return nil, err
 	}
 	p.failed.Store(nil)
-	pc := &plConn{p: p, c: conn, raw: raw, br: bufio.NewReaderSize(conn, 4096)}
+	try, _ := conn.(tryWriter) // not over TLS: conn is raw then
+	pc := &plConn{p: p, c: conn, raw: raw, try: try, br: bufio.NewReaderSize(conn, 4096)}
 	pc.bw = bufio.NewWriterSize(pendWriter{pc}, 4096)
 	pc.idleAt.Store(time.Now().UnixNano())
 	return pc, nil
@@ -377,29 +373,21 @@ func (pc *plConn) enqueue(req *fasthttp.Request, w *plWait) (lead bool, err erro
 	if pc.broken.Load() {
 		return false, errBroken
 	}
-	if len(pc.q) > 0 && w.deadline.Add(deadlineSlack).Before(pc.latest) {
+	if len(pc.q) > 0 && w.short {
 		return false, errUnpipelined
 	}
 	mark := len(pc.pend)
 	if err = req.Write(pc.bw); err == nil {
 		err = pc.bw.Flush() // into pend
 	}
-	w.size = len(pc.pend) - mark
-	if err == nil && len(pc.q) > 0 && pc.unanswered+w.size > maxUnanswered {
-		err = errUnpipelined
-	}
 	if err != nil {
-		// A request that does not fit, or cannot be written (a body
-		// stream's error): take back what it left in pend.
+		// A request that cannot be written (a body stream's error): take
+		// back what it left in pend.
 		pc.bw.Reset(pendWriter{pc})
 		pc.pend = pc.pend[:mark]
 		return false, err
 	}
 	pc.q = append(pc.q, w)
-	if len(pc.q) == 1 || w.deadline.After(pc.latest) {
-		pc.latest = w.deadline
-	}
-	pc.unanswered += w.size
 	pc.inFlight.Add(1)
 	lead = !pc.lead
 	pc.lead = true
@@ -407,7 +395,12 @@ func (pc *plConn) enqueue(req *fasthttp.Request, w *plWait) (lead bool, err erro
 }
 
 // flush sends what the senders wrote, unless another sender is sending
-// already: that one sends what joined meanwhile before it stops.
+// already: that one sends what joined meanwhile before it stops. It
+// never waits for room in the send buffer: what the socket does not take
+// at once, or all of it over TLS (which cannot tell), a goroutine of its
+// own writes (finish). A sender waiting there could be the leader, or
+// become it, and the target may have stopped reading requests until its
+// answers are read: both would wait for the deadline.
 func (pc *plConn) flush(deadline time.Time) {
 	pc.mu.Lock()
 	if pc.flushing {
@@ -418,8 +411,15 @@ func (pc *plConn) flush(deadline time.Time) {
 	for len(pc.pend) > 0 && !pc.broken.Load() {
 		pc.out, pc.pend = pc.pend, pc.out[:0]
 		pc.mu.Unlock()
-		_ = pc.c.SetWriteDeadline(deadline)
-		_, err := pc.c.Write(pc.out)
+		var n int
+		var err error
+		if pc.try != nil {
+			n, err = pc.try.TryWrite(pc.out)
+		}
+		if err == nil && n < len(pc.out) {
+			go pc.finish(n, deadline)
+			return
+		}
 		pc.mu.Lock()
 		if err != nil {
 			// The leader's read fails on the closed connection and tells
@@ -427,9 +427,32 @@ func (pc *plConn) flush(deadline time.Time) {
 			pc.breakLocked()
 		}
 	}
+	pc.flushedLocked()
+}
+
+// finish is flush's goroutine: it writes out from sent on, waiting for
+// room, then what joined meanwhile, and ends the flush.
+func (pc *plConn) finish(sent int, deadline time.Time) {
+	_ = pc.c.SetWriteDeadline(deadline)
+	_, err := pc.c.Write(pc.out[sent:])
+	pc.mu.Lock()
+	for err == nil && len(pc.pend) > 0 && !pc.broken.Load() {
+		pc.out, pc.pend = pc.pend, pc.out[:0]
+		pc.mu.Unlock()
+		_, err = pc.c.Write(pc.out)
+		pc.mu.Lock()
+	}
+	if err != nil {
+		pc.breakLocked()
+	}
+	pc.flushedLocked()
+}
+
+// flushedLocked ends a flush, under mu, and unlocks it.
+func (pc *plConn) flushedLocked() {
 	pc.pend = pc.pend[:0]
-	if cap(pc.out) > 2*maxUnanswered {
-		pc.out = nil // a large request alone: its buffer is not kept
+	if cap(pc.out) > maxKept {
+		pc.out = nil // a burst of large requests: the buffer is not kept
 	}
 	pc.flushing = false
 	pc.mu.Unlock()
@@ -454,7 +477,6 @@ func (pc *plConn) readAnswers(me *plWait) {
 		n := copy(pc.q, pc.q[1:])
 		pc.q[n] = nil
 		pc.q = pc.q[:n]
-		pc.unanswered -= head.size
 		pc.inFlight.Add(-1)
 		var rest []*plWait
 		// After a 101 the connection speaks another protocol: what
@@ -464,7 +486,6 @@ func (pc *plConn) readAnswers(me *plWait) {
 			rest = append(rest, pc.q...)
 			clear(pc.q)
 			pc.q = pc.q[:0]
-			pc.unanswered = 0
 			pc.inFlight.Store(0)
 		}
 		var next *plWait
@@ -541,7 +562,7 @@ func (c *Client) sendPipelined(req *fasthttp.Request, resp *fasthttp.Response, t
 	if p.failedDial(start.Add(-dialBackoff)) != nil {
 		return c.hc.DoTimeout(req, resp, timeout)
 	}
-	err := p.do(req, resp, start.Add(timeout))
+	err := p.do(req, resp, timeout, start.Add(timeout))
 	if err == errUnpipelined {
 		return c.hc.DoTimeout(req, resp, timeout-time.Since(start))
 	}

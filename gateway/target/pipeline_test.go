@@ -494,11 +494,11 @@ func TestPipelineNoTimeLeft(t *testing.T) {
 
 // TestPipelineLargeRequestsAndAnswers: 48 senders at once with 512 KiB
 // bodies against a target answering 900 KiB each, on one pipelined
-// connection. Queued together, the requests would fill the socket
-// buffers while their sender waited to write them, the target would stop
-// reading while its answers went unread, and all 48 would time out. A
-// connection holds at most maxUnanswered bytes of requests, and the rest
-// go unpipelined: all get through.
+// connection. Their requests fill the socket buffers, and the target
+// stops reading them until its answers are read. Had a sender waited to
+// write them, the leader among them would not have read the answers, and
+// all 48 would have timed out; the rest of the write goes to a goroutine
+// of its own (flush), and all get through.
 func TestPipelineLargeRequestsAndAnswers(t *testing.T) {
 	answer := strings.Repeat("x", 900<<10)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -85,11 +85,12 @@ type Conn struct {
 // handed to the callback here, before RawConn takes that lock. fn is
 // op.read or op.write bound once, so a call allocates nothing.
 type op struct {
-	mu  sync.Mutex
-	fn  func(fd uintptr) bool
-	p   []byte
-	n   int
-	err error // an errno, or io.ErrUnexpectedEOF for a write of nothing
+	mu    sync.Mutex
+	fn    func(fd uintptr) bool
+	tryFn func(fd uintptr) bool // a write's that does not wait (TryWrite)
+	p     []byte
+	n     int
+	err   error // an errno, or io.ErrUnexpectedEOF for a write of nothing
 	// short: the last read(2) returned less than it asked for, so the
 	// socket was empty then (a server's guard, ask.go).
 	short bool
@@ -121,6 +122,7 @@ func wrap(c net.Conn) *Conn {
 	w := &Conn{Conn: c, rc: rc}
 	w.r.fn = w.r.read
 	w.w.fn = w.w.write
+	w.w.tryFn = w.w.tryWrite
 	w.r.apply = tc.SetReadDeadline
 	w.w.apply = tc.SetWriteDeadline
 	return w
@@ -183,12 +185,34 @@ func (c *Conn) Write(p []byte) (int, error) {
 	return c.writeLocked(p)
 }
 
+// TryWrite writes what of p the send buffer takes now, without waiting
+// for room: fewer than len(p) bytes and a nil error mean it is full. For
+// a writer that must not wait on the peer, such as a pipelined client's
+// sender, who may be the one to read the answers the peer is waiting to
+// send before it reads on. Not for a connection that holds its writes
+// (WrapClient, WrapServer).
+func (c *Conn) TryWrite(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	o := &c.w
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return c.writeWith(p, o.tryFn)
+}
+
 // writeLocked writes p whole through the runtime (waiting for room in the
 // send buffer), under c.w.mu.
 func (c *Conn) writeLocked(p []byte) (int, error) {
+	return c.writeWith(p, c.w.fn)
+}
+
+// writeWith writes p through the runtime with fn as the callback, under
+// c.w.mu.
+func (c *Conn) writeWith(p []byte, fn func(fd uintptr) bool) (int, error) {
 	o := &c.w
 	o.p, o.n, o.err = p, 0, nil
-	err := c.rc.Write(o.fn)
+	err := c.rc.Write(fn)
 	n, oerr := o.n, o.err
 	o.p = nil
 	switch {
@@ -238,6 +262,12 @@ func (o *op) read(fd uintptr) bool {
 			return true
 		}
 	}
+}
+
+// tryWrite is TryWrite's callback: write's, never waiting.
+func (o *op) tryWrite(fd uintptr) bool {
+	o.write(fd)
+	return true
 }
 
 // write is RawConn.Write's callback: it writes until p is gone, and

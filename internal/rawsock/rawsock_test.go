@@ -322,3 +322,36 @@ func TestPeerHalfClose(t *testing.T) {
 		t.Fatalf("peer read %q, %v", buf, err)
 	}
 }
+
+// TestTryWrite: TryWrite sends what the socket takes and returns at once
+// when its send buffer is full (the peer reads nothing), where Write
+// would wait; what it sent arrives whole and in order once the peer reads.
+func TestTryWrite(t *testing.T) {
+	c, peer := pair(t)
+	p := make([]byte, 64<<20) // more than any socket buffers
+	for i := range p {
+		p[i] = byte(i % 251)
+	}
+	done := make(chan struct{})
+	var n int
+	var err error
+	go func() {
+		n, err = c.TryWrite(p)
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("TryWrite waited for room")
+	}
+	if err != nil || n <= 0 || n >= len(p) {
+		t.Fatalf("TryWrite: %d of %d bytes, err %v; want a part, no error", n, len(p), err)
+	}
+	got := make([]byte, n)
+	if _, err := io.ReadFull(peer, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, p[:n]) {
+		t.Error("the peer read other bytes than those TryWrite sent")
+	}
+}
