@@ -305,19 +305,6 @@ func (p *pipeline) dial(deadline time.Time) (*plConn, error) {
 	return pc, nil
 }
 
-// open is the number of pipelined connections open (for tests).
-func (p *pipeline) open() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, pc := range p.conns {
-		if !pc.broken.Load() {
-			n++
-		}
-	}
-	return n
-}
-
 // failedDial is the last dial's failure if it came at or after since.
 func (p *pipeline) failedDial(since time.Time) error {
 	if f := p.failed.Load(); f != nil && !f.at.Before(since) {

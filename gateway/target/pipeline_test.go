@@ -118,6 +118,19 @@ func (s *pipelineServer) serve(c net.Conn, first bool) {
 	}
 }
 
+// open is the number of pipelined connections open .
+func (p *pipeline) open() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, pc := range p.conns {
+		if !pc.broken.Load() {
+			n++
+		}
+	}
+	return n
+}
+
 func pipelined(t *testing.T, url string, n int) *Client {
 	return newClient(t, config.Target{URL: mustURL(t, url), MaxConns: 16, Pipeline: n, Timeout: 5 * time.Second, IDHeader: "Idempotency-Key"})
 }
