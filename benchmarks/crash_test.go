@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -42,14 +43,23 @@ func TestAsyncKill9LosesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, sc := range []string{scAsync, scAsyncNATS} {
-		t.Run(sc, func(t *testing.T) {
-			p := *scenarioPlan(t, sc)
+	for _, c := range []struct {
+		name, sc string
+		pipeline int
+	}{
+		{scAsync, scAsync, 0},
+		{scAsyncNATS, scAsyncNATS, 0},
+		// Pipelined deliveries, as the benchmarks' --pipeline 8 runs them:
+		// a killed gateway leaves several unanswered on each connection.
+		{scAsync + "-pipelined", scAsync, 8},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := *scenarioPlan(t, c.sc)
 			natsURL := ""
 			if p.backend == "nats" {
 				natsURL = natstest.Start(t).URL()
 			}
-			asyncKill9(t, bin, t.TempDir(), payload, p, natsURL)
+			asyncKill9(t, bin, t.TempDir(), payload, p, natsURL, c.pipeline)
 		})
 	}
 }
@@ -60,7 +70,7 @@ func TestAsyncKill9LosesNothing(t *testing.T) {
 const passFirst = 100
 
 // asyncKill9 is one backend's run of TestAsyncKill9LosesNothing.
-func asyncKill9(t *testing.T, bin, dir string, payload []byte, p plan, natsURL string) {
+func asyncKill9(t *testing.T, bin, dir string, payload []byte, p plan, natsURL string, pipeline int) {
 
 	// The target records the delivery id of every delivery it answers
 	// 200. A delivery of the killed gateway that it answers after the kill
@@ -110,12 +120,15 @@ func asyncKill9(t *testing.T, bin, dir string, payload []byte, p plan, natsURL s
 	defer release() // before Shutdown, which waits for the held handlers
 
 	const senders = 16
-	env := &Env{Dir: dir, Conns: senders, Payload: payload, QueueSync: "always", Hookgate: bin}
+	env := &Env{Dir: dir, Conns: senders, Payload: payload, QueueSync: "always", Pipeline: pipeline, Hookgate: bin}
 	listen, err := freeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
 	text := hookgateConfig(env, p, nil, listen, "", ln.Addr().String(), filepath.Join(dir, "queue"), natsURL)
+	if pipeline > 0 && !strings.Contains(text, fmt.Sprintf("pipeline = %d\n", pipeline)) {
+		t.Fatalf("no pipeline = %d in the harness's config:\n%s", pipeline, text)
+	}
 	if p.backend == "nats" {
 		// The deliveries the killed gateway held come back when their
 		// lease runs out: the default 30s would be most of the test.
