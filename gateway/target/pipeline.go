@@ -70,6 +70,15 @@ import (
 //   - A failed dial (or TLS handshake) is the sender's error at once, and
 //     for a second after it requests go by the host client, which dials
 //     itself and fails at once, or succeeds once the target is back.
+//   - A target that keeps no connection open (keep-alive off, an HTTP/1.0
+//     server, a proxy that answers "Connection: close") takes one request
+//     a connection: every request queued behind it is sent twice, and one
+//     whose answer the target's close cuts off (a close with requests
+//     unread resets the connection) is sent again after the target took
+//     it. After refusalsOff such connections in a row, each ended by the
+//     target after at most one answer with requests waiting behind it,
+//     the pipeline is off for offFor: requests go by the host client,
+//     which such a target suits. Then it is tried again.
 type pipeline struct {
 	addr        string
 	n           int
@@ -80,6 +89,9 @@ type pipeline struct {
 	tls         *tls.Config // nil for http
 
 	failed atomic.Pointer[dialFailure] // the last dial's failure; nil after a success
+
+	refusals atomic.Int32 // connections in a row the target ended after at most one answer, requests waiting
+	offUntil atomic.Int64 // unix ns: until then requests go by the host client (refusalsOff)
 
 	mu      sync.Mutex
 	dialed  sync.Cond   // on mu: a dial ended
@@ -100,6 +112,16 @@ const maxKept = 256 << 10
 // client, so that a target that is down is not dialed twice for each
 // request.
 const dialBackoff = time.Second
+
+// refusalsOff and offFor: after refusalsOff connections in a row that the
+// target ended after at most one answer with requests waiting behind it,
+// the pipeline is off for offFor. One such connection can be a keep-alive
+// timeout or a restart meeting a burst; three in a row are a target that
+// does not keep connections.
+const (
+	refusalsOff = 3
+	offFor      = time.Minute
+)
 
 // newPipeline: isTLS for an https target, whose tlsCfg is nil without a
 // tls table (Go's defaults, as the host client takes them).
@@ -129,6 +151,7 @@ type plConn struct {
 	inFlight atomic.Int32 // len(q), read by pick without the lock
 	broken   atomic.Bool  // closed; no request may join
 	idleAt   atomic.Int64 // when q last emptied, unix ns
+	answers  int          // answers read; the leader's (the lead's hand-off orders its reads and writes)
 
 	mu       sync.Mutex
 	bw       *bufio.Writer // writes into pend
@@ -459,6 +482,12 @@ func (pc *plConn) readAnswers(me *plWait) {
 		head.resp.SkipBody = head.skipBody
 		err := head.resp.ReadLimitBody(pc.br, pc.p.maxResponse)
 		head.err = answerErr(err)
+		if err == nil {
+			pc.answers++
+			if pc.answers == 2 {
+				pc.p.refusals.Store(0) // the target keeps its connections
+			}
+		}
 
 		pc.mu.Lock()
 		n := copy(pc.q, pc.q[1:])
@@ -474,6 +503,10 @@ func (pc *plConn) readAnswers(me *plWait) {
 			clear(pc.q)
 			pc.q = pc.q[:0]
 			pc.inFlight.Store(0)
+			if len(rest) > 0 && pc.answers <= 1 && head.err != fasthttp.ErrTimeout &&
+				head.resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
+				pc.p.refused()
+			}
 		}
 		var next *plWait
 		if head == me || rest != nil {
@@ -504,6 +537,16 @@ func (pc *plConn) readAnswers(me *plWait) {
 			}
 			return
 		}
+	}
+}
+
+// refused counts a connection the target ended after at most one answer
+// with requests waiting behind it, and turns the pipeline off at
+// refusalsOff in a row.
+func (p *pipeline) refused() {
+	if p.refusals.Add(1) >= refusalsOff {
+		p.refusals.Store(0)
+		p.offUntil.Store(time.Now().Add(offFor).UnixNano())
 	}
 }
 
@@ -546,7 +589,7 @@ func (c *Client) sendPipelined(req *fasthttp.Request, resp *fasthttp.Response, t
 		return fasthttp.ErrTimeout
 	}
 	start := time.Now()
-	if p.failedDial(start.Add(-dialBackoff)) != nil {
+	if p.failedDial(start.Add(-dialBackoff)) != nil || p.offUntil.Load() > start.UnixNano() {
 		return c.hc.DoTimeout(req, resp, timeout)
 	}
 	err := p.do(req, resp, timeout, start.Add(timeout))

@@ -581,3 +581,94 @@ func TestPipeline101EndsConnection(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestPipelineOffForTargetWithoutKeepAlive: a real server with keep-alive
+// off answers one request a connection and closes it, with pipelined
+// requests unread (which may reset the connection under the answer, so
+// that its request is sent again after the server took it). After
+// refusalsOff such connections the pipeline is off: every burst after it
+// goes by the host client, each request served exactly once, on
+// connections of its own. Once offFor is over, the pipeline is tried
+// again (and turned off again). A server that keeps its connections,
+// under the same bursts, keeps the pipeline on.
+func TestPipelineOffForTargetWithoutKeepAlive(t *testing.T) {
+	var served atomic.Int64
+	var mu sync.Mutex
+	keys := map[string]int{}
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		served.Add(1)
+		mu.Lock()
+		keys[r.Header.Get("Idempotency-Key")]++
+		mu.Unlock()
+		io.WriteString(w, r.Header.Get("Idempotency-Key"))
+	})
+	closing := httptest.NewUnstartedServer(handler)
+	closing.Config.SetKeepAlivesEnabled(false)
+	closing.Start()
+	t.Cleanup(closing.Close)
+	keeping := httptest.NewServer(handler)
+	t.Cleanup(keeping.Close)
+
+	const burst = 32
+	// send is one burst; it fails the test on a wrong answer and says how
+	// many requests the server took for it, and how many more than once.
+	send := func(c *Client) (took, twice int) {
+		t.Helper()
+		served.Store(0)
+		mu.Lock()
+		clear(keys)
+		mu.Unlock()
+		rs, errs := sendAll(c, burst)
+		for i := range burst {
+			if k := fmt.Sprintf("k%d", i); errs[i] != nil || rs[i].Status != 200 || string(rs[i].Body) != k {
+				t.Fatalf("%s: status %d, body %q, err %v; want 200 with its own key", k, rs[i].Status, rs[i].Body, errs[i])
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range keys {
+			twice += n - 1
+		}
+		return int(served.Load()), twice
+	}
+
+	c := newClient(t, config.Target{URL: mustURL(t, closing.URL+"/in"), MaxConns: 16, Pipeline: 4, Timeout: 5 * time.Second, IDHeader: "Idempotency-Key"})
+	off := func() bool { return c.pl.offUntil.Load() > time.Now().UnixNano() }
+	for round := 0; !off(); round++ {
+		if round == 10 {
+			t.Fatalf("after %d bursts of %d the pipeline is still on; refusals %d", round, burst, c.pl.refusals.Load())
+		}
+		send(c)
+	}
+	if until := time.Unix(0, c.pl.offUntil.Load()); time.Until(until) < offFor-10*time.Second {
+		t.Errorf("the pipeline is off until %v, want about %v from now", until, offFor)
+	}
+	c.DropIdle()
+	for round := range 5 {
+		if took, twice := send(c); took != burst || twice != 0 {
+			t.Errorf("burst %d with the pipeline off: the server took %d requests (%d more than once), want each of %d once", round, took, twice, burst)
+		}
+		if open := c.pl.open(); open != 0 {
+			t.Errorf("burst %d with the pipeline off: %d pipelined connections open", round, open)
+		}
+	}
+	// offFor later: the pipeline is tried again, and turned off again.
+	c.pl.offUntil.Store(time.Now().Add(-time.Second).UnixNano())
+	for round := 0; !off(); round++ {
+		if round == 10 {
+			t.Fatalf("tried again, after %d bursts the pipeline is still on", round)
+		}
+		send(c)
+	}
+
+	k := newClient(t, config.Target{URL: mustURL(t, keeping.URL+"/in"), MaxConns: 16, Pipeline: 4, Timeout: 5 * time.Second, IDHeader: "Idempotency-Key"})
+	for round := range 10 {
+		if took, twice := send(k); took != burst || twice != 0 {
+			t.Errorf("keep-alive, burst %d: the server took %d requests (%d more than once), want each of %d once", round, took, twice, burst)
+		}
+	}
+	if k.pl.offUntil.Load() != 0 || k.pl.open() == 0 {
+		t.Errorf("a server that keeps its connections: pipeline off until %d, %d pipelined connections open; want it on", k.pl.offUntil.Load(), k.pl.open())
+	}
+}
