@@ -75,10 +75,14 @@ import (
 //     a connection: every request queued behind it is sent twice, and one
 //     whose answer the target's close cuts off (a close with requests
 //     unread resets the connection) is sent again after the target took
-//     it. After refusalsOff such connections in a row, each ended by the
-//     target after at most one answer with requests waiting behind it,
-//     the pipeline is off for offFor: requests go by the host client,
-//     which such a target suits. Then it is tried again.
+//     it. After refusalsOff connections whose first answer said
+//     "Connection: close" (HTTP/1.0's lack of keep-alive included) with
+//     requests waiting behind it, and none in between that got a second
+//     answer, the pipeline is off for offFor: requests go by the host
+//     client, which such a target suits. Then it is tried again. A
+//     connection that ends without an answer does not count: a target's
+//     idle timeout ends all the pipeline's connections at once, and the
+//     next burst finds them closed.
 type pipeline struct {
 	addr        string
 	n           int
@@ -90,7 +94,7 @@ type pipeline struct {
 
 	failed atomic.Pointer[dialFailure] // the last dial's failure; nil after a success
 
-	refusals atomic.Int32 // connections in a row the target ended after at most one answer, requests waiting
+	refusals atomic.Int32 // connections closed by their first answer, requests waiting, since one got a second
 	offUntil atomic.Int64 // unix ns: until then requests go by the host client (refusalsOff)
 
 	mu      sync.Mutex
@@ -113,11 +117,12 @@ const maxKept = 256 << 10
 // request.
 const dialBackoff = time.Second
 
-// refusalsOff and offFor: after refusalsOff connections in a row that the
-// target ended after at most one answer with requests waiting behind it,
-// the pipeline is off for offFor. One such connection can be a keep-alive
-// timeout or a restart meeting a burst; three in a row are a target that
-// does not keep connections.
+// refusalsOff and offFor: after refusalsOff connections whose first
+// answer closed them with requests waiting behind it (and none in between
+// that got a second answer), the pipeline is off for offFor. One such
+// connection can be a keep-alive request limit, or a server shutting
+// down, meeting a burst; three with nothing kept in between are a target
+// that does not keep connections.
 const (
 	refusalsOff = 3
 	offFor      = time.Minute
@@ -503,8 +508,7 @@ func (pc *plConn) readAnswers(me *plWait) {
 			clear(pc.q)
 			pc.q = pc.q[:0]
 			pc.inFlight.Store(0)
-			if len(rest) > 0 && pc.answers <= 1 && head.err != fasthttp.ErrTimeout &&
-				head.resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
+			if err == nil && pc.answers == 1 && len(rest) > 0 && head.resp.ConnectionClose() {
 				pc.p.refused()
 			}
 		}
@@ -544,6 +548,9 @@ func (pc *plConn) readAnswers(me *plWait) {
 // with requests waiting behind it, and turns the pipeline off at
 // refusalsOff in a row.
 func (p *pipeline) refused() {
+	if p.offUntil.Load() > time.Now().UnixNano() {
+		return // the burst that turned it off, still coming back
+	}
 	if p.refusals.Add(1) >= refusalsOff {
 		p.refusals.Store(0)
 		p.offUntil.Store(time.Now().Add(offFor).UnixNano())

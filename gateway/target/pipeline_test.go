@@ -672,3 +672,35 @@ func TestPipelineOffForTargetWithoutKeepAlive(t *testing.T) {
 		t.Errorf("a server that keeps its connections: pipeline off until %d, %d pipelined connections open; want it on", k.pl.offUntil.Load(), k.pl.open())
 	}
 }
+
+// TestPipelineStaysOnAcrossIdleTimeouts: a server that keeps its
+// connections but closes them after 100 ms idle (as Node's, Apache's or
+// gunicorn's keep-alive timeouts do, well under hookgate's idle_timeout)
+// ends every pipelined connection between bursts, and the next burst
+// finds them closed, some after a single answer. That is no target
+// without keep-alive: the pipeline stays on. (A first version counted
+// those connections and turned the pipeline off.)
+func TestPipelineStaysOnAcrossIdleTimeouts(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		io.WriteString(w, r.Header.Get("Idempotency-Key"))
+	}))
+	srv.Config.IdleTimeout = 100 * time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	for _, pipeline := range []int{4, 8} {
+		c := newClient(t, config.Target{URL: mustURL(t, srv.URL+"/in"), MaxConns: 16, Pipeline: pipeline, Timeout: 5 * time.Second, IDHeader: "Idempotency-Key"})
+		for round := range 8 {
+			rs, errs := sendAll(c, 32)
+			for i := range rs {
+				if k := fmt.Sprintf("k%d", i); errs[i] != nil || rs[i].Status != 200 || string(rs[i].Body) != k {
+					t.Fatalf("pipeline %d, burst %d, %s: status %d, body %q, err %v; want 200 with its own key", pipeline, round, k, rs[i].Status, rs[i].Body, errs[i])
+				}
+			}
+			if c.pl.offUntil.Load() != 0 {
+				t.Fatalf("pipeline %d: turned off after burst %d", pipeline, round)
+			}
+			time.Sleep(250 * time.Millisecond) // past the server's idle timeout
+		}
+	}
+}
