@@ -28,15 +28,7 @@ func BenchmarkDoOAuth2(b *testing.B) {
 		c := newClient(b, tc.target) // once: b.Run calls its func once per round
 		b.Run(tc.name, func(b *testing.B) {
 			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				d := forwardDelivery()
-				var r Result
-				for pb.Next() {
-					if err := c.Do(d, &r); err != nil || r.Status != 200 {
-						b.Fatalf("Do: %v, status %d", err, r.Status)
-					}
-				}
-			})
+			doParallel(b, c)
 		})
 	}
 	if n := e.requests.Load(); n != 1 {

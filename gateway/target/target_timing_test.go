@@ -48,15 +48,7 @@ func BenchmarkDo(b *testing.B) {
 			tc.target.MaxConns = 64
 			c := newClient(b, tc.target)
 			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				d := forwardDelivery()
-				var r Result
-				for pb.Next() {
-					if err := c.Do(d, &r); err != nil || r.Status != 200 {
-						b.Fatalf("Do: %v, status %d", err, r.Status)
-					}
-				}
-			})
+			doParallel(b, c)
 		})
 	}
 }
@@ -89,18 +81,24 @@ func BenchmarkTransport(b *testing.B) {
 					Timeout: 10 * time.Second, IDHeader: "Idempotency-Key", TLS: srv.tls})
 				b.ReportAllocs()
 				b.SetParallelism(64 / max(1, runtime.GOMAXPROCS(0)))
-				b.RunParallel(func(pb *testing.PB) {
-					d := forwardDelivery()
-					var r Result
-					for pb.Next() {
-						if err := c.Do(d, &r); err != nil || r.Status != 200 {
-							b.Fatalf("Do: %v, status %d", err, r.Status)
-						}
-					}
-				})
+				doParallel(b, c)
 			})
 		}
 	}
+}
+
+// doParallel sends forwardDelivery through c from b's parallel senders
+// until b is done, and fails b on any error or a status other than 200.
+func doParallel(b *testing.B, c *Client) {
+	b.RunParallel(func(pb *testing.PB) {
+		d := forwardDelivery()
+		var r Result
+		for pb.Next() {
+			if err := c.Do(d, &r); err != nil || r.Status != 200 {
+				b.Fatalf("Do: %v, status %d", err, r.Status)
+			}
+		}
+	})
 }
 
 // BenchmarkSign measures signing alone.
