@@ -544,9 +544,9 @@ func (pc *plConn) readAnswers(me *plWait) {
 	}
 }
 
-// refused counts a connection the target ended after at most one answer
-// with requests waiting behind it, and turns the pipeline off at
-// refusalsOff in a row.
+// refused counts a connection whose first answer closed it with requests
+// waiting behind it, and turns the pipeline off at refusalsOff (see
+// refusalsOff for what resets the count).
 func (p *pipeline) refused() {
 	if p.offUntil.Load() > time.Now().UnixNano() {
 		return // the burst that turned it off, still coming back
