@@ -96,6 +96,7 @@ type pipeline struct {
 
 	refusals atomic.Int32 // connections closed by their first answer, requests waiting, since one got a second
 	offUntil atomic.Int64 // unix ns: until then requests go by the host client (refusalsOff)
+	off      func()       // told when refused turns the pipeline off; nil for none
 
 	mu      sync.Mutex
 	dialed  sync.Cond   // on mu: a dial ended
@@ -551,9 +552,12 @@ func (p *pipeline) refused() {
 	if p.offUntil.Load() > time.Now().UnixNano() {
 		return // the burst that turned it off, still coming back
 	}
-	if p.refusals.Add(1) >= refusalsOff {
+	if p.refusals.Add(1) == refusalsOff { // one sender turns it off, and tells
 		p.refusals.Store(0)
 		p.offUntil.Store(time.Now().Add(offFor).UnixNano())
+		if p.off != nil {
+			p.off()
+		}
 	}
 }
 

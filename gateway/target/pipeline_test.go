@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -634,6 +635,9 @@ func TestPipelineOffForTargetWithoutKeepAlive(t *testing.T) {
 	}
 
 	c := newClient(t, config.Target{URL: mustURL(t, closing.URL+"/in"), MaxConns: 16, Pipeline: 4, Timeout: 5 * time.Second, IDHeader: "Idempotency-Key"})
+	var logged logBuffer
+	c.SetLogger(slog.New(slog.NewTextHandler(&logged, nil)))
+	warnings := func() int { return strings.Count(logged.String(), "level=WARN") }
 	off := func() bool { return c.pl.offUntil.Load() > time.Now().UnixNano() }
 	for round := 0; !off(); round++ {
 		if round == 10 {
@@ -643,6 +647,9 @@ func TestPipelineOffForTargetWithoutKeepAlive(t *testing.T) {
 	}
 	if until := time.Unix(0, c.pl.offUntil.Load()); time.Until(until) < offFor-10*time.Second {
 		t.Errorf("the pipeline is off until %v, want about %v from now", until, offFor)
+	}
+	if line := logged.String(); warnings() != 1 || !strings.Contains(line, "target=crm") || !strings.Contains(line, "unpipelined for 1m0s") {
+		t.Errorf("logged %q; want one warning that crm's requests go out unpipelined for 1m0s", line)
 	}
 	c.DropIdle()
 	for round := range 5 {
@@ -660,6 +667,9 @@ func TestPipelineOffForTargetWithoutKeepAlive(t *testing.T) {
 			t.Fatalf("tried again, after %d bursts the pipeline is still on", round)
 		}
 		send(c)
+	}
+	if n := warnings(); n != 2 {
+		t.Errorf("%d warnings after the pipeline turned off twice, want 2: %s", n, logged.String())
 	}
 
 	k := newClient(t, config.Target{URL: mustURL(t, keeping.URL+"/in"), MaxConns: 16, Pipeline: 4, Timeout: 5 * time.Second, IDHeader: "Idempotency-Key"})
@@ -703,4 +713,23 @@ func TestPipelineStaysOnAcrossIdleTimeouts(t *testing.T) {
 			time.Sleep(250 * time.Millisecond) // past the server's idle timeout
 		}
 	}
+}
+
+// logBuffer is a log's output that the test reads while the client may
+// write to it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

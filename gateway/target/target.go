@@ -50,6 +50,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"net"
 	"slices"
@@ -89,6 +90,7 @@ type Client struct {
 	hc      *fasthttp.HostClient
 	pl      *pipeline // pipeline > 0: every request goes this way (pipeline.go)
 	timeout time.Duration
+	log     *slog.Logger // what the operator must hear of (the pipeline turning itself off)
 
 	method []byte
 	scheme []byte // "http" or "https"
@@ -207,10 +209,22 @@ func New(t config.Target) (*Client, error) {
 		SecureErrorLogMessage:  true,
 	}
 	c.hc.RetryIfErr = c.retryLostConn
+	c.log = slog.Default()
 	if t.Pipeline > 0 {
 		c.pl = newPipeline(c.hc.Addr, t.Pipeline, t.Timeout, t.IdleTimeout, t.MaxResponseSize, dialer, c.hc.IsTLS, tlsc.target, u.Hostname())
+		c.pl.off = c.pipelineOff
 	}
 	return c, nil
+}
+
+// SetLogger sets where the client logs (slog.Default() until then); call
+// it before the first Do.
+func (c *Client) SetLogger(l *slog.Logger) { c.log = l }
+
+// pipelineOff is told when the pipeline turns itself off (refused).
+func (c *Client) pipelineOff() {
+	c.log.Warn("target: its pipelined connections close after their first answer (keep-alive off, HTTP/1.0, or Connection: close on every answer): its requests go out unpipelined for "+
+		offFor.String()+", then pipelining is tried again; if it never keeps connections, remove pipeline from this target", "target", c.cfg.Name)
 }
 
 func fillDefaults(t *config.Target) {
@@ -570,6 +584,13 @@ func NewSet(ts []config.Target) (*Set, error) {
 		return nil, errors.Join(errs...)
 	}
 	return s, nil
+}
+
+// SetLogger sets every client's logger (Client.SetLogger).
+func (s *Set) SetLogger(l *slog.Logger) {
+	for _, c := range s.all {
+		c.SetLogger(l)
+	}
 }
 
 // Get returns the client of the named target, nil if there is none.

@@ -46,6 +46,7 @@ func (s *Server) build(ctx context.Context, cfg *config.Config) (_ *generation, 
 	if err != nil {
 		return nil, deps, err
 	}
+	targets.SetLogger(s.log)
 	g := &generation{cfg: cfg, targets: targets, retired: make(chan struct{})}
 	defer func() {
 		if err != nil {
