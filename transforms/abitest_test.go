@@ -1,17 +1,16 @@
 package transforms
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/internal/syncbuf"
 	"github.com/hookgate/hookgate/plugins/abi/abitest"
 )
 
@@ -38,7 +37,7 @@ func (kitHost) Kind(err error) string {
 type confHost struct {
 	h    *Host
 	name string
-	logs *lockedBuffer
+	logs *syncbuf.Buffer
 }
 
 // newConfHost loads the kit's guest as "conf".
@@ -49,7 +48,7 @@ func newConfHost(t *testing.T) confHost {
 
 func newConfHostWith(t *testing.T, name string, guest []byte) confHost {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	h := newTestHost(t)
 	h.logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	// A timeout no loaded CI machine reaches: these tests are about
@@ -92,26 +91,8 @@ func (c confHost) run(t *testing.T, mode string) error {
 	return ch.Run(context.Background(), testEvent(), &delivery.Outcome{})
 }
 
-// lockedBuffer collects log output from concurrent calls.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // logLines decodes the JSON log lines with the given source attribute.
-func logLines(t *testing.T, logs *lockedBuffer, source string) []map[string]any {
+func logLines(t *testing.T, logs *syncbuf.Buffer, source string) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/syncbuf"
 	"github.com/hookgate/hookgate/internal/testport"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 )
@@ -23,7 +24,7 @@ type opsServer struct {
 	base   string // ingest, http://127.0.0.1:PORT
 	admin  string // admin listener
 	path   string // the config file
-	stderr *lockedBuffer
+	stderr *syncbuf.Buffer
 	stop   func() int
 }
 
@@ -39,7 +40,7 @@ func startOps(t *testing.T, cfgText string, flags ...string) *opsServer {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &opsServer{t: t, base: "http://" + listen, admin: "http://" + adminListen, path: path, stderr: &lockedBuffer{}}
+	o := &opsServer{t: t, base: "http://" + listen, admin: "http://" + adminListen, path: path, stderr: &syncbuf.Buffer{}}
 	exit := make(chan int, 1)
 	args := append([]string{"serve", "--config", path}, flags...)
 	go func() { exit <- runContext(ctx, args, io.Discard, o.stderr) }()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/syncbuf"
 	"github.com/hookgate/hookgate/internal/testport"
 	"github.com/hookgate/hookgate/plugins/plugintest"
 )
@@ -20,7 +21,7 @@ import (
 // startServe runs `hookgate serve` on cfgText (with LISTEN, ADMIN and SINK
 // replaced) and returns the ingest base URL and a stop function returning
 // the exit code.
-func startServe(t *testing.T, cfgText string, s *sink.Sink) (base string, stop func() int, stderr *lockedBuffer) {
+func startServe(t *testing.T, cfgText string, s *sink.Sink) (base string, stop func() int, stderr *syncbuf.Buffer) {
 	t.Helper()
 	dir := t.TempDir()
 	listen, adminListen := testport.Addr(t), testport.Addr(t)
@@ -30,7 +31,7 @@ func startServe(t *testing.T, cfgText string, s *sink.Sink) (base string, stop f
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	stderr = &lockedBuffer{}
+	stderr = &syncbuf.Buffer{}
 	exit := make(chan int, 1)
 	go func() { exit <- runContext(ctx, []string{"serve", "--config", path}, io.Discard, stderr) }()
 	for deadline := time.Now().Add(5 * time.Minute); len(listenRE.FindAllString(stderr.String(), -1)) < 2; time.Sleep(10 * time.Millisecond) {

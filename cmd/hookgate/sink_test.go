@@ -15,14 +15,16 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/hookgate/hookgate/internal/syncbuf"
 )
 
 // sinkRun starts runSink in a goroutine and returns the address it
 // announced on stderr, its stdout, the rest of stderr, and a stop function
 // that sends SIGINT and returns the exit code.
-func sinkRun(t *testing.T, args ...string) (addr string, stdout *sinkBuffer, stderr *sinkBuffer, stop func() int) {
+func sinkRun(t *testing.T, args ...string) (addr string, stdout *syncbuf.Buffer, stderr *syncbuf.Buffer, stop func() int) {
 	t.Helper()
-	stdout, stderr = &sinkBuffer{}, &sinkBuffer{}
+	stdout, stderr = &syncbuf.Buffer{}, &syncbuf.Buffer{}
 	pr, pw := io.Pipe()
 	code := make(chan int, 1)
 	go func() {
@@ -167,28 +169,4 @@ func TestSinkCommandErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-// sinkBuffer is a bytes.Buffer safe for the sink's writer goroutines.
-type sinkBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *sinkBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *sinkBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
-func (b *sinkBuffer) Len() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Len()
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hookgate/hookgate/internal/syncbuf"
 	"github.com/hookgate/hookgate/internal/testport"
 )
 
@@ -70,7 +71,7 @@ func TestServeLogsWarnings(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr lockedBuffer
+	var stdout, stderr syncbuf.Buffer
 	exit := make(chan int, 1)
 	go func() { exit <- runContext(ctx, []string{"serve", "--config", path}, &stdout, &stderr) }()
 	for deadline := time.Now().Add(10 * time.Second); len(listenRE.FindAllString(stderr.String(), -1)) < 2; time.Sleep(10 * time.Millisecond) {

@@ -37,35 +37,21 @@ func (w wireRequest) get(name string) string {
 // answers 200.
 func startWire(t *testing.T) (addr string, got <-chan wireRequest) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	ch := make(chan wireRequest, 16)
-	go func() {
+	addr = serveConns(t, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
 		for {
-			conn, err := ln.Accept()
+			w, err := readWire(br)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer conn.Close()
-				br := bufio.NewReader(conn)
-				for {
-					w, err := readWire(br)
-					if err != nil {
-						return
-					}
-					ch <- w
-					if _, err := io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"); err != nil {
-						return
-					}
-				}
-			}()
+			ch <- w
+			if _, err := io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"); err != nil {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String(), ch
+	})
+	return addr, ch
 }
 
 func readWire(br *bufio.Reader) (wireRequest, error) {

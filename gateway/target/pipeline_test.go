@@ -21,6 +21,7 @@ import (
 
 	"github.com/hookgate/hookgate/delivery"
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/internal/syncbuf"
 )
 
 // pipelineServer is an HTTP/1.1 server on 127.0.0.1 that, on its first
@@ -545,32 +546,18 @@ func TestPipelineLargeRequestsAndAnswers(t *testing.T) {
 // another protocol, whose bytes are no answer to the request behind: it
 // is closed, and the request sent again, never handed those bytes.
 func TestPipeline101EndsConnection(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r, err := http.ReadRequest(bufio.NewReader(c))
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, r.Body)
-				time.Sleep(50 * time.Millisecond) // the second request is queued behind by now
-				io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n"+
-					"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nalien")
-				time.Sleep(time.Second)
-			}()
+	addr := serveConns(t, func(c net.Conn) {
+		r, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
 		}
-	}()
-	c := newClient(t, config.Target{URL: mustURL(t, "http://"+ln.Addr().String()+"/in"), MaxConns: 4, Pipeline: 1, Timeout: 500 * time.Millisecond, IDHeader: "Idempotency-Key"})
+		io.Copy(io.Discard, r.Body)
+		time.Sleep(50 * time.Millisecond) // the second request is queued behind by now
+		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n"+
+			"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nalien")
+		time.Sleep(time.Second)
+	})
+	c := newClient(t, config.Target{URL: mustURL(t, "http://"+addr+"/in"), MaxConns: 4, Pipeline: 1, Timeout: 500 * time.Millisecond, IDHeader: "Idempotency-Key"})
 	var wg sync.WaitGroup
 	for _, k := range []string{"k1", "k2"} {
 		wg.Go(func() {
@@ -635,7 +622,7 @@ func TestPipelineOffForTargetWithoutKeepAlive(t *testing.T) {
 	}
 
 	c := newClient(t, config.Target{URL: mustURL(t, closing.URL+"/in"), MaxConns: 16, Pipeline: 4, Timeout: 5 * time.Second, IDHeader: "Idempotency-Key"})
-	var logged logBuffer
+	var logged syncbuf.Buffer
 	c.SetLogger(slog.New(slog.NewTextHandler(&logged, nil)))
 	warnings := func() int { return strings.Count(logged.String(), "level=WARN") }
 	off := func() bool { return c.pl.offUntil.Load() > time.Now().UnixNano() }
@@ -713,23 +700,4 @@ func TestPipelineStaysOnAcrossIdleTimeouts(t *testing.T) {
 			time.Sleep(250 * time.Millisecond) // past the server's idle timeout
 		}
 	}
-}
-
-// logBuffer is a log's output that the test reads while the client may
-// write to it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

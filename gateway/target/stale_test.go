@@ -152,30 +152,16 @@ func TestIdleClosedByTargetRetried(t *testing.T) {
 // closes the connection without answering gets each request at most twice
 // per Do (the one retry that a stale connection earns), never more.
 func TestLostConnRetriedOnlyOnce(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	var requests atomic.Int64
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				req, err := http.ReadRequest(bufio.NewReader(conn))
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, req.Body)
-				requests.Add(1) // read in full, never answered
-			}()
+	addr := serveConns(t, func(conn net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(conn))
+		if err != nil {
+			return
 		}
-	}()
-	c := newClient(t, config.Target{URL: mustURL(t, "http://"+ln.Addr().String()+"/")})
+		io.Copy(io.Discard, req.Body)
+		requests.Add(1) // read in full, never answered
+	})
+	c := newClient(t, config.Target{URL: mustURL(t, "http://"+addr+"/")})
 	for i := range 3 {
 		var r Result
 		if err := c.Do(&delivery.Delivery{Body: []byte("{}")}, &r); err == nil {

@@ -490,31 +490,17 @@ func TestHTTPS(t *testing.T) {
 // connection without saying so must not fail the next delivery; Do retries
 // it once on a fresh connection.
 func TestStaleKeepAliveRetried(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	var accepted atomic.Int64
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			go func() {
-				defer conn.Close() // after one answer, as if its idle timeout hit
-				req, err := http.ReadRequest(bufio.NewReader(conn))
-				if err != nil {
-					return
-				}
-				io.Copy(io.Discard, req.Body)
-				io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}()
+	addr := serveConns(t, func(conn net.Conn) { // closed after one answer, as if its idle timeout hit
+		accepted.Add(1)
+		req, err := http.ReadRequest(bufio.NewReader(conn))
+		if err != nil {
+			return
 		}
-	}()
-	c := newClient(t, config.Target{URL: mustURL(t, "http://"+ln.Addr().String()+"/")})
+		io.Copy(io.Discard, req.Body)
+		io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	})
+	c := newClient(t, config.Target{URL: mustURL(t, "http://"+addr+"/")})
 	for i := range 3 {
 		var r Result
 		if err := c.Do(&delivery.Delivery{Body: []byte("{}")}, &r); err != nil || r.Status != 200 || string(r.Body) != "ok" {
@@ -525,4 +511,29 @@ func TestStaleKeepAliveRetried(t *testing.T) {
 	if got := accepted.Load(); got != 3 {
 		t.Errorf("accepted %d connections, want 3 (one per request)", got)
 	}
+}
+
+// serveConns runs a TCP server on 127.0.0.1 for the test: each connection
+// goes to handle on a goroutine of its own and is closed when handle
+// returns. It returns the server's address.
+func serveConns(t testing.TB, handle func(c net.Conn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				handle(c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }

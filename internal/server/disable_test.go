@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/hookgate/hookgate/internal/syncbuf"
 )
 
 const opsWhsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -119,7 +121,7 @@ func crmQueue(t *testing.T, admin string) map[string]any {
 // that changes it enables it too.
 func TestAutoDisableEndToEnd(t *testing.T) {
 	crm, ops := startFlip(t, 503), startFlip(t, 200)
-	var log syncBuffer
+	var log syncbuf.Buffer
 	s, admin, ingest := startLogged(t, disableConfig(crm.URL, ops.URL, "3s"), &log)
 	for range 3 {
 		if code, body := fetch(t, "POST", ingest+"/hooks/queued", nil, `{"n":1}`); code != http.StatusAccepted {

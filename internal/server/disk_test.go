@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/queue/fillfs"
+	"github.com/hookgate/hookgate/internal/syncbuf"
 	"github.com/hookgate/hookgate/internal/testport"
 )
 
@@ -205,24 +205,6 @@ func TestFullDiskAtTheEdge(t *testing.T) {
 	waitDisk(t, "the new event delivered", func() bool { return target.got.Load() >= pending+1 })
 }
 
-// diskLog is a log destination the test reads while the server writes.
-type diskLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *diskLog) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *diskLog) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // TestQueueStorageFailureExits: a write to the queue fails in the middle of
 // a commit (an I/O error on its log). The sender gets 503
 // queue_unavailable with Retry-After, not a hang; the process says why in
@@ -233,7 +215,7 @@ func TestQueueStorageFailureExits(t *testing.T) {
 	target := startGatedTarget(t)
 	target.open()
 	fs := fillfs.New(1 << 30)
-	var logs diskLog
+	var logs syncbuf.Buffer
 	exits := make(chan int, 4)
 	srv, ingest, admin := startOnDisk(t, diskConfig(target.url), Options{QueueFS: fs,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)), Exit: func(code int) { exits <- code }})

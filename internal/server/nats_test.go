@@ -19,6 +19,7 @@ import (
 	"github.com/hookgate/hookgate/gateway/queue"
 	"github.com/hookgate/hookgate/internal/natstest"
 	"github.com/hookgate/hookgate/internal/sink"
+	"github.com/hookgate/hookgate/internal/syncbuf"
 	"github.com/hookgate/hookgate/internal/testport"
 )
 
@@ -301,7 +302,7 @@ func TestNATSDeadLettersFromEitherGateway(t *testing.T) {
 func TestNATSDownAnswers503(t *testing.T) {
 	ns := natstest.Start(t)
 	snk := startSink(t)
-	var log syncBuffer
+	var log syncbuf.Buffer
 	g := startGatewayLogged(t, natsConfig(ns.URL(), snk.URL(), ""), &log)
 	if code, body := postEvent(t, g.ingest+"/hooks/queued", `{"n":1}`); code != http.StatusAccepted {
 		t.Fatalf("%d %s", code, body)

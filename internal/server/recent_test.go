@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/hookgate/hookgate/internal/syncbuf"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,7 +12,7 @@ import (
 // last id it saw follows new events (the console's live tail does).
 func TestRecentEvents(t *testing.T) {
 	s := startSink(t)
-	_, admin, ingest := startLogged(t, asyncConfig(s.URL()), &syncBuffer{})
+	_, admin, ingest := startLogged(t, asyncConfig(s.URL()), &syncbuf.Buffer{})
 	var ids []string
 	for range 3 {
 		resp, err := http.Post(ingest+"/hooks/queued", "application/json", strings.NewReader(`{"a":1}`))

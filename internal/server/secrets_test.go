@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,11 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/internal/syncbuf"
 	"github.com/hookgate/hookgate/internal/testport"
 )
 
@@ -26,24 +25,6 @@ const (
 	urlWholeSecret = "srv-test-url-whole-b5a0" // a whole URL from one variable
 	tokenSecret    = "srv-test-sender-token-e83f"
 )
-
-// syncBuffer is a log destination the server's goroutines may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startLogged is start with the server's log kept in log, and the ingest
 // listener's base URL returned too.
@@ -124,7 +105,7 @@ func TestURLSecretsNeverShown(t *testing.T) {
 	t.Setenv("HG_TEST_URL_QUERY", urlQuerySecret)
 	closed := testport.Addr(t) // nothing listens there once Addr returns
 	t.Setenv("HG_TEST_URL_WHOLE", "http://"+closed+"/whole/"+urlWholeSecret)
-	var log syncBuffer
+	var log syncbuf.Buffer
 	_, admin, ingest := startLogged(t, `
 [server]
 listen = "LISTEN"

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/hookgate/hookgate/internal/syncbuf"
 )
 
 // TestSyncRouteToDisabledTarget: once disable_after has disabled a target,
@@ -17,7 +19,7 @@ import (
 // Before, the sync route went on sending to the disabled target.
 func TestSyncRouteToDisabledTarget(t *testing.T) {
 	crm, ops := startFlip(t, 503), startFlip(t, 200)
-	var log syncBuffer
+	var log syncbuf.Buffer
 	cfgText := disableConfig(crm.URL, ops.URL, "3s") + `
 [[route]]
 name = "now"
