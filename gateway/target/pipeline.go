@@ -75,14 +75,23 @@ import (
 //     a connection: every request queued behind it is sent twice, and one
 //     whose answer the target's close cuts off (a close with requests
 //     unread resets the connection) is sent again after the target took
-//     it. After refusalsOff connections whose first answer said
-//     "Connection: close" (HTTP/1.0's lack of keep-alive included) with
-//     requests waiting behind it, and none in between that got a second
-//     answer, the pipeline is off for offFor: requests go by the host
-//     client, which such a target suits. Then it is tried again. A
-//     connection that ends without an answer does not count: a target's
-//     idle timeout ends all the pipeline's connections at once, and the
-//     next burst finds them closed.
+//     it. A target that reads one request a read and drops what came
+//     with it (or a proxy that does) answers the first request on a
+//     connection and none behind it, and they all wait out their
+//     deadline. So after refusalsOff connections that showed either
+//     (a first answer that said "Connection: close", HTTP/1.0's lack of
+//     keep-alive included, with requests waiting behind it; or a request
+//     sent behind another whose answer came, and its own did not in
+//     time) and no answer in between to a request sent behind another,
+//     the pipeline is off for offFor: requests go by the host client,
+//     which such a target suits. Then it is tried again. A connection
+//     that ends without an answer does not count: a target's idle
+//     timeout ends all the pipeline's connections at once, and the next
+//     burst finds them closed. Nor does a first request's timeout: a
+//     target that is down or hung is no pipelining problem. A target
+//     whose answers take about its timeout does count (the request
+//     behind one times out, waiting for it), and unpipelined it suits
+//     better too.
 type pipeline struct {
 	addr        string
 	n           int
@@ -94,9 +103,9 @@ type pipeline struct {
 
 	failed atomic.Pointer[dialFailure] // the last dial's failure; nil after a success
 
-	refusals atomic.Int32 // connections closed by their first answer, requests waiting, since one got a second
-	offUntil atomic.Int64 // unix ns: until then requests go by the host client (refusalsOff)
-	off      func()       // told when refused turns the pipeline off; nil for none
+	refusals atomic.Int32     // connections that showed the target does not take pipelined requests, since an answer to one (refusalsOff)
+	offUntil atomic.Int64     // unix ns: until then requests go by the host client (refusalsOff)
+	off      func(why string) // told when refused turns the pipeline off; nil for none
 
 	mu      sync.Mutex
 	dialed  sync.Cond   // on mu: a dial ended
@@ -118,15 +127,21 @@ const maxKept = 256 << 10
 // request.
 const dialBackoff = time.Second
 
-// refusalsOff and offFor: after refusalsOff connections whose first
-// answer closed them with requests waiting behind it (and none in between
-// that got a second answer), the pipeline is off for offFor. One such
-// connection can be a keep-alive request limit, or a server shutting
-// down, meeting a burst; three with nothing kept in between are a target
-// that does not keep connections.
+// refusalsOff and offFor: after refusalsOff connections that showed the
+// target does not take pipelined requests (see pipeline; and no answer
+// in between to a request sent behind another), the pipeline is off for
+// offFor. One such connection can be a server shutting down meeting a
+// burst, or one slow answer; three with no pipelined answer in between
+// are a target that does not take pipelined requests.
 const (
 	refusalsOff = 3
 	offFor      = time.Minute
+)
+
+// Why the pipeline turned itself off, for the log (refused).
+const (
+	whyClosed     = "its pipelined connections close after their first answer (keep-alive off, HTTP/1.0, or Connection: close on every answer)"
+	whyUnanswered = "the requests sent behind another on a connection go unanswered (a server or proxy that does not take pipelined requests), or its answers take about its timeout"
 )
 
 // newPipeline: isTLS for an https target, whose tlsCfg is nil without a
@@ -179,6 +194,7 @@ type plWait struct {
 	skipBody bool
 	deadline time.Time
 	short    bool // less time than the target's timeout: alone on a connection only
+	behind   bool // sent behind another request in flight (refused)
 	err      error
 	signal   chan bool // true: lead the reads from here; false: answered (err set)
 }
@@ -403,6 +419,7 @@ func (pc *plConn) enqueue(req *fasthttp.Request, w *plWait) (lead bool, err erro
 		pc.pend = pc.pend[:mark]
 		return false, err
 	}
+	w.behind = len(pc.q) > 0
 	pc.q = append(pc.q, w)
 	pc.inFlight.Add(1)
 	lead = !pc.lead
@@ -490,9 +507,11 @@ func (pc *plConn) readAnswers(me *plWait) {
 		head.err = answerErr(err)
 		if err == nil {
 			pc.answers++
-			if pc.answers == 2 {
-				pc.p.refusals.Store(0) // the target keeps its connections
+			if head.behind && pc.p.refusals.Load() != 0 {
+				pc.p.refusals.Store(0) // the target takes pipelined requests
 			}
+		} else if head.behind && head.err == fasthttp.ErrTimeout {
+			pc.p.refused(whyUnanswered) // the answer ahead came; this one did not
 		}
 
 		pc.mu.Lock()
@@ -510,7 +529,7 @@ func (pc *plConn) readAnswers(me *plWait) {
 			pc.q = pc.q[:0]
 			pc.inFlight.Store(0)
 			if err == nil && pc.answers == 1 && len(rest) > 0 && head.resp.ConnectionClose() {
-				pc.p.refused()
+				pc.p.refused(whyClosed)
 			}
 		}
 		var next *plWait
@@ -545,10 +564,9 @@ func (pc *plConn) readAnswers(me *plWait) {
 	}
 }
 
-// refused counts a connection whose first answer closed it with requests
-// waiting behind it, and turns the pipeline off at refusalsOff (see
-// refusalsOff for what resets the count).
-func (p *pipeline) refused() {
+// refused counts a connection that showed the target does not take
+// pipelined requests (why), and turns the pipeline off at refusalsOff.
+func (p *pipeline) refused(why string) {
 	if p.offUntil.Load() > time.Now().UnixNano() {
 		return // the burst that turned it off, still coming back
 	}
@@ -556,7 +574,7 @@ func (p *pipeline) refused() {
 		p.refusals.Store(0)
 		p.offUntil.Store(time.Now().Add(offFor).UnixNano())
 		if p.off != nil {
-			p.off()
+			p.off(why)
 		}
 	}
 }

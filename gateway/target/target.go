@@ -221,10 +221,11 @@ func New(t config.Target) (*Client, error) {
 // it before the first Do.
 func (c *Client) SetLogger(l *slog.Logger) { c.log = l }
 
-// pipelineOff is told when the pipeline turns itself off (refused).
-func (c *Client) pipelineOff() {
-	c.log.Warn("target: its pipelined connections close after their first answer (keep-alive off, HTTP/1.0, or Connection: close on every answer): its requests go out unpipelined for "+
-		offFor.String()+", then pipelining is tried again; if it never keeps connections, remove pipeline from this target", "target", c.cfg.Name)
+// pipelineOff is told when the pipeline turns itself off (refused), and
+// why.
+func (c *Client) pipelineOff(why string) {
+	c.log.Warn("target: "+why+": its requests go out unpipelined for "+
+		offFor.String()+", then pipelining is tried again; if it keeps doing so, remove pipeline from this target", "target", c.cfg.Name)
 }
 
 func fillDefaults(t *config.Target) {
