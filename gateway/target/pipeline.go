@@ -76,22 +76,41 @@ import (
 //     whose answer the target's close cuts off (a close with requests
 //     unread resets the connection) is sent again after the target took
 //     it. A target that reads one request a read and drops what came
-//     with it (or a proxy that does) answers the first request on a
-//     connection and none behind it, and they all wait out their
-//     deadline. So after refusalsOff connections that showed either
-//     (a first answer that said "Connection: close", HTTP/1.0's lack of
-//     keep-alive included, with requests waiting behind it; or a request
-//     sent behind another whose answer came, and its own did not in
-//     time) and no answer in between to a request sent behind another,
-//     the pipeline is off for offFor: requests go by the host client,
-//     which such a target suits. Then it is tried again. A connection
-//     that ends without an answer does not count: a target's idle
-//     timeout ends all the pipeline's connections at once, and the next
-//     burst finds them closed. Nor does a first request's timeout: a
-//     target that is down or hung is no pipelining problem. A target
-//     whose answers take about its timeout does count (the request
-//     behind one times out, waiting for it), and unpipelined it suits
-//     better too.
+//     with it (or a proxy that does) answers the first of the requests
+//     that reached it in one write and none of the others. Worse, the
+//     answer to a request that reached it in a write of its own behind
+//     a dropped one is taken for the dropped one, and so on down the
+//     connection, until a request gets no answer in time: the
+//     connection carries every answer one request late for as long as
+//     requests keep joining it. No client can tell such an answer from
+//     the right one; what shows is the request at the end that gets
+//     none. So the pipeline counts, as refusals, a connection whose
+//     first answer said "Connection: close" (HTTP/1.0's lack of
+//     keep-alive included) with requests waiting behind it; and a moment
+//     (at most one a timeout) when a request queued behind another got
+//     no answer in time although that one did. Against them it counts
+//     the answers to requests that went out in one write with the one
+//     ahead of them, on a connection whose every request was answered
+//     before it had none in flight (vouched): a target that takes
+//     pipelined requests gives many, one that drops them or keeps no
+//     connection none. At refusalsOff refusals, once they are an eighth
+//     of those answers or more (both halve every refusalsWindow answers,
+//     and the refusals start over refusalsFor after the last), the
+//     pipeline is off for offFor: requests go by the host client, which
+//     such a target suits. Then it is tried again. A dropping target is
+//     caught within three bursts; under a steady load, with no pause
+//     that would end a connection's misplaced answers, it may not be
+//     caught for long. Not counted: a connection that ends without an
+//     answer (a target's idle timeout ends all the pipeline's
+//     connections at once, and the next burst finds them closed); a
+//     first request's timeout (a target that is down or hung is no
+//     pipelining problem); and a stall of the target, or of hookgate,
+//     that times out every connection's waiting request at once is one
+//     moment. So a target that takes pipelined requests is not turned
+//     off for a stall, nor for an answer now and then that comes too
+//     late, nor for answers that take a part of its timeout (with
+//     several requests waiting on a connection the last of them time
+//     out, the others are answered).
 type pipeline struct {
 	addr        string
 	n           int
@@ -103,9 +122,12 @@ type pipeline struct {
 
 	failed atomic.Pointer[dialFailure] // the last dial's failure; nil after a success
 
-	refusals atomic.Int32     // connections that showed the target does not take pipelined requests, since an answer to one (refusalsOff)
-	offUntil atomic.Int64     // unix ns: until then requests go by the host client (refusalsOff)
-	off      func(why string) // told when refused turns the pipeline off; nil for none
+	refusals    atomic.Int32     // refusals counted (see pipeline)
+	inWrites    atomic.Int32     // answers to requests that went out in one write with the one ahead
+	lastRefusal atomic.Int64     // unix ns of the last refusal counted: refusalsFor after it, the count starts over
+	lastLate    atomic.Int64     // unix ns of the last unanswered moment counted: one a timeout
+	offUntil    atomic.Int64     // unix ns: until then requests go by the host client (refusalsOff)
+	off         func(why string) // told when refused turns the pipeline off; nil for none
 
 	mu      sync.Mutex
 	dialed  sync.Cond   // on mu: a dial ended
@@ -127,21 +149,26 @@ const maxKept = 256 << 10
 // request.
 const dialBackoff = time.Second
 
-// refusalsOff and offFor: after refusalsOff connections that showed the
-// target does not take pipelined requests (see pipeline; and no answer
-// in between to a request sent behind another), the pipeline is off for
-// offFor. One such connection can be a server shutting down meeting a
-// burst, or one slow answer; three with no pipelined answer in between
-// are a target that does not take pipelined requests.
+// refusalsOff, refusalsShare, refusalsWindow, refusalsFor and offFor:
+// at refusalsOff refusals (see pipeline), if they are at least
+// 1/refusalsShare of the answers to requests that went out in one write
+// with the one ahead, the pipeline is off for offFor. Both counts halve
+// when those answers reach refusalsWindow, and the refusals start over
+// refusalsFor after the last. One refusal can be a server shutting down
+// meeting a burst, or a slow answer; three, with few pipelined answers
+// to show for them, are a target that does not take pipelined requests.
 const (
-	refusalsOff = 3
-	offFor      = time.Minute
+	refusalsOff    = 3
+	refusalsShare  = 8
+	refusalsWindow = 256
+	refusalsFor    = 10 * time.Minute
+	offFor         = time.Minute
 )
 
 // Why the pipeline turned itself off, for the log (refused).
 const (
 	whyClosed     = "its pipelined connections close after their first answer (keep-alive off, HTTP/1.0, or Connection: close on every answer)"
-	whyUnanswered = "the requests sent behind another on a connection go unanswered (a server or proxy that does not take pipelined requests), or its answers take about its timeout"
+	whyUnanswered = "of the requests that reach it in one write, only the first is answered (a server or proxy that does not take pipelined requests)"
 )
 
 // newPipeline: isTLS for an https target, whose tlsCfg is nil without a
@@ -173,6 +200,7 @@ type plConn struct {
 	broken   atomic.Bool  // closed; no request may join
 	idleAt   atomic.Int64 // when q last emptied, unix ns
 	answers  int          // answers read; the leader's (the lead's hand-off orders its reads and writes)
+	vouched  int          // answers to requests that went out in one write with the one ahead, since the connection last had nothing in flight; the leader's
 
 	mu       sync.Mutex
 	bw       *bufio.Writer // writes into pend
@@ -194,7 +222,8 @@ type plWait struct {
 	skipBody bool
 	deadline time.Time
 	short    bool // less time than the target's timeout: alone on a connection only
-	behind   bool // sent behind another request in flight (refused)
+	behind   bool // queued behind another request (refused)
+	inWrite  bool // went out in the same write as the request ahead of it (refused)
 	err      error
 	signal   chan bool // true: lead the reads from here; false: answered (err set)
 }
@@ -420,6 +449,7 @@ func (pc *plConn) enqueue(req *fasthttp.Request, w *plWait) (lead bool, err erro
 		return false, err
 	}
 	w.behind = len(pc.q) > 0
+	w.inWrite = mark > 0 // the request ahead is in pend too
 	pc.q = append(pc.q, w)
 	pc.inFlight.Add(1)
 	lead = !pc.lead
@@ -507,11 +537,14 @@ func (pc *plConn) readAnswers(me *plWait) {
 		head.err = answerErr(err)
 		if err == nil {
 			pc.answers++
-			if head.behind && pc.p.refusals.Load() != 0 {
-				pc.p.refusals.Store(0) // the target takes pipelined requests
+			if head.inWrite {
+				pc.vouched++
 			}
-		} else if head.behind && head.err == fasthttp.ErrTimeout {
-			pc.p.refused(whyUnanswered) // the answer ahead came; this one did not
+		} else {
+			pc.vouched = 0 // perhaps answers taken for the wrong requests (see pipeline)
+			if head.behind && head.err == fasthttp.ErrTimeout {
+				pc.p.unanswered() // the answer ahead came; this one did not
+			}
 		}
 
 		pc.mu.Lock()
@@ -539,6 +572,10 @@ func (pc *plConn) readAnswers(me *plWait) {
 			} else {
 				pc.lead = false
 				pc.idleAt.Store(time.Now().UnixNano())
+				if pc.vouched > 0 && rest == nil {
+					pc.p.pipelinedAnswers(pc.vouched) // every request answered: they were the right answers
+				}
+				pc.vouched = 0
 			}
 		}
 		pc.mu.Unlock()
@@ -564,15 +601,43 @@ func (pc *plConn) readAnswers(me *plWait) {
 	}
 }
 
-// refused counts a connection that showed the target does not take
-// pipelined requests (why), and turns the pipeline off at refusalsOff.
+// pipelinedAnswers counts n answers to requests that went out in one
+// write with the one ahead of them, on a connection whose every request
+// was answered (see refusalsWindow).
+func (p *pipeline) pipelinedAnswers(n int) {
+	if p.inWrites.Add(int32(n)) >= refusalsWindow {
+		// Not atomic together: a count lost to a race does no harm.
+		p.inWrites.Store(refusalsWindow / 2)
+		p.refusals.Store(p.refusals.Load() / 2)
+	}
+}
+
+// unanswered counts a request queued behind another that got no answer
+// in time, although that one did: one refusal a timeout, since a stall of
+// the target or of hookgate times out every connection's waiting request
+// at once.
+func (p *pipeline) unanswered() {
+	now := time.Now().UnixNano()
+	last := p.lastLate.Load()
+	if now-last >= int64(p.timeout) && p.lastLate.CompareAndSwap(last, now) {
+		p.refused(whyUnanswered)
+	}
+}
+
+// refused counts a refusal (why: see pipeline), and turns the pipeline
+// off at refusalsOff.
 func (p *pipeline) refused(why string) {
-	if p.offUntil.Load() > time.Now().UnixNano() {
+	now := time.Now().UnixNano()
+	if p.offUntil.Load() > now {
 		return // the burst that turned it off, still coming back
 	}
-	if p.refusals.Add(1) == refusalsOff { // one sender turns it off, and tells
-		p.refusals.Store(0)
-		p.offUntil.Store(time.Now().Add(offFor).UnixNano())
+	if now-p.lastRefusal.Swap(now) > int64(refusalsFor) {
+		p.refusals.Store(0) // the last one was long ago: a new count
+	}
+	n := p.refusals.Add(1)
+	if n >= refusalsOff && n*refusalsShare >= p.inWrites.Load() && p.refusals.CompareAndSwap(n, 0) { // one sender turns it off, and tells
+		p.inWrites.Store(0)
+		p.offUntil.Store(now + int64(offFor))
 		if p.off != nil {
 			p.off(why)
 		}
