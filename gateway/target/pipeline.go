@@ -75,42 +75,32 @@ import (
 //     a connection: every request queued behind it is sent twice, and one
 //     whose answer the target's close cuts off (a close with requests
 //     unread resets the connection) is sent again after the target took
-//     it. A target that reads one request a read and drops what came
-//     with it (or a proxy that does) answers the first of the requests
-//     that reached it in one write and none of the others. Worse, the
-//     answer to a request that reached it in a write of its own behind
-//     a dropped one is taken for the dropped one, and so on down the
-//     connection, until a request gets no answer in time: the
-//     connection carries every answer one request late for as long as
-//     requests keep joining it. No client can tell such an answer from
-//     the right one; what shows is the request at the end that gets
-//     none. So the pipeline counts, as refusals, a connection whose
-//     first answer said "Connection: close" (HTTP/1.0's lack of
-//     keep-alive included) with requests waiting behind it; and a moment
-//     (at most one a timeout) when a request queued behind another got
-//     no answer in time although that one did. Against them it counts
-//     the answers to requests that went out in one write with the one
-//     ahead of them, on a connection whose every request was answered
-//     before it had none in flight (vouched): a target that takes
-//     pipelined requests gives many, one that drops them or keeps no
-//     connection none. At refusalsOff refusals, once they are an eighth
-//     of those answers or more (both halve every refusalsWindow answers,
-//     and the refusals start over refusalsFor after the last), the
-//     pipeline is off for offFor: requests go by the host client, which
-//     such a target suits. Then it is tried again. A dropping target is
-//     caught within three bursts; under a steady load, with no pause
-//     that would end a connection's misplaced answers, it may not be
-//     caught for long. Not counted: a connection that ends without an
-//     answer (a target's idle timeout ends all the pipeline's
-//     connections at once, and the next burst finds them closed); a
-//     first request's timeout (a target that is down or hung is no
-//     pipelining problem); and a stall of the target, or of hookgate,
-//     that times out every connection's waiting request at once is one
-//     moment. So a target that takes pipelined requests is not turned
-//     off for a stall, nor for an answer now and then that comes too
-//     late, nor for answers that take a part of its timeout (with
-//     several requests waiting on a connection the last of them time
-//     out, the others are answered).
+//     it. After refusalsOff connections whose first answer said
+//     "Connection: close" (HTTP/1.0's lack of keep-alive included) with
+//     requests waiting behind it, and none in between that got a second
+//     answer, the pipeline is off for offFor: requests go by the host
+//     client, which such a target suits. Then it is tried again. A
+//     connection that ends without an answer does not count: a target's
+//     idle timeout ends all the pipeline's connections at once, and the
+//     next burst finds them closed.
+//   - A request queued behind another that gets no answer in time,
+//     although the one ahead did, times out for the answers ahead of it
+//     (a slow answer, a stall of the target), or for nothing: a server
+//     or proxy that parses one request a read and drops what came with
+//     it answers the first request of a write and none of the others.
+//     Worse, such a target's answer to a request that reached it in a
+//     write of its own behind a dropped one is taken for the dropped
+//     one, and so on down the connection until a request gets no
+//     answer in time; no client can tell those answers from the right
+//     ones. Either way the target is better off unpipelined: at
+//     lateOff such moments within lateWithin the pipeline is off for
+//     offFor. A moment is one a timeout: a stall of the target, or of
+//     hookgate, that times out the waiting request of every connection
+//     at once counts once. A first request's timeout does not count: a
+//     target that is down or hung is no pipelining problem. A dropping
+//     target under a steady load, whose connections are never idle,
+//     may go uncaught for long: its chains of misplaced answers seldom
+//     end.
 type pipeline struct {
 	addr        string
 	n           int
@@ -122,12 +112,12 @@ type pipeline struct {
 
 	failed atomic.Pointer[dialFailure] // the last dial's failure; nil after a success
 
-	refusals    atomic.Int32     // refusals counted (see pipeline)
-	inWrites    atomic.Int32     // answers to requests that went out in one write with the one ahead
-	lastRefusal atomic.Int64     // unix ns of the last refusal counted: refusalsFor after it, the count starts over
-	lastLate    atomic.Int64     // unix ns of the last unanswered moment counted: one a timeout
-	offUntil    atomic.Int64     // unix ns: until then requests go by the host client (refusalsOff)
-	off         func(why string) // told when refused turns the pipeline off; nil for none
+	refusals atomic.Int32     // connections closed by their first answer, requests waiting, since one got a second
+	offUntil atomic.Int64     // unix ns: until then requests go by the host client (refusalsOff, lateOff)
+	off      func(why string) // told when the pipeline turns itself off; nil for none
+
+	lateMu sync.Mutex
+	lates  [lateOff]int64 // unix ns of the latest moments a queued request timed out (late), oldest first; 0 for none
 
 	mu      sync.Mutex
 	dialed  sync.Cond   // on mu: a dial ended
@@ -149,26 +139,31 @@ const maxKept = 256 << 10
 // request.
 const dialBackoff = time.Second
 
-// refusalsOff, refusalsShare, refusalsWindow, refusalsFor and offFor:
-// at refusalsOff refusals (see pipeline), if they are at least
-// 1/refusalsShare of the answers to requests that went out in one write
-// with the one ahead, the pipeline is off for offFor. Both counts halve
-// when those answers reach refusalsWindow, and the refusals start over
-// refusalsFor after the last. One refusal can be a server shutting down
-// meeting a burst, or a slow answer; three, with few pipelined answers
-// to show for them, are a target that does not take pipelined requests.
+// refusalsOff and offFor: after refusalsOff connections whose first
+// answer closed them with requests waiting behind it (and none in between
+// that got a second answer), the pipeline is off for offFor. One such
+// connection can be a keep-alive request limit, or a server shutting
+// down, meeting a burst; three with nothing kept in between are a target
+// that does not keep connections.
 const (
-	refusalsOff    = 3
-	refusalsShare  = 8
-	refusalsWindow = 256
-	refusalsFor    = 10 * time.Minute
-	offFor         = time.Minute
+	refusalsOff = 3
+	offFor      = time.Minute
 )
 
-// Why the pipeline turned itself off, for the log (refused).
+// lateOff and lateWithin: lateOff moments within lateWithin when a
+// request queued behind another timed out, although the one ahead was
+// answered, turn the pipeline off for offFor (see pipeline). One or two
+// can be a stall; three a minute are a target that pipelining does not
+// suit.
 const (
-	whyClosed     = "its pipelined connections close after their first answer (keep-alive off, HTTP/1.0, or Connection: close on every answer)"
-	whyUnanswered = "of the requests that reach it in one write, only the first is answered (a server or proxy that does not take pipelined requests)"
+	lateOff    = 3
+	lateWithin = time.Minute
+)
+
+// Why the pipeline turned itself off, for the log.
+const (
+	whyClosed = "its pipelined connections close after their first answer (keep-alive off, HTTP/1.0, or Connection: close on every answer)"
+	whyLate   = "requests queued behind others on its pipelined connections time out (it answers slowly, stalls, or does not take pipelined requests)"
 )
 
 // newPipeline: isTLS for an https target, whose tlsCfg is nil without a
@@ -200,7 +195,6 @@ type plConn struct {
 	broken   atomic.Bool  // closed; no request may join
 	idleAt   atomic.Int64 // when q last emptied, unix ns
 	answers  int          // answers read; the leader's (the lead's hand-off orders its reads and writes)
-	vouched  int          // answers to requests that went out in one write with the one ahead, since the connection last had nothing in flight; the leader's
 
 	mu       sync.Mutex
 	bw       *bufio.Writer // writes into pend
@@ -222,8 +216,7 @@ type plWait struct {
 	skipBody bool
 	deadline time.Time
 	short    bool // less time than the target's timeout: alone on a connection only
-	behind   bool // queued behind another request (refused)
-	inWrite  bool // went out in the same write as the request ahead of it (refused)
+	behind   bool // queued behind another request (late)
 	err      error
 	signal   chan bool // true: lead the reads from here; false: answered (err set)
 }
@@ -449,7 +442,6 @@ func (pc *plConn) enqueue(req *fasthttp.Request, w *plWait) (lead bool, err erro
 		return false, err
 	}
 	w.behind = len(pc.q) > 0
-	w.inWrite = mark > 0 // the request ahead is in pend too
 	pc.q = append(pc.q, w)
 	pc.inFlight.Add(1)
 	lead = !pc.lead
@@ -537,14 +529,11 @@ func (pc *plConn) readAnswers(me *plWait) {
 		head.err = answerErr(err)
 		if err == nil {
 			pc.answers++
-			if head.inWrite {
-				pc.vouched++
+			if pc.answers == 2 {
+				pc.p.refusals.Store(0) // the target keeps its connections
 			}
-		} else {
-			pc.vouched = 0 // perhaps answers taken for the wrong requests (see pipeline)
-			if head.behind && head.err == fasthttp.ErrTimeout {
-				pc.p.unanswered() // the answer ahead came; this one did not
-			}
+		} else if head.behind && head.err == fasthttp.ErrTimeout {
+			pc.p.late() // the answer ahead came; this one did not
 		}
 
 		pc.mu.Lock()
@@ -562,7 +551,7 @@ func (pc *plConn) readAnswers(me *plWait) {
 			pc.q = pc.q[:0]
 			pc.inFlight.Store(0)
 			if err == nil && pc.answers == 1 && len(rest) > 0 && head.resp.ConnectionClose() {
-				pc.p.refused(whyClosed)
+				pc.p.refused()
 			}
 		}
 		var next *plWait
@@ -572,10 +561,6 @@ func (pc *plConn) readAnswers(me *plWait) {
 			} else {
 				pc.lead = false
 				pc.idleAt.Store(time.Now().UnixNano())
-				if pc.vouched > 0 && rest == nil {
-					pc.p.pipelinedAnswers(pc.vouched) // every request answered: they were the right answers
-				}
-				pc.vouched = 0
 			}
 		}
 		pc.mu.Unlock()
@@ -601,46 +586,46 @@ func (pc *plConn) readAnswers(me *plWait) {
 	}
 }
 
-// pipelinedAnswers counts n answers to requests that went out in one
-// write with the one ahead of them, on a connection whose every request
-// was answered (see refusalsWindow).
-func (p *pipeline) pipelinedAnswers(n int) {
-	if p.inWrites.Add(int32(n)) >= refusalsWindow {
-		// Not atomic together: a count lost to a race does no harm.
-		p.inWrites.Store(refusalsWindow / 2)
-		p.refusals.Store(p.refusals.Load() / 2)
-	}
-}
-
-// unanswered counts a request queued behind another that got no answer
-// in time, although that one did: one refusal a timeout, since a stall of
-// the target or of hookgate times out every connection's waiting request
-// at once.
-func (p *pipeline) unanswered() {
-	now := time.Now().UnixNano()
-	last := p.lastLate.Load()
-	if now-last >= int64(p.timeout) && p.lastLate.CompareAndSwap(last, now) {
-		p.refused(whyUnanswered)
-	}
-}
-
-// refused counts a refusal (why: see pipeline), and turns the pipeline
-// off at refusalsOff.
-func (p *pipeline) refused(why string) {
-	now := time.Now().UnixNano()
-	if p.offUntil.Load() > now {
+// refused counts a connection whose first answer closed it with requests
+// waiting behind it, and turns the pipeline off at refusalsOff (see
+// refusalsOff for what resets the count).
+func (p *pipeline) refused() {
+	if p.offUntil.Load() > time.Now().UnixNano() {
 		return // the burst that turned it off, still coming back
 	}
-	if now-p.lastRefusal.Swap(now) > int64(refusalsFor) {
-		p.refusals.Store(0) // the last one was long ago: a new count
+	if p.refusals.Add(1) == refusalsOff { // one sender turns it off, and tells
+		p.refusals.Store(0)
+		p.turnOff(whyClosed)
 	}
-	n := p.refusals.Add(1)
-	if n >= refusalsOff && n*refusalsShare >= p.inWrites.Load() && p.refusals.CompareAndSwap(n, 0) { // one sender turns it off, and tells
-		p.inWrites.Store(0)
-		p.offUntil.Store(now + int64(offFor))
-		if p.off != nil {
-			p.off(why)
-		}
+}
+
+// late counts a moment when a request queued behind another timed out,
+// although the one ahead was answered: one a timeout, since a stall
+// times out every connection's waiting request at once. At lateOff
+// within lateWithin it turns the pipeline off.
+func (p *pipeline) late() {
+	now := time.Now().UnixNano()
+	if p.offUntil.Load() > now {
+		return
+	}
+	p.lateMu.Lock()
+	defer p.lateMu.Unlock()
+	if now-p.lates[lateOff-1] < int64(p.timeout) {
+		return // the moment counted already
+	}
+	copy(p.lates[:], p.lates[1:])
+	p.lates[lateOff-1] = now
+	if p.lates[0] != 0 && now-p.lates[0] <= int64(lateWithin) {
+		clear(p.lates[:])
+		p.turnOff(whyLate)
+	}
+}
+
+// turnOff turns the pipeline off for offFor, and tells why.
+func (p *pipeline) turnOff(why string) {
+	p.offUntil.Store(time.Now().Add(offFor).UnixNano())
+	if p.off != nil {
+		p.off(why)
 	}
 }
 
