@@ -84,17 +84,19 @@ import (
 //     idle timeout ends all the pipeline's connections at once, and the
 //     next burst finds them closed.
 //   - A request queued behind another that gets no answer in time,
-//     although the one ahead did, times out for the answers ahead of it
-//     (a slow answer, a stall of the target), or for nothing: a server
+//     although the one ahead did, timed out on its own slow answer, on
+//     the answers ahead of it (a slow one, a stall of the target), or
+//     on nothing: a server
 //     or proxy that parses one request a read and drops what came with
 //     it answers the first request of a write and none of the others.
 //     Worse, such a target's answer to a request that reached it in a
 //     write of its own behind a dropped one is taken for the dropped
 //     one, and so on down the connection until a request gets no
 //     answer in time; no client can tell those answers from the right
-//     ones. Either way the target is better off unpipelined: at
-//     lateOff such moments within lateWithin the pipeline is off for
-//     offFor. A moment is one a timeout: a stall of the target, or of
+//     ones. Either way the target is better off unpipelined (each such
+//     timeout takes the requests queued behind it down too): at lateOff
+//     such moments within lateWithin (or three timeouts, if longer) the
+//     pipeline is off for offFor. A moment is one a timeout: a stall of the target, or of
 //     hookgate, that times out the waiting request of every connection
 //     at once counts once. A first request's timeout does not count: a
 //     target that is down or hung is no pipelining problem. A dropping
@@ -150,8 +152,9 @@ const (
 	offFor      = time.Minute
 )
 
-// lateOff and lateWithin: lateOff moments within lateWithin when a
-// request queued behind another timed out, although the one ahead was
+// lateOff and lateWithin: lateOff moments within lateWithin (or
+// lateOff timeouts, if longer: moments are a timeout apart at least) when
+// a request queued behind another timed out, although the one ahead was
 // answered, turn the pipeline off for offFor (see pipeline). One or two
 // can be a stall; three a minute are a target that pipelining does not
 // suit.
@@ -533,7 +536,7 @@ func (pc *plConn) readAnswers(me *plWait) {
 				pc.p.refusals.Store(0) // the target keeps its connections
 			}
 		} else if head.behind && head.err == fasthttp.ErrTimeout {
-			pc.p.late() // the answer ahead came; this one did not
+			pc.p.late() // the answer ahead came; this one's did not, in time
 		}
 
 		pc.mu.Lock()
@@ -602,7 +605,7 @@ func (p *pipeline) refused() {
 // late counts a moment when a request queued behind another timed out,
 // although the one ahead was answered: one a timeout, since a stall
 // times out every connection's waiting request at once. At lateOff
-// within lateWithin it turns the pipeline off.
+// within lateWithin (or lateOff timeouts) it turns the pipeline off.
 func (p *pipeline) late() {
 	now := time.Now().UnixNano()
 	if p.offUntil.Load() > now {
@@ -615,7 +618,7 @@ func (p *pipeline) late() {
 	}
 	copy(p.lates[:], p.lates[1:])
 	p.lates[lateOff-1] = now
-	if p.lates[0] != 0 && now-p.lates[0] <= int64(lateWithin) {
+	if p.lates[0] != 0 && now-p.lates[0] <= int64(max(lateWithin, lateOff*p.timeout)) {
 		clear(p.lates[:])
 		p.turnOff(whyLate)
 	}

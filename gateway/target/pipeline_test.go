@@ -405,7 +405,7 @@ func TestPipelineAnswersNeverMismatch(t *testing.T) {
 			for j := range each {
 				i := s*each + j
 				key := fmt.Sprintf("k%d", i)
-				// The late answers turn the pipeline off (refused): it is
+				// The late answers turn the pipeline off (late): it is
 				// turned back on, since the answers on pipelined
 				// connections are what this test is about.
 				c.pl.offUntil.Store(0)
@@ -818,11 +818,16 @@ func TestPipelineOffForLateAnswers(t *testing.T) {
 		}
 		burst(round)
 	}
+	// Pipelined, the late answer took down 0-7 requests queued behind it
+	// a burst; off, only itself (two more over three bursts are allowed
+	// for a slow machine missing a timeout).
+	answered := 0
 	for range 3 {
-		if n := burst(round); n != 31 {
-			t.Errorf("burst %d with the pipeline off: %d of 32 answered, want all but the late one", round, n)
-		}
+		answered += burst(round)
 		round++
+	}
+	if answered < 3*31-2 {
+		t.Errorf("3 bursts with the pipeline off: %d of 96 answered, want all but the 3 late ones", answered)
 	}
 }
 

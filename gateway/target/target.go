@@ -221,7 +221,7 @@ func New(t config.Target) (*Client, error) {
 // it before the first Do.
 func (c *Client) SetLogger(l *slog.Logger) { c.log = l }
 
-// pipelineOff is told when the pipeline turns itself off (refused), and
+// pipelineOff is told when the pipeline turns itself off (refused, late), and
 // why.
 func (c *Client) pipelineOff(why string) {
 	c.log.Warn("target: "+why+": its requests go out unpipelined for "+
