@@ -86,23 +86,22 @@ import (
 //   - A request queued behind another that gets no answer in time,
 //     although the one ahead did, timed out on its own slow answer, on
 //     the answers ahead of it (a slow one, a stall of the target), or
-//     on nothing: a server
-//     or proxy that parses one request a read and drops what came with
-//     it answers the first request of a write and none of the others.
-//     Worse, such a target's answer to a request that reached it in a
-//     write of its own behind a dropped one is taken for the dropped
-//     one, and so on down the connection until a request gets no
-//     answer in time; no client can tell those answers from the right
-//     ones. Either way the target is better off unpipelined (each such
-//     timeout takes the requests queued behind it down too): at lateOff
-//     such moments within lateWithin (or three timeouts, if longer) the
-//     pipeline is off for offFor. A moment is one a timeout: a stall of the target, or of
-//     hookgate, that times out the waiting request of every connection
-//     at once counts once. A first request's timeout does not count: a
-//     target that is down or hung is no pipelining problem. A dropping
-//     target under a steady load, whose connections are never idle,
-//     may go uncaught for long: its chains of misplaced answers seldom
-//     end.
+//     on nothing: a server or proxy that parses one request a read and
+//     drops what came with it answers the first request of a write and
+//     none of the others. Worse, such a target's answer to a request
+//     that reached it in a write of its own behind a dropped one is
+//     taken for the dropped one, and so on down the connection until a
+//     request gets no answer in time; no client can tell those answers
+//     from the right ones. Either way the target is better off
+//     unpipelined (each such timeout takes the requests queued behind
+//     it down too): at lateOff such moments within lateWithin (or
+//     lateOff timeouts, if longer) the pipeline is off for offFor. A
+//     moment is one a timeout: a stall of the target, or of hookgate,
+//     that times out the waiting request of every connection at once
+//     counts once. A first request's timeout does not count: a target
+//     that is down or hung is no pipelining problem. A dropping target
+//     under a steady load, whose connections are never idle, may go
+//     uncaught for long: its chains of misplaced answers seldom end.
 type pipeline struct {
 	addr        string
 	n           int
