@@ -165,7 +165,7 @@ const (
 // Why the pipeline turned itself off, for the log.
 const (
 	whyClosed = "its pipelined connections close after their first answer (keep-alive off, HTTP/1.0, or Connection: close on every answer)"
-	whyLate   = "requests queued behind others on its pipelined connections time out (it answers slowly, stalls, or does not take pipelined requests)"
+	whyLate   = "requests queued behind others on its pipelined connections time out (it answers slowly or stalls, which a longer timeout may cure, or it does not take pipelined requests)"
 )
 
 // newPipeline: isTLS for an https target, whose tlsCfg is nil without a
