@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -114,11 +115,11 @@ type pipeline struct {
 	failed atomic.Pointer[dialFailure] // the last dial's failure; nil after a success
 
 	refusals atomic.Int32     // connections closed by their first answer, requests waiting, since one got a second
-	offUntil atomic.Int64     // unix ns: until then requests go by the host client (refusalsOff, lateOff)
+	offUntil atomic.Int64     // mono ns: until then requests go by the host client (refusalsOff, lateOff)
 	off      func(why string) // told when the pipeline turns itself off; nil for none
 
 	lateMu sync.Mutex
-	lates  [lateOff]int64 // unix ns of the latest moments a queued request timed out (late), oldest first; 0 for none
+	lates  [lateOff]int64 // mono ns of the latest moments a queued request timed out (late), oldest first; 0 for none
 
 	mu      sync.Mutex
 	dialed  sync.Cond   // on mu: a dial ended
@@ -162,6 +163,22 @@ const (
 	lateWithin = time.Minute
 )
 
+// monoStart anchors mono: the pipeline's clocks (offUntil, lates,
+// idleAt) are int64s in atomics, counted on the monotonic clock from
+// here rather than as unix times, so that a step of the wall clock (NTP
+// setting it, a VM resumed) neither holds the pipeline off for as long
+// as the step back nor ends a minute off early, nor merges or splits
+// late moments.
+var monoStart = time.Now()
+
+// mono is the monotonic time now, in ns since monoStart (never 0 once
+// any time has passed, which is what a 0 "none" in lates relies on).
+func mono() int64 { return monoAt(time.Now()) }
+
+// monoAt is t in ns since monoStart; t must carry a monotonic reading
+// (time.Now's does).
+func monoAt(t time.Time) int64 { return int64(t.Sub(monoStart)) }
+
 // Why the pipeline turned itself off, for the log.
 const (
 	whyClosed = "its pipelined connections close after their first answer (keep-alive off, HTTP/1.0, or Connection: close on every answer)"
@@ -195,7 +212,7 @@ type plConn struct {
 
 	inFlight atomic.Int32 // len(q), read by pick without the lock
 	broken   atomic.Bool  // closed; no request may join
-	idleAt   atomic.Int64 // when q last emptied, unix ns
+	idleAt   atomic.Int64 // when q last emptied, mono ns
 	answers  int          // answers read; the leader's (the lead's hand-off orders its reads and writes)
 
 	mu       sync.Mutex
@@ -370,7 +387,7 @@ func (p *pipeline) dial(deadline time.Time) (*plConn, error) {
 	try, _ := conn.(tryWriter) // not over TLS: conn is raw then
 	pc := &plConn{p: p, c: conn, raw: raw, try: try, br: bufio.NewReaderSize(conn, 4096)}
 	pc.bw = bufio.NewWriterSize(pendWriter{pc}, 4096)
-	pc.idleAt.Store(time.Now().UnixNano())
+	pc.idleAt.Store(mono())
 	return pc, nil
 }
 
@@ -384,22 +401,22 @@ func (p *pipeline) failedDial(since time.Time) error {
 
 // closeIdle closes the connections with no request on them: DropIdle's
 // and Close's, for a breaker's probe that must reach the target itself.
-func (p *pipeline) closeIdle() { p.closeIdleSince(time.Time{}) }
+func (p *pipeline) closeIdle() { p.closeIdleSince(math.MaxInt64) }
 
 // closeIdleFor is the sweep's: it closes the connections idle for
 // idle_timeout, and comes back while any is open.
 func (p *pipeline) closeIdleFor() {
-	p.closeIdleSince(time.Now().Add(-p.idle))
+	p.closeIdleSince(mono() - int64(p.idle))
 }
 
-// closeIdleSince closes the idle connections, those idle since before
-// cutoff if it is set.
-func (p *pipeline) closeIdleSince(cutoff time.Time) {
+// closeIdleSince closes the idle connections idle since before cutoff
+// (mono ns; math.MaxInt64 for all of them).
+func (p *pipeline) closeIdleSince(cutoff int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	open := p.conns[:0]
 	for _, pc := range p.conns {
-		if pc.inFlight.Load() == 0 && (cutoff.IsZero() || pc.idleAt.Load() < cutoff.UnixNano()) {
+		if pc.inFlight.Load() == 0 && pc.idleAt.Load() < cutoff {
 			pc.mu.Lock()
 			if len(pc.q) == 0 {
 				pc.breakLocked()
@@ -562,7 +579,7 @@ func (pc *plConn) readAnswers(me *plWait) {
 				next = pc.q[0]
 			} else {
 				pc.lead = false
-				pc.idleAt.Store(time.Now().UnixNano())
+				pc.idleAt.Store(mono())
 			}
 		}
 		pc.mu.Unlock()
@@ -592,7 +609,7 @@ func (pc *plConn) readAnswers(me *plWait) {
 // waiting behind it, and turns the pipeline off at refusalsOff (see
 // refusalsOff for what resets the count).
 func (p *pipeline) refused() {
-	if p.offUntil.Load() > time.Now().UnixNano() {
+	if p.offUntil.Load() > mono() {
 		return // the burst that turned it off, still coming back
 	}
 	if p.refusals.Add(1) == refusalsOff { // one sender turns it off, and tells
@@ -605,14 +622,16 @@ func (p *pipeline) refused() {
 // although the one ahead was answered: one a timeout, since a stall
 // times out every connection's waiting request at once. At lateOff
 // within lateWithin (or lateOff timeouts) it turns the pipeline off.
-func (p *pipeline) late() {
-	now := time.Now().UnixNano()
+func (p *pipeline) late() { p.lateAt(mono()) }
+
+// lateAt is late at now (mono ns).
+func (p *pipeline) lateAt(now int64) {
 	if p.offUntil.Load() > now {
 		return
 	}
 	p.lateMu.Lock()
 	defer p.lateMu.Unlock()
-	if now-p.lates[lateOff-1] < int64(p.timeout) {
+	if p.lates[lateOff-1] != 0 && now-p.lates[lateOff-1] < int64(p.timeout) {
 		return // the moment counted already
 	}
 	copy(p.lates[:], p.lates[1:])
@@ -625,7 +644,7 @@ func (p *pipeline) late() {
 
 // turnOff turns the pipeline off for offFor, and tells why.
 func (p *pipeline) turnOff(why string) {
-	p.offUntil.Store(time.Now().Add(offFor).UnixNano())
+	p.offUntil.Store(mono() + int64(offFor))
 	if p.off != nil {
 		p.off(why)
 	}
@@ -670,7 +689,7 @@ func (c *Client) sendPipelined(req *fasthttp.Request, resp *fasthttp.Response, t
 		return fasthttp.ErrTimeout
 	}
 	start := time.Now()
-	if p.failedDial(start.Add(-dialBackoff)) != nil || p.offUntil.Load() > start.UnixNano() {
+	if p.failedDial(start.Add(-dialBackoff)) != nil || p.offUntil.Load() > monoAt(start) {
 		return c.hc.DoTimeout(req, resp, timeout)
 	}
 	err := p.do(req, resp, timeout, start.Add(timeout))

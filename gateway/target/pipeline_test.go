@@ -629,15 +629,15 @@ func TestPipelineOffForTargetWithoutKeepAlive(t *testing.T) {
 	var logged syncbuf.Buffer
 	c.SetLogger(slog.New(slog.NewTextHandler(&logged, nil)))
 	warnings := func() int { return strings.Count(logged.String(), "level=WARN") }
-	off := func() bool { return c.pl.offUntil.Load() > time.Now().UnixNano() }
+	off := func() bool { return c.pl.offUntil.Load() > mono() }
 	for round := 0; !off(); round++ {
 		if round == 10 {
 			t.Fatalf("after %d bursts of %d the pipeline is still on; refusals %d", round, burst, c.pl.refusals.Load())
 		}
 		send(c)
 	}
-	if until := time.Unix(0, c.pl.offUntil.Load()); time.Until(until) < offFor-10*time.Second {
-		t.Errorf("the pipeline is off until %v, want about %v from now", until, offFor)
+	if left := time.Duration(c.pl.offUntil.Load() - mono()); left < offFor-10*time.Second {
+		t.Errorf("the pipeline is off for %v more, want about %v", left, offFor)
 	}
 	if line := logged.String(); warnings() != 1 || !strings.Contains(line, "target=crm") || !strings.Contains(line, "unpipelined for 1m0s") {
 		t.Errorf("logged %q; want one warning that crm's requests go out unpipelined for 1m0s", line)
@@ -652,7 +652,7 @@ func TestPipelineOffForTargetWithoutKeepAlive(t *testing.T) {
 		}
 	}
 	// offFor later: the pipeline is tried again, and turned off again.
-	c.pl.offUntil.Store(time.Now().Add(-time.Second).UnixNano())
+	c.pl.offUntil.Store(mono() - int64(time.Second))
 	for round := 0; !off(); round++ {
 		if round == 10 {
 			t.Fatalf("tried again, after %d bursts the pipeline is still on", round)
@@ -755,7 +755,7 @@ func TestPipelineOffForTargetThatDropsPipelinedRequests(t *testing.T) {
 	var logged syncbuf.Buffer
 	c.SetLogger(slog.New(slog.NewTextHandler(&logged, nil)))
 	const burst = 16
-	for round := 0; c.pl.offUntil.Load() <= time.Now().UnixNano(); round++ {
+	for round := 0; c.pl.offUntil.Load() <= mono(); round++ {
 		if round == 5 {
 			t.Fatalf("after %d bursts of %d the pipeline is still on", round, burst)
 		}
@@ -812,7 +812,7 @@ func TestPipelineOffForLateAnswers(t *testing.T) {
 		return int(answered.Load())
 	}
 	round := 0
-	for ; c.pl.offUntil.Load() <= time.Now().UnixNano(); round++ {
+	for ; c.pl.offUntil.Load() <= mono(); round++ {
 		if round == 8 {
 			t.Fatalf("after %d bursts with a late answer each the pipeline is still on", round)
 		}
@@ -881,5 +881,55 @@ func TestPipelineStaysOnThroughATargetStall(t *testing.T) {
 	}
 	if c.pl.offUntil.Load() != 0 || strings.Contains(logged.String(), "level=WARN") {
 		t.Errorf("the pipeline turned off after one stall (%d timed out, %d answered): %s", timedOut.Load(), answered.Load(), logged.String())
+	}
+}
+
+// TestLateMomentsCount checks the late rule's arithmetic on the monotonic
+// clock: the first moment counts even right after the process started
+// (mono near 0, which a 0 "none" must not be taken for), one moment a
+// timeout, and three within the window (a minute, or three timeouts)
+// turn the pipeline off, three spread wider do not.
+func TestLateMomentsCount(t *testing.T) {
+	const ms = int64(time.Millisecond)
+	var whys []string
+	newP := func(timeout time.Duration) *pipeline {
+		whys = whys[:0]
+		return &pipeline{timeout: timeout, off: func(why string) { whys = append(whys, why) }}
+	}
+
+	p := newP(10 * time.Second)
+	p.lateAt(1 * ms) // 1 ms after the process started
+	if p.lates[lateOff-1] != 1*ms {
+		t.Fatalf("a moment 1 ms after the start was not counted: lates %v", p.lates)
+	}
+	p.lateAt(9_000 * ms) // within a timeout of it: the same stall
+	if p.lates[lateOff-2] != 0 {
+		t.Errorf("two moments within a timeout counted twice: lates %v", p.lates)
+	}
+	p.lateAt(11_000 * ms)
+	if len(whys) != 0 {
+		t.Fatalf("off after two moments: %v", whys)
+	}
+	p.lateAt(22_000 * ms)
+	if len(whys) != 1 || whys[0] != whyLate {
+		t.Fatalf("three moments in 22 s: told %q, want one %q", whys, whyLate)
+	}
+
+	p = newP(10 * time.Second)
+	for _, at := range []int64{1, 40_000, 80_000} {
+		p.lateAt(at * ms)
+	}
+	if len(whys) != 0 {
+		t.Errorf("three moments over 80 s (window 1m) turned the pipeline off: %v", whys)
+	}
+
+	// A 40 s timeout: moments at least 40 s apart, the window three
+	// timeouts (120 s), so three in 81 s count.
+	p = newP(40 * time.Second)
+	for _, at := range []int64{1, 40_001, 81_000} {
+		p.lateAt(at * ms)
+	}
+	if len(whys) != 1 {
+		t.Errorf("three moments in 81 s with a 40 s timeout: told %q, want the pipeline off", whys)
 	}
 }
