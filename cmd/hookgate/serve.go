@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/internal/rawsock"
 	"github.com/hookgate/hookgate/internal/server"
 )
 
@@ -46,6 +47,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	log := server.NewLogger(cfg.Log, stderr)
+	if on, why := rawsock.Batching(); !on {
+		// Not an error: a kernel or container without io_uring costs a
+		// system call per socket read and write (internal/rawsock).
+		log.Info("network: reads and writes are not batched", "reason", why)
+	}
 	s := server.New(cfg, server.Options{Path: *path, Version: version, Logger: log})
 	stopped, err := startStoppable(ctx, s, sigs, log)
 	if err != nil || stopped {

@@ -35,3 +35,7 @@ func in(after time.Duration) time.Time {
 	}
 	return time.Now().Add(after)
 }
+
+// Batching reports that reads and writes are not batched: io_uring is
+// Linux's.
+func Batching() (on bool, why string) { return false, "io_uring is Linux's" }

@@ -18,3 +18,24 @@ func sysWrite(fd uintptr, p []byte) (int, syscall.Errno) {
 	r, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 	return int(r), e
 }
+
+// newBatcher is a batcher on a ring of the kernel's, or why there is none
+// (batch.go).
+func newBatcher() (*batcher, error) {
+	u, err := newURing(ringEntries)
+	if err != nil {
+		return nil, err
+	}
+	if err := probeRing(u); err != nil {
+		u.close()
+		return nil, err
+	}
+	b := &batcher{ring: u, limit: u.entries, queue: make([]*ioReq, 0, u.entries), spare: make([]*ioReq, 0, u.entries)}
+	b.run = func(q []*ioReq) {
+		if !u.run(q) {
+			// The ring is not closed: a call may still be reading it.
+			turnOff(b, "io_uring_enter failed; every read and write is a system call of its own from now on")
+		}
+	}
+	return b, nil
+}

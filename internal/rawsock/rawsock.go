@@ -45,6 +45,12 @@
 // when the next request is read: each saves a read(2) a request that
 // would find nothing (ask.go).
 //
+// Where the kernel has io_uring, the reads and writes that the goroutines
+// runnable at one moment make go to the kernel together, in one system
+// call, rather than one each (batch.go): the fixed price of a system call,
+// and the wake-ups of a target that shares the core, are paid once a
+// batch. HOOKGATE_IO_URING=off turns that off.
+//
 // Errors have net.Conn's shape: a deadline or a closed connection is the
 // *net.OpError the runtime builds (with the connection's network, "tcp4"
 // say), with Op "read" or "write"; an errno is a *net.OpError around an
@@ -95,6 +101,7 @@ type op struct {
 	// socket was empty then (a server's guard, ask.go).
 	short bool
 
+	io    ioReq                   // its system calls, batched (batch.go)
 	dl    deadline                // this direction's deadline (deadline.go)
 	apply func(t time.Time) error // the runtime's setter for it
 }
@@ -121,6 +128,8 @@ func wrap(c net.Conn) *Conn {
 	}
 	w := &Conn{Conn: c, rc: rc}
 	w.r.fn = w.r.read
+	w.r.io.done = make(chan struct{}, 1)
+	w.w.io.done = make(chan struct{}, 1)
 	w.w.fn = w.w.write
 	w.w.tryFn = w.w.tryWrite
 	w.r.apply = tc.SetReadDeadline
@@ -249,7 +258,7 @@ func (o *op) read(fd uintptr) bool {
 		p = p[:maxRaw]
 	}
 	for {
-		r, e := sysRead(fd, p)
+		r, e := o.io.read(fd, p)
 		switch e {
 		case 0:
 			o.n, o.short = r, r < len(p)
@@ -278,7 +287,7 @@ func (o *op) write(fd uintptr) bool {
 		if len(p) > maxRaw {
 			p = p[:maxRaw]
 		}
-		r, e := sysWrite(fd, p)
+		r, e := o.io.write(fd, p)
 		switch {
 		case e == syscall.EINTR:
 		case e == syscall.EAGAIN:
