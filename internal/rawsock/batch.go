@@ -136,9 +136,10 @@ func (b *batcher) do(r *ioReq) {
 	b.submit.Lock()
 	for i := 0; i < len(q); {
 		j := i + 1
-		// At most limit calls and maxRaw bytes a submission, so that a
-		// stop-the-world waits no longer for one than for a raw call
-		// (rawsock.go); one larger call goes alone, as a raw one would.
+		// At most limit calls and maxRaw bytes a submission, since a
+		// stop-the-world waits for one as for a raw call (rawsock.go): a
+		// few hundred microseconds at most. One larger call goes alone, as
+		// a raw one would.
 		for bytes := len(q[i].p); j < len(q) && j-i < b.limit && bytes+len(q[j].p) <= maxRaw; j++ {
 			bytes += len(q[j].p)
 		}
