@@ -24,24 +24,42 @@ func withBatching(t *testing.T, b *batcher) {
 	t.Cleanup(func() { batching.Store(before) })
 }
 
-// freshBatcher is a batcher of its own for one test (a ring's, or under
-// the race detector the one-by-one kind), closed with the test.
+// freshBatcher is a batcher of its own for one test: a ring's, or the
+// one-by-one kind under the race detector and where the kernel has no
+// io_uring (the process then says so, which is checked). Its ring is
+// closed with the test, once no call can be using it.
 func freshBatcher(t *testing.T) *batcher {
 	t.Helper()
 	b, err := newBatcher()
 	if err != nil {
-		t.Fatalf("newBatcher: %v", err)
+		noRingHere(t, err)
+		return &batcher{run: runPlain, limit: ringEntries}
 	}
 	if b.ring != nil {
-		t.Cleanup(b.ring.close)
+		t.Cleanup(func() {
+			b.submit.Lock()
+			defer b.submit.Unlock()
+			b.ring.close()
+		})
 	}
 	return b
+}
+
+// noRingHere checks, for a test that found no ring (err), that the
+// process does not batch either and says why.
+func noRingHere(t *testing.T, err error) {
+	t.Helper()
+	if on, why := Batching(); on || why == "" {
+		t.Fatalf("no ring here (%v), yet Batching() = %v, %q", err, on, why)
+	}
+	t.Logf("no io_uring here (%v): the batcher makes its calls one by one", err)
 }
 
 // On a kernel that allows io_uring (as this project's machines do), the
 // process batches its reads and writes; where the sysctl forbids it, it
 // says why not, and every call is its own system call. Under a seccomp
-// filter (a container's), either may be right, but off must say why.
+// filter (a container's) or with the sysctl at 1 (privileged processes
+// only), either may be right, but off must say why.
 func TestBatchingAtStart(t *testing.T) {
 	if os.Getenv("HOOKGATE_IO_URING") == "off" {
 		on, why := Batching()
@@ -51,18 +69,22 @@ func TestBatchingAtStart(t *testing.T) {
 		return
 	}
 	sysctl, err := os.ReadFile("/proc/sys/kernel/io_uring_disabled")
-	allowed := err != nil || strings.TrimSpace(string(sysctl)) == "0" // no file: a kernel before 6.6, which has no such switch
+	// No file: a kernel before 6.6, which has no such switch. 1 allows
+	// privileged processes only (root, CAP_SYS_ADMIN), 2 none.
+	setting := "0"
+	if err == nil {
+		setting = strings.TrimSpace(string(sysctl))
+	}
 	on, why := Batching()
 	switch {
-	case underSeccomp(t) && !on && why != "":
-		t.Logf("under a seccomp filter, batching is off: %s", why)
-	case underSeccomp(t) && on:
-	case allowed && !on:
-		t.Fatalf("io_uring is allowed here, yet batching is off: %s", why)
-	case !allowed && on:
-		t.Fatalf("io_uring_disabled is %q, yet batching is on", strings.TrimSpace(string(sysctl)))
 	case !on && why == "":
 		t.Fatal("batching is off and Batching says no reason")
+	case setting == "2" && on:
+		t.Fatal("io_uring_disabled is 2, yet batching is on")
+	case setting == "0" && !underSeccomp(t) && !on:
+		t.Fatalf("io_uring is allowed here, yet batching is off: %s", why)
+	case !on:
+		t.Logf("batching is off here: %s", why)
 	}
 }
 
@@ -142,19 +164,32 @@ func TestBatchesCarryManyCalls(t *testing.T) {
 
 // The calls that wait behave as without batching: a write larger than
 // the socket buffers finds them full (EAGAIN from the batch), waits in
-// the poller and goes on; a read finds the socket empty and waits; a
-// peer's reset is the write's error, as write(2)'s.
+// the poller until the peer reads, and goes on; a read finds the socket
+// empty and waits until the peer writes; a peer's reset is the write's
+// error, as write(2)'s.
 func TestBatchedCallsThatWait(t *testing.T) {
 	withBatching(t, freshBatcher(t))
 	c, peer := pair(t)
 	rescue(t, peer)
-	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	// Small buffers, so that 8 MiB cannot go before the peer reads.
+	if err := c.Conn.(*net.TCPConn).SetWriteBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := peer.(*net.TCPConn).SetReadBuffer(16 << 10); err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<19) // 8 MiB
 	done := make(chan error, 1)
 	go func() {
 		_, err := c.Write(big)
 		done <- err
 	}()
-	time.Sleep(20 * time.Millisecond) // the write fills the buffers and waits
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("an 8 MiB Write returned (%v) before the peer read anything: it did not wait for room", err)
+	default:
+	}
 	got := make([]byte, len(big))
 	if _, err := io.ReadFull(peer, got); err != nil {
 		t.Fatal(err)
@@ -171,7 +206,12 @@ func TestBatchedCallsThatWait(t *testing.T) {
 		n, err := c.Read(buf)
 		read <- fmt.Sprint(string(buf[:n]), err)
 	}()
-	time.Sleep(20 * time.Millisecond) // the read finds nothing and waits
+	time.Sleep(20 * time.Millisecond)
+	select {
+	case r := <-read:
+		t.Fatalf("Read returned %q before the peer wrote anything", r)
+	default:
+	}
 	peer.Write([]byte("late"))
 	if r := <-read; r != "late<nil>" {
 		t.Fatalf("Read after a wait = %q; want late<nil>", r)

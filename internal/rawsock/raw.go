@@ -31,9 +31,19 @@ func newBatcher() (*batcher, error) {
 		return nil, err
 	}
 	b := &batcher{ring: u, limit: u.entries, queue: make([]*ioReq, 0, u.entries), spare: make([]*ioReq, 0, u.entries)}
+	failed := false // under b.submit
 	b.run = func(q []*ioReq) {
+		if failed {
+			// Left of a batch whose ring failed, or from a caller that
+			// took b just before: retried without the ring.
+			for _, r := range q {
+				r.n, r.errno = 0, syscall.EINTR
+			}
+			return
+		}
 		if !u.run(q) {
 			// The ring is not closed: a call may still be reading it.
+			failed = true
 			turnOff(b, "io_uring_enter failed; every read and write is a system call of its own from now on")
 		}
 	}

@@ -4,6 +4,7 @@ package rawsock
 
 import (
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -155,7 +156,7 @@ func (u *uring) run(q []*ioReq) bool {
 	atomic.StoreUint32(u.sqTail, tail+uint32(len(q)))
 	// Submit: a raw call, like the reads and writes it replaces, since
 	// none of them waits. The calls normally finish inside it.
-	submitted, ok := 0, true
+	submitted, got, ok := 0, 0, true
 	for submitted < len(q) {
 		n, _, e := syscall.RawSyscall6(sysIOUringEnter, u.fd, uintptr(len(q)-submitted), 0, 0, 0, 0)
 		if e == 0 {
@@ -163,7 +164,10 @@ func (u *uring) run(q []*ioReq) bool {
 			continue
 		}
 		if e == syscall.EINTR || e == syscall.EAGAIN || e == syscall.EBUSY {
-			u.reap(q)
+			// Nothing taken this time (the kernel short of memory, say):
+			// take what completed, let others run, and try again.
+			got += u.reap(q)
+			runtime.Gosched()
 			continue
 		}
 		// Withdraw what the kernel did not take, and let the callers
@@ -172,12 +176,18 @@ func (u *uring) run(q []*ioReq) bool {
 		ok = false
 		break
 	}
-	got := u.reap(q)
+	got += u.reap(q)
 	for got < submitted {
 		// A call the kernel did not finish inline (it should not: every
 		// call says MSG_DONTWAIT, and probeRing checked the kernel keeps
 		// to it): wait for it, since its buffer is the caller's.
-		syscall.Syscall6(sysIOUringEnter, u.fd, 0, uintptr(submitted-got), enterGetEvents, 0, 0)
+		_, _, e := syscall.Syscall6(sysIOUringEnter, u.fd, 0, uintptr(submitted-got), enterGetEvents, 0, 0)
+		if e != 0 && e != syscall.EINTR && e != syscall.EAGAIN && e != syscall.EBUSY {
+			// The kernel still holds the callers' buffers and the ring
+			// cannot say when it lets go: going on would let it write
+			// into memory Go reuses.
+			panic(fmt.Sprintf("rawsock: io_uring_enter waiting for %d calls: %v", submitted-got, e))
+		}
 		got += u.reap(q)
 	}
 	for _, r := range q {
@@ -207,6 +217,13 @@ func (u *uring) reap(q []*ioReq) int {
 	return n
 }
 
+// The probe's buffers, in static memory: a buffer on a goroutine's stack
+// could move while the kernel holds it.
+var (
+	probeMsg = [...]byte{'p', 'r', 'o', 'b', 'e'}
+	probeBuf [64]byte
+)
+
 // probeRing checks that u does what the batcher needs, on a socket pair:
 // sends and receives arrive whole, and a receive on an empty socket or a
 // send to a full one finishes at once with EAGAIN, inside the call that
@@ -225,7 +242,7 @@ func probeRing(u *uring) error {
 			syscall.Close(fds[1])
 		}
 	}()
-	msg, buf := []byte("probe"), make([]byte, 64)
+	msg, buf := probeMsg[:], probeBuf[:]
 	one := func(op uint8, flags uint32, fd uintptr, p []byte) (int, syscall.Errno, error) {
 		r := &ioReq{op: op, flags: flags, fd: fd, p: p}
 		tail := atomic.LoadUint32(u.sqTail)
