@@ -32,9 +32,10 @@ const (
 	msgNoSignal = 0x4000
 
 	// ringEntries bounds the calls of one submission: one io_uring_enter
-	// is a raw call too (a stop-the-world waits for it), and 64 sends on
-	// loopback take a few hundred microseconds at most. The batches under
-	// load held 10 to 33 calls (benchmarks/README.md, thirtieth run).
+	// is a raw call too (a stop-the-world waits for it), and a loopback
+	// write took 3.9-7.4 µs on average (twenty-seventh run), so 64 come
+	// to some hundreds of microseconds. The batches under load held 10 to
+	// 33 calls (benchmarks/README.md, thirtieth run).
 	ringEntries = 64
 )
 
@@ -144,16 +145,7 @@ func (u *uring) close() {
 // have errno EINTR, which their callers retry, and the ring must not be
 // used again.
 func (u *uring) run(q []*ioReq) bool {
-	tail := atomic.LoadUint32(u.sqTail)
-	mask := *u.sqMask
-	for i, r := range q {
-		r.n = -1
-		idx := (tail + uint32(i)) & mask
-		u.sqes[idx] = uringSQE{opcode: r.op, fd: int32(r.fd), addr: uint64(uintptr(unsafe.Pointer(&r.p[0]))),
-			len: uint32(len(r.p)), opFlags: r.flags, userData: uint64(i)}
-		u.sqArray[idx] = idx
-	}
-	atomic.StoreUint32(u.sqTail, tail+uint32(len(q)))
+	u.queue(q)
 	// Submit: a raw call, like the reads and writes it replaces, since
 	// none of them waits. The calls normally finish inside it.
 	submitted, got, ok := 0, 0, true
@@ -196,6 +188,22 @@ func (u *uring) run(q []*ioReq) bool {
 		}
 	}
 	return ok
+}
+
+// queue puts q's calls in the submission queue, for the next
+// io_uring_enter; a completion's userData is its call's index in q, and
+// each call's n is -1 until its completion is reaped.
+func (u *uring) queue(q []*ioReq) {
+	tail := atomic.LoadUint32(u.sqTail)
+	mask := *u.sqMask
+	for i, r := range q {
+		r.n = -1
+		idx := (tail + uint32(i)) & mask
+		u.sqes[idx] = uringSQE{opcode: r.op, fd: int32(r.fd), addr: uint64(uintptr(unsafe.Pointer(&r.p[0]))),
+			len: uint32(len(r.p)), opFlags: r.flags, userData: uint64(i)}
+		u.sqArray[idx] = idx
+	}
+	atomic.StoreUint32(u.sqTail, tail+uint32(len(q)))
 }
 
 // reap takes the completions there are, and returns how many.
@@ -244,17 +252,16 @@ func probeRing(u *uring) error {
 	}()
 	msg, buf := probeMsg[:], probeBuf[:]
 	one := func(op uint8, flags uint32, fd uintptr, p []byte) (int, syscall.Errno, error) {
-		r := &ioReq{op: op, flags: flags, fd: fd, p: p}
-		tail := atomic.LoadUint32(u.sqTail)
-		idx := tail & *u.sqMask
-		u.sqes[idx] = uringSQE{opcode: op, fd: int32(fd), addr: uint64(uintptr(unsafe.Pointer(&p[0]))), len: uint32(len(p)), opFlags: flags}
-		u.sqArray[idx] = idx
-		atomic.StoreUint32(u.sqTail, tail+1)
+		q := []*ioReq{{op: op, flags: flags, fd: fd, p: p}}
+		r := q[0]
+		u.queue(q)
+		// Not run: it would wait for a call gone to the background, which
+		// is what the probe must see.
 		if _, _, e := syscall.Syscall6(sysIOUringEnter, u.fd, 1, 0, 0, 0, 0); e != 0 {
 			atomic.StoreUint32(u.sqTail, atomic.LoadUint32(u.sqHead))
 			return 0, 0, fmt.Errorf("io_uring_enter: %w", e)
 		}
-		if u.reap([]*ioReq{r}) == 1 {
+		if u.reap(q) == 1 {
 			return r.n, r.errno, nil
 		}
 		// Pending in the background: closing the pair ends it.
@@ -262,7 +269,7 @@ func probeRing(u *uring) error {
 		syscall.Close(fds[1])
 		open = false
 		syscall.Syscall6(sysIOUringEnter, u.fd, 0, 1, enterGetEvents, 0, 0)
-		u.reap([]*ioReq{r})
+		u.reap(q)
 		return 0, 0, fmt.Errorf("io_uring: a call that must not wait went to the background")
 	}
 	check := func(what string, n int, e syscall.Errno, err error, wantN int, wantE syscall.Errno) error {
