@@ -70,14 +70,23 @@ type handoffFile struct {
 	dir     bool
 }
 
-// handOff says whether this sync hands the P off: only with one P and at
-// least two commits waiting for it, that is, with other requests under
-// way that the P could serve meanwhile. A lone sender's sync has nobody
-// to serve, and handing off would cost it a thread wakeup and a woken
-// sysmon (about 60 µs of CPU per event in BenchmarkEnqueue's sequential
-// run); with several Ps, the others run meanwhile anyway.
+// handOff says whether this sync hands the P off. Only with one P (with
+// several, the others run meanwhile anyway), and not for the sync of a
+// lone sender's commit (waiting == 1): that sender has nobody to serve,
+// and handing off would cost it a thread wakeup and a woken sysmon (about
+// 60 µs of CPU per event in BenchmarkEnqueue's sequential run).
+//
+// With two or more commits waiting, other requests are under way that the
+// P can serve meanwhile. With none (waiting == 0) the sync is not a
+// commit's own: a log rotation with sync = "batch" (up to a memtable's
+// worth of log written since the last fsync: 10-15 ms held the P in the
+// async harness, every 300 ms), the once-a-second sync, a flush's table,
+// the MANIFEST. Nothing bounds how long those take, and the requests
+// that arrive meanwhile are what the P is for (RATIONALE.md, "An fsync
+// hands the core over"); they come a few times a second, so the cost of
+// a handoff nobody needed is small.
 func (f *handoffFile) handOff() bool {
-	return f.waiting.Load() >= 2 && runtime.GOMAXPROCS(0) == 1
+	return f.waiting.Load() != 1 && runtime.GOMAXPROCS(0) == 1
 }
 
 func (f *handoffFile) Sync() error {

@@ -66,6 +66,57 @@ func TestRealDiskSyncsHandOff(t *testing.T) {
 	}
 }
 
+// TestBackgroundSyncsHandOff: on one P, a sync no commit waits for hands
+// the P off too. With sync = "batch" those are the once-a-second log sync
+// and a memtable rotation's (its log's close, the flushed table, the
+// MANIFEST): a rotation's log sync held the only P for 10-15 ms in the
+// async harness while ingest requests waited to run. With two Ps they
+// stay Pebble's own calls.
+func TestBackgroundSyncsHandOff(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	s, err := Open(Options{Path: t.TempDir(), Sync: SyncBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Enqueue(benchEvent()); err != nil {
+		t.Fatal(err)
+	}
+
+	sync := func() {
+		s.life.RLock()
+		defer s.life.RUnlock()
+		if err := s.syncLog(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := handoff.Calls.Load()
+	sync()
+	if handoff.Calls.Load() == before {
+		t.Fatal("one P: the periodic log sync did not go through internal/handoff")
+	}
+	before = handoff.Calls.Load()
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if handoff.Calls.Load() == before {
+		t.Fatal("one P: a memtable rotation's syncs did not go through internal/handoff")
+	}
+
+	runtime.GOMAXPROCS(2)
+	if err := s.Enqueue(benchEvent()); err != nil {
+		t.Fatal(err)
+	}
+	before = handoff.Calls.Load()
+	sync()
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := handoff.Calls.Load() - before; n != 0 {
+		t.Fatalf("two Ps: %d syncs went through internal/handoff; the other P runs meanwhile anyway", n)
+	}
+}
+
 // TestHandoffSyncErrorsNameTheFile: a failed fsync reads as os.File's
 // does (a *fs.PathError with the file's name), and SyncData gives the
 // errno as Pebble's own file does.

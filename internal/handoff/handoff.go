@@ -25,5 +25,5 @@
 // sysmon, which then polls for a while. That pays only when other
 // goroutines wait for the P: with nobody to hand it to (a lone sender) it
 // is pure cost, so the caller decides when to use it (gateway/queue's
-// handoffFile: one P, two or more commits waiting).
+// handoffFile: one P, and not the sync of a lone sender's commit).
 package handoff
