@@ -83,7 +83,7 @@ func TestBackgroundSyncsHandOff(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sync := func() {
+	syncLog := func() {
 		s.life.RLock()
 		defer s.life.RUnlock()
 		if err := s.syncLog(); err != nil {
@@ -91,7 +91,7 @@ func TestBackgroundSyncsHandOff(t *testing.T) {
 		}
 	}
 	before := handoff.Calls.Load()
-	sync()
+	syncLog()
 	if handoff.Calls.Load() == before {
 		t.Fatal("one P: the periodic log sync did not go through internal/handoff")
 	}
@@ -108,7 +108,7 @@ func TestBackgroundSyncsHandOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	before = handoff.Calls.Load()
-	sync()
+	syncLog()
 	if err := s.db.Flush(); err != nil {
 		t.Fatal(err)
 	}
