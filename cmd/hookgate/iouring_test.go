@@ -2,7 +2,6 @@ package main
 
 import (
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,35 +22,16 @@ func TestServeWithoutIOURing(t *testing.T) {
 	bin := buildBinary(t)
 	t.Setenv("HOOKGATE_IO_URING", "off") // the child inherits it
 	s := startSink(t, sink.Options{})
+	t.Setenv("HOOKGATE_TEST_KEY", "k-123") // writeConfig's target header
 	dir := t.TempDir()
 	listen, adminListen := testport.Addr(t), testport.Addr(t)
-	cfg := filepath.Join(dir, "config.toml")
-	err := os.WriteFile(cfg, []byte(`
-[server]
-listen = "`+listen+`"
-
-[admin]
-listen = "`+adminListen+`"
-
-[[target]]
-name = "crm"
-url = "`+s.URL()+`/crm"
-
-[[route]]
-name = "pass"
-path = "/hooks/pass"
-mode = "sync"
-targets = ["crm"]
-`), 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := writeConfig(t, dir, listen, adminListen, s.URL(), "")
 	logPath := filepath.Join(dir, "serve.log")
 	c := startBinary(t, bin, cfg, adminListen, logPath, 30*time.Second)
 	defer c.kill()
 
 	for i := 0; i < 20; i++ {
-		resp, err := http.Post("http://"+listen+"/hooks/pass", "application/json", strings.NewReader(`{"n":1}`))
+		resp, err := http.Post("http://"+listen+"/hooks/howxm", "application/json", strings.NewReader(`{"n":1}`))
 		if err != nil {
 			t.Fatal(err)
 		}
