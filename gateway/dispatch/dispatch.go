@@ -72,6 +72,8 @@ type Dispatcher struct {
 	ops operations // operational webhooks (ops.go)
 
 	shared queue.Shared // non-nil when other gateways use the same queue
+	ready  readyCounter // non-nil when the engine counts its backlog in memory (yield.go)
+	yield  func()       // runtime.Gosched; tests count the calls
 }
 
 // sharedPoll is how often an idle lane looks for deliveries that became
@@ -113,6 +115,9 @@ type lane struct {
 	free    chan *job     // idle workers' jobs
 	work    chan *job     // claimed, waiting for a worker
 	workers int
+	// attempts counts the attempts made, for Enqueue to see whether
+	// yielding to the lane frees any (yield.go).
+	attempts atomic.Uint64
 }
 
 // job is one worker's reusable state.
@@ -126,7 +131,7 @@ type job struct {
 // New builds a dispatcher for the targets in cfgs. A target without a
 // client in targets is skipped with a warning; its deliveries wait.
 func New(store queue.Engine, targets *target.Set, cfgs []config.Target, opts Options) *Dispatcher {
-	d := &Dispatcher{store: store, log: opts.Logger, poll: opts.Poll, workers: opts.Workers, rec: opts.Recorder}
+	d := &Dispatcher{store: store, log: opts.Logger, poll: opts.Poll, workers: opts.Workers, rec: opts.Recorder, yield: runtime.Gosched}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -148,6 +153,7 @@ func New(store queue.Engine, targets *target.Set, cfgs []config.Target, opts Opt
 		}
 		sh.Notify(d.wakeTarget)
 	}
+	d.ready, _ = store.(readyCounter)
 	d.ops.init()
 	d.cur.Store(d.Lanes(targets, cfgs))
 	return d
@@ -286,11 +292,12 @@ func (d *Dispatcher) Reload(ctx context.Context, targets *target.Set, cfgs []con
 // Enqueue stores ds in the queue and wakes their lanes: the gateway's
 // Queue for async routes.
 func (d *Dispatcher) Enqueue(ds []delivery.Delivery) error {
-	d.cur.Load().sequence(ds) // deliveries to fifo targets join their key's sequence (fifo.go)
+	d.yieldToBacklog(d.cur.Load(), ds) // on one P, a backlog's deliveries go first (yield.go)
+	d.cur.Load().sequence(ds)          // deliveries to fifo targets join their key's sequence (fifo.go)
 	if err := d.store.Enqueue(ds); err != nil {
 		return err
 	}
-	lanes := d.cur.Load().lanes
+	lanes := d.cur.Load().lanes // the lanes a reload swapped in meanwhile, if any
 	for i := range ds {
 		if l := lanes[ds[i].Target]; l != nil {
 			l.notify()
@@ -491,6 +498,7 @@ func (l *lane) send(j *job) {
 	changed = l.watch(failed, changed, now, a.Error) || changed // disable_after (disable.go)
 
 	n := ld.Attempts + 1 // attempts made, this one included
+	l.attempts.Add(1)
 	switch v {
 	case Delivered:
 		err = l.d.store.Ack(ld.Ref)

@@ -155,6 +155,19 @@ func (s *Store) NextDue(target string) (time.Time, bool) {
 	return time.Unix(0, tq.ready[0].due), true
 }
 
+// Ready is how many of target's deliveries wait unclaimed: due now or
+// scheduled for later (a retry's backoff), not those leased or waiting
+// behind the head of their sequence. The dispatcher reads it on each
+// Enqueue to see a backlog building (dispatch, yield.go).
+func (s *Store) Ready(target string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if tq := s.targets[target]; tq != nil {
+		return len(tq.ready)
+	}
+	return 0
+}
+
 // lookup returns the pending entry of ref; s.mu held.
 //
 // A Ref names one claim, not the delivery: each Claim hands out a new

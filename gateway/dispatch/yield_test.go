@@ -1,0 +1,159 @@
+package dispatch
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/hookgate/hookgate/delivery"
+	"github.com/hookgate/hookgate/gateway/config"
+	"github.com/hookgate/hookgate/gateway/queue"
+	"github.com/hookgate/hookgate/gateway/target"
+	"github.com/hookgate/hookgate/internal/sink"
+)
+
+// idleRig is a dispatcher on a real store whose lanes never start: no
+// worker takes from the backlog unless the test's yield does.
+func idleRig(t *testing.T, cfgs ...config.Target) (*Dispatcher, *queue.Store) {
+	t.Helper()
+	st, err := queue.Open(queue.Options{Path: t.TempDir(), Sync: queue.SyncBatch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := target.NewSet(cfgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close(); set.Close() })
+	return New(st, set, cfgs, Options{}), st
+}
+
+func oneEvent(n int, targets ...string) []delivery.Delivery {
+	ds := make([]delivery.Delivery, len(targets))
+	for i, tg := range targets {
+		id := fmt.Sprintf("evt_%d", n)
+		ds[i] = delivery.Delivery{ID: fmt.Appendf(nil, "%s.%d", id, i), EventID: []byte(id), Route: "r", Target: tg,
+			Method: []byte("POST"), Body: []byte(`{"n":1}`)}
+	}
+	return ds
+}
+
+// TestEnqueueYieldsToBacklog: on one P, an Enqueue for a target whose
+// unclaimed backlog is over two rounds of its workers first yields the P,
+// until the backlog is down to that, 16 times at most, and stops after two
+// yields in a row that moved nothing; it never yields for a backlog within
+// bounds, for another target's backlog, or with two Ps. Yielding never
+// holds an event back: every Enqueue stores its deliveries.
+func TestEnqueueYieldsToBacklog(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	s := startSink(t, sink.Options{})
+	crm, sms := targetFor("crm", s), targetFor("sms", s) // 2 workers each: the limit is 4
+	d, st := idleRig(t, crm, sms)
+	l := d.cur.Load().lanes["crm"]
+
+	// What each yield lets the lane do: nothing, claim one (its worker
+	// took it), or claim and ack one (an attempt ended).
+	var yields int
+	var leased []queue.Leased
+	do := "nothing"
+	d.yield = func() {
+		yields++
+		if do == "nothing" {
+			return
+		}
+		var err error
+		leased, err = st.Claim(leased[:0], "crm", time.Now(), 1, time.Minute)
+		if err != nil || len(leased) != 1 {
+			t.Fatalf("claim in yield: %v, %v", leased, err)
+		}
+		if do == "attempt" {
+			l.attempts.Add(1)
+			if err := st.Ack(leased[0].Ref); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	n := 0
+	enqueue := func(targets ...string) int {
+		t.Helper()
+		yields = 0
+		n++
+		if err := d.Enqueue(oneEvent(n, targets...)); err != nil {
+			t.Fatal(err)
+		}
+		return yields
+	}
+	ready := func(target string, want int) {
+		t.Helper()
+		if got := st.Ready(target); got != want {
+			t.Fatalf("Ready(%s) = %d, want %d", target, got, want)
+		}
+	}
+
+	for i := range 5 { // a backlog of 0 to 4 before each: within bounds
+		if y := enqueue("crm"); y != 0 {
+			t.Fatalf("Enqueue %d with a backlog of %d yielded %d times, want 0", i+1, i, y)
+		}
+	}
+	ready("crm", 5)
+	for i := range 3 { // over the limit, and the lane moves nothing: 2 yields
+		if y := enqueue("crm"); y != 2 {
+			t.Fatalf("Enqueue over the limit with nothing moving yielded %d times, want 2", y)
+		}
+		ready("crm", 6+i)
+	}
+
+	do = "claim" // 8 waiting: each yield claims one, 4 to go under the limit
+	if y := enqueue("crm"); y != 4 {
+		t.Fatalf("Enqueue with 8 waiting, a claim each yield, yielded %d times, want 4", y)
+	}
+	ready("crm", 5)
+	for range 20 {
+		do = "nothing"
+		enqueue("crm")
+	}
+	do = "attempt" // 25 waiting: each yield ends an attempt; at most 16
+	if y := enqueue("crm"); y != maxYields {
+		t.Fatalf("Enqueue with 25 waiting, an attempt each yield, yielded %d times, want %d", y, maxYields)
+	}
+	ready("crm", 25-maxYields+1)
+
+	do = "nothing"
+	if y := enqueue("sms"); y != 0 {
+		t.Fatalf("Enqueue for sms yielded %d times for crm's backlog, want 0", y)
+	}
+	if y := enqueue("sms", "crm", "crm"); y != 2 {
+		t.Fatalf("an event for sms and crm (twice) yielded %d times, want 2 (crm looked at once)", y)
+	}
+	runtime.GOMAXPROCS(2)
+	if y := enqueue("crm"); y != 0 {
+		t.Fatalf("Enqueue on two Ps yielded %d times, want 0", y)
+	}
+	runtime.GOMAXPROCS(1)
+	ready("crm", 25-maxYields+1+3)
+	ready("sms", 2)
+}
+
+// TestYieldToBacklogAllocatesNothing: the look at the backlog and the
+// yields that follow allocate nothing, so the async hot path stays
+// allocation-free while a backlog drains.
+func TestYieldToBacklogAllocatesNothing(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	crm := targetFor("crm", startSink(t, sink.Options{}))
+	d, st := idleRig(t, crm)
+	for i := range 10 {
+		if err := d.Enqueue(oneEvent(i, "crm")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yields := 0
+	d.yield = func() { yields++; runtime.Gosched() }
+	g, ds := d.cur.Load(), oneEvent(99, "crm")
+	if n := testing.AllocsPerRun(100, func() { d.yieldToBacklog(g, ds) }); n > 0 {
+		t.Fatalf("yieldToBacklog allocates %.2f times", n)
+	}
+	if yields == 0 || st.Ready("crm") != 10 {
+		t.Fatalf("%d yields with a backlog of %d: the test measured the wrong path", yields, st.Ready("crm"))
+	}
+}
