@@ -10,21 +10,26 @@ import (
 // every runnable goroutine its turn: a busy sender's connections take in
 // events about as fast as the lanes' workers send them, so whatever
 // backlog a burst or a stall (a log rotation's sync, a compaction) left
-// behind stays. It is not free while it stays: a delivery's record then
-// outlives the memtable it was written to, so a flush writes it to an
-// sstable and a compaction reads it back, where an ack within the same
-// memtable would have cancelled both. Measured with the load harness
-// (`sync = "batch"`, benchmarks/README.md, thirty-second run), the
-// backlog stayed at 1,000-6,000 deliveries, 0.1-0.3 s behind.
+// behind stays. It is not free while it stays. Its claims miss the ring
+// of recent records (gateway/queue, recent.go: about 1,000 of 2 KB) and
+// read each record back from Pebble, and its records outlive the memtable
+// they were written to, so flushes write them to sstables and compactions
+// read them back, where an ack within the same memtable would have
+// cancelled both. Measured with the load harness (`sync = "batch"`,
+// benchmarks/README.md, thirty-second run), the backlog stayed at
+// 1,000-6,000 deliveries, 0.1-0.3 s behind; in a round where it did,
+// claims took 8.6% of the gateway's CPU and compactions 9.3%, against
+// 1.2% and 2.2% with it held down.
 //
 // So while a target's backlog is over backlogRounds rounds of its workers,
 // an Enqueue for it first yields the P, up to maxYields times, to the
 // goroutines waiting for it. Side by side, the async scenario then ran
-// 1.14x faster at 0.83x the CPU per event, with the backlog at a few
-// hundred. The yields stop after two in a row that ended no attempt of
-// that lane and took nothing from its backlog: its workers then wait for
-// the target (slow, down, rate-limited, its breaker open), not for this
-// core, and yielding on would only slow ingest. With a target that
+// 1.06-1.14x faster at 0.83-0.87x the CPU per event (paired medians of
+// three runs), with the backlog at a few hundred. The yields stop after
+// two in a row that ended no attempt of that lane and took nothing from
+// its backlog: its workers then wait for the target (slow, down,
+// rate-limited, its breaker open), not for this core, and yielding on
+// would only slow ingest. With a target that
 // answers after 50 ms, ingest ran as fast as without yields; yielding 16
 // times regardless cost it 6%. With more Ps, deliveries run alongside
 // ingest, and Enqueue never yields.
