@@ -525,7 +525,10 @@ func TestPipelineLargeRequestsAndAnswers(t *testing.T) {
 		io.WriteString(w, answer)
 	}))
 	t.Cleanup(srv.Close)
-	c := newClient(t, config.Target{URL: mustURL(t, srv.URL+"/in"), MaxConns: 64, Pipeline: 1, Timeout: 5 * time.Second, MaxResponseSize: 1 << 20})
+	// The 67 MB take 3.3-3.9 s under the race detector on an idle machine,
+	// and a CI run timed out the last few senders at 5 s on a busy one:
+	// the timeout only bounds the failure, where all 48 would wait it out.
+	c := newClient(t, config.Target{URL: mustURL(t, srv.URL+"/in"), MaxConns: 64, Pipeline: 1, Timeout: 30 * time.Second, MaxResponseSize: 1 << 20})
 	body := []byte(`"` + strings.Repeat("y", 512<<10) + `"`)
 	var wg sync.WaitGroup
 	errs := make([]error, 48)
