@@ -7,28 +7,11 @@ import (
 	"time"
 
 	"github.com/hookgate/hookgate/delivery"
-	"github.com/hookgate/hookgate/gateway/config"
 	"github.com/hookgate/hookgate/gateway/queue"
-	"github.com/hookgate/hookgate/gateway/target"
 	"github.com/hookgate/hookgate/internal/sink"
 )
 
-// idleRig is a dispatcher on a real store whose lanes never start: no
-// worker takes from the backlog unless the test's yield does.
-func idleRig(t *testing.T, cfgs ...config.Target) (*Dispatcher, *queue.Store) {
-	t.Helper()
-	st, err := queue.Open(queue.Options{Path: t.TempDir(), Sync: queue.SyncBatch})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := target.NewSet(cfgs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close(); set.Close() })
-	return New(st, set, cfgs, Options{}), st
-}
-
+// oneEvent is event n's deliveries, one to each of targets in turn.
 func oneEvent(n int, targets ...string) []delivery.Delivery {
 	ds := make([]delivery.Delivery, len(targets))
 	for i, tg := range targets {
@@ -49,7 +32,7 @@ func TestEnqueueYieldsToBacklog(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	s := startSink(t, sink.Options{})
 	crm, sms := targetFor("crm", s), targetFor("sms", s) // 2 workers each: the limit is 4
-	d, st := idleRig(t, crm, sms)
+	d, st := unstarted(t, crm, sms)
 	l := d.cur.Load().lanes["crm"]
 
 	// What each yield lets the lane do: nothing, claim one (its worker
@@ -141,7 +124,7 @@ func TestEnqueueYieldsToBacklog(t *testing.T) {
 func TestYieldToBacklogAllocatesNothing(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	crm := targetFor("crm", startSink(t, sink.Options{}))
-	d, st := idleRig(t, crm)
+	d, st := unstarted(t, crm)
 	for i := range 10 {
 		if err := d.Enqueue(oneEvent(i, "crm")); err != nil {
 			t.Fatal(err)
