@@ -242,6 +242,21 @@ func TestHookgateConfigParses(t *testing.T) {
 			t.Errorf("--pipeline 8: target %s has pipeline %d, max_conns %d; want 8, 128", n, tg.Pipeline, tg.MaxConns)
 		}
 	}
+
+	// --target-conns sets max_conns on every target, in place of twice
+	// --conns.
+	narrow := *env
+	narrow.TargetConns = 48
+	text = hookgateConfig(&narrow, plan{mode: "async", targets: 2}, wasm, "127.0.0.1:18080", "", "127.0.0.1:19000", filepath.Join(dir, "queue"), "")
+	cfg, err = config.Parse([]byte(text), filepath.Join(dir, "narrow.toml"), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	for _, n := range []string{"sink", "sink2"} {
+		if tg := cfg.Target(n); tg.MaxConns != 48 {
+			t.Errorf("--target-conns 48: target %s has max_conns %d, want 48", n, tg.MaxConns)
+		}
+	}
 }
 
 // scenarioPlan is the route the named hookgate scenario serves, as the
@@ -697,9 +712,15 @@ func TestProbeSaysWhatTheChildDid(t *testing.T) {
 // --pipeline past the targets' max_conns is refused before anything runs,
 // naming the bound.
 func TestPipelineFlagBound(t *testing.T) {
-	for _, args := range [][]string{{"--pipeline", "129"}, {"--pipeline", "-1"}, {"--conns", "100", "--pipeline", "201"}} {
+	for _, args := range [][]string{{"--pipeline", "129"}, {"--pipeline", "-1"}, {"--conns", "100", "--pipeline", "201"}, {"--target-conns", "16", "--pipeline", "17"}} {
 		var stderr bytes.Buffer
 		if code := mainErr(args, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "--pipeline must be between 0 and the targets' max_conns") {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and the bound", args, code, stderr.String())
+		}
+	}
+	for _, args := range [][]string{{"--target-conns", "-1"}, {"--target-conns", "10001"}} {
+		var stderr bytes.Buffer
+		if code := mainErr(args, io.Discard, &stderr); code != 2 || !strings.Contains(stderr.String(), "--target-conns must be between") {
 			t.Errorf("%v: exit %d, stderr %q; want 2 and the bound", args, code, stderr.String())
 		}
 	}

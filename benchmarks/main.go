@@ -75,6 +75,7 @@ func mainErr(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Pin, "pin", "auto", "auto: split the CPUs between load generator and servers with taskset; off: don't")
 	fs.StringVar(&o.QueueSync, "queue-sync", "always", "async scenario's [queue] sync: always or batch")
 	fs.IntVar(&o.Pipeline, "pipeline", 0, "the targets' pipeline setting (HTTP/1.1 pipelining over N connections) in every hookgate scenario; 0, the default, leaves it off")
+	fs.IntVar(&o.TargetConns, "target-conns", 0, "the targets' max_conns in every hookgate scenario (an async lane's delivery workers); 0, the default, means twice --conns, at least 64")
 	fs.DurationVar(&o.Drain, "drain", 30*time.Second, "async: longest wait for the queue to drain after the load")
 	fs.DurationVar(&o.Timeout, "timeout", 10*time.Second, "per request timeout")
 	fs.StringVar(&o.Perf, "perf", "", "profile the server under test with Linux perf during round 1 of each scenario; reports go to DIR")
@@ -158,6 +159,28 @@ func writeOutputs(rep *Report, o Options, stdout io.Writer) error {
 	return nil
 }
 
+// defaultTargetConns is the targets' max_conns unless --target-conns
+// says otherwise: twice the load's connections, so a lane's workers are
+// never fewer than the senders.
+func defaultTargetConns(conns int) int { return 2 * max(conns, 32) }
+
+// targetConns is the targets' max_conns this run gives them.
+func (o *Options) targetConns() int {
+	if o.TargetConns > 0 {
+		return o.TargetConns
+	}
+	return defaultTargetConns(o.Conns)
+}
+
+// targetConns is the targets' max_conns: set from --target-conns by the
+// runner, and the default for an Env a test builds.
+func (e *Env) targetConns() int {
+	if e.TargetConns > 0 {
+		return e.TargetConns
+	}
+	return defaultTargetConns(e.Conns)
+}
+
 func checkOptions(o *Options) error {
 	switch {
 	case o.Duration <= 0:
@@ -176,8 +199,10 @@ func checkOptions(o *Options) error {
 		return errors.New("--pin is auto or off")
 	case o.QueueSync != "always" && o.QueueSync != "batch":
 		return errors.New("--queue-sync is always or batch")
-	case o.Pipeline < 0 || o.Pipeline > 2*max(o.Conns, 32):
-		return fmt.Errorf("--pipeline must be between 0 and the targets' max_conns, %d", 2*max(o.Conns, 32))
+	case o.TargetConns < 0 || o.TargetConns > 10000:
+		return errors.New("--target-conns must be between 0 (twice --conns) and 10000")
+	case o.Pipeline < 0 || o.Pipeline > o.targetConns():
+		return fmt.Errorf("--pipeline must be between 0 and the targets' max_conns, %d", o.targetConns())
 	case o.Drain < 0 || o.Drain > 5*time.Minute:
 		return errors.New("--drain must be between 0 and 5m")
 	case o.Timeout <= 0:

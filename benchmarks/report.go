@@ -26,6 +26,9 @@ type Report struct {
 	UserMode bool          `json:"user_mode,omitempty"`
 	Perf     string        `json:"perf_dir,omitempty"`
 	Pipeline int           `json:"pipeline,omitempty"` // --pipeline: the targets' pipeline setting
+	// TargetConns is the targets' max_conns (--target-conns), the
+	// number of delivery workers of each async lane.
+	TargetConns int `json:"target_conns,omitempty"`
 	// /proc/loadavg before and after: on a shared machine, how much else
 	// was running says how far to trust the spread.
 	LoadBefore string `json:"loadavg_before"`
@@ -196,6 +199,9 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	p("- load: %s; payload %s; %d round(s) of %v after %v warm-up, scenarios interleaved round robin\n",
 		r.Load, r.Payload, r.Rounds, r.Duration, r.Warmup)
 	p("- command: `%s`\n", r.Command)
+	if r.TargetConns > 0 {
+		p("- hookgate's targets: `max_conns = %d` (so %d delivery workers per async target)\n", r.TargetConns, r.TargetConns)
+	}
 	if r.Pipeline > 0 {
 		p("- hookgate's targets: `pipeline = %d` (HTTP/1.1 pipelining; nginx does not pipeline to its upstream)\n", r.Pipeline)
 	}

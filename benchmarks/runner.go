@@ -28,13 +28,16 @@ type Options struct {
 	Markdown  string
 	Pin       string // "auto" | "off"
 	QueueSync string
-	Pipeline  int           // the targets' pipeline setting in every hookgate scenario; 0 = off
-	Drain     time.Duration // async: how long to wait for the queue to drain
-	Timeout   time.Duration // per request
-	Perf      string        // profile the first round of each scenario into this dir
-	Pprof     string        // fetch hookgate's Go CPU profile of the first round into this dir
-	Hookgate  string        // a hookgate binary to measure instead of building ./cmd/hookgate
-	Baseline  string        // a second hookgate binary, measured as "<scenario>@base" in the same rounds
+	Pipeline  int // the targets' pipeline setting in every hookgate scenario; 0 = off
+	// TargetConns is every target's max_conns, so each lane's worker
+	// count; 0 means targetConns(Conns), the harness's default.
+	TargetConns int
+	Drain       time.Duration // async: how long to wait for the queue to drain
+	Timeout     time.Duration // per request
+	Perf        string        // profile the first round of each scenario into this dir
+	Pprof       string        // fetch hookgate's Go CPU profile of the first round into this dir
+	Hookgate    string        // a hookgate binary to measure instead of building ./cmd/hookgate
+	Baseline    string        // a second hookgate binary, measured as "<scenario>@base" in the same rounds
 	// BaselineSrc is a checkout of the baseline revision: the @base
 	// scenarios build their plugins from it, and the baseline binary when
 	// Baseline is "".
@@ -71,20 +74,21 @@ func run(o Options, split CoreSplit) (*Report, error) {
 		return nil, fmt.Errorf("benchmarks: reading the payload: %v; pass --payload FILE", err)
 	}
 	rep := &Report{
-		Date:       time.Now().UTC(),
-		Machine:    describeMachine(),
-		Split:      split,
-		Command:    o.Command,
-		Load:       o.loadModel(),
-		Payload:    fmt.Sprintf("%s (%d bytes)", o.Payload, len(payload)),
-		Duration:   o.Duration,
-		Warmup:     o.Warmup,
-		Rounds:     o.Rounds,
-		Conns:      o.Conns,
-		Rate:       o.Rate,
-		Perf:       o.Perf,
-		Pipeline:   o.Pipeline,
-		LoadBefore: loadAvg(),
+		Date:        time.Now().UTC(),
+		Machine:     describeMachine(),
+		Split:       split,
+		Command:     o.Command,
+		Load:        o.loadModel(),
+		Payload:     fmt.Sprintf("%s (%d bytes)", o.Payload, len(payload)),
+		Duration:    o.Duration,
+		Warmup:      o.Warmup,
+		Rounds:      o.Rounds,
+		Conns:       o.Conns,
+		Rate:        o.Rate,
+		Perf:        o.Perf,
+		Pipeline:    o.Pipeline,
+		TargetConns: o.targetConns(),
+		LoadBefore:  loadAvg(),
 	}
 	defer func() { rep.LoadAfter = loadAvg() }()
 	dir, err := os.MkdirTemp("", "hookgate-bench-")
@@ -92,7 +96,7 @@ func run(o Options, split CoreSplit) (*Report, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	env := &Env{Dir: dir, Split: split, Conns: o.Conns, Payload: payload, QueueSync: o.QueueSync, Pipeline: o.Pipeline, Baseline: o.Baseline, BaselineSrc: o.BaselineSrc, Pprof: o.Pprof != ""}
+	env := &Env{Dir: dir, Split: split, Conns: o.Conns, Payload: payload, QueueSync: o.QueueSync, Pipeline: o.Pipeline, TargetConns: o.targetConns(), Baseline: o.Baseline, BaselineSrc: o.BaselineSrc, Pprof: o.Pprof != ""}
 
 	if o.Target != "" {
 		return runUser(o, rep, env)

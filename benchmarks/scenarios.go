@@ -23,6 +23,7 @@ type Env struct {
 	Payload     []byte
 	QueueSync   string
 	Pipeline    int    // pipeline = N on every target (--pipeline); 0 leaves it out
+	TargetConns int    // max_conns on every target (--target-conns)
 	Hookgate    string // built binary, "" when it did not build
 	HookgateErr string // why it did not build
 	// Baseline is a second hookgate binary (--baseline): every hookgate
@@ -450,7 +451,7 @@ func hookgateConfig(env *Env, p plan, wasm map[string]string, listen, admin, sin
 	fmt.Fprintf(&b, "[transforms]\ncache_dir = %q\n\n", filepath.Join(env.Dir, "wasm-cache"))
 	names := []string{"sink", "sink2"}[:p.targets]
 	for i, n := range names {
-		fmt.Fprintf(&b, "[[target]]\nname = %q\nurl = \"http://%s/deliver/%d\"\nmax_conns = %d\n", n, sinkAddr, i+1, 2*max(env.Conns, 32))
+		fmt.Fprintf(&b, "[[target]]\nname = %q\nurl = \"http://%s/deliver/%d\"\nmax_conns = %d\n", n, sinkAddr, i+1, env.targetConns())
 		if env.Pipeline > 0 {
 			fmt.Fprintf(&b, "pipeline = %d\n", env.Pipeline)
 		}
