@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -66,11 +67,51 @@ func (s *Store) Claim(dst []Leased, target string, now time.Time, max int, lease
 		l.Ref, l.seq, l.Attempts, l.EnqueuedAt = Ref(e.claim), e.seq, e.attempts, e.enqueued
 	}
 	s.mu.Unlock()
+	return s.readClaimed(dst, now), nil
+}
+
+// readClaimed decodes the record of each delivery in dst and returns dst
+// without those whose record could not be read (unreadable deals with
+// them). A record still in the ring of recent ones comes from there; the
+// rest come from Pebble, through one iterator for the claim once a miss
+// is not the claim's last delivery.
+//
+// Why an iterator: behind a backlog larger than the ring, as after a
+// target's outage or when deliveries fall behind ingest, the records
+// have been flushed to sstables, and a Get looks up an index block and a
+// data block in every level that spans its key, each a read from the
+// block cache or the file. A claim's deliveries are mostly consecutive
+// sequences, whose records lie side by side, so an iterator seeking
+// forward from one to the next steps through blocks it already holds.
+// BenchmarkClaimBacklog (80 MB of backlog in sstables, claims of 16,
+// medians of 5 interleaved runs): 16.6 µs a delivery with a Get each,
+// 7.5 µs through the iterator, 5.4 µs with the larger blocks of
+// tableBlockSize.
+func (s *Store) readClaimed(dst []Leased, now time.Time) []Leased {
+	var it *pebble.Iterator
 	n := 0
 	for i := range dst {
 		l := &dst[i]
-		if err := s.readRecord(l.seq, &l.Delivery, l.key[:]); err != nil {
-			s.unreadable(l.Ref, l.seq, now, err)
+		var err error
+		if ok, rerr := s.recent.get(l.seq, &l.Delivery, s); ok {
+			err = rerr
+		} else if it == nil && i == len(dst)-1 {
+			err = s.getRecord(l.seq, &l.Delivery, l.key[:])
+		} else {
+			if it == nil {
+				// Without bounds: each seek is checked against its key,
+				// and bounds would have to outlive the iterator on the
+				// heap.
+				if it, err = s.db.NewIter(nil); err != nil {
+					it = nil
+				}
+			}
+			if it != nil {
+				err = s.seekRecord(it, l.seq, &l.Delivery, l.key[:])
+			}
+		}
+		if err != nil {
+			s.unreadable(l.Ref, l.seq, now, fmt.Errorf("record %d: %w", l.seq, err))
 			continue
 		}
 		if n != i { // swap, so the skipped element's buffers stay reusable
@@ -78,7 +119,11 @@ func (s *Store) Claim(dst []Leased, target string, now time.Time, max int, lease
 		}
 		n++
 	}
-	return dst[:n], nil
+	if it != nil {
+		// A read error would have come back from the seek that met it.
+		_ = it.Close()
+	}
+	return dst[:n]
 }
 
 // unreadable deals with a claimed delivery whose record cannot be read
@@ -106,24 +151,51 @@ func (s *Store) unreadable(ref Ref, seq uint64, now time.Time, cause error) {
 // a caller with a buffer already on the heap makes the lookup allocate
 // nothing.
 func (s *Store) readRecord(seq uint64, d *delivery.Delivery, kbuf []byte) error {
-	if ok, err := s.recent.get(seq, d, s); ok {
-		if err != nil {
-			return fmt.Errorf("record %d: %w", seq, err)
-		}
-		return nil
+	ok, err := s.recent.get(seq, d, s)
+	if !ok {
+		err = s.getRecord(seq, d, kbuf)
 	}
-	kbuf[0] = kindRecord
-	binary.BigEndian.PutUint64(kbuf[1:9], seq)
-	v, closer, err := s.db.Get(kbuf[:9])
-	if err != nil {
-		return fmt.Errorf("record %d: %w", seq, err)
-	}
-	err = decodeRecord(v, d, s)
-	closer.Close()
 	if err != nil {
 		return fmt.Errorf("record %d: %w", seq, err)
 	}
 	return nil
+}
+
+// getRecord reads record seq from Pebble with a Get and decodes it into
+// d; kbuf as readRecord's.
+func (s *Store) getRecord(seq uint64, d *delivery.Delivery, kbuf []byte) error {
+	kbuf[0] = kindRecord
+	binary.BigEndian.PutUint64(kbuf[1:9], seq)
+	v, closer, err := s.db.Get(kbuf[:9])
+	if err != nil {
+		return err
+	}
+	err = decodeRecord(v, d, s)
+	closer.Close()
+	return err
+}
+
+// seekRecord reads record seq from Pebble through it and decodes it into
+// d; kbuf as readRecord's. A missing record is pebble.ErrNotFound, as with a
+// Get. Seeking forward from where the last seek ended, Pebble steps on
+// from there (its TrySeekUsingNext) instead of seeking from the top.
+func (s *Store) seekRecord(it *pebble.Iterator, seq uint64, d *delivery.Delivery, kbuf []byte) error {
+	kbuf[0] = kindRecord
+	binary.BigEndian.PutUint64(kbuf[1:9], seq)
+	if !it.SeekGE(kbuf[:9]) {
+		if err := it.Error(); err != nil {
+			return err
+		}
+		return pebble.ErrNotFound
+	}
+	if !bytes.Equal(it.Key(), kbuf[:9]) {
+		return pebble.ErrNotFound
+	}
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return err
+	}
+	return decodeRecord(v, d, s)
 }
 
 // intern implements interner: route and target names are few, so after
