@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,5 +77,101 @@ func TestClaimReadsBacklogFromTables(t *testing.T) {
 	check(rest)
 	if s.recent.hits != 10 {
 		t.Fatalf("the ring served %d claims, want the 10 enqueued after it was emptied", s.recent.hits)
+	}
+}
+
+// Claims reading a backlog from Pebble while enqueues and flushes go on:
+// four workers claim (16 at a time) and ack, one writer enqueues and
+// flushes now and then, so memtables rotate and sstables appear under
+// the claims' iterators. Every delivery is claimed once, with its own
+// record.
+func TestConcurrentClaimsReadBacklog(t *testing.T) {
+	const before, during, workers = 3000, 3000, 4
+	s := openTest(t, t.TempDir(), Options{Sync: SyncBatch})
+	defer s.Close()
+	body := func(i int) []byte {
+		return bytes.Repeat([]byte{byte('a' + i%26)}, 1000+i*37%2000)
+	}
+	enqueue := func(i int) error {
+		d := testDelivery(fmt.Sprintf("evt_%d.0", i), "crm", "r")
+		d.Body = body(i)
+		return s.Enqueue([]delivery.Delivery{d})
+	}
+	for i := range before {
+		if err := enqueue(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	errs := make(chan error, workers+1)
+	go func() {
+		for i := before; i < before+during; i++ {
+			if err := enqueue(i); err != nil {
+				errs <- err
+				return
+			}
+			if i%500 == 0 {
+				if err := s.db.Flush(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}
+		errs <- nil
+	}()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	for range workers {
+		go func() {
+			var ls []Leased
+			for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+				mu.Lock()
+				done := len(seen) == before+during
+				mu.Unlock()
+				if done {
+					errs <- nil
+					return
+				}
+				var err error
+				if ls, err = s.Claim(ls, "crm", time.Now(), 16, time.Minute); err != nil {
+					errs <- err
+					return
+				}
+				for _, l := range ls {
+					var i int
+					if _, err := fmt.Sscanf(string(l.Delivery.ID), "evt_%d.0", &i); err != nil || !bytes.Equal(l.Delivery.Body, body(i)) {
+						errs <- fmt.Errorf("delivery %q came back with a body of %d bytes, not its own", l.Delivery.ID, len(l.Delivery.Body))
+						return
+					}
+					mu.Lock()
+					seen[string(l.Delivery.ID)]++
+					mu.Unlock()
+					if err := s.Ack(l.Ref); err != nil {
+						errs <- err
+						return
+					}
+				}
+				if len(ls) == 0 {
+					time.Sleep(time.Millisecond)
+				}
+			}
+			errs <- fmt.Errorf("not every delivery claimed in 30 s")
+		}()
+	}
+	for range workers + 1 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("%s claimed %d times, want once", id, n)
+		}
+	}
+	if misses := before + during - int(s.recent.hits); misses < 1000 {
+		t.Fatalf("only %d claims read Pebble; the test wants the ring's misses", misses)
 	}
 }
