@@ -12,6 +12,32 @@ import (
 type ackedEntry struct {
 	seq      uint64
 	attempts int
+	pkey     pkeyState
+}
+
+// pkeyState is what a delivery's p key is, which decides how its ack
+// deletes it.
+type pkeyState uint8
+
+const (
+	// pkeyNone: there is none. The delivery's pending state is the one
+	// stored with its record (codec.go, storedWithPending): its ack
+	// deletes the record alone.
+	pkeyNone pkeyState = iota
+	// pkeyOnce: written once since it last did not exist (a first retry,
+	// a replay, or an Enqueue of hookgate before one key per delivery):
+	// a single delete removes it.
+	pkeyOnce
+	// pkeyRewritten: possibly written more than once: a plain delete.
+	pkeyRewritten
+)
+
+// rewritten is the state of a p key after one more write.
+func (p pkeyState) rewritten() pkeyState {
+	if p == pkeyNone {
+		return pkeyOnce
+	}
+	return pkeyRewritten
 }
 
 // maxAckRounds bounds how many commits one Ack makes for the acks that
@@ -34,12 +60,12 @@ const maxAckRounds = 4
 // An Ack whose deletes another Ack commits returns nil: its delivery is
 // gone from memory either way, and a commit that fails fails the store
 // (health.go), which every later write then reports.
-func (s *Store) queueAck(seq uint64, attempts int) error {
+func (s *Store) queueAck(seq uint64, attempts int, pkey pkeyState) error {
 	if f := s.failure.Load(); f != nil {
 		return f // nothing is written any more
 	}
 	s.ackMu.Lock()
-	s.acks = append(s.acks, ackedEntry{seq, attempts})
+	s.acks = append(s.acks, ackedEntry{seq, attempts, pkey})
 	lead := !s.ackLeader
 	s.ackLeader = true
 	s.ackMu.Unlock()
@@ -110,17 +136,18 @@ func (s *Store) flushAcksLocked() error {
 // each insert into the memtable's skip list starts its search where the
 // one before it ended, instead of at the top.
 //
-// The record, the pending state of a delivery never retried and each
-// attempt are written exactly once, so they are removed with
+// The record (with its first pending state), a p key written once and
+// each attempt are written exactly once, so they are removed with
 // SingleDelete: when the delete meets the write it deletes (in the
 // memtable, or later in a compaction), both disappear, where a plain
 // delete leaves a tombstone that the flush writes to L0 and compactions
-// carry down the levels. A pending state rewritten by a retry gets a
-// plain Delete: a single delete cancels only the latest write and would
-// let an older one come back. A replayed delivery's pending state is
-// written again after dead-lettering removed the first one with a plain
-// Delete (dead.go, writeDead); Pebble allows a single delete of a key
-// written once since a plain delete, so its ack may single-delete it.
+// carry down the levels. A delivery never retried has no p key, and its
+// ack deletes the record alone. A p key rewritten by a second retry gets
+// a plain Delete: a single delete cancels only the latest write and would
+// let an older one come back. A replayed delivery's p key is written
+// again after dead-lettering removed it with a plain Delete (dead.go,
+// writeDead); Pebble allows a single delete of a key written once since
+// a plain delete, so its ack may single-delete it.
 func appendAckDeletes(b *pebble.Batch, acks []ackedEntry) {
 	slices.SortFunc(acks, func(a, b ackedEntry) int { return cmp.Compare(a.seq, b.seq) })
 	for _, a := range acks {
@@ -129,9 +156,10 @@ func appendAckDeletes(b *pebble.Batch, acks []ackedEntry) {
 	}
 	for _, a := range acks {
 		pk := keyOf(kindPending, a.seq)
-		if a.attempts == 0 {
+		switch a.pkey {
+		case pkeyOnce:
 			b.SingleDelete(pk[:], nil)
-		} else {
+		case pkeyRewritten:
 			b.Delete(pk[:], nil)
 		}
 	}

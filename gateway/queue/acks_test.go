@@ -104,7 +104,9 @@ func TestAckDeletesInKeyOrder(t *testing.T) {
 	defer db.Close()
 	b := db.NewBatch()
 	defer b.Close()
-	appendAckDeletes(b, []ackedEntry{{seq: 9}, {seq: 3}, {seq: 5, attempts: 2}})
+	// 9 was replayed (its p key written once), 3 never retried (no p
+	// key), 5 retried twice (its p key rewritten).
+	appendAckDeletes(b, []ackedEntry{{seq: 9, pkey: pkeyOnce}, {seq: 3}, {seq: 5, attempts: 2, pkey: pkeyRewritten}, {seq: 7, attempts: 1, pkey: pkeyOnce}})
 	var got []string
 	r := b.Reader()
 	for {
@@ -118,9 +120,9 @@ func TestAckDeletesInKeyOrder(t *testing.T) {
 		got = append(got, fmt.Sprintf("%s %c%x", kind, k[0], k[1:]))
 	}
 	want := []string{
-		"SINGLEDEL d0000000000000003", "SINGLEDEL d0000000000000005", "SINGLEDEL d0000000000000009",
-		"SINGLEDEL p0000000000000003", "DEL p0000000000000005", "SINGLEDEL p0000000000000009",
-		"SINGLEDEL a000000000000000500000000", "SINGLEDEL a000000000000000500000001",
+		"SINGLEDEL d0000000000000003", "SINGLEDEL d0000000000000005", "SINGLEDEL d0000000000000007", "SINGLEDEL d0000000000000009",
+		"DEL p0000000000000005", "SINGLEDEL p0000000000000007", "SINGLEDEL p0000000000000009",
+		"SINGLEDEL a000000000000000500000000", "SINGLEDEL a000000000000000500000001", "SINGLEDEL a000000000000000700000000",
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("batch:\n%q\nwant\n%q", got, want)

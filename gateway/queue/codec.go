@@ -210,6 +210,55 @@ func decodeRecord(src []byte, d *delivery.Delivery, in interner) error {
 	return nil
 }
 
+// A delivery's record as stored under its d key: its first pending
+// state, then the record. One key per delivery, where a record and a p key
+// were two (RATIONALE.md, "One key per delivery"): a delivery acked
+// without a retry, nearly every one, then costs one memtable insert at
+// Enqueue and one single delete at its ack. A retry or a replay writes the
+// p key, which from then on says where the delivery is.
+//
+//	0x80 | len (uvarint) | pending (appendPending's form) | record
+//
+// A value that starts with a record version (0x01) is a record stored on
+// its own, as hookgate wrote them before: its pending state is its p key,
+// if it has one.
+const storedWithPending = 0x80
+
+// storedLen is the size of a stored value with a pending state of pl
+// bytes and a record of rl bytes.
+func storedLen(pl, rl int) int { return 1 + uvarintLen(uint64(pl)) + pl + rl }
+
+// putStoredHead writes the stored value's head into dst, whose length is
+// storedLen(pl, rl), and returns where the pending state (pl bytes) and
+// then the record start.
+func putStoredHead(dst []byte, pl int) int {
+	dst[0] = storedWithPending
+	return 1 + binary.PutUvarint(dst[1:], uint64(pl))
+}
+
+// splitStored returns the record of a stored value and its pending state
+// (nil for a record stored on its own), aliasing v.
+func splitStored(v []byte) (rec, pend []byte, err error) {
+	if len(v) == 0 || v[0] != storedWithPending {
+		return v, nil, nil
+	}
+	n, k := binary.Uvarint(v[1:])
+	if k <= 0 || n > uint64(len(v)-1-k) {
+		return nil, nil, ErrCorrupt
+	}
+	p := 1 + k
+	return v[p+int(n):], v[p : p+int(n)], nil
+}
+
+// decodeStored decodes the record of stored value v into d.
+func decodeStored(v []byte, d *delivery.Delivery, in interner) error {
+	rec, _, err := splitStored(v)
+	if err != nil {
+		return err
+	}
+	return decodeRecord(rec, d, in)
+}
+
 // recordHead reads only the id, route and target of a record, aliasing src.
 func recordHead(src []byte) (id, route, target []byte, err error) {
 	if len(src) == 0 || src[0] != recordV1 {

@@ -54,7 +54,12 @@ func (s *Store) writeDead(seq uint64, n int, enq, size int64, target string, o o
 	if err != nil {
 		return err
 	}
-	id, route, _, err := recordHead(v)
+	rec, _, err := splitStored(v)
+	if err != nil {
+		closer.Close()
+		return err
+	}
+	id, route, _, err := recordHead(rec)
 	if err != nil {
 		closer.Close()
 		return err
@@ -322,9 +327,12 @@ func (s *Store) replay(seqs []uint64) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("record %d: %w", seq, err)
 		}
-		id, _, _, err := recordHead(rv)
+		rec, _, err := splitStored(rv)
 		if err == nil {
-			b.Delete(idKey(id), nil)
+			var id []byte
+			if id, _, _, err = recordHead(rec); err == nil {
+				b.Delete(idKey(id), nil)
+			}
 		}
 		rcloser.Close()
 		b.Delete(xk[:], nil)
@@ -350,7 +358,8 @@ func (s *Store) replay(seqs []uint64) (int, error) {
 		tq := s.target(m.target)
 		tq.dead--
 		e := s.newEntry()
-		*e = entry{seq: m.seq, due: now, enqueued: now, size: m.size, tq: tq}
+		// Its p key was written once since writeDead deleted it.
+		*e = entry{seq: m.seq, due: now, enqueued: now, size: m.size, tq: tq, pkey: pkeyOnce}
 		s.entries[m.seq] = e
 		if m.ord.ordered {
 			s.join(tq, e, m.ord)

@@ -138,11 +138,11 @@ func (s *Store) freeGroup(g *enqGroup) {
 	}
 }
 
-// commitCalls writes the deliveries of calls in one batch and commits it.
-// The records go first, then the pending states, each in sequence order
-// (calls sorted by their first number), so each memtable insert starts
-// its skip list search where the one before it ended (as the acks'
-// deletes do, acks.go).
+// commitCalls writes the deliveries of calls in one batch and commits it,
+// each as one key: its pending state and its record (codec.go,
+// storedWithPending). Calls go in sequence order (sorted by their first
+// number), so each memtable insert starts its skip list search where the
+// one before it ended (as the acks' deletes do, acks.go).
 func (s *Store) commitCalls(calls []enqCall) error {
 	if len(calls) > 1 {
 		slices.SortFunc(calls, func(a, b enqCall) int { return cmp.Compare(a.first, b.first) })
@@ -156,27 +156,20 @@ func (s *Store) commitCalls(calls []enqCall) error {
 			d := &c.ds[i]
 			seq := c.first + uint64(i)
 			k := keyOf(kindRecord, seq)
-			op := b.SetDeferred(len(k), recordLen(d))
+			rl := recordLen(d)
+			o := orderOf(d.Ordered, d.OrderKey, seq)
+			due := dueOf(d, c.now)
+			pl := pendingLen(d.Target, due, c.now, int64(rl), 0, &o)
+			op := b.SetDeferred(len(k), storedLen(pl, rl))
 			copy(op.Key, k[:])
-			encodeRecord(op.Value, d)
-			s.recent.put(seq, op.Value)
+			p := putStoredHead(op.Value, pl)
+			appendPending(op.Value[p:p], d.Target, due, c.now, int64(rl), 0, &o)
+			rec := op.Value[p+pl:]
+			encodeRecord(rec, d)
+			s.recent.put(seq, rec)
 			op.Finish()
 		}
 		s.recent.mu.Unlock()
-	}
-	for _, c := range calls {
-		for i := range c.ds {
-			d := &c.ds[i]
-			seq := c.first + uint64(i)
-			k := keyOf(kindPending, seq)
-			rl := int64(recordLen(d))
-			o := orderOf(d.Ordered, d.OrderKey, seq)
-			due := dueOf(d, c.now)
-			op := b.SetDeferred(len(k), pendingLen(d.Target, due, c.now, rl, 0, &o))
-			copy(op.Key, k[:])
-			appendPending(op.Value[:0], d.Target, due, c.now, rl, 0, &o)
-			op.Finish()
-		}
 	}
 	s.batches.Add(1)
 	return s.commitFor(b, s.syncOpt, len(calls))

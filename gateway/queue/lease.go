@@ -170,7 +170,7 @@ func (s *Store) getRecord(seq uint64, d *delivery.Delivery, kbuf []byte) error {
 	if err != nil {
 		return err
 	}
-	err = decodeRecord(v, d, s)
+	err = decodeStored(v, d, s)
 	closer.Close()
 	return err
 }
@@ -195,7 +195,7 @@ func (s *Store) seekRecord(it *pebble.Iterator, seq uint64, d *delivery.Delivery
 	if err != nil {
 		return err
 	}
-	return decodeRecord(v, d, s)
+	return decodeStored(v, d, s)
 }
 
 // intern implements interner: route and target names are few, so after
@@ -277,11 +277,11 @@ func (s *Store) Ack(ref Ref) error {
 		s.mu.Unlock()
 		return err
 	}
-	seq, attempts := e.seq, e.attempts
+	seq, attempts, pkey := e.seq, e.attempts, e.pkey
 	s.drop(e)
 	s.mu.Unlock()
 
-	if err := s.queueAck(seq, attempts); err != nil {
+	if err := s.queueAck(seq, attempts, pkey); err != nil {
 		return fmt.Errorf("queue: ack %d: %w", seq, err)
 	}
 	return nil
@@ -322,6 +322,7 @@ func (s *Store) retry(ref Ref, due time.Time, a delivery.Attempt) error {
 		return fmt.Errorf("queue: retry %d: %w", seq, err)
 	}
 	e.attempts = n + 1
+	e.pkey = e.pkey.rewritten()
 	e.due = due.UnixNano()
 	// Still the head of its sequence, if it is in one: its key waits.
 	if e.heapIdx == leasedIdx {

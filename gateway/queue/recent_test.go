@@ -39,7 +39,7 @@ func TestClaimDecodesRecentRecords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := decodeRecord(v, &disk, s); err != nil {
+		if err := decodeStored(v, &disk, s); err != nil {
 			t.Fatal(err)
 		}
 		closer.Close()

@@ -68,14 +68,14 @@ const spaceEvery = time.Second
 // Key layout. Every delivery gets a sequence number (Ref) at Enqueue; its
 // keys are the one-byte kind, then the big-endian sequence:
 //
-//	d<seq>          the delivery record (codec.go), written once
-//	p<seq>          pending state: target, due, enqueued, size, attempts
+//	d<seq>          the delivery's first pending state and its record (codec.go), written once
+//	p<seq>          pending state (target, due, enqueued, size, attempts), once retried or replayed
 //	x<seq>          dead-letter state: target, route, enqueued, dead at, size, attempts
 //	a<seq><n:4>     attempt n
 //	i<delivery id>  seq of a dead letter, for replay by id
 //
-// Ready order lives in memory (a heap per target, rebuilt from the p keys at
-// Open) rather than in an index ordered by due time: a queue on an LSM tree
+// Ready order lives in memory (a heap per target, rebuilt at Open from the
+// p keys and the pending states stored with the records) rather than in an index ordered by due time: a queue on an LSM tree
 // that deletes from the head of an ordered index makes every scan step over
 // the tombstones of everything acked since the last compaction.
 const (
@@ -112,6 +112,7 @@ type entry struct {
 	enqueued int64
 	size     int64
 	attempts int
+	pkey     pkeyState // what its p key is: deleted with its ack (acks.go)
 	heapIdx  int    // position in tq.ready; leasedIdx while leased, waitingIdx behind its sequence's head
 	leaseEnd int64  // unix nanoseconds
 	claim    uint64 // the Ref of its latest claim (lease.go); 0 before the first
@@ -279,6 +280,10 @@ func Open(opts Options) (*Store, error) {
 	return s, nil
 }
 
+// load rebuilds the store's memory from what is stored. A delivery is
+// pending when it has a p key (retried, replayed, or enqueued by hookgate
+// before one key per delivery), or when its record carries its pending
+// state and it is not a dead letter; the p key, written later, wins.
 func (s *Store) load() error {
 	maxSeq := uint64(0)
 	type inSeq struct {
@@ -286,13 +291,9 @@ func (s *Store) load() error {
 		o ordering
 	}
 	var ordered []inSeq
-	err := s.scan(kindPending, func(seq uint64, v []byte) error {
-		p, err := decodePending(v)
-		if err != nil {
-			return fmt.Errorf("pending %d: %w", seq, err)
-		}
+	add := func(seq uint64, p pending, pkey pkeyState) {
 		tq := s.target(string(p.target))
-		e := &entry{seq: seq, due: p.due, enqueued: p.enqueued, size: p.size, attempts: p.attempts, tq: tq}
+		e := &entry{seq: seq, due: p.due, enqueued: p.enqueued, size: p.size, attempts: p.attempts, pkey: pkey, tq: tq}
 		s.entries[seq] = e
 		if p.ord.ordered {
 			ordered = append(ordered, inSeq{e, p.ord})
@@ -304,6 +305,63 @@ func (s *Store) load() error {
 		s.depth++
 		s.bytes += p.size
 		maxSeq = max(maxSeq, seq)
+	}
+	var dead []uint64 // in sequence order, as scanned
+	err := s.scan(kindDead, func(seq uint64, v []byte) error {
+		di, err := decodeDead(v)
+		if err != nil {
+			return fmt.Errorf("dead letter %d: %w", seq, err)
+		}
+		s.target(string(di.target)).dead++
+		maxSeq = max(maxSeq, seq, di.ord.order)
+		dead = append(dead, seq)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = s.scan(kindPending, func(seq uint64, v []byte) error {
+		p, err := decodePending(v)
+		if err != nil {
+			return fmt.Errorf("pending %d: %w", seq, err)
+		}
+		// Written once for a delivery never retried; a retried one's
+		// may have been rewritten.
+		pkey := pkeyOnce
+		if p.attempts > 0 {
+			pkey = pkeyRewritten
+		}
+		add(seq, p, pkey)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	err = s.scan(kindRecord, func(seq uint64, v []byte) error {
+		maxSeq = max(maxSeq, seq)
+		if s.entries[seq] != nil {
+			return nil // its p key says where it is
+		}
+		for len(dead) > 0 && dead[0] < seq {
+			dead = dead[1:]
+		}
+		if len(dead) > 0 && dead[0] == seq {
+			return nil // a dead letter
+		}
+		_, pend, err := splitStored(v)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", seq, err)
+		}
+		if pend == nil {
+			// Stored on its own by an older hookgate, with neither
+			// a p key nor a dead letter's: nothing refers to it.
+			return nil
+		}
+		p, err := decodePending(pend)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", seq, err)
+		}
+		add(seq, p, pkeyNone)
 		return nil
 	})
 	if err != nil {
@@ -314,18 +372,6 @@ func (s *Store) load() error {
 	slices.SortFunc(ordered, func(a, b inSeq) int { return cmp.Compare(a.o.order, b.o.order) })
 	for _, x := range ordered {
 		s.join(x.e.tq, x.e, x.o)
-	}
-	err = s.scan(kindDead, func(seq uint64, v []byte) error {
-		di, err := decodeDead(v)
-		if err != nil {
-			return fmt.Errorf("dead letter %d: %w", seq, err)
-		}
-		s.target(string(di.target)).dead++
-		maxSeq = max(maxSeq, seq, di.ord.order)
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	// Sequence numbers start at the clock so they stay unique even when
 	// everything was acked and deleted before a restart; above every
