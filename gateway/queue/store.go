@@ -113,10 +113,10 @@ type entry struct {
 	size     int64
 	attempts int
 	pkey     pkeyState // what its p key is: deleted with its ack (acks.go)
-	heapIdx  int    // position in tq.ready; leasedIdx while leased, waitingIdx behind its sequence's head
-	leaseEnd int64  // unix nanoseconds
-	claim    uint64 // the Ref of its latest claim (lease.go); 0 before the first
-	busy     bool   // a Retry is writing its new state: other updates are refused
+	heapIdx  int       // position in tq.ready; leasedIdx while leased, waitingIdx behind its sequence's head
+	leaseEnd int64     // unix nanoseconds
+	claim    uint64    // the Ref of its latest claim (lease.go); 0 before the first
+	busy     bool      // a Retry is writing its new state: other updates are refused
 	tq       *targetQ
 	// In a sequence (Delivery.Ordered; fifo.go): the sequence, the
 	// position in it, and the next one. fs is nil for any other delivery.
