@@ -1,8 +1,9 @@
 package queue
 
 import (
+	"maps"
 	"reflect"
-	"sort"
+	"slices"
 	"testing"
 	"time"
 
@@ -25,14 +26,7 @@ func claimAll(t *testing.T, s *Store, target string) map[string]Leased {
 	return m
 }
 
-func keysOf(m map[string]Leased) []string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
-}
+func keysOf(m map[string]Leased) []string { return slices.Sorted(maps.Keys(m)) }
 
 // TestOneKeyPerDelivery: a delivery never retried is one key, its record
 // with its pending state; a retry or a replay adds the p key, which wins
