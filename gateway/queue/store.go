@@ -75,9 +75,10 @@ const spaceEvery = time.Second
 //	i<delivery id>  seq of a dead letter, for replay by id
 //
 // Ready order lives in memory (a heap per target, rebuilt at Open from the
-// p keys and the pending states stored with the records) rather than in an index ordered by due time: a queue on an LSM tree
-// that deletes from the head of an ordered index makes every scan step over
-// the tombstones of everything acked since the last compaction.
+// p keys and the pending states stored with the records) rather than in an
+// index ordered by due time: a queue on an LSM tree that deletes from the
+// head of an ordered index makes every scan step over the tombstones of
+// everything acked since the last compaction.
 const (
 	kindRecord  = 'd'
 	kindPending = 'p'
