@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"encoding/binary"
 	"maps"
 	"reflect"
 	"slices"
@@ -120,15 +121,16 @@ func TestOpensStoreOfRecordsAlone(t *testing.T) {
 	old[1].Body = []byte(`{"old":1}`)
 	first := uint64(1000)
 	now := time.Now().UnixNano()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	b := s.db.NewBatch()
 	for i := range old {
 		seq := first + uint64(i)
 		rk, pk := keyOf(kindRecord, seq), keyOf(kindPending, seq)
-		must := func(err error) {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
 		must(b.Set(rk[:], AppendRecord(nil, &old[i]), nil))
 		if i == 0 {
 			must(b.Set(pk[:], appendPending(nil, "crm", now, now, int64(recordLen(&old[i])), 0, &ordering{}), nil))
@@ -136,15 +138,11 @@ func TestOpensStoreOfRecordsAlone(t *testing.T) {
 			xk := keyOf(kindDead, seq)
 			di := deadInfo{target: []byte("crm"), route: []byte("r"), enqueued: now, deadAt: now, size: 1, attempts: 1}
 			must(b.Set(xk[:], appendDead(nil, &di), nil))
-			must(b.Set(idKey(old[i].ID), []byte{0, 0, 0, 0, 0, 0, 0x03, 0xe9}, nil))
+			must(b.Set(idKey(old[i].ID), binary.BigEndian.AppendUint64(nil, seq), nil))
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
+	must(b.Commit(pebble.Sync))
+	must(s.Close())
 
 	s = openTest(t, dir, Options{})
 	defer s.Close()
