@@ -106,9 +106,10 @@ const (
 	// QueueSyncAlways fsyncs each acknowledged write before the 202.
 	// Concurrent writes share one fsync (group commit).
 	QueueSyncAlways = "always"
-	// QueueSyncBatch lets the store write its log in the background: a
-	// crash or power loss can lose the last few milliseconds of
-	// acknowledged events, in exchange for much higher ingest throughput.
+	// QueueSyncBatch lets the store write its log in the background and
+	// fsync it 50 ms after a write: a crash or power loss can lose about
+	// the last 50 ms of acknowledged events, in exchange for much higher
+	// ingest throughput.
 	QueueSyncBatch = "batch"
 )
 

@@ -247,18 +247,25 @@ func TestDiskFilledBehindTheGuard(t *testing.T) {
 
 // TestLogWriteErrorBatchMode: with sync "batch" no Enqueue waits for the
 // log, so the store's watcher finds a log that can no longer be written
-// when it syncs (every second) and fails the store; from then on
-// Enqueue is refused, also past the log block rotation that used to
-// panic with Pebble's commit lock held.
+// when it syncs (batchSyncEvery after a write) and fails the store; from
+// then on Enqueue is refused, also past the log block rotation that used
+// to panic with Pebble's commit lock held.
 func TestLogWriteErrorBatchMode(t *testing.T) {
 	fs := fillfs.New(1 << 30)
 	var fatal atomic.Int32
 	s := openTest(t, t.TempDir(), Options{FS: fs, Sync: SyncBatch, OnFatal: func(error) { fatal.Add(1) }})
 	defer s.Close()
+	n := fs.LogSyncs()
 	if err := s.Enqueue([]delivery.Delivery{testDelivery("evt_1.0", "crm", "r")}); err != nil {
 		t.Fatal(err)
 	}
+	waitUntil(t, "the first Enqueue fsynced", func() bool { return fs.LogSyncs() > n })
 	fs.FailLog(syscall.EIO)
+	// Nothing waits for this one's log write, which fails; the fsync
+	// after it finds that.
+	if err := s.Enqueue([]delivery.Delivery{testDelivery("evt_2.0", "crm", "r")}); err != nil && !errors.Is(err, ErrFailed) {
+		t.Fatalf("Enqueue as the log fails: %v, want nil or ErrFailed", err)
+	}
 	waitUntil(t, "OnFatal after a failed log write in batch mode", func() bool { return fatal.Load() == 1 })
 	for i := range 100 { // 1.6 MiB: many log blocks
 		err := within(t, "Enqueue after the failure", func() error {

@@ -78,13 +78,14 @@ type handoffFile struct {
 //
 // With two or more commits waiting, other requests are under way that the
 // P can serve meanwhile. With none (waiting == 0) the sync is not a
-// commit's own: a log rotation with sync = "batch" (up to a memtable's
-// worth of log written since the last fsync: 10-15 ms held the P in the
-// async harness, every 300 ms), the once-a-second sync, a flush's table,
-// the MANIFEST. Nothing bounds how long those take, and the requests
-// that arrive meanwhile are what the P is for (RATIONALE.md, "An fsync
-// hands the core over"); they come a few times a second, so the cost of
-// a handoff nobody needed is small.
+// commit's own: with sync = "batch", the log's fsync 50 ms after writes
+// (store.go, batchSyncEvery) and a log rotation's (10-15 ms held the P in
+// the async harness, every 300 ms, when the log was synced once a
+// second); a flush's table; the MANIFEST. Nothing bounds how long those
+// take, and the requests that arrive meanwhile are what the P is for
+// (RATIONALE.md, "An fsync hands the core over"); they come at most a few
+// tens of times a second, so the cost of a handoff nobody needed is
+// small.
 func (f *handoffFile) handOff() bool {
 	return f.waiting.Load() != 1 && runtime.GOMAXPROCS(0) == 1
 }

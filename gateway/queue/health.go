@@ -96,6 +96,16 @@ func (s *Store) commitFor(b *pebble.Batch, o *pebble.WriteOptions, callers int) 
 	}
 	err = b.Commit(o)
 	b.Close()
+	if !o.Sync && s.written != nil && !s.unsynced.Load() && s.unsynced.CompareAndSwap(false, true) {
+		// The first write since the last fsync began: watch makes the
+		// next one batchSyncEvery from now. After the commit, so that a
+		// fsync which began before it (and may have missed it) is
+		// followed by one that cannot.
+		select {
+		case s.written <- struct{}{}:
+		default:
+		}
+	}
 	return err
 }
 
@@ -208,35 +218,47 @@ func (s *Store) measure() {
 	}
 }
 
-// watch measures the free space every interval until Close; with sync
-// "batch" it also fsyncs the log, so a write that was never synced is at
-// most that old, and a log that can no longer be written is found then
-// rather than at the next rotation.
+// watch measures the free space every interval until Close, and commits
+// the acks an Ack left. With sync "batch" it also fsyncs the log
+// batchSyncEvery after the first write since the last fsync, so a write
+// that was never synced is at most about that old, and a log that can no
+// longer be written is found then rather than at the next rotation.
 func (s *Store) watch(every time.Duration) {
 	defer close(s.stopped)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	syncAt := time.NewTimer(batchSyncEvery) // armed by written
+	syncAt.Stop()
+	defer syncAt.Stop()
 	for {
 		select {
 		case <-s.stop:
 			return
+		case <-s.written: // nil, so never, with sync "always"
+			syncAt.Reset(batchSyncEvery)
+			continue
+		case <-syncAt.C:
+			// Writes from here on are not in this fsync: the next one
+			// takes them.
+			s.unsynced.Store(false)
+			s.life.RLock()
+			if !s.closed {
+				s.syncLog()
+			}
+			s.life.RUnlock()
+			continue
 		case <-t.C:
 		}
 		s.measure()
 		s.oneP.Store(runtime.GOMAXPROCS(0) == 1) // it may change at run time
 		s.life.RLock()
-		if !s.closed && s.failure.Load() == nil {
+		if !s.closed && s.failure.Load() == nil && s.flushMu.TryLock() {
 			// The acks an Ack left (acks.go, maxAckRounds), unless a
 			// commit of acks is under way: its Ack takes them next, and
 			// a tick waiting behind it would only delay the next
 			// measurement.
-			if s.flushMu.TryLock() {
-				s.flushAcksLocked()
-				s.flushMu.Unlock()
-			}
-			if s.syncOpt == pebble.NoSync {
-				s.syncLog()
-			}
+			s.flushAcksLocked()
+			s.flushMu.Unlock()
 		}
 		s.life.RUnlock()
 	}

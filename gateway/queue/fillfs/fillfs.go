@@ -28,12 +28,13 @@ import (
 type FS struct {
 	vfs.FS // the real disk
 
-	mu     sync.Mutex
-	size   int64
-	used   int64            // bytes written through FS, less removed files, plus Fill
-	sizes  map[string]int64 // bytes counted per file, given back when it is removed
-	logErr error            // writes and syncs of log files fail with it
-	writes int64            // writes that reached the disk, for tests that wait for some
+	mu       sync.Mutex
+	size     int64
+	used     int64            // bytes written through FS, less removed files, plus Fill
+	sizes    map[string]int64 // bytes counted per file, given back when it is removed
+	logErr   error            // writes and syncs of log files fail with it
+	writes   int64            // writes that reached the disk, for tests that wait for some
+	logSyncs int64            // syncs of log files that succeeded
 }
 
 // New returns a disk of size bytes, empty.
@@ -151,6 +152,24 @@ func (f *FS) Writes() int64 {
 	return f.writes
 }
 
+// LogSyncs counts the syncs (fsync, fdatasync) of write-ahead log files
+// that succeeded.
+func (f *FS) LogSyncs() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.logSyncs
+}
+
+// synced counts a sync of a log file that succeeded.
+func (f *FS) synced(log bool, err error) error {
+	if log && err == nil {
+		f.mu.Lock()
+		f.logSyncs++
+		f.mu.Unlock()
+	}
+	return err
+}
+
 func (f *FS) syncErr(log bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -193,14 +212,14 @@ func (w *fillFile) Sync() error {
 	if err := w.fs.syncErr(w.log); err != nil {
 		return err
 	}
-	return w.File.Sync()
+	return w.fs.synced(w.log, w.File.Sync())
 }
 
 func (w *fillFile) SyncData() error {
 	if err := w.fs.syncErr(w.log); err != nil {
 		return err
 	}
-	return w.File.SyncData()
+	return w.fs.synced(w.log, w.File.SyncData())
 }
 
 func (w *fillFile) SyncTo(length int64) (bool, error) {
