@@ -98,7 +98,7 @@ func (s *Store) commitFor(b *pebble.Batch, o *pebble.WriteOptions, callers int) 
 	b.Close()
 	if !o.Sync && s.written != nil && !s.unsynced.Load() && s.unsynced.CompareAndSwap(false, true) {
 		// The first write since the last fsync began: watch makes the
-		// next one batchSyncEvery from now. After the commit, so that a
+		// next one batchSyncEvery from now. After the commit, so that an
 		// fsync which began before it (and may have missed it) is
 		// followed by one that cannot.
 		select {
