@@ -68,10 +68,10 @@ func TestRealDiskSyncsHandOff(t *testing.T) {
 
 // TestBackgroundSyncsHandOff: on one P, a sync no commit waits for hands
 // the P off too. With sync = "batch" those are the log's fsync after
-// writes (batchSyncEvery) and a memtable rotation's (its log's close, the flushed table, the
-// MANIFEST): a rotation's log sync held the only P for 10-15 ms in the
-// async harness while ingest requests waited to run. With two Ps they
-// stay Pebble's own calls.
+// writes (batchSyncEvery) and a memtable rotation's (its log's close, the
+// flushed table, the MANIFEST): a rotation's log sync held the only P for
+// 10-15 ms in the async harness while ingest requests waited to run. With
+// two Ps they stay Pebble's own calls.
 func TestBackgroundSyncsHandOff(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	s, err := Open(Options{Path: t.TempDir(), Sync: SyncBatch})
