@@ -259,6 +259,15 @@ func decodeStored(v []byte, d *delivery.Delivery, in interner) error {
 	return decodeRecord(rec, d, in)
 }
 
+// storedHead is recordHead for a stored value (splitStored).
+func storedHead(v []byte) (id, route, target []byte, err error) {
+	rec, _, err := splitStored(v)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return recordHead(rec)
+}
+
 // recordHead reads only the id, route and target of a record, aliasing src.
 func recordHead(src []byte) (id, route, target []byte, err error) {
 	if len(src) == 0 || src[0] != recordV1 {

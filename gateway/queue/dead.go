@@ -54,12 +54,7 @@ func (s *Store) writeDead(seq uint64, n int, enq, size int64, target string, o o
 	if err != nil {
 		return err
 	}
-	rec, _, err := splitStored(v)
-	if err != nil {
-		closer.Close()
-		return err
-	}
-	id, route, _, err := recordHead(rec)
+	id, route, _, err := storedHead(v)
 	if err != nil {
 		closer.Close()
 		return err
@@ -327,12 +322,8 @@ func (s *Store) replay(seqs []uint64) (int, error) {
 		if err != nil {
 			return 0, fmt.Errorf("record %d: %w", seq, err)
 		}
-		rec, _, err := splitStored(rv)
-		if err == nil {
-			var id []byte
-			if id, _, _, err = recordHead(rec); err == nil {
-				b.Delete(idKey(id), nil)
-			}
+		if id, _, _, err := storedHead(rv); err == nil {
+			b.Delete(idKey(id), nil)
 		}
 		rcloser.Close()
 		b.Delete(xk[:], nil)
