@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"strconv"
@@ -74,6 +75,7 @@ type Dispatcher struct {
 	shared queue.Shared // non-nil when other gateways use the same queue
 	ready  readyCounter // non-nil when the engine counts its backlog in memory (yield.go)
 	yield  func()       // runtime.Gosched; tests count the calls
+	wait   func()       // sleeps backlogWait (yield.go); tests count the calls
 }
 
 // sharedPoll is how often an idle lane looks for deliveries that became
@@ -118,6 +120,10 @@ type lane struct {
 	// attempts counts the attempts made, for Enqueue to see whether
 	// yielding to the lane frees any (yield.go).
 	attempts atomic.Uint64
+	// lastTook is how long the latest attempt took, in nanoseconds
+	// (math.MaxInt64 when it failed): an Enqueue waits for a backlog only
+	// while the target answers quickly (yield.go).
+	lastTook atomic.Int64
 }
 
 // job is one worker's reusable state.
@@ -131,7 +137,7 @@ type job struct {
 // New builds a dispatcher for the targets in cfgs. A target without a
 // client in targets is skipped with a warning; its deliveries wait.
 func New(store queue.Engine, targets *target.Set, cfgs []config.Target, opts Options) *Dispatcher {
-	d := &Dispatcher{store: store, log: opts.Logger, poll: opts.Poll, workers: opts.Workers, rec: opts.Recorder, yield: runtime.Gosched}
+	d := &Dispatcher{store: store, log: opts.Logger, poll: opts.Poll, workers: opts.Workers, rec: opts.Recorder, yield: runtime.Gosched, wait: waitForBacklog}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}
@@ -494,6 +500,11 @@ func (l *lane) send(j *job) {
 	}
 	// Only signs that the target is unwell count against the breaker.
 	failed := err != nil || (v == RetryLater && Retryable(j.res.Status))
+	if took := int64(a.Duration); failed {
+		l.lastTook.Store(math.MaxInt64) // a failing target does not answer quickly
+	} else {
+		l.lastTook.Store(took)
+	}
 	changed := l.breaker.record(failed, now)
 	changed = l.watch(failed, changed, now, a.Error) || changed // disable_after (disable.go)
 

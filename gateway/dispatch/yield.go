@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"runtime"
+	"time"
 
 	"github.com/hookgate/hookgate/delivery"
 )
@@ -32,10 +33,35 @@ import (
 // would only slow ingest. With a target that answers after 50 ms, ingest
 // ran as fast as without yields; yielding 16 times regardless cost it 6%.
 // With more Ps, deliveries run alongside ingest, and Enqueue never yields.
+//
+// Yields alone did not keep up with the product's 64 workers per target:
+// with `sync = "batch"` the harness's deliveries fell behind ingest by a
+// sixth, and the backlog grew for as long as the load lasted (a 2 s
+// drain after 8 s rounds; benchmarks/README.md, thirty-fourth and
+// thirty-sixth runs). The goroutines that take in events get as much of
+// the core as the workers that deliver them, and a yield returns to them
+// as soon as the workers have nothing to run. So while the target
+// answers quickly (its latest attempt succeeded within quickAttempt) and
+// no rate limit holds the lane back, the first yield of an Enqueue that
+// frees nothing is followed by a wait of backlogWait: the sender's
+// answer comes that much later, and meanwhile the core goes to
+// deliveries (and to the target, when it shares the core). Side by side
+// with 64 workers, the backlog then held (drains of about 0.1 s, against
+// 2 s), 1.3x as many events were delivered a second, at less CPU per
+// event, and the 202's p99 fell from 27 to 8 ms; 64 workers now deliver
+// more than 128 (1.18x). A slow or failing target, or a rate limit, is
+// not helped by a faster core, and such a lane's backlog costs ingest no
+// waits, as before.
 const (
 	backlogRounds = 2
 	maxYields     = 16
+	backlogWait   = 200 * time.Microsecond
+	quickAttempt  = 20 * time.Millisecond
 )
+
+// waitForBacklog is the Dispatcher's wait: the Enqueue's goroutine
+// sleeps, and the core runs deliveries.
+func waitForBacklog() { time.Sleep(backlogWait) }
 
 // readyCounter is an engine that counts each target's unclaimed
 // deliveries in memory: the embedded store. NATS keeps its backlog on the
@@ -61,32 +87,42 @@ func (d *Dispatcher) yieldToBacklog(g *Lanes, ds []delivery.Delivery) {
 		prev = l
 		// GOMAXPROCS takes the scheduler's lock: asked only with a backlog.
 		if d.ready.Ready(l.name) > backlogRounds*l.workers && runtime.GOMAXPROCS(0) == 1 {
-			l.yieldWhileBehind(d.ready, d.yield)
+			l.yieldWhileBehind(d.ready, d.yield, d.wait)
 		}
 	}
 }
 
 // yieldWhileBehind calls yield until l's backlog is down to backlogRounds
 // rounds of its workers, maxYields times at most, and stops after two
-// yields in a row in which no attempt of l ended and its backlog did not
-// shrink (a claim takes from it before the attempt ends).
-func (l *lane) yieldWhileBehind(rc readyCounter, yield func()) {
+// yields in a row that free nothing (no attempt of l ended and its
+// backlog did not shrink: a claim takes from it before the attempt ends).
+// While l's target answers quickly, the first yield that frees nothing is
+// followed by one wait instead, and a yield after it that shows nothing
+// freed since stops it.
+func (l *lane) yieldWhileBehind(rc readyCounter, yield, wait func()) {
 	limit := backlogRounds * l.workers
-	ready, idle := rc.Ready(l.name), 0
+	ready, done := rc.Ready(l.name), l.attempts.Load()
+	idle, waited, afterWait := 0, false, false
 	for range maxYields {
-		done := l.attempts.Load()
 		yield()
-		now := rc.Ready(l.name)
+		now, ended := rc.Ready(l.name), l.attempts.Load()
 		if now <= limit {
-			break
+			return
 		}
-		if l.attempts.Load() == done && now >= ready {
-			if idle++; idle == 2 {
-				break
-			}
-		} else {
-			idle = 0
+		if ended != done || now < ready {
+			idle, ready, done, afterWait = 0, now, ended, false
+			continue
 		}
-		ready = now
+		if afterWait {
+			return // neither the wait nor the yield after it freed anything
+		}
+		if !waited && l.limiter == nil && l.lastTook.Load() < int64(quickAttempt) {
+			waited, afterWait = true, true
+			wait()
+			continue
+		}
+		if idle++; idle == 2 {
+			return
+		}
 	}
 }

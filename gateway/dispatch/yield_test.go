@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"testing"
 	"time"
@@ -25,9 +26,11 @@ func oneEvent(n int, targets ...string) []delivery.Delivery {
 // TestEnqueueYieldsToBacklog: on one P, an Enqueue for a target whose
 // unclaimed backlog is over two rounds of its workers first yields the P,
 // until the backlog is down to that, 16 times at most, and stops after two
-// yields in a row that moved nothing; it never yields for a backlog within
-// bounds, for another target's backlog, or with two Ps. Yielding never
-// holds an event back: every Enqueue stores its deliveries.
+// yields in a row that moved nothing (the first of them followed by a
+// wait, since no attempt has shown the target slow); it
+// never yields for a backlog within bounds, for another target's backlog,
+// or with two Ps. Yielding never holds an event back: every Enqueue
+// stores its deliveries.
 func TestEnqueueYieldsToBacklog(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	s := startSink(t, sink.Options{})
@@ -57,10 +60,12 @@ func TestEnqueueYieldsToBacklog(t *testing.T) {
 			}
 		}
 	}
+	waits := 0
+	d.wait = func() { waits++ }
 	n := 0
 	enqueue := func(targets ...string) int {
 		t.Helper()
-		yields = 0
+		yields, waits = 0, 0
 		n++
 		if err := d.Enqueue(oneEvent(n, targets...)); err != nil {
 			t.Fatal(err)
@@ -83,6 +88,11 @@ func TestEnqueueYieldsToBacklog(t *testing.T) {
 	for i := range 3 { // over the limit, and the lane moves nothing: 2 yields
 		if y := enqueue("crm"); y != 2 {
 			t.Fatalf("Enqueue over the limit with nothing moving yielded %d times, want 2", y)
+		}
+		// The target answers quickly (no attempt yet): the first yield
+		// is followed by a wait, and the yield after it stops it.
+		if waits != 1 {
+			t.Fatalf("Enqueue %d over the limit with nothing moving waited %d times, want 1", i+1, waits)
 		}
 		ready("crm", 6+i)
 	}
@@ -118,6 +128,106 @@ func TestEnqueueYieldsToBacklog(t *testing.T) {
 	ready("sms", 2)
 }
 
+// TestEnqueueWaitsOnceForTheTarget: while the target answers quickly,
+// the first yield of an Enqueue that frees nothing is followed by one
+// wait, never more: a wait that lets an attempt end keeps the yields
+// going, one that frees nothing stops them. A target whose latest attempt
+// was slow or failed gets no waits, only the yields.
+func TestEnqueueWaitsOnceForTheTarget(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	crm := targetFor("crm", startSink(t, sink.Options{})) // 2 workers: the limit is 4
+	d, st := unstarted(t, crm)
+	l := d.cur.Load().lanes["crm"]
+	d.yield, d.wait = func() {}, func() {}
+	for i := range 8 {
+		if err := d.Enqueue(oneEvent(i, "crm")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var yields, waits int
+	answer := true // what a wait does: an attempt ends, or nothing
+	d.yield = func() { yields++ }
+	d.wait = func() {
+		waits++
+		if !answer {
+			return
+		}
+		leased, err := st.Claim(nil, "crm", time.Now(), 1, time.Minute)
+		if err != nil || len(leased) != 1 {
+			t.Fatalf("claim in wait: %v, %v", leased, err)
+		}
+		l.attempts.Add(1)
+		if err := st.Ack(leased[0].Ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	enqueue := func(wantYields, wantWaits int) {
+		t.Helper()
+		yields, waits = 0, 0
+		before := st.Ready("crm")
+		if err := d.Enqueue(oneEvent(100+before, "crm")); err != nil {
+			t.Fatal(err)
+		}
+		if yields != wantYields || waits != wantWaits {
+			t.Fatalf("Enqueue with a backlog of %d, the latest attempt %v: %d yields and %d waits, want %d and %d",
+				before, time.Duration(l.lastTook.Load()), yields, waits, wantYields, wantWaits)
+		}
+	}
+
+	l.lastTook.Store(int64(2 * time.Millisecond))
+	// A yield frees nothing, the wait ends an attempt, the yield after it
+	// shows that, and two more that free nothing stop it.
+	enqueue(4, 1)
+	enqueue(4, 1)
+	answer = false // the wait frees nothing: the yield after it stops
+	enqueue(2, 1)
+
+	answer = true
+	l.lastTook.Store(int64(quickAttempt)) // slow: yields alone, as before waits
+	enqueue(2, 0)
+	l.lastTook.Store(math.MaxInt64) // failed
+	enqueue(2, 0)
+	l.lastTook.Store(int64(quickAttempt - 1))
+	enqueue(4, 1)
+	if got := st.Ready("crm"); got != 8+6-3 {
+		t.Fatalf("Ready = %d after 6 Enqueues and 3 attempts, want %d", got, 8+6-3)
+	}
+}
+
+// TestAttemptsSayHowQuicklyTheTargetAnswers: every attempt leaves its
+// duration in the lane's lastTook, or math.MaxInt64 when it failed, which
+// is what an Enqueue looks at before it waits for a backlog.
+func TestAttemptsSayHowQuicklyTheTargetAnswers(t *testing.T) {
+	ok := targetFor("ok", startSink(t, sink.Options{}))
+	slow := targetFor("slow", startSink(t, sink.Options{Delay: quickAttempt + 10*time.Millisecond}))
+	down := targetFor("down", startSink(t, sink.Options{Status: 503}))
+	r := start(t, "", ok, slow, down)
+	lanes := r.d.cur.Load().lanes
+	r.enqueue(oneEvent(1, "ok", "slow", "down")...)
+	took := func(name string) int64 {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for lanes[name].attempts.Load() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no attempt to %s in 10 s", name)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return lanes[name].lastTook.Load()
+	}
+	// How quick a quick answer is depends on the machine: only that it
+	// is a duration, not the mark of a failure.
+	if v := took("ok"); v <= 0 || v == math.MaxInt64 {
+		t.Errorf("lastTook after a 200 = %v, want its duration", time.Duration(v))
+	}
+	if v := took("slow"); v < int64(quickAttempt) {
+		t.Errorf("lastTook after an answer %v late = %v, want at least %v", quickAttempt+10*time.Millisecond, time.Duration(v), quickAttempt)
+	}
+	if v := took("down"); v != math.MaxInt64 {
+		t.Errorf("lastTook after a 503 = %v, want math.MaxInt64 (failed)", time.Duration(v))
+	}
+}
+
 // TestYieldToBacklogAllocatesNothing: the look at the backlog and the
 // yields that follow allocate nothing, so the async hot path stays
 // allocation-free while a backlog drains.
@@ -130,13 +240,14 @@ func TestYieldToBacklogAllocatesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	yields := 0
+	yields, waits := 0, 0
 	d.yield = func() { yields++; runtime.Gosched() }
+	d.wait = func() { waits++; waitForBacklog() }
 	g, ds := d.cur.Load(), oneEvent(99, "crm")
 	if n := testing.AllocsPerRun(100, func() { d.yieldToBacklog(g, ds) }); n > 0 {
 		t.Fatalf("yieldToBacklog allocates %.2f times", n)
 	}
-	if yields == 0 || st.Ready("crm") != 10 {
-		t.Fatalf("%d yields with a backlog of %d: the test measured the wrong path", yields, st.Ready("crm"))
+	if yields == 0 || waits != 101 || st.Ready("crm") != 10 {
+		t.Fatalf("%d yields and %d waits in 101 calls with a backlog of %d: the test measured the wrong path", yields, waits, st.Ready("crm"))
 	}
 }
