@@ -210,8 +210,8 @@ func TestHookgateConfigParses(t *testing.T) {
 			if cfg.Admin.Listen != "" || cfg.Log.Access || cfg.Queue.Sync != "always" {
 				t.Fatalf("admin %q, access log %v, queue sync %q: want off, off, always", cfg.Admin.Listen, cfg.Log.Access, cfg.Queue.Sync)
 			}
-			if tg := cfg.Target("sink"); tg == nil || tg.URL.String() != "http://127.0.0.1:19000/deliver/1" || tg.MaxConns != 128 {
-				t.Fatalf("target sink = %+v, want http://127.0.0.1:19000/deliver/1 with max_conns 128", tg)
+			if tg := cfg.Target("sink"); tg == nil || tg.URL.String() != "http://127.0.0.1:19000/deliver/1" || tg.MaxConns != 64 {
+				t.Fatalf("target sink = %+v, want http://127.0.0.1:19000/deliver/1 with max_conns 64 (the product's default)", tg)
 			}
 			q := cfg.Queue
 			if tt.plan.backend == "nats" {
@@ -238,13 +238,13 @@ func TestHookgateConfigParses(t *testing.T) {
 		t.Fatalf("%v\n%s", err, text)
 	}
 	for _, n := range []string{"sink", "sink2"} {
-		if tg := cfg.Target(n); tg.Pipeline != 8 || tg.MaxConns != 128 {
-			t.Errorf("--pipeline 8: target %s has pipeline %d, max_conns %d; want 8, 128", n, tg.Pipeline, tg.MaxConns)
+		if tg := cfg.Target(n); tg.Pipeline != 8 || tg.MaxConns != 64 {
+			t.Errorf("--pipeline 8: target %s has pipeline %d, max_conns %d; want 8, 64", n, tg.Pipeline, tg.MaxConns)
 		}
 	}
 
-	// --target-conns sets max_conns on every target, in place of twice
-	// --conns.
+	// --target-conns sets max_conns on every target, in place of --conns
+	// (at least 64).
 	narrow := *env
 	narrow.TargetConns = 48
 	text = hookgateConfig(&narrow, plan{mode: "async", targets: 2}, wasm, "127.0.0.1:18080", "", "127.0.0.1:19000", filepath.Join(dir, "queue"), "")

@@ -434,9 +434,11 @@ func hookgateScenario(name, title string, p plan) Scenario {
 
 // hookgateConfig writes the TOML for one scenario with the keys of
 // gateway/config. Logging is at warn with no access log, the admin
-// listener is off unless admin names its address (--pprof), and targets get twice the load's connections so the
-// pool never makes a request wait (nginx's upstream is not capped
-// either). natsURL is the nats-server of a plan with backend "nats".
+// listener is off unless admin names its address (--pprof), and targets
+// get the load's connections, at least the product's default
+// (defaultTargetConns), so the pool never makes a forwarded request wait
+// (nginx's upstream is not capped either). natsURL is the nats-server of
+// a plan with backend "nats".
 func hookgateConfig(env *Env, p plan, wasm map[string]string, listen, admin, sinkAddr, queueDir, natsURL string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by go run ./benchmarks\n[server]\nlisten = %q\n\n", listen)
