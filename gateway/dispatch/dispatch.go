@@ -121,8 +121,9 @@ type lane struct {
 	// yielding to the lane frees any (yield.go).
 	attempts atomic.Uint64
 	// lastTook is how long the latest attempt took, in nanoseconds
-	// (math.MaxInt64 when it failed): an Enqueue waits for a backlog only
-	// while the target answers quickly (yield.go).
+	// (math.MaxInt64 when it failed, or before the first): an Enqueue
+	// waits for a backlog only while the target answers quickly
+	// (yield.go).
 	lastTook atomic.Int64
 }
 
@@ -197,6 +198,7 @@ func (d *Dispatcher) Lanes(targets *target.Set, cfgs []config.Target) *Lanes {
 		if cfg.RateLimit > 0 {
 			l.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), max(cfg.Burst, 1))
 		}
+		l.lastTook.Store(math.MaxInt64) // not known to answer quickly until it has
 		for range workers {
 			l.free <- &job{ls: make([]queue.Leased, 0, 1)}
 		}

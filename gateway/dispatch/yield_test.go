@@ -37,6 +37,7 @@ func TestEnqueueYieldsToBacklog(t *testing.T) {
 	crm, sms := targetFor("crm", s), targetFor("sms", s) // 2 workers each: the limit is 4
 	d, st := unstarted(t, crm, sms)
 	l := d.cur.Load().lanes["crm"]
+	l.lastTook.Store(int64(time.Millisecond)) // as if it had answered quickly
 
 	// What each yield lets the lane do: nothing, claim one (its worker
 	// took it), or claim and ack one (an attempt ended).
@@ -89,8 +90,8 @@ func TestEnqueueYieldsToBacklog(t *testing.T) {
 		if y := enqueue("crm"); y != 2 {
 			t.Fatalf("Enqueue over the limit with nothing moving yielded %d times, want 2", y)
 		}
-		// The target answers quickly (no attempt yet): the first yield
-		// is followed by a wait, and the yield after it stops it.
+		// The target answers quickly: the first yield is followed by a
+		// wait, and the yield after it stops it.
 		if waits != 1 {
 			t.Fatalf("Enqueue %d over the limit with nothing moving waited %d times, want 1", i+1, waits)
 		}
@@ -174,6 +175,7 @@ func TestEnqueueWaitsOnceForTheTarget(t *testing.T) {
 		}
 	}
 
+	enqueue(2, 0) // no attempt yet: not known to answer quickly
 	l.lastTook.Store(int64(2 * time.Millisecond))
 	// A yield frees nothing, the wait ends an attempt, the yield after it
 	// shows that, and two more that free nothing stop it.
@@ -189,8 +191,8 @@ func TestEnqueueWaitsOnceForTheTarget(t *testing.T) {
 	enqueue(2, 0)
 	l.lastTook.Store(int64(quickAttempt - 1))
 	enqueue(4, 1)
-	if got := st.Ready("crm"); got != 8+6-3 {
-		t.Fatalf("Ready = %d after 6 Enqueues and 3 attempts, want %d", got, 8+6-3)
+	if got := st.Ready("crm"); got != 8+7-3 {
+		t.Fatalf("Ready = %d after 7 Enqueues and 3 attempts, want %d", got, 8+7-3)
 	}
 }
 
@@ -244,6 +246,7 @@ func TestYieldToBacklogAllocatesNothing(t *testing.T) {
 	d.yield = func() { yields++; runtime.Gosched() }
 	d.wait = func() { waits++; waitForBacklog() }
 	g, ds := d.cur.Load(), oneEvent(99, "crm")
+	g.lanes["crm"].lastTook.Store(int64(time.Millisecond)) // quick: the wait too
 	if n := testing.AllocsPerRun(100, func() { d.yieldToBacklog(g, ds) }); n > 0 {
 		t.Fatalf("yieldToBacklog allocates %.2f times", n)
 	}
