@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"runtime"
 	"strconv"
@@ -120,11 +119,12 @@ type lane struct {
 	// attempts counts the attempts made, for Enqueue to see whether
 	// yielding to the lane frees any (yield.go).
 	attempts atomic.Uint64
-	// lastTook is how long the latest attempt took, in nanoseconds
-	// (math.MaxInt64 when it failed, or before the first): an Enqueue
-	// waits for a backlog only while the target answers quickly
+	// quickUntil is, on waitClock, when the lane stops counting as
+	// answered quickly: quickAttempt after the end of its latest attempt,
+	// if that one succeeded within quickAttempt; 0 after one that failed
+	// or took longer. An Enqueue waits for a backlog only before it
 	// (yield.go).
-	lastTook atomic.Int64
+	quickUntil atomic.Int64
 }
 
 // job is one worker's reusable state.
@@ -198,7 +198,6 @@ func (d *Dispatcher) Lanes(targets *target.Set, cfgs []config.Target) *Lanes {
 		if cfg.RateLimit > 0 {
 			l.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), max(cfg.Burst, 1))
 		}
-		l.lastTook.Store(math.MaxInt64) // not known to answer quickly until it has
 		for range workers {
 			l.free <- &job{ls: make([]queue.Leased, 0, 1)}
 		}
@@ -502,10 +501,10 @@ func (l *lane) send(j *job) {
 	}
 	// Only signs that the target is unwell count against the breaker.
 	failed := err != nil || (v == RetryLater && Retryable(j.res.Status))
-	if took := int64(a.Duration); failed {
-		l.lastTook.Store(math.MaxInt64) // a failing target does not answer quickly
-	} else {
-		l.lastTook.Store(took)
+	if !failed && a.Duration < quickAttempt {
+		l.quickUntil.Store(waitClock(now) + int64(quickAttempt))
+	} else if l.quickUntil.Load() != 0 {
+		l.quickUntil.Store(0)
 	}
 	changed := l.breaker.record(failed, now)
 	changed = l.watch(failed, changed, now, a.Error) || changed // disable_after (disable.go)

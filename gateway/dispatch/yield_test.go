@@ -37,7 +37,7 @@ func TestEnqueueYieldsToBacklog(t *testing.T) {
 	crm, sms := targetFor("crm", s), targetFor("sms", s) // 2 workers each: the limit is 4
 	d, st := unstarted(t, crm, sms)
 	l := d.cur.Load().lanes["crm"]
-	l.lastTook.Store(int64(time.Millisecond)) // as if it had answered quickly
+	quick(l) // as if it had answered quickly
 
 	// What each yield lets the lane do: nothing, claim one (its worker
 	// took it), or claim and ack one (an attempt ended).
@@ -132,8 +132,9 @@ func TestEnqueueYieldsToBacklog(t *testing.T) {
 // TestEnqueueWaitsOnceForTheTarget: while the target answers quickly,
 // the first yield of an Enqueue that frees nothing is followed by one
 // wait, never more: a wait that lets an attempt end keeps the yields
-// going, one that frees nothing stops them. A target whose latest attempt
-// was slow or failed gets no waits, only the yields.
+// going, one that frees nothing stops them. A target with no attempt yet,
+// whose latest attempt was slow or failed, or with no attempt ended for
+// quickAttempt, gets no waits, only the yields.
 func TestEnqueueWaitsOnceForTheTarget(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	crm := targetFor("crm", startSink(t, sink.Options{})) // 2 workers: the limit is 4
@@ -170,13 +171,13 @@ func TestEnqueueWaitsOnceForTheTarget(t *testing.T) {
 			t.Fatal(err)
 		}
 		if yields != wantYields || waits != wantWaits {
-			t.Fatalf("Enqueue with a backlog of %d, the latest attempt %v: %d yields and %d waits, want %d and %d",
-				before, time.Duration(l.lastTook.Load()), yields, waits, wantYields, wantWaits)
+			t.Fatalf("Enqueue with a backlog of %d, quick until %d (now %d): %d yields and %d waits, want %d and %d",
+				before, l.quickUntil.Load(), waitClock(time.Now()), yields, waits, wantYields, wantWaits)
 		}
 	}
 
 	enqueue(2, 0) // no attempt yet: not known to answer quickly
-	l.lastTook.Store(int64(2 * time.Millisecond))
+	quick(l)
 	// A yield frees nothing, the wait ends an attempt, the yield after it
 	// shows that, and two more that free nothing stop it.
 	enqueue(4, 1)
@@ -185,28 +186,36 @@ func TestEnqueueWaitsOnceForTheTarget(t *testing.T) {
 	enqueue(2, 1)
 
 	answer = true
-	l.lastTook.Store(int64(quickAttempt)) // slow: yields alone, as before waits
+	l.quickUntil.Store(0) // the latest attempt failed or was slow: yields alone, as before waits
 	enqueue(2, 0)
-	l.lastTook.Store(math.MaxInt64) // failed
+	l.quickUntil.Store(waitClock(time.Now())) // quick, but no attempt has ended since: a target gone quiet
 	enqueue(2, 0)
-	l.lastTook.Store(int64(quickAttempt - 1))
+	quick(l)
 	enqueue(4, 1)
 	if got := st.Ready("crm"); got != 8+7-3 {
 		t.Fatalf("Ready = %d after 7 Enqueues and 3 attempts, want %d", got, 8+7-3)
 	}
 }
 
-// TestAttemptsSayHowQuicklyTheTargetAnswers: every attempt leaves its
-// duration in the lane's lastTook, or math.MaxInt64 when it failed, which
-// is what an Enqueue looks at before it waits for a backlog.
+// quick marks l as answering quickly for the rest of the test.
+func quick(l *lane) { l.quickUntil.Store(waitClock(time.Now()) + int64(time.Hour)) }
+
+// TestAttemptsSayHowQuicklyTheTargetAnswers: an attempt that succeeds
+// within quickAttempt makes its lane count as answering quickly for
+// quickAttempt after it ends; one that fails or takes longer ends that at
+// once. It is what an Enqueue looks at before it waits for a backlog.
 func TestAttemptsSayHowQuicklyTheTargetAnswers(t *testing.T) {
 	ok := targetFor("ok", startSink(t, sink.Options{}))
 	slow := targetFor("slow", startSink(t, sink.Options{Delay: quickAttempt + 10*time.Millisecond}))
 	down := targetFor("down", startSink(t, sink.Options{Status: 503}))
 	r := start(t, "", ok, slow, down)
 	lanes := r.d.cur.Load().lanes
+	for _, l := range lanes {
+		l.quickUntil.Store(math.MaxInt64) // as if each had answered quickly before
+	}
+	before := waitClock(time.Now())
 	r.enqueue(oneEvent(1, "ok", "slow", "down")...)
-	took := func(name string) int64 {
+	until := func(name string) int64 {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
 		for lanes[name].attempts.Load() == 0 {
@@ -215,19 +224,71 @@ func TestAttemptsSayHowQuicklyTheTargetAnswers(t *testing.T) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
-		return lanes[name].lastTook.Load()
+		return lanes[name].quickUntil.Load()
 	}
-	// How quick a quick answer is depends on the machine: only that it
-	// is a duration, not the mark of a failure.
-	if v := took("ok"); v <= 0 || v == math.MaxInt64 {
-		t.Errorf("lastTook after a 200 = %v, want its duration", time.Duration(v))
+	// How quick a 200 is depends on the machine: only that it counts
+	// from when it ended, up to quickAttempt later.
+	if v, after := until("ok"), waitClock(time.Now()); v == math.MaxInt64 || (v != 0 && (v < before+int64(quickAttempt) || v > after+int64(quickAttempt))) {
+		t.Errorf("quickUntil after a 200 = %d, want 0 (a slow machine) or within quickAttempt of its end (%d..%d)", v, before+int64(quickAttempt), after+int64(quickAttempt))
 	}
-	if v := took("slow"); v < int64(quickAttempt) {
-		t.Errorf("lastTook after an answer %v late = %v, want at least %v", quickAttempt+10*time.Millisecond, time.Duration(v), quickAttempt)
+	if v := until("slow"); v != 0 {
+		t.Errorf("quickUntil after an answer %v late = %d, want 0", quickAttempt+10*time.Millisecond, v)
 	}
-	if v := took("down"); v != math.MaxInt64 {
-		t.Errorf("lastTook after a 503 = %v, want math.MaxInt64 (failed)", time.Duration(v))
+	if v := until("down"); v != 0 {
+		t.Errorf("quickUntil after a 503 = %d, want 0", v)
 	}
+}
+
+// TestNoWaitWhenWaitingCannotHelp: a rate-limited lane, or a backlog
+// whose deliveries all wait out a retry's backoff, gets the yields
+// alone; one wait serves a whole Enqueue, however many of its targets
+// are behind.
+func TestNoWaitWhenWaitingCannotHelp(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	s := startSink(t, sink.Options{})
+	crm, sms, limited := targetFor("crm", s), targetFor("sms", s), targetFor("limited", s)
+	limited.RateLimit, limited.Burst = 10, 1
+	d, st := unstarted(t, crm, sms, limited)
+	g := d.cur.Load()
+	d.yield, d.wait = func() {}, func() {}
+	for i := range 5 {
+		if err := d.Enqueue(oneEvent(i, "crm", "sms", "limited")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, l := range g.lanes {
+		quick(l)
+	}
+	var waits int
+	d.wait = func() { waits++ }
+	enqueue := func(want int, targets ...string) {
+		t.Helper()
+		waits = 0
+		if err := d.Enqueue(oneEvent(100+st.Ready("crm")+st.Ready("limited"), targets...)); err != nil {
+			t.Fatal(err)
+		}
+		if waits != want {
+			t.Fatalf("Enqueue for %v waited %d times, want %d", targets, waits, want)
+		}
+	}
+	enqueue(0, "limited")
+	enqueue(1, "crm", "sms") // both behind: one wait for the two
+	enqueue(1, "sms", "crm", "sms")
+
+	// crm's whole backlog waits out a backoff: nothing to deliver yet.
+	leased, err := st.Claim(nil, "crm", time.Now(), 100, time.Minute)
+	if err != nil || len(leased) != st.Ready("crm")+len(leased) {
+		t.Fatalf("claim: %d, %v", len(leased), err)
+	}
+	for _, ld := range leased {
+		if err := st.Retry(ld.Ref, time.Now().Add(time.Hour), delivery.Attempt{At: time.Now(), Status: 503}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.Ready("crm") <= backlogRounds*g.lanes["crm"].workers {
+		t.Fatalf("crm's backlog %d is not over the limit", st.Ready("crm"))
+	}
+	enqueue(0, "crm")
 }
 
 // TestYieldToBacklogAllocatesNothing: the look at the backlog and the
@@ -246,7 +307,7 @@ func TestYieldToBacklogAllocatesNothing(t *testing.T) {
 	d.yield = func() { yields++; runtime.Gosched() }
 	d.wait = func() { waits++; waitForBacklog() }
 	g, ds := d.cur.Load(), oneEvent(99, "crm")
-	g.lanes["crm"].lastTook.Store(int64(time.Millisecond)) // quick: the wait too
+	quick(g.lanes["crm"]) // the wait too
 	if n := testing.AllocsPerRun(100, func() { d.yieldToBacklog(g, ds) }); n > 0 {
 		t.Fatalf("yieldToBacklog allocates %.2f times", n)
 	}
