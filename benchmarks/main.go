@@ -14,7 +14,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/hookgate/hookgate/gateway/config"
 	"io"
 	"os"
 	"os/signal"
@@ -22,6 +21,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hookgate/hookgate/gateway/config"
 )
 
 const usage = `Usage: go run ./benchmarks [flags]
