@@ -27,10 +27,10 @@ func oneEvent(n int, targets ...string) []delivery.Delivery {
 // unclaimed backlog is over two rounds of its workers first yields the P,
 // until the backlog is down to that, 16 times at most, and stops after two
 // yields in a row that moved nothing (the first of them followed by a
-// wait, since no attempt has shown the target slow); it
-// never yields for a backlog within bounds, for another target's backlog,
-// or with two Ps. Yielding never holds an event back: every Enqueue
-// stores its deliveries.
+// wait, since the target answers quickly here); it never yields for a
+// backlog within bounds, for another target's backlog, or with two Ps.
+// Yielding never holds an event back: every Enqueue stores its
+// deliveries.
 func TestEnqueueYieldsToBacklog(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	s := startSink(t, sink.Options{})
