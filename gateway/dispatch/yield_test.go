@@ -197,6 +197,85 @@ func TestEnqueueWaitsOnceForTheTarget(t *testing.T) {
 	}
 }
 
+// TestEnqueueWaitsWhileFarBehind: while the target's backlog is over
+// deepRounds rounds of its workers, a wait that frees nothing no longer
+// ends the yields: every yield that frees nothing is followed by a wait,
+// until the backlog is down to backlogRounds rounds or maxYields yields
+// are done. Once the backlog is back within deepRounds, an Enqueue waits
+// once at most, as before. Far behind or not, only a target that answers
+// quickly gets waits.
+func TestEnqueueWaitsWhileFarBehind(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	crm := targetFor("crm", startSink(t, sink.Options{})) // 2 workers: yields over 4, far behind over 12
+	d, st := unstarted(t, crm)
+	l := d.cur.Load().lanes["crm"]
+	if limit, deep := backlogRounds*l.workers, deepRounds*l.workers; limit != 4 || deep != 12 {
+		t.Fatalf("2 workers: limits %d and %d, want 4 and 12", limit, deep)
+	}
+	d.yield, d.wait = func() {}, func() {}
+	for i := range 20 {
+		if err := d.Enqueue(oneEvent(i, "crm")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var yields, waits int
+	answer := false // what a wait does: an attempt ends, or nothing
+	d.yield = func() { yields++ }
+	attempt := func() { // one delivery claimed and acked
+		leased, err := st.Claim(nil, "crm", time.Now(), 1, time.Minute)
+		if err != nil || len(leased) != 1 {
+			t.Fatalf("claim: %v, %v", leased, err)
+		}
+		l.attempts.Add(1)
+		if err := st.Ack(leased[0].Ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.wait = func() {
+		waits++
+		if answer {
+			attempt()
+		}
+	}
+	enqueue := func(wantYields, wantWaits, wantReady int) {
+		t.Helper()
+		yields, waits = 0, 0
+		before := st.Ready("crm")
+		if err := d.Enqueue(oneEvent(100+before, "crm")); err != nil {
+			t.Fatal(err)
+		}
+		if yields != wantYields || waits != wantWaits {
+			t.Fatalf("Enqueue with a backlog of %d: %d yields and %d waits, want %d and %d", before, yields, waits, wantYields, wantWaits)
+		}
+		if got := st.Ready("crm"); got != wantReady {
+			t.Fatalf("Enqueue with a backlog of %d left %d, want %d", before, got, wantReady)
+		}
+	}
+
+	// The yields come before the Enqueue stores its delivery.
+	enqueue(2, 0, 21) // not known to answer quickly: the yields alone, however far behind
+	quick(l)
+	enqueue(maxYields, maxYields, 22) // far behind, nothing freed: a wait after every yield
+	answer = true
+	// Each wait ends an attempt, the yield after it sees that, and the
+	// next yield that frees nothing waits again: 8 waits in 16 yields.
+	enqueue(maxYields, maxYields/2, 22-maxYields/2+1)
+	// From 15: a wait at 15, 14 and 13; at 12 the backlog is within
+	// deepRounds, and two yields that free nothing end it.
+	enqueue(8, 3, 13)
+	attempt()
+	attempt()
+	enqueue(4, 1, 11) // within deepRounds: one wait, as before
+	answer = false
+	enqueue(2, 1, 12) // the wait frees nothing: the yield after it ends the Enqueue
+	enqueue(2, 1, 13)
+	enqueue(maxYields, maxYields, 14) // far behind again
+	l.quickUntil.Store(0)
+	for i := range 3 {
+		enqueue(2, 0, 15+i) // a slow or failing target: no waits, however far behind
+	}
+}
+
 // quick marks l as answering quickly for the rest of the test.
 func quick(l *lane) { l.quickUntil.Store(waitClock(time.Now()) + int64(time.Hour)) }
 
