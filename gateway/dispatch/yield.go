@@ -55,32 +55,8 @@ import (
 // events were delivered a second, at less CPU per event, and the 202's
 // p99 fell from 27-31 to 8 ms; 64 workers now deliver more than 128
 // (1.18x).
-//
-// One wait per Enqueue does not hold the backlog down in a slow spell
-// of the host (the harness's machine is shared): ingest, slowed by one
-// wait per event, goes on taking events in about as fast as the slowed
-// deliveries send them, and the backlog grows past the ring of recent
-// records and past what a memtable holds before its flush. Each event
-// then costs the core more: in the harness's slow windows hookgate spent
-// 50 µs of CPU on an event against 24 in the fast ones, and part of that
-// was the backlog's (claims reading records back from sstables and
-// decompressing them, 5-6 µs an event; the flush writing unacknowledged
-// records out and compactions merging them, 4-7 µs; a deeper ready heap,
-// 0.6-0.9 µs). So while the backlog is over deepRounds rounds of the
-// workers (384 deliveries for 64 workers: about 0.9 MB of 2 KB records,
-// well within the ring), a wait that frees nothing does not end the
-// yields: the Enqueue goes on yielding, and waits after each yield that
-// frees nothing, until the backlog is down to backlogRounds rounds or
-// maxYields yields are done (at most maxYields waits, 3.2 ms), under the
-// same conditions as the first wait. Side by side in six runs (36 rounds
-// of 8-40 s; benchmarks/README.md, thirty-seventh run) the rate did not
-// change (paired median 1.00x; the runs' medians 0.96-1.15x), the
-// slowest drain after a round was 0.1-0.5 s against 0.1-0.9 s, and the
-// 202's p99.9 was 0.48-0.93x the build before's in five runs, 1.08x in
-// the sixth, where neither side fell behind.
 const (
 	backlogRounds = 2
-	deepRounds    = 6
 	maxYields     = 16
 	backlogWait   = 200 * time.Microsecond
 	quickAttempt  = 20 * time.Millisecond
@@ -113,7 +89,7 @@ func (d *Dispatcher) yieldToBacklog(g *Lanes, ds []delivery.Delivery) {
 		return
 	}
 	var prev *lane
-	waited := false // one wait per Enqueue (more only for a lane far behind): it gives the core to every lane's workers
+	waited := false // one wait per Enqueue: it gives the core to every lane's workers
 	for i := range ds {
 		l := g.lanes[ds[i].Target]
 		if l == nil || l == prev {
@@ -134,11 +110,9 @@ func (d *Dispatcher) yieldToBacklog(g *Lanes, ds []delivery.Delivery) {
 // While l's target answers quickly and a delivery of its backlog is due,
 // the first yield that frees nothing is followed by a wait instead, unless
 // *waited says this Enqueue waited already; a yield after the wait that
-// shows nothing freed since stops it. While the backlog is over
-// deepRounds rounds, every yield that frees nothing is followed by a
-// wait, *waited or not, and only maxYields stops them.
+// shows nothing freed since stops it.
 func (l *lane) yieldWhileBehind(rc readyCounter, yield, wait func(), waited *bool) {
-	limit, deep := backlogRounds*l.workers, deepRounds*l.workers
+	limit := backlogRounds * l.workers
 	ready, done := rc.Ready(l.name), l.attempts.Load()
 	idle, afterWait := 0, false
 	for range maxYields {
@@ -155,10 +129,8 @@ func (l *lane) yieldWhileBehind(rc readyCounter, yield, wait func(), waited *boo
 		if afterWait {
 			return // neither the wait nor the yield after it freed anything
 		}
-		if (!*waited || now > deep) && l.mayWait(rc) {
-			// Far behind, a wait that frees nothing does not end the
-			// yields: the next one that frees nothing waits again.
-			*waited, afterWait = true, now <= deep
+		if !*waited && l.mayWait(rc) {
+			*waited, afterWait = true, true
 			wait()
 			continue
 		}
