@@ -20,7 +20,13 @@ import (
 // count, and nothing takes it away.
 func unstarted(t *testing.T, cfgs ...config.Target) (*Dispatcher, *queue.Store) {
 	t.Helper()
-	st, err := queue.Open(queue.Options{Path: t.TempDir(), Sync: queue.SyncBatch})
+	return unstartedSync(t, queue.SyncBatch, cfgs...)
+}
+
+// unstartedSync is unstarted on a store with the given sync policy.
+func unstartedSync(t *testing.T, sync string, cfgs ...config.Target) (*Dispatcher, *queue.Store) {
+	t.Helper()
+	st, err := queue.Open(queue.Options{Path: t.TempDir(), Sync: sync})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,6 +55,16 @@ import (
 // events were delivered a second, at less CPU per event, and the 202's
 // p99 fell from 27-31 to 8 ms; 64 workers now deliver more than 128
 // (1.18x).
+//
+// Only with sync "batch". With "always" an Enqueue returns once its
+// fsync is done, shared with the Enqueues that reached the store with
+// it, so ingest already waits for the disk, and a wait before the store
+// takes the Enqueue out of the group commit it was about to join: with
+// waits, the harness's async scenario ran at 0.80x the rate at 1.21x the
+// CPU per event of the build before them (every round 0.78-0.90x), and
+// without them at 1.00x and 0.99x (benchmarks/README.md, thirty-seventh
+// run). The yields stay: they measured neutral with "always" (thirty-
+// second run).
 const (
 	backlogRounds = 2
 	maxYields     = 16
@@ -78,6 +88,7 @@ var waitEpoch = time.Now()
 type readyCounter interface {
 	Ready(target string) int
 	NextDue(target string) (time.Time, bool)
+	SyncsEachCommit() bool
 }
 
 // yieldToBacklog yields the P while the backlog of a lane that ds goes to
@@ -87,6 +98,10 @@ type readyCounter interface {
 func (d *Dispatcher) yieldToBacklog(g *Lanes, ds []delivery.Delivery) {
 	if d.ready == nil {
 		return
+	}
+	wait := d.wait
+	if d.ready.SyncsEachCommit() {
+		wait = nil // with sync "always", the yields alone (see above)
 	}
 	var prev *lane
 	waited := false // one wait per Enqueue: it gives the core to every lane's workers
@@ -98,7 +113,7 @@ func (d *Dispatcher) yieldToBacklog(g *Lanes, ds []delivery.Delivery) {
 		prev = l
 		// GOMAXPROCS takes the scheduler's lock: asked only with a backlog.
 		if d.ready.Ready(l.name) > backlogRounds*l.workers && runtime.GOMAXPROCS(0) == 1 {
-			l.yieldWhileBehind(d.ready, d.yield, d.wait, &waited)
+			l.yieldWhileBehind(d.ready, d.yield, wait, &waited)
 		}
 	}
 }
@@ -109,8 +124,9 @@ func (d *Dispatcher) yieldToBacklog(g *Lanes, ds []delivery.Delivery) {
 // backlog did not shrink: a claim takes from it before the attempt ends).
 // While l's target answers quickly and a delivery of its backlog is due,
 // the first yield that frees nothing is followed by a wait instead, unless
-// *waited says this Enqueue waited already; a yield after the wait that
-// shows nothing freed since stops it.
+// *waited says this Enqueue waited already or wait is nil (the store
+// fsyncs every commit); a yield after the wait that shows nothing freed
+// since stops it.
 func (l *lane) yieldWhileBehind(rc readyCounter, yield, wait func(), waited *bool) {
 	limit := backlogRounds * l.workers
 	ready, done := rc.Ready(l.name), l.attempts.Load()
@@ -129,7 +145,7 @@ func (l *lane) yieldWhileBehind(rc readyCounter, yield, wait func(), waited *boo
 		if afterWait {
 			return // neither the wait nor the yield after it freed anything
 		}
-		if !*waited && l.mayWait(rc) {
+		if wait != nil && !*waited && l.mayWait(rc) {
 			*waited, afterWait = true, true
 			wait()
 			continue

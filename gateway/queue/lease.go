@@ -216,6 +216,12 @@ func (s *Store) intern(b []byte) string {
 	return name
 }
 
+// SyncsEachCommit says whether an Enqueue returns only once its commit is
+// on disk (sync "always"). Its callers then wait for the disk already,
+// and the dispatcher does not make them wait for a backlog as well
+// (dispatch, yield.go).
+func (s *Store) SyncsEachCommit() bool { return s.syncOpt == pebble.Sync }
+
 // NextDue reports the due time of target's earliest ready delivery.
 func (s *Store) NextDue(target string) (time.Time, bool) {
 	s.mu.Lock()
