@@ -59,7 +59,8 @@ import (
 // Only with sync "batch". With "always" an Enqueue returns once its
 // fsync is done, shared with the Enqueues that reached the store with
 // it, so ingest already waits for the disk, and a wait before the store
-// takes the Enqueue out of the group commit it was about to join: with
+// most likely takes the Enqueue out of the group commit it was about to
+// join (more fsyncs per event): with
 // waits, the harness's async scenario ran at 0.80x the rate at 1.21x the
 // CPU per event of the build before them (every round 0.78-0.90x), and
 // without them at 1.00x and 0.99x (benchmarks/README.md, thirty-seventh
