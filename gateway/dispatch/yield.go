@@ -100,10 +100,6 @@ func (d *Dispatcher) yieldToBacklog(g *Lanes, ds []delivery.Delivery) {
 	if d.ready == nil {
 		return
 	}
-	wait := d.wait
-	if d.ready.SyncsEachCommit() {
-		wait = nil // with sync "always", the yields alone (see above)
-	}
 	var prev *lane
 	waited := false // one wait per Enqueue: it gives the core to every lane's workers
 	for i := range ds {
@@ -114,7 +110,7 @@ func (d *Dispatcher) yieldToBacklog(g *Lanes, ds []delivery.Delivery) {
 		prev = l
 		// GOMAXPROCS takes the scheduler's lock: asked only with a backlog.
 		if d.ready.Ready(l.name) > backlogRounds*l.workers && runtime.GOMAXPROCS(0) == 1 {
-			l.yieldWhileBehind(d.ready, d.yield, wait, &waited)
+			l.yieldWhileBehind(d.ready, d.yield, d.wait, &waited)
 		}
 	}
 }
@@ -125,9 +121,8 @@ func (d *Dispatcher) yieldToBacklog(g *Lanes, ds []delivery.Delivery) {
 // backlog did not shrink: a claim takes from it before the attempt ends).
 // While l's target answers quickly and a delivery of its backlog is due,
 // the first yield that frees nothing is followed by a wait instead, unless
-// *waited says this Enqueue waited already or wait is nil (the store
-// fsyncs every commit); a yield after the wait that shows nothing freed
-// since stops it.
+// *waited says this Enqueue waited already; a yield after the wait that
+// shows nothing freed since stops it.
 func (l *lane) yieldWhileBehind(rc readyCounter, yield, wait func(), waited *bool) {
 	limit := backlogRounds * l.workers
 	ready, done := rc.Ready(l.name), l.attempts.Load()
@@ -146,7 +141,7 @@ func (l *lane) yieldWhileBehind(rc readyCounter, yield, wait func(), waited *boo
 		if afterWait {
 			return // neither the wait nor the yield after it freed anything
 		}
-		if wait != nil && !*waited && l.mayWait(rc) {
+		if !*waited && l.mayWait(rc) {
 			*waited, afterWait = true, true
 			wait()
 			continue
@@ -157,12 +152,13 @@ func (l *lane) yieldWhileBehind(rc readyCounter, yield, wait func(), waited *boo
 	}
 }
 
-// mayWait says whether waiting for the deliveries can help: the target
-// answered quickly of late (lane.quickUntil), no rate limit holds the
-// lane back, and a delivery of its backlog is due (not all waiting out a
-// retry's backoff).
+// mayWait says whether waiting for the deliveries can help: the store
+// does not fsync every commit (with sync "always" ingest waits for the
+// disk already, see above), the target answered quickly of late
+// (lane.quickUntil), no rate limit holds the lane back, and a delivery of
+// its backlog is due (not all waiting out a retry's backoff).
 func (l *lane) mayWait(rc readyCounter) bool {
-	if l.limiter != nil {
+	if l.limiter != nil || rc.SyncsEachCommit() {
 		return false
 	}
 	now := time.Now()
