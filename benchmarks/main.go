@@ -169,7 +169,7 @@ func writeOutputs(rep *Report, o Options, stdout io.Writer) error {
 // the connections (128), since with 64 workers deliveries fell behind
 // ingest on the shared core; since an Enqueue behind a backlog waits for
 // the deliveries (gateway/dispatch, yield.go), 64 keep up and deliver
-// more than 128 (benchmarks/README.md, thirty-sixth run).
+// more than 128 (benchmarks/HISTORY.md, thirty-sixth run).
 func defaultTargetConns(conns int) int { return max(conns, config.DefaultTargetMaxConns) }
 
 // targetConns is the targets' max_conns this run gives them.

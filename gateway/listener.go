@@ -186,7 +186,7 @@ type countedConn struct {
 // the body's deadline (bodyHead). On the benchmark machine they were
 // 0.6% of the gateway's CPU under passthrough load, about 60 ns each: a
 // clock read right after a system call misses the TLB, which the call
-// flushed (benchmarks/README.md, twentieth run).
+// flushed (benchmarks/HISTORY.md, twentieth run).
 // The connection sets the same deadlines at the same phases, which
 // fasthttp's ConnState hook, expect and the writes mark, through
 // rawsock.SetReadTimeout and SetWriteTimeout, which count a far deadline

@@ -21,7 +21,7 @@ import (
 // µs inside the loaded gateway, and one getppid between calls in process
 // already costs it 1.5-3 µs. Calls run back to back share one refill.
 // Measured in the load harness against the binary before it, side by
-// side (benchmarks/README.md, thirteenth run): chain3 1.22x the requests
+// side (benchmarks/HISTORY.md, thirteenth run): chain3 1.22x the requests
 // per second, howxm-nps 1.19x (paired medians of 9 rounds), and a call
 // inside the loaded gateway takes about half as long as before.
 //

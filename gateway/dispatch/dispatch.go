@@ -353,7 +353,7 @@ func (l *lane) feed() {
 			// its own still wait to run. Yielding lets them ack and come
 			// back first, so one claim serves them all, their sends go
 			// out back to back, and the target takes them in one wake-up
-			// (benchmarks/README.md, twenty-fourth run: async 1.08x at
+			// (benchmarks/HISTORY.md, twenty-fourth run: async 1.08x at
 			// 0.92x the CPU per event). With more Ps they run alongside.
 			runtime.Gosched()
 		}

@@ -17,7 +17,7 @@ import (
 // they were written to, so flushes write them to sstables and compactions
 // read them back, where an ack within the same memtable would have
 // cancelled both. Measured with the load harness (`sync = "batch"`,
-// benchmarks/README.md, thirty-second run), the backlog stayed at
+// benchmarks/HISTORY.md, thirty-second run), the backlog stayed at
 // 1,000-6,000 deliveries, 0.1-0.3 s behind; in a round where it did,
 // claims took 8.6% of the gateway's CPU and compactions 9.3%, against
 // 1.2% and 2.2% with it held down.
@@ -37,7 +37,7 @@ import (
 // Yields alone did not keep up with the product's 64 workers per target:
 // with `sync = "batch"` the harness's deliveries fell behind ingest by a
 // sixth, and the backlog grew for as long as the load lasted (a 2 s
-// drain after 8 s rounds; benchmarks/README.md, thirty-fourth and
+// drain after 8 s rounds; benchmarks/HISTORY.md, thirty-fourth and
 // thirty-sixth runs). The goroutines that take in events get as much of
 // the core as the workers that deliver them, and a yield returns to them
 // as soon as the workers have nothing to run. So when waiting can help,

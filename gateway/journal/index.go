@@ -12,7 +12,7 @@ import "hash/maphash"
 // not the id: the default table (32,768 slots) is then 256 KiB, which
 // stays in a core's cache, where with the ids it was 1.3 MiB, and every
 // event's lookup, insert and delete went to memory at a random place
-// (benchmarks/README.md, twentieth run). A slot whose hash matches is
+// (benchmarks/HISTORY.md, twentieth run). A slot whose hash matches is
 // confirmed against the ring entry's id; with the table's low bits as
 // the home, the rest of the hash keeps false matches to about one in
 // 2^17 probes.

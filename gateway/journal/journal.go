@@ -71,7 +71,7 @@ const slotText = 128
 // that has gone cold since the ring last came round: scattered over the
 // heap, the delivery's five buffers, its two slices and the route's copy
 // were each a cache miss of their own, and the journal cost about 3% of
-// a passthrough request's CPU (benchmarks/README.md, twentieth run). A
+// a passthrough request's CPU (benchmarks/HISTORY.md, twentieth run). A
 // longer text, a second delivery or a second attempt grows out of the
 // slot into a buffer of its own, which the slot then keeps.
 func New(size int) *Journal {

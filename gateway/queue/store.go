@@ -683,7 +683,7 @@ const memTableSize = 16 << 20
 // BenchmarkClaimBacklog drained 80 MB of tables at 5.4 µs a delivery
 // against 7.5 µs (medians of 5 interleaved runs), and the load harness with the default 64 workers
 // per target acknowledged 1.20x as many events at 0.81x the CPU
-// (benchmarks/README.md, thirty-third run). A single record read with a
+// (benchmarks/HISTORY.md, thirty-third run). A single record read with a
 // Get (a dead letter's) reads a larger block; those are rare.
 const tableBlockSize = 16 << 10
 

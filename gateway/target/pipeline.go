@@ -27,7 +27,7 @@ import (
 // Why: a target that is woken for each request costs a wake-up per
 // request, on its side and (on a shared core) on hookgate's; pipelined, it
 // is woken once for several and its CPU per request halves
-// (benchmarks/README.md, twenty-fifth run). Why it is not the default:
+// (benchmarks/HISTORY.md, twenty-fifth run). Why it is not the default:
 // HTTP/1.1 servers must take pipelined requests, but some proxies and
 // appliances do not, and one slow answer holds up the ones behind it on
 // its connection.

@@ -20,11 +20,11 @@ import (
 // request makes four: about a fifth of a request's CPU. And on a core it
 // shares with its target, each write that wakes the target lets it run
 // at once, for one request, before the writer goes on: the "ping-pong"
-// benchmarks/README.md measured (twenty-fifth run). Sent together, the
+// benchmarks/HISTORY.md measured (twenty-fifth run). Sent together, the
 // target wakes once and finds them all. nginx makes one system call per
 // read and write as hookgate did; with batches a proxied request went
 // 1.28-1.43x faster at 0.56-0.67x the CPU than without, side by side,
-// and 1.06-1.34x nginx's rate (benchmarks/README.md, thirtieth run).
+// and 1.06-1.34x nginx's rate (benchmarks/HISTORY.md, thirtieth run).
 //
 // How: the first goroutine to ask (the leader) yields once
 // (runtime.Gosched), so that every goroutine runnable then (the

@@ -16,7 +16,7 @@ import (
 // deadline, the client's write and read deadlines). Each goes through the
 // runtime's poller: a clock read and a timer moved in the timer heap under
 // the descriptor's lock, about 0.2 µs each on this project's benchmark
-// machine, about 3% of a passthrough request's CPU (benchmarks/README.md,
+// machine, about 3% of a passthrough request's CPU (benchmarks/HISTORY.md,
 // sixteenth run). The deadlines are seconds away and almost never fire,
 // and the server's read deadline swings between the idle timeout (60 s)
 // and the read timeout (10 s) at every request, so skipping updates that
@@ -155,7 +155,7 @@ func (d *deadline) record(at int64, apply func(time.Time) error) error {
 // then by no more than that), and at most about two ticks late, like a
 // deadline set with the clock. Reading no clock is the point: the clock
 // read is what is left of a lazy deadline's cost, about 60 ns on the
-// benchmark machine right after a system call (benchmarks/README.md,
+// benchmark machine right after a system call (benchmarks/HISTORY.md,
 // twentieth run).
 func (d *deadline) setIn(c *Conn, after time.Duration, apply func(time.Time) error) error {
 	if after > lazyAfter && c.set.Load() == inSet {

@@ -35,7 +35,7 @@ const (
 	// is a raw call too (a stop-the-world waits for it), and a loopback
 	// write took 3.9-7.4 µs on average (twenty-seventh run), so 64 come
 	// to some hundreds of microseconds. The batches under load held 10 to
-	// 33 calls (benchmarks/README.md, thirtieth run).
+	// 33 calls (benchmarks/HISTORY.md, thirtieth run).
 	ringEntries = 64
 )
 
