@@ -71,10 +71,10 @@ type Dispatcher struct {
 
 	ops operations // operational webhooks (ops.go)
 
-	shared queue.Shared // non-nil when other gateways use the same queue
-	ready  readyCounter // non-nil when the engine counts its backlog in memory (yield.go)
-	yield  func()       // runtime.Gosched; tests count the calls
-	wait   func()       // sleeps backlogWait (yield.go); tests count the calls
+	shared queue.Shared        // non-nil when other gateways use the same queue
+	ready  readyCounter        // non-nil when the engine counts its backlog in memory (yield.go)
+	yield  func()              // runtime.Gosched; tests count the calls
+	wait   func(time.Duration) // sleeps (yield.go); tests count the calls
 }
 
 // sharedPoll is how often an idle lane looks for deliveries that became

@@ -66,16 +66,43 @@ import (
 // without them at 1.00x and 0.99x (benchmarks/README.md, thirty-seventh
 // run). The yields stay: they measured neutral with "always" (thirty-
 // second run).
+//
+// Far behind, an Enqueue waits until the backlog is back. One wait per
+// Enqueue does not hold a backlog down in a slow spell of the host (the
+// harness's machine is shared): ingest, slowed by one wait per event,
+// goes on taking events in about as fast as the slowed deliveries send
+// them, and a backlog that grows past the ring of recent records
+// (gateway/queue, recent.go: about 1,000 records of 2 KB) makes every
+// claim read its records back from Pebble, which slows the deliveries
+// further, so the backlog stays: counted in the harness
+// (benchmarks/README.md, thirty-eighth run), a round either missed the ring for none
+// of its claims or for 13-81% of them, and the rounds that missed ran at
+// 16-21k events a second against 25-28k. Waiting longer when far behind
+// only while a wait freed something (16 waits at most, 3.2 ms) did not
+// hold the backlog down (thirty-seventh run). So while a lane's backlog is
+// over farRounds rounds of its workers (384 deliveries for 64 workers,
+// about 0.8 MB of 2 KB records, within the ring) and waiting can help
+// (mayWait), an Enqueue waits on, in naps that double from backlogWait,
+// until the backlog is down to backlogRounds rounds, waiting stops
+// helping, or maxFarWait has passed: at most maxFarWait per Enqueue,
+// however many of its targets are that far behind. Side by side, no round
+// of 16 missed the ring (the build before: 6 of 15), async delivered 1.04x
+// and 1.06x as many events a second (paired medians of two runs of 8
+// rounds) at 0.95-0.96x the CPU per event, and the 202's p99.9 rose from
+// 17.0 to 23.8 ms (medians of 8 rounds): the senders wait, instead of
+// every event costing more.
 const (
 	backlogRounds = 2
+	farRounds     = 6
 	maxYields     = 16
 	backlogWait   = 200 * time.Microsecond
+	maxFarWait    = 25 * time.Millisecond
 	quickAttempt  = 20 * time.Millisecond
 )
 
 // waitForBacklog is the Dispatcher's wait: the Enqueue's goroutine
-// sleeps, and the core runs deliveries.
-func waitForBacklog() { time.Sleep(backlogWait) }
+// sleeps for d, and the core runs deliveries.
+func waitForBacklog(d time.Duration) { time.Sleep(d) }
 
 // waitClock is t on a monotonic clock, in nanoseconds since waitEpoch,
 // for lane.quickUntil.
@@ -101,7 +128,8 @@ func (d *Dispatcher) yieldToBacklog(g *Lanes, ds []delivery.Delivery) {
 		return
 	}
 	var prev *lane
-	waited := false // one wait per Enqueue: it gives the core to every lane's workers
+	waited := false    // one wait per Enqueue: it gives the core to every lane's workers
+	farWaited := false // and one wait for a lane far behind, for the same reason
 	for i := range ds {
 		l := g.lanes[ds[i].Target]
 		if l == nil || l == prev {
@@ -111,6 +139,10 @@ func (d *Dispatcher) yieldToBacklog(g *Lanes, ds []delivery.Delivery) {
 		// GOMAXPROCS takes the scheduler's lock: asked only with a backlog.
 		if d.ready.Ready(l.name) > backlogRounds*l.workers && runtime.GOMAXPROCS(0) == 1 {
 			l.yieldWhileBehind(d.ready, d.yield, d.wait, &waited)
+			if !farWaited && d.ready.Ready(l.name) > farRounds*l.workers && l.mayWait(d.ready) {
+				farWaited = true
+				l.waitWhileFarBehind(d.ready, d.wait)
+			}
 		}
 	}
 }
@@ -123,7 +155,7 @@ func (d *Dispatcher) yieldToBacklog(g *Lanes, ds []delivery.Delivery) {
 // the first yield that frees nothing is followed by a wait instead, unless
 // *waited says this Enqueue waited already; a yield after the wait that
 // shows nothing freed since stops it.
-func (l *lane) yieldWhileBehind(rc readyCounter, yield, wait func(), waited *bool) {
+func (l *lane) yieldWhileBehind(rc readyCounter, yield func(), wait func(time.Duration), waited *bool) {
 	limit := backlogRounds * l.workers
 	ready, done := rc.Ready(l.name), l.attempts.Load()
 	idle, afterWait := 0, false
@@ -143,10 +175,27 @@ func (l *lane) yieldWhileBehind(rc readyCounter, yield, wait func(), waited *boo
 		}
 		if !*waited && l.mayWait(rc) {
 			*waited, afterWait = true, true
-			wait()
+			wait(backlogWait)
 			continue
 		}
 		if idle++; idle == 2 {
+			return
+		}
+	}
+}
+
+// waitWhileFarBehind waits, in naps that double from backlogWait, until
+// l's backlog is down to backlogRounds rounds of its workers, waiting can
+// no longer help (mayWait), or the naps add up to maxFarWait.
+func (l *lane) waitWhileFarBehind(rc readyCounter, wait func(time.Duration)) {
+	limit := backlogRounds * l.workers
+	nap, slept := backlogWait, time.Duration(0)
+	for slept < maxFarWait {
+		nap = min(nap, maxFarWait-slept)
+		wait(nap)
+		slept += nap
+		nap *= 2
+		if rc.Ready(l.name) <= limit || !l.mayWait(rc) {
 			return
 		}
 	}

@@ -62,7 +62,7 @@ func TestEnqueueYieldsToBacklog(t *testing.T) {
 		}
 	}
 	waits := 0
-	d.wait = func() { waits++ }
+	d.wait = func(time.Duration) { waits++ }
 	n := 0
 	enqueue := func(targets ...string) int {
 		t.Helper()
@@ -140,7 +140,7 @@ func TestEnqueueWaitsOnceForTheTarget(t *testing.T) {
 	crm := targetFor("crm", startSink(t, sink.Options{})) // 2 workers: the limit is 4
 	d, st := unstarted(t, crm)
 	l := d.cur.Load().lanes["crm"]
-	d.yield, d.wait = func() {}, func() {}
+	d.yield, d.wait = func() {}, func(time.Duration) {}
 	for i := range 8 {
 		if err := d.Enqueue(oneEvent(i, "crm")); err != nil {
 			t.Fatal(err)
@@ -149,7 +149,7 @@ func TestEnqueueWaitsOnceForTheTarget(t *testing.T) {
 	var yields, waits int
 	answer := true // what a wait does: an attempt ends, or nothing
 	d.yield = func() { yields++ }
-	d.wait = func() {
+	d.wait = func(time.Duration) {
 		waits++
 		if !answer {
 			return
@@ -221,7 +221,7 @@ func TestNoWaitWhenEachCommitSyncs(t *testing.T) {
 			t.Fatalf("sync %q: SyncsEachCommit = %v, want %v", tc.sync, got, tc.syncsEvery)
 		}
 		l := d.cur.Load().lanes["crm"]
-		d.yield, d.wait = func() {}, func() {}
+		d.yield, d.wait = func() {}, func(time.Duration) {}
 		for i := range 8 {
 			if err := d.Enqueue(oneEvent(i, "crm")); err != nil {
 				t.Fatal(err)
@@ -229,7 +229,7 @@ func TestNoWaitWhenEachCommitSyncs(t *testing.T) {
 		}
 		quick(l)
 		var yields, waits int
-		d.yield, d.wait = func() { yields++ }, func() { waits++ }
+		d.yield, d.wait = func() { yields++ }, func(time.Duration) { waits++ }
 		if err := d.Enqueue(oneEvent(8, "crm")); err != nil {
 			t.Fatal(err)
 		}
@@ -238,6 +238,76 @@ func TestNoWaitWhenEachCommitSyncs(t *testing.T) {
 		}
 		if got := st.Ready("crm"); got != 9 {
 			t.Fatalf("sync %q: Ready = %d after 9 Enqueues, want 9", tc.sync, got)
+		}
+	}
+}
+
+// TestEnqueueWaitsWhileFarBehind: behind a backlog over farRounds rounds
+// of a quick target's workers, an Enqueue on a batch store waits on after
+// its yields, in naps that double from backlogWait, until the backlog is
+// down to backlogRounds rounds or the naps add up to maxFarWait; once per
+// Enqueue, however many of its targets are that far behind. With sync
+// "always", or a target that has not answered quickly, it never waits.
+func TestEnqueueWaitsWhileFarBehind(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	const us = time.Microsecond
+	full := []time.Duration{200 * us, 200 * us, 400 * us, 800 * us, 1600 * us, 3200 * us, 6400 * us, 12400 * us}
+	for _, tc := range []struct {
+		name    string
+		sync    string
+		quick   bool
+		perNap  int      // deliveries a nap lets the workers claim
+		targets []string // the Enqueue's deliveries
+		naps    []time.Duration
+	}{
+		{"nothing moves", queue.SyncBatch, true, 0, []string{"crm"}, full},
+		{"three claimed a nap", queue.SyncBatch, true, 3, []string{"crm"}, full[:6]},
+		{"two targets far behind", queue.SyncBatch, true, 0, []string{"crm", "sms"}, full},
+		{"sync always", queue.SyncAlways, true, 0, []string{"crm"}, nil},
+		{"target not quick", queue.SyncBatch, false, 0, []string{"crm"}, nil},
+	} {
+		s := startSink(t, sink.Options{})
+		crm, sms := targetFor("crm", s), targetFor("sms", s) // 2 workers each: limit 4, far behind over 12
+		d, st := unstartedSync(t, tc.sync, crm, sms)
+		g := d.cur.Load()
+		d.yield, d.wait = func() {}, func(time.Duration) {}
+		for i := range 20 {
+			if err := d.Enqueue(oneEvent(i, "crm", "sms")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if tc.quick {
+			quick(g.lanes["crm"])
+			quick(g.lanes["sms"])
+		}
+		var naps []time.Duration
+		d.wait = func(nap time.Duration) {
+			naps = append(naps, nap)
+			if tc.perNap == 0 {
+				return
+			}
+			if leased, err := st.Claim(nil, "crm", time.Now(), tc.perNap, time.Minute); err != nil || len(leased) != tc.perNap {
+				t.Fatalf("%s: claim in a nap: %d, %v", tc.name, len(leased), err)
+			}
+		}
+		if err := d.Enqueue(oneEvent(20, tc.targets...)); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(naps) != fmt.Sprint(tc.naps) {
+			t.Fatalf("%s: naps %v, want %v", tc.name, naps, tc.naps)
+		}
+		var far time.Duration
+		for _, nap := range naps[min(1, len(naps)):] {
+			far += nap
+		}
+		if len(naps) == len(full) && far != maxFarWait {
+			t.Fatalf("%s: the naps after the first add up to %v, want %v", tc.name, far, maxFarWait)
+		}
+		if tc.perNap > 0 {
+			// 20 - 3 (the yields' wait) - 5*3 = 2: within two rounds, so the naps stopped.
+			if got := st.Ready("crm"); got != 2+1 {
+				t.Fatalf("%s: Ready = %d after the naps and the Enqueue, want 3", tc.name, got)
+			}
 		}
 	}
 }
@@ -295,7 +365,7 @@ func TestNoWaitWhenWaitingCannotHelp(t *testing.T) {
 	limited.RateLimit, limited.Burst = 10, 1
 	d, st := unstarted(t, crm, sms, limited)
 	g := d.cur.Load()
-	d.yield, d.wait = func() {}, func() {}
+	d.yield, d.wait = func() {}, func(time.Duration) {}
 	for i := range 5 {
 		if err := d.Enqueue(oneEvent(i, "crm", "sms", "limited")); err != nil {
 			t.Fatal(err)
@@ -305,7 +375,7 @@ func TestNoWaitWhenWaitingCannotHelp(t *testing.T) {
 		quick(l)
 	}
 	var waits int
-	d.wait = func() { waits++ }
+	d.wait = func(time.Duration) { waits++ }
 	enqueue := func(want int, targets ...string) {
 		t.Helper()
 		waits = 0
@@ -350,7 +420,7 @@ func TestYieldToBacklogAllocatesNothing(t *testing.T) {
 	}
 	yields, waits := 0, 0
 	d.yield = func() { yields++; runtime.Gosched() }
-	d.wait = func() { waits++; waitForBacklog() }
+	d.wait = func(nap time.Duration) { waits++; waitForBacklog(nap) }
 	g, ds := d.cur.Load(), oneEvent(99, "crm")
 	quick(g.lanes["crm"]) // the wait too
 	if n := testing.AllocsPerRun(100, func() { d.yieldToBacklog(g, ds) }); n > 0 {
@@ -358,5 +428,21 @@ func TestYieldToBacklogAllocatesNothing(t *testing.T) {
 	}
 	if yields == 0 || waits != 101 || st.Ready("crm") != 10 {
 		t.Fatalf("%d yields and %d waits in 101 calls with a backlog of %d: the test measured the wrong path", yields, waits, st.Ready("crm"))
+	}
+
+	// Far behind (over 12 with 2 workers): the naps after the yields.
+	// Counted, not slept, or 101 calls would take 2.5 s.
+	for i := range 10 {
+		if err := d.Enqueue(oneEvent(10+i, "crm")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waits = 0
+	d.wait = func(time.Duration) { waits++ }
+	if n := testing.AllocsPerRun(100, func() { d.yieldToBacklog(g, ds) }); n > 0 {
+		t.Fatalf("yieldToBacklog far behind allocates %.2f times", n)
+	}
+	if waits != 101*8 || st.Ready("crm") != 20 {
+		t.Fatalf("%d waits in 101 calls with a backlog of %d, want 8 a call: the test measured the wrong path", waits, st.Ready("crm"))
 	}
 }
