@@ -75,22 +75,24 @@ import (
 // (gateway/queue, recent.go: about 1,000 records of 2 KB) makes every
 // claim read its records back from Pebble, which slows the deliveries
 // further, so the backlog stays: counted in the harness
-// (benchmarks/README.md, thirty-eighth run), a round either missed the ring for none
-// of its claims or for 13-81% of them, and the rounds that missed ran at
-// 16-21k events a second against 25-28k. Waiting longer when far behind
-// only while a wait freed something (16 waits at most, 3.2 ms) did not
-// hold the backlog down (thirty-seventh run). So while a lane's backlog is
-// over farRounds rounds of its workers (384 deliveries for 64 workers,
-// about 0.8 MB of 2 KB records, within the ring) and waiting can help
-// (mayWait), an Enqueue waits on, in naps that double from backlogWait,
-// until the backlog is down to backlogRounds rounds, waiting stops
-// helping, or maxFarWait has passed: at most maxFarWait per Enqueue,
-// however many of its targets are that far behind. Side by side, no round
-// of 16 missed the ring (the build before: 6 of 15), async delivered 1.04x
-// and 1.06x as many events a second (paired medians of two runs of 8
-// rounds) at 0.95-0.96x the CPU per event, and the 202's p99.9 rose from
-// 17.0 to 23.8 ms (medians of 8 rounds): the senders wait, instead of
-// every event costing more.
+// (benchmarks/README.md, thirty-eighth run), a round either missed the
+// ring for none of its claims or for 13-53% of them, and the rounds that
+// missed ran at 16-21k events a second against 25-28k. Waiting longer
+// when far behind only while a wait freed something (16 waits at most,
+// 3.2 ms) did not hold the backlog down (thirty-seventh run). So while a
+// lane's backlog is over farRounds rounds of its workers (384 deliveries
+// for 64 workers, about 0.8 MB of 2 KB records, within the ring) and
+// waiting can help (mayWait), an Enqueue waits on, in naps that double
+// from backlogWait, until the backlog is down to backlogRounds rounds,
+// waiting stops helping, or maxFarWait has passed: at most maxFarWait per
+// Enqueue, however many of its targets are that far behind. Side by side
+// with the build before, in five runs of 8-10 rounds: no round of a throwaway
+// build of the same logic missed the ring (the build before: 5 of 15
+// counted), the slowest drain after a round was 0.14 s or less in all 42
+// rounds (before: up to 0.63 s), async delivered 1.00-1.06x as many events
+// a second (median 1.04x) at 0.95-1.00x the CPU per event, and the 202's
+// p99.9 rose to 23-30 ms from 16-17 in three runs of four: the senders
+// wait, instead of every event costing more.
 const (
 	backlogRounds = 2
 	farRounds     = 6
