@@ -74,7 +74,7 @@ type Dispatcher struct {
 	shared queue.Shared        // non-nil when other gateways use the same queue
 	ready  readyCounter        // non-nil when the engine counts its backlog in memory (yield.go)
 	yield  func()              // runtime.Gosched; tests count the calls
-	wait   func(time.Duration) // sleeps (yield.go); tests count the calls
+	wait   func(time.Duration) // time.Sleep: the Enqueue sleeps and the core runs deliveries (yield.go); tests count the calls
 }
 
 // sharedPoll is how often an idle lane looks for deliveries that became
@@ -138,7 +138,7 @@ type job struct {
 // New builds a dispatcher for the targets in cfgs. A target without a
 // client in targets is skipped with a warning; its deliveries wait.
 func New(store queue.Engine, targets *target.Set, cfgs []config.Target, opts Options) *Dispatcher {
-	d := &Dispatcher{store: store, log: opts.Logger, poll: opts.Poll, workers: opts.Workers, rec: opts.Recorder, yield: runtime.Gosched, wait: waitForBacklog}
+	d := &Dispatcher{store: store, log: opts.Logger, poll: opts.Poll, workers: opts.Workers, rec: opts.Recorder, yield: runtime.Gosched, wait: time.Sleep}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
 	}

@@ -102,10 +102,6 @@ const (
 	quickAttempt  = 20 * time.Millisecond
 )
 
-// waitForBacklog is the Dispatcher's wait: the Enqueue's goroutine
-// sleeps for d, and the core runs deliveries.
-func waitForBacklog(d time.Duration) { time.Sleep(d) }
-
 // waitClock is t on a monotonic clock, in nanoseconds since waitEpoch,
 // for lane.quickUntil.
 func waitClock(t time.Time) int64 { return int64(t.Sub(waitEpoch)) }
