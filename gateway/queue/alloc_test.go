@@ -172,6 +172,9 @@ func TestClaimFromTablesAllocs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := s.flushStaged(); err != nil { // written, as a backlog is (stage.go)
+		t.Fatal(err)
+	}
 	if err := s.db.Flush(); err != nil {
 		t.Fatal(err)
 	}

@@ -42,13 +42,24 @@ func TestClaimReadsBacklogFromTables(t *testing.T) {
 			}
 		}
 	}
+	// Each group written at once, as a backlog's are (stage.go), which
+	// keeps the records still pending in the ring.
+	written := func() {
+		t.Helper()
+		if err := s.flushStaged(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	enqueue(0, 300)
+	written()
 	if err := s.db.Flush(); err != nil { // the first 300 in an sstable
 		t.Fatal(err)
 	}
 	enqueue(300, 350) // these in the memtable
+	written()
 	s.recent = newRecent()
 	enqueue(350, 360) // and these in the ring too
+	written()
 
 	first, err := s.Claim(nil, "crm", time.Now(), 100, time.Minute)
 	if err != nil || len(first) != 100 {

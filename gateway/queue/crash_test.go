@@ -3,6 +3,7 @@ package queue
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -54,15 +55,13 @@ func TestHelperProcess(t *testing.T) {
 	os.Exit(0) // never Close: the parent kills us first
 }
 
-// TestCrashLosesNothing kills a process that is enqueueing with SIGKILL and
-// checks that every delivery it acknowledged is in the store afterwards.
-func TestCrashLosesNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("spawns a process")
-	}
-	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "HOOKGATE_QUEUE_CRASH_DIR="+dir)
+// startHelper runs this test binary's test named run in a child process
+// with env added to its environment, and returns it with its standard
+// output; the child is killed when the test ends, if it still runs.
+func startHelper(t *testing.T, run, env string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+run+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -70,6 +69,18 @@ func TestCrashLosesNothing(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, stdout
+}
+
+// TestCrashLosesNothing kills a process that is enqueueing with SIGKILL and
+// checks that every delivery it acknowledged is in the store afterwards.
+func TestCrashLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns a process")
+	}
+	dir := t.TempDir()
+	cmd, stdout := startHelper(t, "TestHelperProcess", "HOOKGATE_QUEUE_CRASH_DIR="+dir)
 	acked := map[string]bool{}
 	sc := bufio.NewScanner(stdout)
 	deadline := time.Now().Add(10 * time.Second)

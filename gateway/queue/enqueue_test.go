@@ -16,7 +16,8 @@ import (
 func TestEnqueueCallsShareBatches(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	dir := t.TempDir()
-	s := openTest(t, dir, Options{Sync: SyncBatch})
+	// "always": with "batch" an Enqueue is staged, not written (stage.go).
+	s := openTest(t, dir, Options{Sync: SyncAlways})
 
 	for i := range 10 {
 		if err := s.Enqueue([]delivery.Delivery{testDelivery(fmt.Sprintf("evt_lone_%d.0", i), "crm", "r")}); err != nil {
@@ -59,7 +60,7 @@ func TestEnqueueCallsShareBatches(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s = openTest(t, dir, Options{Sync: SyncBatch})
+	s = openTest(t, dir, Options{Sync: SyncAlways})
 	defer s.Close()
 	want := map[string]int{"crm": 10 + senders*calls, "sms": senders * calls}
 	for target, n := range want {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"reflect"
 	"strconv"
 	"strings"
@@ -347,15 +346,7 @@ func TestFIFOCrashKeepsOrder(t *testing.T) {
 		t.Skip("spawns a process")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFIFOHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "HOOKGATE_QUEUE_FIFO_CRASH_DIR="+dir)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, stdout := startHelper(t, "TestFIFOHelperProcess", "HOOKGATE_QUEUE_FIFO_CRASH_DIR="+dir)
 	enqueued := map[string]bool{}
 	lastAck := map[string]int{} // per key: the highest index the child acked
 	acks := 0

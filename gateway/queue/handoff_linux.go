@@ -78,7 +78,7 @@ type handoffFile struct {
 //
 // With two or more commits waiting, other requests are under way that the
 // P can serve meanwhile. With none (waiting == 0) the sync is not a
-// commit's own: with sync = "batch", the log's fsync 50 ms after writes
+// commit's own: with sync = "batch", the log's fsync 30 ms after writes
 // (store.go, batchSyncEvery) and a log rotation's (10-15 ms held the P in
 // the async harness, every 300 ms, when the log was synced once a
 // second); a flush's table; the MANIFEST. Nothing bounds how long those

@@ -65,6 +65,13 @@ func (s *Store) Claim(dst []Leased, target string, now time.Time, max int, lease
 		}
 		l := &dst[len(dst)-1]
 		l.Ref, l.seq, l.Attempts, l.EnqueuedAt = Ref(e.claim), e.seq, e.attempts, e.enqueued
+		// Read from its generation while that holds it: staged, or
+		// being written (the write is not visible yet), until the
+		// generation is emptied after the write (stage.go).
+		if e.stGen != nil && e.stGen.epoch.Load() != e.stEpoch {
+			e.stRec, e.stGen = nil, nil // written: let go of the buffer
+		}
+		l.stRec, l.stGen, l.stEpoch = e.stRec, e.stGen, e.stEpoch
 	}
 	s.mu.Unlock()
 	return s.readClaimed(dst, now), nil
@@ -93,8 +100,16 @@ func (s *Store) readClaimed(dst []Leased, now time.Time) []Leased {
 	for i := range dst {
 		l := &dst[i]
 		var err error
-		if ok, rerr := s.recent.get(l.seq, &l.Delivery, s); ok {
-			err = rerr
+		ok := false
+		if l.stGen != nil {
+			ok, err = s.stage.get(l.stGen, l.stEpoch, l.stRec, &l.Delivery, s)
+			l.stRec, l.stGen = nil, nil
+		}
+		if !ok {
+			ok, err = s.recent.get(l.seq, &l.Delivery, s)
+		}
+		if ok {
+			// read (or not decodable: err)
 		} else if it == nil && i == len(dst)-1 {
 			err = s.getRecord(l.seq, &l.Delivery, l.key[:])
 		} else {
@@ -283,9 +298,12 @@ func (s *Store) Ack(ref Ref) error {
 		s.mu.Unlock()
 		return err
 	}
-	seq, attempts, pkey := e.seq, e.attempts, e.pkey
+	seq, attempts, pkey, staged := e.seq, e.attempts, e.pkey, e.staged
 	s.drop(e)
 	s.mu.Unlock()
+	if staged {
+		return nil // never written: nothing to delete
+	}
 
 	if err := s.queueAck(seq, attempts, pkey); err != nil {
 		return fmt.Errorf("queue: ack %d: %w", seq, err)
@@ -311,10 +329,19 @@ func (s *Store) retry(ref Ref, due time.Time, a delivery.Attempt) error {
 		s.mu.Unlock()
 		return err
 	}
-	seq, n, enq, size, name, o := e.seq, e.attempts, e.enqueued, e.size, e.tq.name, e.ordering()
+	seq, n, enq, size, name, o, staged := e.seq, e.attempts, e.enqueued, e.size, e.tq.name, e.ordering(), e.staged
 	e.busy = true
 	s.mu.Unlock()
 
+	if staged {
+		err = s.flushStaged() // its record first: a pending state without one would be lost
+	}
+	if err != nil {
+		s.mu.Lock()
+		e.busy = false
+		s.mu.Unlock()
+		return fmt.Errorf("queue: retry %d: %w", seq, err)
+	}
 	b := s.db.NewBatch()
 	pk, ak := keyOf(kindPending, seq), attemptKeyOf(seq, n)
 	b.Set(pk[:], appendPending(nil, name, due.UnixNano(), enq, size, n+1, &o), nil)

@@ -21,6 +21,10 @@ import (
 // never correctness. A sequence is only ever claimed once its Enqueue has
 // committed, so what put stored before the commit is never served for a
 // write that failed.
+//
+// With sync "batch" a claim of a staged delivery reads its record from
+// its generation instead (stage.go), and the ring gets the records still
+// pending when their generation is written: a backlog's.
 type recent struct {
 	mu    sync.Mutex
 	ring  []byte
