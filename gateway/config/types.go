@@ -106,10 +106,11 @@ const (
 	// QueueSyncAlways fsyncs each acknowledged write before the 202.
 	// Concurrent writes share one fsync (group commit).
 	QueueSyncAlways = "always"
-	// QueueSyncBatch lets the store write its log in the background and
-	// fsync it 50 ms after a write: a crash or power loss can lose about
-	// the last 50 ms of acknowledged events, in exchange for much higher
-	// ingest throughput.
+	// QueueSyncBatch lets the store hold an event in memory for 10-20 ms,
+	// write it then unless its deliveries were made, and fsync its log
+	// 30 ms after a write: a crash or power loss can lose about the last
+	// 50 ms of acknowledged events, in exchange for much higher ingest
+	// throughput.
 	QueueSyncBatch = "batch"
 )
 

@@ -63,7 +63,7 @@ import (
 // join (more fsyncs per event): with
 // waits, the harness's async scenario ran at 0.80x the rate at 1.21x the
 // CPU per event of the build before them (every round 0.78-0.90x), and
-// without them at 1.00x and 0.99x (benchmarks/README.md, thirty-seventh
+// without them at 1.00x and 0.99x (benchmarks/HISTORY.md, thirty-seventh
 // run). The yields stay: they measured neutral with "always" (thirty-
 // second run).
 //

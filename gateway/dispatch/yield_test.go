@@ -201,7 +201,7 @@ func TestEnqueueWaitsOnceForTheTarget(t *testing.T) {
 // only once its fsync is done, shared with the Enqueues that reached the
 // store with it; a wait before the store would take it out of that group
 // commit (async 0.80x the rate at 1.21x the CPU per event side by side,
-// benchmarks/README.md, thirty-seventh run). An Enqueue behind a quick
+// benchmarks/HISTORY.md, thirty-seventh run). An Enqueue behind a quick
 // target's backlog then yields as before and never waits; on a batch
 // store, the same Enqueue waits once.
 func TestNoWaitWhenEachCommitSyncs(t *testing.T) {

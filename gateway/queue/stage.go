@@ -21,15 +21,18 @@ import (
 //   - at the latest two ticks after their Enqueue, in Enqueue order;
 //   - before anything else is written about one of them (a Retry, a dead
 //     letter), so what is on disk never refers to a record that is not;
-//   - before a claim reads one the ring of recent records lost;
 //   - when a generation fills up (stageBytes), and at Close.
+//
+// A claim reads a staged record from its generation, which is emptied
+// only once its write is visible; after that from the ring of recent
+// records, which gets what is written, then from Pebble.
 //
 // What a crash can lose is the staged deliveries (up to 20 ms of them)
 // and what was written since the log's last fsync (batchSyncEvery after
 // a write, 30 ms): about the last 50 ms of acknowledged events, as with
 // sync "batch" before staging. The deliveries of one Enqueue call are in
 // one generation, written in one batch: still all or none. RATIONALE.md,
-// "Staged deliveries (sync = batch)", has the measurements.
+// "Staged deliveries", has the measurements.
 
 // stageEvery is the tick of the staging: a delivery staged during one
 // tick is written at the end of the next one, so it has between one and
@@ -64,9 +67,9 @@ type generation struct {
 }
 
 // stager holds the two generations of staged deliveries and the spare
-// that the next rotation makes the current one. Its fields are under
-// Store.mu (taken before stager.mu, which guards them against the
-// rotation's write).
+// that the next rotation makes the current one. cur, old, spare, ticking
+// and the counts are under Store.mu; a generation's contents are written
+// under Store.mu while it is cur, and emptied under genMu once written.
 type stager struct {
 	// rotateMu serializes rotations: each writes the older generation,
 	// and one generation is written after the other.
