@@ -26,13 +26,12 @@ func (s *Store) Dead(ref Ref, a delivery.Attempt) error {
 		s.mu.Unlock()
 		return err
 	}
-	seq, n, enq, size, tq, o, staged := e.seq, e.attempts, e.enqueued, e.size, e.tq, e.ordering(), e.staged
+	seq, n, enq, size, tq, o := e.seq, e.attempts, e.enqueued, e.size, e.tq, e.ordering()
+	staged, writing := e.staged, e.inGeneration()
 	e.busy = true // as in retry: the entry stays until the write's outcome is known
 	s.mu.Unlock()
 
-	if staged {
-		err = s.flushStaged() // the dead letter is made from its record
-	}
+	err = s.recordFirst(staged, writing) // the dead letter is made from its record
 	if err == nil {
 		err = s.writeDead(seq, n, enq, size, tq.name, o, &a)
 	}

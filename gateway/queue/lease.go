@@ -329,14 +329,13 @@ func (s *Store) retry(ref Ref, due time.Time, a delivery.Attempt) error {
 		s.mu.Unlock()
 		return err
 	}
-	seq, n, enq, size, name, o, staged := e.seq, e.attempts, e.enqueued, e.size, e.tq.name, e.ordering(), e.staged
+	seq, n, enq, size, name, o := e.seq, e.attempts, e.enqueued, e.size, e.tq.name, e.ordering()
+	staged, writing := e.staged, e.inGeneration()
 	e.busy = true
 	s.mu.Unlock()
 
-	if staged {
-		err = s.flushStaged() // its record first: a pending state without one would be lost
-	}
-	if err != nil {
+	// Its record first: a pending state without one would be lost.
+	if err := s.recordFirst(staged, writing); err != nil {
 		s.mu.Lock()
 		e.busy = false
 		s.mu.Unlock()

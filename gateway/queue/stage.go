@@ -167,6 +167,11 @@ func (s *Store) rotate() error {
 	st := s.stage
 	st.rotateMu.Lock()
 	defer st.rotateMu.Unlock()
+	if f := s.failure.Load(); f != nil {
+		// Nothing is written any more: what is staged stays where
+		// claims read it.
+		return f
+	}
 	// flushMu orders this write before the deletes of any ack that finds
 	// one of its deliveries written (acks.go): a delete committed before
 	// its record would let the record come back.
@@ -186,7 +191,6 @@ func (s *Store) rotate() error {
 	st.old, st.cur, st.spare = st.cur, st.spare, nil
 	s.mu.Unlock()
 
-	var err error
 	if len(live) > 0 {
 		b := s.db.NewBatch()
 		for _, it := range live {
@@ -194,7 +198,11 @@ func (s *Store) rotate() error {
 			b.Set(k[:], g.buf[it.at:it.to], nil)
 		}
 		s.batches.Add(1)
-		err = s.commit(b, pebble.NoSync)
+		if err := s.commit(b, pebble.NoSync); err != nil {
+			// The store has failed (health.go): the generation stays
+			// as it is, out of the rotation, so claims still read it.
+			return err
+		}
 		// Pending for longer than a generation: a backlog, whose claims
 		// read the ring from now on.
 		s.recent.mu.Lock()
@@ -212,7 +220,31 @@ func (s *Store) rotate() error {
 	s.mu.Lock()
 	st.spare = g
 	s.mu.Unlock()
-	return err
+	return nil
+}
+
+// inGeneration says whether e's record is still in the generation it was
+// staged in: staged, or being written by a rotation (until its commit is
+// visible and the generation emptied). s.mu held.
+func (e *entry) inGeneration() bool {
+	return e.stGen != nil && e.stGen.epoch.Load() == e.stEpoch
+}
+
+// recordFirst makes sure the record of a delivery that Retry or Dead is
+// about to write more about is committed first; staged and writing are
+// its entry's, as read under s.mu. A staged one is written with
+// everything staged; one a rotation is writing is waited for: that
+// rotation took it under s.mu after taking flushMu, and holds flushMu
+// until its commit is done.
+func (s *Store) recordFirst(staged, writing bool) error {
+	switch {
+	case staged:
+		return s.flushStaged()
+	case writing:
+		s.flushMu.Lock()
+		s.flushMu.Unlock()
+	}
+	return nil
 }
 
 // get decodes into d the staged value v of generation g, taken from an
@@ -264,7 +296,8 @@ func (s *Store) stageLoop() {
 			}
 			s.life.RUnlock()
 			s.mu.Lock()
-			idle := len(st.cur.items) == 0 && len(st.old.items) == 0
+			// Failed, nothing is written any more: no point ticking.
+			idle := len(st.cur.items) == 0 && len(st.old.items) == 0 || s.failure.Load() != nil
 			if idle {
 				st.ticking = false
 			}

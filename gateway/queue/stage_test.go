@@ -198,6 +198,73 @@ func TestStagedClaimAfterItsWrite(t *testing.T) {
 	}
 }
 
+// TestStagedRetryAndDeadWhileWritten: a Retry or a dead letter of a
+// delivery that a rotation has taken for writing, its commit not yet
+// done, waits for that commit: a dead letter is made from the record,
+// and a pending state committed before its record would outlive it in a
+// crash. A large staged backlog makes the write slow enough to land in.
+func TestStagedRetryAndDeadWhileWritten(t *testing.T) {
+	s := openTest(t, t.TempDir(), Options{Sync: SyncBatch})
+	defer s.Close()
+	fill := make([]delivery.Delivery, 100)
+	for i := range fill {
+		fill[i] = testDelivery(fmt.Sprintf("evt_f%d.0", i), "bulk", "r")
+		fill[i].Body = make([]byte, 4000)
+	}
+	for iter := range 20 {
+		for range 4 { // about 1.6 MB staged
+			if err := s.Enqueue(fill); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Enqueue([]delivery.Delivery{testDelivery(fmt.Sprintf("evt_%d.0", iter), "crm", "r")}); err != nil {
+			t.Fatal(err)
+		}
+		ls, err := s.Claim(nil, "crm", time.Now(), 1, time.Minute)
+		if err != nil || len(ls) != 1 {
+			t.Fatalf("claim: %v, %d", err, len(ls))
+		}
+		seq := ls[0].seq
+		done := make(chan error, 1)
+		go func() { done <- s.flushStaged() }()
+		for staged := true; staged; { // until a rotation took it for writing
+			s.mu.Lock()
+			staged = s.entries[seq].staged
+			s.mu.Unlock()
+		}
+		now := time.Now()
+		if iter%2 == 0 {
+			if err := s.Dead(ls[0].Ref, delivery.Attempt{At: now, Status: 400}); err != nil {
+				t.Fatalf("dead letter of a delivery being written: %v", err)
+			}
+		} else {
+			if err := s.Retry(ls[0].Ref, now.Add(time.Hour), delivery.Attempt{At: now}); err != nil {
+				t.Fatal(err)
+			}
+			if !onDisk(t, s, seq) {
+				t.Fatal("a Retry's pending state committed before its record")
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		for {
+			b, err := s.Claim(nil, "bulk", now, 500, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) == 0 {
+				break
+			}
+			for i := range b {
+				if err := s.Ack(b[i].Ref); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
 // TestStagedBurstAndClose: more than two generations' worth of
 // deliveries enqueued at once (each full generation writes the one
 // before it) all survive a Close and a restart, with their bodies.
