@@ -138,6 +138,29 @@ func (s *Store) freeGroup(g *enqGroup) {
 	}
 }
 
+// newStoredLen is the length of the stored value of d, enqueued at now
+// as sequence seq: its first pending state and its record (codec.go,
+// storedWithPending).
+func newStoredLen(d *delivery.Delivery, seq uint64, now int64) int {
+	rl := recordLen(d)
+	o := orderOf(d.Ordered, d.OrderKey, seq)
+	return storedLen(pendingLen(d.Target, dueOf(d, now), now, int64(rl), 0, &o), rl)
+}
+
+// putNewStored writes that stored value into v, newStoredLen bytes, and
+// returns the record's part of it.
+func putNewStored(v []byte, d *delivery.Delivery, seq uint64, now int64) []byte {
+	rl := recordLen(d)
+	o := orderOf(d.Ordered, d.OrderKey, seq)
+	due := dueOf(d, now)
+	pl := pendingLen(d.Target, due, now, int64(rl), 0, &o)
+	p := putStoredHead(v, pl)
+	appendPending(v[p:p], d.Target, due, now, int64(rl), 0, &o)
+	rec := v[p+pl:]
+	encodeRecord(rec, d)
+	return rec
+}
+
 // commitCalls writes the deliveries of calls in one batch and commits it,
 // each as one key: its pending state and its record (codec.go,
 // storedWithPending). Calls go in sequence order (sorted by their first
@@ -156,17 +179,9 @@ func (s *Store) commitCalls(calls []enqCall) error {
 			d := &c.ds[i]
 			seq := c.first + uint64(i)
 			k := keyOf(kindRecord, seq)
-			rl := recordLen(d)
-			o := orderOf(d.Ordered, d.OrderKey, seq)
-			due := dueOf(d, c.now)
-			pl := pendingLen(d.Target, due, c.now, int64(rl), 0, &o)
-			op := b.SetDeferred(len(k), storedLen(pl, rl))
+			op := b.SetDeferred(len(k), newStoredLen(d, seq, c.now))
 			copy(op.Key, k[:])
-			p := putStoredHead(op.Value, pl)
-			appendPending(op.Value[p:p], d.Target, due, c.now, int64(rl), 0, &o)
-			rec := op.Value[p+pl:]
-			encodeRecord(rec, d)
-			s.recent.put(seq, rec)
+			s.recent.put(seq, putNewStored(op.Value, d, seq, c.now))
 			op.Finish()
 		}
 		s.recent.mu.Unlock()

@@ -68,7 +68,7 @@ func (s *Store) Claim(dst []Leased, target string, now time.Time, max int, lease
 		// Read from its generation while that holds it: staged, or
 		// being written (the write is not visible yet), until the
 		// generation is emptied after the write (stage.go).
-		if e.stGen != nil && e.stGen.epoch.Load() != e.stEpoch {
+		if e.stGen != nil && !e.inGeneration() {
 			e.stRec, e.stGen = nil, nil // written: let go of the buffer
 		}
 		l.stRec, l.stGen, l.stEpoch = e.stRec, e.stGen, e.stEpoch
@@ -108,11 +108,11 @@ func (s *Store) readClaimed(dst []Leased, now time.Time) []Leased {
 		if !ok {
 			ok, err = s.recent.get(l.seq, &l.Delivery, s)
 		}
-		if ok {
-			// read (or not decodable: err)
-		} else if it == nil && i == len(dst)-1 {
+		switch {
+		case ok: // read (or not decodable: err)
+		case it == nil && i == len(dst)-1:
 			err = s.getRecord(l.seq, &l.Delivery, l.key[:])
-		} else {
+		default:
 			if it == nil {
 				// Without bounds: each seek is checked against its key,
 				// and bounds would have to outlive the iterator on the

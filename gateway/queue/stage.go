@@ -133,16 +133,9 @@ func (s *Store) stageCall(ds []delivery.Delivery, first uint64, now, size int64)
 	for i := range ds {
 		d := &ds[i]
 		seq := first + uint64(i)
-		rl := recordLen(d)
-		o := orderOf(d.Ordered, d.OrderKey, seq)
-		due := dueOf(d, now)
-		pl := pendingLen(d.Target, due, now, int64(rl), 0, &o)
-		at, n := len(g.buf), storedLen(pl, rl)
+		at, n := len(g.buf), newStoredLen(d, seq, now)
 		g.buf = slices.Grow(g.buf, n)[:at+n] // every byte is written below
-		v := g.buf[at:]
-		p := putStoredHead(v, pl)
-		appendPending(v[p:p], d.Target, due, now, int64(rl), 0, &o)
-		encodeRecord(v[p+pl:], d)
+		putNewStored(g.buf[at:], d, seq, now)
 		g.items = append(g.items, stagedItem{seq: seq, at: at, to: len(g.buf)})
 	}
 	st.staged += uint64(len(ds))
