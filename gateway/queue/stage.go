@@ -84,7 +84,8 @@ type stager struct {
 	ticking bool
 	kick    chan struct{}
 	// Counted for tests and the figures: deliveries staged, and those
-	// written because they were still pending.
+	// written because they were still pending (once their commit is
+	// visible).
 	staged, written uint64
 }
 
@@ -180,7 +181,6 @@ func (s *Store) rotate() error {
 			live = append(live, it)
 		}
 	}
-	st.written += uint64(len(live))
 	st.old, st.cur, st.spare = st.cur, st.spare, nil
 	s.mu.Unlock()
 
@@ -212,6 +212,9 @@ func (s *Store) rotate() error {
 	st.genMu.Unlock()
 	s.mu.Lock()
 	st.spare = g
+	// Counted once visible, so a test that sees the count finds the
+	// records in Pebble.
+	st.written += uint64(len(live))
 	s.mu.Unlock()
 	return nil
 }
