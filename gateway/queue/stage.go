@@ -83,9 +83,9 @@ type stager struct {
 	// empty store wakes it through kick otherwise.
 	ticking bool
 	kick    chan struct{}
-	// Counted for tests and the figures: deliveries staged, and those
-	// written because they were still pending (once their commit is
-	// visible).
+	// Counted for the tests (TestStagedUnderLoad logs them): deliveries
+	// staged, and those written because they were still pending, once
+	// their commit is visible.
 	staged, written uint64
 }
 
